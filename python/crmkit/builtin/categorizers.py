@@ -1,0 +1,3 @@
+"""Built-in categorizers."""
+
+from __future__ import annotations

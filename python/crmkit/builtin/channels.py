@@ -1,0 +1,3 @@
+"""Built-in channels."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Built-in engines."""
+
+from __future__ import annotations

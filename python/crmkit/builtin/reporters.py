@@ -1,0 +1,3 @@
+"""Built-in reporters."""
+
+from __future__ import annotations

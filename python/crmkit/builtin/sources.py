@@ -1,0 +1,3 @@
+"""Built-in sources."""
+
+from __future__ import annotations

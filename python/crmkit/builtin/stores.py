@@ -1,0 +1,3 @@
+"""Built-in stores."""
+
+from __future__ import annotations

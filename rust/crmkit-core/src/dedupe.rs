@@ -1,0 +1,1 @@
+//! Bulk duplicate detection: blocking, comparison, scoring, clustering.

@@ -1,0 +1,15 @@
+//! crmkit-core: the pure-Rust engines behind crmkit.
+//!
+//! This crate has no Python dependency and is tested by `cargo test` alone.
+//! The binding crate (`crmkit-py`) is a thin layer over it.
+//!
+//! - [`normalize`]: bulk normalization of emails, phones and names.
+//! - [`dedupe`]: blocking, comparison, Fellegi-Sunter scoring and clustering.
+//! - [`segments`]: the segment rule language, its compiler and evaluator.
+
+pub mod dedupe;
+pub mod error;
+pub mod normalize;
+pub mod segments;
+
+pub use error::{CoreError, CoreResult};
