@@ -18,6 +18,8 @@ def normalize_emails(
     values: list[str | None], *, strip_plus: bool = False, fold_gmail_dots: bool = False
 ) -> list[str | None]: ...
 
+# -- csv reader ----------------------------------------------------------
+
 # -- dedupe ------------------------------------------------------------------
 
 # -- segments ----------------------------------------------------------------

@@ -7,7 +7,10 @@
 use pyo3::prelude::*;
 
 mod errors;
+mod csvread;
+mod dedupe;
 mod normalize;
+mod segments;
 
 pub use errors::{detach, py_err, to_py_err, Kind};
 
@@ -25,6 +28,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     normalize::register(m)?;
+    csvread::register(m)?;
+    dedupe::register(m)?;
+    segments::register(m)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     Ok(())
 }

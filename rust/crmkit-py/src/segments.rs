@@ -1,0 +1,7 @@
+//! Bindings for `crmkit_core::segments` (see that module).
+
+use pyo3::prelude::*;
+
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}
