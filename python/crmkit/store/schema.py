@@ -1,0 +1,181 @@
+"""The SQLite schema and its migrations.
+
+Each migration is a list of statements applied in one transaction; the
+``meta`` table holds the schema version. Never edit a released migration:
+append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[list[str]] = [
+    # 1: the initial schema
+    [
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE contacts (
+            id INTEGER PRIMARY KEY,
+            email TEXT,
+            first_name TEXT,
+            last_name TEXT,
+            phone TEXT,
+            company TEXT,
+            job_title TEXT,
+            street TEXT,
+            city TEXT,
+            region TEXT,
+            postcode TEXT,
+            country TEXT,
+            birth_date TEXT,
+            lifecycle_stage TEXT,
+            tags TEXT,
+            attrs TEXT,
+            source TEXT,
+            source_file TEXT,
+            source_line INTEGER,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            merged_into INTEGER,
+            erased_at INTEGER
+        )""",
+        "CREATE UNIQUE INDEX contacts_email ON contacts(email) WHERE merged_into IS NULL",
+        "CREATE INDEX contacts_phone ON contacts(phone)",
+        "CREATE INDEX contacts_merged ON contacts(merged_into) WHERE merged_into IS NOT NULL",
+        """CREATE TABLE identities (
+            source TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            contact_id INTEGER NOT NULL,
+            PRIMARY KEY (source, external_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX identities_contact ON identities(contact_id)",
+        """CREATE TABLE attributes (
+            name TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            source TEXT NOT NULL,
+            declared_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE companies (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            domain TEXT UNIQUE,
+            industry TEXT,
+            size INTEGER,
+            country TEXT,
+            attrs TEXT,
+            source TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX companies_name ON companies(name)",
+        """CREATE TABLE interactions (
+            id INTEGER PRIMARY KEY,
+            contact_id INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            channel TEXT,
+            occurred_at INTEGER NOT NULL,
+            amount REAL,
+            subject TEXT,
+            props TEXT,
+            key TEXT UNIQUE,
+            source TEXT,
+            source_file TEXT,
+            source_line INTEGER
+        )""",
+        "CREATE INDEX interactions_contact ON interactions(contact_id, occurred_at)",
+        """CREATE TABLE consents (
+            id INTEGER PRIMARY KEY,
+            contact_id INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('given', 'withdrawn')),
+            source TEXT NOT NULL,
+            evidence TEXT,
+            recorded_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX consents_contact ON consents(contact_id, channel, purpose, id)",
+        """CREATE TABLE suppressions (
+            hash TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (hash, channel)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE segments (
+            name TEXT PRIMARY KEY,
+            rule TEXT,
+            kind TEXT NOT NULL DEFAULT 'dynamic',
+            description TEXT,
+            owner TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE segment_runs (
+            id INTEGER PRIMARY KEY,
+            started_at INTEGER NOT NULL,
+            as_of INTEGER NOT NULL,
+            finished_at INTEGER,
+            summary TEXT
+        )""",
+        """CREATE TABLE memberships (
+            id INTEGER PRIMARY KEY,
+            segment TEXT NOT NULL,
+            contact_id INTEGER NOT NULL,
+            entered_at INTEGER NOT NULL,
+            entered_run INTEGER,
+            exited_at INTEGER,
+            exited_run INTEGER
+        )""",
+        "CREATE INDEX memberships_current ON memberships(segment, contact_id) WHERE exited_at IS NULL",
+        "CREATE INDEX memberships_contact ON memberships(contact_id)",
+        """CREATE TABLE merges (
+            id INTEGER PRIMARY KEY,
+            survivor_id INTEGER NOT NULL,
+            merged_ids TEXT NOT NULL,
+            score REAL,
+            explanation TEXT,
+            provenance TEXT,
+            before TEXT,
+            created_at INTEGER NOT NULL,
+            undone_at INTEGER
+        )""",
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            campaign TEXT,
+            step INTEGER,
+            contact_id INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            provider_id TEXT,
+            error TEXT,
+            payload TEXT,
+            next_attempt_at INTEGER,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX deliveries_status ON deliveries(status, next_attempt_at)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            ids TEXT,
+            details TEXT
+        )""",
+        """CREATE TABLE source_state (
+            name TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            workflow TEXT,
+            started_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            status TEXT NOT NULL,
+            summary TEXT
+        )""",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The schema version this crmkit writes."""

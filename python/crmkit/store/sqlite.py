@@ -1,0 +1,760 @@
+"""The built-in SQLite store: one file, WAL mode, one transaction per batch."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from crmkit.errors import ConfigError, StoreError
+from crmkit.records import (
+    CONTACT_FIELDS,
+    AttributeType,
+    AuditEntry,
+    Consent,
+    ConsentStatus,
+    Contact,
+    Interaction,
+)
+from crmkit.store.base import ContactQuery, UpsertResult
+from crmkit.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+_json_encode = msgspec.json.encode
+_json_decode = msgspec.json.decode
+
+# Built-in contact columns stored as plain TEXT columns (tags and external_id aside).
+_PLAIN: tuple[str, ...] = tuple(f for f in CONTACT_FIELDS if f not in ("tags", "external_id"))
+_CHUNK = 900
+ATTRIBUTE_TYPES: frozenset[str] = frozenset(
+    {"string", "integer", "number", "boolean", "date", "datetime", "list"}
+)
+
+
+def to_epoch(value: Any) -> int | None:
+    """Epoch seconds from a datetime, a number or an ISO-8601 string (UTC if naive)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a time")
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp())
+    raise TypeError(f"not a time: {type(value).__name__}")
+
+
+def from_epoch(value: int | None) -> datetime | None:
+    """A UTC datetime from epoch seconds."""
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+def _path_from_url(url: str) -> Path:
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :])
+    if url.startswith("sqlite://"):
+        return Path(url[len("sqlite://") :])
+    if "://" in url:
+        raise ConfigError(f"not a SQLite URL: {url.split('://', 1)[0]}://…")
+    return Path(url)
+
+
+def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+class SQLiteStore:
+    """A :class:`crmkit.store.Store` in one SQLite file.
+
+    Opening creates the file when missing and migrates the schema. The file is
+    in WAL mode with ``synchronous=NORMAL``; every write method is one
+    transaction unless called inside :meth:`transaction`.
+    """
+
+    def __init__(self, url: str | Path, *, timeout: float = 5.0) -> None:
+        self.path = _path_from_url(str(url))
+        self.url = f"sqlite:///{self.path}"
+        self._depth = 0
+        self._lock = threading.RLock()
+        name = self.path.name
+        if self.path.parent and not self.path.parent.exists():
+            raise StoreError(f"store {self.path}: folder {self.path.parent} does not exist")
+        try:
+            self.conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA temp_store=MEMORY")
+            self.conn.execute("PRAGMA cache_size=-65536")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(_explain(exc, self.path)) from None
+        self._name = name
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def close(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
+            self.conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(_explain(exc, self.path)) from None
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self.conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                self.conn.execute("ROLLBACK")
+                raise StoreError(_explain(exc, self.path)) from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self.transaction():
+                yield self.conn
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(_explain(exc, self.path)) from None
+
+    def schema_version(self) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {current}, newer than this crmkit "
+                f"({SCHEMA_VERSION}): upgrade crmkit"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            with self.transaction():
+                for stmt in MIGRATIONS[version]:
+                    if version == 0 and stmt.startswith("CREATE TABLE IF NOT EXISTS meta"):
+                        continue
+                    self.conn.execute(stmt)
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(version + 1),),
+                )
+
+    # -- contacts --------------------------------------------------------------
+
+    def upsert_contacts(
+        self,
+        columns: Mapping[str, Sequence[Any]],
+        *,
+        key: str,
+        source: str,
+        file: str | None = None,
+        lines: Sequence[int] | None = None,
+    ) -> UpsertResult:
+        if key not in ("email", "external_id"):
+            raise ConfigError(f"upsert key must be 'email' or 'external_id', not {key!r}")
+        if key not in columns:
+            raise ConfigError(f"upsert key {key!r} is not among the columns")
+        n = len(columns[key])
+        for name, col in columns.items():
+            if len(col) != n:
+                raise ConfigError(f"column {name!r} has {len(col)} values, expected {n}")
+        if n == 0:
+            return UpsertResult()
+        now = int(time.time())
+        plain = [f for f in _PLAIN if f in columns]
+        custom = [c for c in columns if c not in CONTACT_FIELDS]
+        keys = columns[key]
+        emails = columns.get("email")
+        ext = columns.get("external_id")
+        tags = columns.get("tags")
+        line_col: Sequence[int | None] = lines if lines is not None else [None] * n
+
+        with self._write() as conn:
+            by_key = self._lookup(conn, key, [k for k in keys if k is not None], source)
+            by_email: dict[str, int] = {}
+            if key != "email" and emails is not None:
+                by_email = self._lookup(conn, "email", [e for e in emails if e is not None], source)
+            next_id = (conn.execute("SELECT COALESCE(MAX(id), 0) FROM contacts").fetchone()[0]) + 1
+
+            ids: list[int | None] = [None] * n
+            created: list[int] = []
+            updated: list[int] = []
+            is_new_row = [False] * n
+            seen_new: set[int] = set()
+            for i in range(n):
+                k = keys[i]
+                if k is None:
+                    continue
+                cid = by_key.get(k)
+                if cid is None and emails is not None and key != "email":
+                    e = emails[i]
+                    if e is not None:
+                        cid = by_email.get(e)
+                if cid is None:
+                    cid = next_id
+                    next_id += 1
+                    by_key[k] = cid
+                    if emails is not None and emails[i] is not None:
+                        by_email[emails[i]] = cid
+                    is_new_row[i] = True
+                    created.append(cid)
+                    seen_new.add(cid)
+                elif cid not in seen_new:
+                    updated.append(cid)
+                ids[i] = cid
+
+            plain_cols = [columns[f] for f in plain]
+            attr_cols = [columns[c] for c in custom]
+
+            def attrs_of(i: int) -> bytes | None:
+                if not custom:
+                    return None
+                d = {c: col[i] for c, col in zip(custom, attr_cols, strict=True) if col[i] is not None}
+                return _json_encode(d) if d else None
+
+            def tags_of(i: int) -> bytes | None:
+                if tags is None or tags[i] is None:
+                    return None
+                return _json_encode(list(tags[i]))
+
+            ins_sql = (
+                f"INSERT INTO contacts(id, {', '.join(plain)}{', ' if plain else ''}tags, attrs, "
+                "source, source_file, source_line, created_at, updated_at) VALUES "
+                f"({', '.join('?' * (len(plain) + 8))})"
+            )
+            sets = ", ".join(f"{f} = COALESCE(?, {f})" for f in plain)
+            upd_sql = (
+                f"UPDATE contacts SET {sets}{', ' if plain else ''}"
+                "tags = COALESCE(?, tags), "
+                "attrs = CASE WHEN ?1 IS NULL THEN attrs ELSE json_patch(COALESCE(attrs, '{}'), ?1) END, "
+                "source = ?, source_file = ?, source_line = ?, updated_at = ? WHERE id = ?"
+            ).replace("?1", f"?{len(plain) + 2}")
+            ins_rows = []
+            upd_rows = []
+            for i in range(n):
+                cid = ids[i]
+                if cid is None:
+                    continue
+                vals = [col[i] for col in plain_cols]
+                if is_new_row[i]:
+                    ins_rows.append(
+                        (cid, *vals, tags_of(i), attrs_of(i), source, file, line_col[i], now, now)
+                    )
+                else:
+                    upd_rows.append(
+                        (*vals, tags_of(i), attrs_of(i), source, file, line_col[i], now, cid)
+                    )
+            if ins_rows:
+                conn.executemany(ins_sql, ins_rows)
+            if upd_rows:
+                conn.executemany(upd_sql, upd_rows)
+            if ext is not None:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO identities(source, external_id, contact_id) VALUES (?, ?, ?)",
+                    [(source, ext[i], ids[i]) for i in range(n) if ext[i] is not None and ids[i] is not None],
+                )
+        return UpsertResult(created=created, updated=updated, ids=ids)
+
+    def _lookup(
+        self, conn: sqlite3.Connection, field: str, values: Sequence[str], source: str | None
+    ) -> dict[str, int]:
+        out: dict[str, int] = {}
+        uniq = list(dict.fromkeys(values))
+        for chunk in _chunks(uniq):
+            marks = ",".join("?" * len(chunk))
+            if field == "external_id":
+                rows = conn.execute(
+                    f"SELECT external_id, contact_id FROM identities WHERE source = ? AND external_id IN ({marks})",
+                    (source, *chunk),
+                ).fetchall()
+            elif field in ("email", "phone"):
+                rows = conn.execute(
+                    f"SELECT {field}, id FROM contacts WHERE merged_into IS NULL AND {field} IN ({marks}) ORDER BY id",
+                    tuple(chunk),
+                ).fetchall()
+            else:
+                raise ConfigError(f"cannot look contacts up by {field!r}")
+            for v, cid in rows:
+                out.setdefault(v, cid)
+        if field == "external_id" and out:
+            resolved = self._resolve(conn, list(out.values()))
+            out = {k: resolved[v] for k, v in out.items()}
+        return out
+
+    def lookup_contacts(
+        self, field: str, values: Sequence[str], *, source: str | None = None
+    ) -> dict[str, int]:
+        return self._lookup(self.conn, field, values, source)
+
+    def _resolve(self, conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, int]:
+        out = {i: i for i in ids}
+        pending = list(dict.fromkeys(ids))
+        for _ in range(64):  # merge chains are short; bound the walk
+            if not pending:
+                break
+            nxt: list[int] = []
+            step: dict[int, int] = {}
+            for chunk in _chunks(pending):
+                marks = ",".join("?" * len(chunk))
+                for cid, target in conn.execute(
+                    f"SELECT id, merged_into FROM contacts WHERE id IN ({marks}) AND merged_into IS NOT NULL",
+                    tuple(chunk),
+                ):
+                    step[cid] = target
+                    nxt.append(target)
+            if not step:
+                break
+            for k, v in out.items():
+                if v in step:
+                    out[k] = step[v]
+            pending = nxt
+        return out
+
+    def resolve_ids(self, ids: Sequence[int]) -> dict[int, int]:
+        return self._resolve(self.conn, ids)
+
+    _SELECT = (
+        "SELECT id, email, first_name, last_name, phone, company, job_title, street, city, "
+        "region, postcode, country, birth_date, lifecycle_stage, tags, attrs, source, "
+        "created_at, updated_at, merged_into FROM contacts"
+    )
+
+    def _contacts(self, rows: list[tuple[Any, ...]]) -> list[Contact]:
+        if not rows:
+            return []
+        idents: dict[int, dict[str, str]] = {}
+        for chunk in _chunks([r[0] for r in rows]):
+            marks = ",".join("?" * len(chunk))
+            for src, ext, cid in self.conn.execute(
+                f"SELECT source, external_id, contact_id FROM identities WHERE contact_id IN ({marks})",
+                tuple(chunk),
+            ):
+                idents.setdefault(cid, {})[src] = ext
+        out = []
+        for r in rows:
+            out.append(
+                Contact(
+                    id=r[0],
+                    email=r[1],
+                    first_name=r[2],
+                    last_name=r[3],
+                    phone=r[4],
+                    company=r[5],
+                    job_title=r[6],
+                    street=r[7],
+                    city=r[8],
+                    region=r[9],
+                    postcode=r[10],
+                    country=r[11],
+                    birth_date=r[12],
+                    lifecycle_stage=r[13],
+                    tags=tuple(_json_decode(r[14])) if r[14] else (),
+                    attributes=_json_decode(r[15]) if r[15] else {},
+                    external_ids=idents.get(r[0], {}),
+                    source=r[16],
+                    created_at=from_epoch(r[17]),
+                    updated_at=from_epoch(r[18]),
+                    merged_into=r[19],
+                )
+            )
+        return out
+
+    def get_contacts(self, ids: Sequence[int]) -> list[Contact]:
+        found: dict[int, tuple[Any, ...]] = {}
+        for chunk in _chunks(list(ids)):
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"{self._SELECT} WHERE id IN ({marks})", tuple(chunk)):
+                found[row[0]] = row
+        return self._contacts([found[i] for i in ids if i in found])
+
+    def find_contacts(self, query: ContactQuery) -> list[Contact]:
+        where: list[str] = []
+        args: list[Any] = []
+        if not query.include_merged:
+            where.append("merged_into IS NULL")
+        if query.email:
+            where.append("email = ?")
+            args.append(query.email.strip().lower())
+        if query.phone:
+            where.append("phone = ?")
+            args.append(query.phone)
+        if query.lifecycle_stage:
+            where.append("lifecycle_stage = ?")
+            args.append(query.lifecycle_stage)
+        if query.text:
+            like = f"%{query.text.strip().lower()}%"
+            where.append(
+                "(lower(COALESCE(first_name,'') || ' ' || COALESCE(last_name,'')) LIKE ? "
+                "OR email LIKE ? OR lower(company) LIKE ? OR lower(city) LIKE ?)"
+            )
+            args.extend([like] * 4)
+        sql = self._SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY id LIMIT ? OFFSET ?"
+        args.extend([query.limit, query.offset])
+        return self._contacts(self.conn.execute(sql, args).fetchall())
+
+    def count_contacts(self, *, include_merged: bool = False) -> int:
+        sql = "SELECT COUNT(*) FROM contacts"
+        if not include_merged:
+            sql += " WHERE merged_into IS NULL"
+        return int(self.conn.execute(sql).fetchone()[0])
+
+    def contact_columns(
+        self, fields: Sequence[str], *, ids: Sequence[int] | None = None
+    ) -> tuple[list[int], dict[str, list[Any]]]:
+        exprs = []
+        for f in fields:
+            if f in _PLAIN or f == "tags":
+                exprs.append(f)
+            elif f == "id":
+                exprs.append("id")
+            else:
+                if not f.replace("_", "").isalnum():
+                    raise ConfigError(f"not an attribute name: {f!r}")
+                exprs.append(f"json_extract(attrs, '$.{f}')")
+        sql = f"SELECT id{', ' if exprs else ''}{', '.join(exprs)} FROM contacts WHERE merged_into IS NULL"
+        rows: list[tuple[Any, ...]]
+        if ids is None:
+            rows = self.conn.execute(sql + " ORDER BY id").fetchall()
+        else:
+            rows = []
+            for chunk in _chunks(list(ids)):
+                marks = ",".join("?" * len(chunk))
+                rows.extend(self.conn.execute(sql + f" AND id IN ({marks})", tuple(chunk)))
+            rows.sort()
+        cols = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(fields) + 1)]
+        out = {f: list(cols[i + 1]) for i, f in enumerate(fields)}
+        if "tags" in out:
+            out["tags"] = [_json_decode(t) if t else [] for t in out["tags"]]
+        types = self.attribute_types()
+        for f in fields:
+            if types.get(f) == "list":
+                out[f] = [_json_decode(v) if isinstance(v, str) else (v or []) for v in out[f]]
+        return list(cols[0]), out
+
+    def set_attributes(self, ids: Sequence[int], columns: Mapping[str, Sequence[Any]]) -> int:
+        plain = [f for f in columns if f in _PLAIN]
+        custom = [c for c in columns if c not in CONTACT_FIELDS]
+        now = int(time.time())
+        rows = []
+        for i, cid in enumerate(ids):
+            vals = [columns[f][i] for f in plain]
+            patch = {c: columns[c][i] for c in custom}
+            rows.append((*vals, _json_encode(patch) if custom else None, now, cid))
+        sets = "".join(f"{f} = ?, " for f in plain)
+        n = len(plain) + 1
+        sql = (
+            f"UPDATE contacts SET {sets}attrs = CASE WHEN ?{n} IS NULL THEN attrs "
+            f"ELSE json_patch(COALESCE(attrs, '{{}}'), ?{n}) END, updated_at = ?{n + 1} WHERE id = ?{n + 2}"
+        )
+        with self._write() as conn:
+            conn.executemany(sql, rows)
+        return len(rows)
+
+    def declare_attributes(self, types: Mapping[str, AttributeType], *, source: str) -> None:
+        now = int(time.time())
+        current = self.attribute_types()
+        for name, typ in types.items():
+            if typ not in ATTRIBUTE_TYPES:
+                raise ConfigError(f"attribute {name!r}: unknown type {typ!r}")
+            if name in CONTACT_FIELDS:
+                raise ConfigError(f"attribute {name!r} is a built-in contact field")
+            if name in current and current[name] != typ:
+                raise ConfigError(
+                    f"attribute {name!r} is declared as {current[name]}, not {typ}"
+                )
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO attributes(name, type, source, declared_at) VALUES (?, ?, ?, ?)",
+                [(n, t, source, now) for n, t in types.items()],
+            )
+
+    def attribute_types(self) -> dict[str, AttributeType]:
+        return dict(self.conn.execute("SELECT name, type FROM attributes ORDER BY name").fetchall())
+
+    # -- companies -------------------------------------------------------------
+
+    def upsert_companies(self, columns: Mapping[str, Sequence[Any]], *, source: str) -> UpsertResult:
+        names = columns.get("name")
+        if names is None:
+            raise ConfigError("companies need a 'name' column")
+        n = len(names)
+        domains = columns.get("domain") or [None] * n
+        fields = [f for f in ("industry", "size", "country") if f in columns]
+        custom = [c for c in columns if c not in ("name", "domain", "industry", "size", "country", "external_id")]
+        now = int(time.time())
+        created: list[int] = []
+        updated: list[int] = []
+        ids: list[int | None] = []
+        with self._write() as conn:
+            for i in range(n):
+                name, dom = names[i], domains[i]
+                if not name:
+                    ids.append(None)
+                    continue
+                if dom:
+                    row = conn.execute("SELECT id FROM companies WHERE domain = ?", (dom,)).fetchone()
+                else:
+                    row = conn.execute(
+                        "SELECT id FROM companies WHERE domain IS NULL AND name = ?", (name,)
+                    ).fetchone()
+                vals = [columns[f][i] for f in fields]
+                attrs = {c: columns[c][i] for c in custom if columns[c][i] is not None}
+                if row is None:
+                    cur = conn.execute(
+                        f"INSERT INTO companies(name, domain, {''.join(f + ', ' for f in fields)}attrs, source, created_at, updated_at) "
+                        f"VALUES (?, ?, {'?, ' * len(fields)}?, ?, ?, ?)",
+                        (name, dom, *vals, _json_encode(attrs) if attrs else None, source, now, now),
+                    )
+                    cid = int(cur.lastrowid or 0)
+                    created.append(cid)
+                else:
+                    cid = int(row[0])
+                    conn.execute(
+                        f"UPDATE companies SET name = ?, {''.join(f + ' = COALESCE(?, ' + f + '), ' for f in fields)}updated_at = ? WHERE id = ?",
+                        (name, *vals, now, cid),
+                    )
+                    updated.append(cid)
+                ids.append(cid)
+        return UpsertResult(created=created, updated=updated, ids=ids)
+
+    def count_companies(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM companies").fetchone()[0])
+
+    # -- interactions ------------------------------------------------------------
+
+    def add_interactions(
+        self,
+        columns: Mapping[str, Sequence[Any]],
+        *,
+        source: str,
+        file: str | None = None,
+        lines: Sequence[int] | None = None,
+    ) -> int:
+        for req in ("contact_id", "kind", "occurred_at"):
+            if req not in columns:
+                raise ConfigError(f"interactions need a {req!r} column")
+        n = len(columns["contact_id"])
+        none = [None] * n
+        channel = columns.get("channel", none)
+        amount = columns.get("amount", none)
+        subject = columns.get("subject", none)
+        props = columns.get("properties", none)
+        keys = columns.get("key", none)
+        line_col = lines if lines is not None else none
+        occurred = [to_epoch(v) for v in columns["occurred_at"]]
+        rows = [
+            (
+                columns["contact_id"][i],
+                columns["kind"][i],
+                channel[i],
+                occurred[i],
+                amount[i],
+                subject[i],
+                _json_encode(props[i]) if props[i] else None,
+                keys[i],
+                source,
+                file,
+                line_col[i],
+            )
+            for i in range(n)
+        ]
+        with self._write() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO interactions(contact_id, kind, channel, occurred_at, amount, "
+                "subject, props, key, source, source_file, source_line) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return conn.total_changes - before
+
+    def timeline(self, contact_id: int, *, limit: int = 50) -> list[Interaction]:
+        rows = self.conn.execute(
+            "SELECT id, contact_id, kind, channel, occurred_at, amount, subject, props, key, source "
+            "FROM interactions WHERE contact_id = ? ORDER BY occurred_at DESC, id DESC LIMIT ?",
+            (contact_id, limit),
+        ).fetchall()
+        return [
+            Interaction(
+                id=r[0],
+                contact_id=r[1],
+                kind=r[2],
+                channel=r[3],
+                occurred_at=from_epoch(r[4]) or datetime.fromtimestamp(0, UTC),
+                amount=r[5],
+                subject=r[6],
+                properties=_json_decode(r[7]) if r[7] else {},
+                key=r[8],
+                source=r[9],
+            )
+            for r in rows
+        ]
+
+    def count_interactions(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM interactions").fetchone()[0])
+
+    def interaction_columns(self, *, kinds: Sequence[str] | None = None) -> dict[str, list[Any]]:
+        sql = (
+            "SELECT i.contact_id, i.kind, i.occurred_at, i.amount FROM interactions i "
+            "JOIN contacts c ON c.id = i.contact_id WHERE c.merged_into IS NULL"
+        )
+        args: list[Any] = []
+        if kinds:
+            sql += f" AND i.kind IN ({','.join('?' * len(kinds))})"
+            args.extend(kinds)
+        rows = self.conn.execute(sql + " ORDER BY i.contact_id, i.occurred_at, i.id", args).fetchall()
+        cols = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
+        return {
+            "contact_id": list(cols[0]),
+            "kind": list(cols[1]),
+            "occurred_at": list(cols[2]),
+            "amount": list(cols[3]),
+        }
+
+    # -- consent ---------------------------------------------------------------
+
+    def record_consents(self, entries: Sequence[Consent]) -> None:
+        now = int(time.time())
+        rows = [
+            (
+                e.contact_id,
+                e.channel,
+                e.purpose,
+                e.status,
+                e.source,
+                e.evidence,
+                to_epoch(e.recorded_at) if e.recorded_at else now,
+            )
+            for e in entries
+        ]
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO consents(contact_id, channel, purpose, status, source, evidence, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def consent_status(
+        self, contact_ids: Sequence[int], *, channel: str, purpose: str
+    ) -> dict[int, ConsentStatus]:
+        out: dict[int, ConsentStatus] = {}
+        for chunk in _chunks(list(contact_ids)):
+            marks = ",".join("?" * len(chunk))
+            for cid, status in self.conn.execute(
+                f"SELECT contact_id, status FROM consents WHERE id IN ("
+                f"SELECT MAX(id) FROM consents WHERE channel = ? AND purpose = ? "
+                f"AND contact_id IN ({marks}) GROUP BY contact_id)",
+                (channel, purpose, *chunk),
+            ):
+                out[cid] = status
+        return out
+
+    # -- state, audit ------------------------------------------------------------
+
+    def get_state(self, name: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT state FROM source_state WHERE name = ?", (name,)).fetchone()
+        return _json_decode(row[0]) if row else None
+
+    def set_state(self, name: str, state: Mapping[str, Any] | None) -> None:
+        with self._write() as conn:
+            if state is None:
+                conn.execute("DELETE FROM source_state WHERE name = ?", (name,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO source_state(name, state, updated_at) VALUES (?, ?, ?)",
+                    (name, _json_encode(dict(state)).decode(), int(time.time())),
+                )
+
+    def audit(
+        self,
+        action: str,
+        *,
+        actor: str,
+        ids: Sequence[int] = (),
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO audit(at, actor, action, ids, details) VALUES (?, ?, ?, ?, ?)",
+                (
+                    int(time.time()),
+                    actor,
+                    action,
+                    _json_encode(list(ids)).decode() if ids else None,
+                    _json_encode(dict(details)).decode() if details else None,
+                ),
+            )
+
+    def audit_log(self, *, limit: int = 100) -> list[AuditEntry]:
+        rows = self.conn.execute(
+            "SELECT id, at, actor, action, ids, details FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [
+            AuditEntry(
+                id=r[0],
+                at=from_epoch(r[1]) or datetime.fromtimestamp(0, UTC),
+                actor=r[2],
+                action=r[3],
+                ids=tuple(_json_decode(r[4])) if r[4] else (),
+                details=_json_decode(r[5]) if r[5] else {},
+            )
+            for r in rows
+        ]
+
+    def iter_table(self, table: str) -> Iterator[tuple[Any, ...]]:
+        known = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if table not in known:
+            raise ConfigError(f"no table {table!r}")
+        order = "rowid" if table not in ("identities", "suppressions") else "1, 2"
+        yield from self.conn.execute(f"SELECT * FROM {table} ORDER BY {order}")
+
+
+def _explain(exc: sqlite3.DatabaseError, path: Path) -> str:
+    msg = str(exc)
+    if "locked" in msg or "busy" in msg:
+        return f"store {path} is locked by another process; try again when it finishes"
+    if "readonly" in msg or "read-only" in msg:
+        return f"store {path} is read-only; check the file's permissions"
+    if "unable to open" in msg:
+        return f"store {path} cannot be opened; check that the folder exists and is writable"
+    if "not a database" in msg or "malformed" in msg:
+        return f"store {path} is not a crmkit SQLite store (or it is damaged)"
+    return f"store {path}: {msg}"
