@@ -174,6 +174,23 @@ class Store(Protocol):
     ) -> dict[int, ConsentStatus]:
         """The latest consent per contact for (channel, purpose); absent when none."""
 
+    # -- outbox ------------------------------------------------------------------
+
+    def enqueue_deliveries(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Add outbox rows (``key``, ``campaign``, ``step``, ``contact_id``, ``channel``,
+        ``payload``) as ``queued``; a key already present is left alone. Returns how many are new."""
+
+    def queued_deliveries(
+        self, *, campaign: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Queued outbox rows, oldest first."""
+
+    def update_deliveries(self, updates: Sequence[Mapping[str, Any]]) -> None:
+        """Set ``status`` (and ``provider_id``, ``error``) of deliveries by ``key``."""
+
+    def delivery_counts(self, *, campaign: str | None = None) -> dict[str, int]:
+        """Deliveries per status."""
+
     # -- source state, runs, audit ------------------------------------------------
 
     def get_state(self, name: str) -> dict[str, Any] | None:

@@ -687,6 +687,53 @@ class SQLiteStore:
                 out[cid] = status
         return out
 
+    # -- outbox ------------------------------------------------------------------
+
+    def enqueue_deliveries(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        now = int(time.time())
+        with self._write() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO deliveries(key, campaign, step, contact_id, channel, status, "
+                "payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                [
+                    (r["key"], r.get("campaign"), r.get("step", 0), r["contact_id"], r["channel"],
+                     _json_encode(r.get("payload")).decode(), now, now)
+                    for r in rows
+                ],
+            )
+            return conn.total_changes - before
+
+    def queued_deliveries(self, *, campaign: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        sql = "SELECT id, key, campaign, contact_id, channel, payload, attempts FROM deliveries WHERE status = 'queued'"
+        args: list[Any] = []
+        if campaign is not None:
+            sql += " AND campaign = ?"
+            args.append(campaign)
+        rows = self.conn.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+        return [
+            {"id": r[0], "key": r[1], "campaign": r[2], "contact_id": r[3], "channel": r[4],
+             "payload": _json_decode(r[5]) if r[5] else None, "attempts": r[6]}
+            for r in rows
+        ]
+
+    def update_deliveries(self, updates: Sequence[Mapping[str, Any]]) -> None:
+        now = int(time.time())
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE deliveries SET status = ?, provider_id = COALESCE(?, provider_id), error = ?, "
+                "attempts = attempts + ?, updated_at = ? WHERE key = ?",
+                [(u["status"], u.get("provider_id"), u.get("error"), u.get("attempt", 1), now, u["key"]) for u in updates],
+            )
+
+    def delivery_counts(self, *, campaign: str | None = None) -> dict[str, int]:
+        sql = "SELECT status, COUNT(*) FROM deliveries"
+        args: tuple[Any, ...] = ()
+        if campaign is not None:
+            sql += " WHERE campaign = ?"
+            args = (campaign,)
+        return dict(self.conn.execute(sql + " GROUP BY status", args).fetchall())
+
     # -- state, audit ------------------------------------------------------------
 
     def get_state(self, name: str) -> dict[str, Any] | None:

@@ -1,0 +1,404 @@
+"""Ingest: source batches → typed, normalized columns → the store.
+
+For each batch the host converts custom attributes to their declared (or
+inferred) types, normalizes emails, phones, names, countries and postcodes in
+Rust over whole columns, and writes the batch together with the source's
+checkpoint in one transaction. An interrupted import re-run therefore resumes
+after the last committed batch and ends with the same store a clean run gives.
+
+Nothing is dropped silently: every row not imported, and every value not kept,
+is written to the reject file with its file, line, field and reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from crmkit.errors import ConfigError, CrmkitError
+from crmkit.mapping import convert, infer_type
+from crmkit.records import (
+    CONTACT_FIELDS,
+    INTERACTION_FIELDS,
+    AttributeType,
+    Batch,
+    Checkpoint,
+    Reject,
+)
+from crmkit.store.sqlite import to_epoch
+
+if TYPE_CHECKING:
+    from crmkit.kernel import Kernel
+    from crmkit.kinds import Source
+
+_NORMALIZED = ("email", "phone", "first_name", "last_name", "country", "postcode")
+_TEXT_FIELDS = tuple(f for f in CONTACT_FIELDS if f != "tags")
+
+
+class IngestReport(msgspec.Struct, kw_only=True):
+    """What one import did (counts only: no personal data)."""
+
+    source: str
+    kind: str | None = None
+    file: str | None = None
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    interactions_added: int = 0
+    companies: int = 0
+    rejected_rows: int = 0
+    dropped_values: int = 0
+    resumed: bool = False
+    dry_run: bool = False
+    attribute_types: dict[str, str] = msgspec.field(default_factory=dict)
+    inferred: list[str] = msgspec.field(default_factory=list)
+    rejects_path: str | None = None
+
+
+class _Rollback(Exception):
+    """Raised to roll a dry run back."""
+
+
+class RejectWriter:
+    """Appends rejects to a CSV file, created on the first reject."""
+
+    HEADER = ("file", "line", "field", "reason", "action")
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fh: Any = None
+        self._writer: Any = None
+        self.rows = 0
+        self.values = 0
+
+    def add(self, reject: Reject, action: str) -> None:
+        if action == "row skipped":
+            self.rows += 1
+        else:
+            self.values += 1
+        if self.path is None:
+            return
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("w", newline="", encoding="utf-8")
+            self._writer = csv.writer(self._fh)
+            self._writer.writerow(self.HEADER)
+        self._writer.writerow(
+            (reject.file or "", reject.line, reject.field or "", reject.reason, action)
+        )
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def _str_or_none(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        s = v.strip()
+        return s or None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    return msgspec.json.encode(v).decode()
+
+
+class Ingester:
+    """Runs one source into the kernel's store. Use :meth:`Kernel.ingest`."""
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        source: Source,
+        *,
+        name: str,
+        key: str = "email",
+        attributes: Mapping[str, AttributeType] | None = None,
+        rejects: Path | None = None,
+        dry_run: bool = False,
+        full: bool = False,
+        list_separator: str = ";",
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        if key not in ("email", "external_id"):
+            raise ConfigError(f"key must be 'email' or 'external_id', not {key!r}")
+        self.kernel = kernel
+        self.store = kernel.store
+        self.source = source
+        self.name = name
+        self.key = key
+        self.declared = dict(attributes or {})
+        self.dry_run = dry_run
+        self.full = full
+        self.list_separator = list_separator
+        self.on_batch = on_batch
+        self.rejects = RejectWriter(rejects)
+        self.report = IngestReport(
+            source=name, dry_run=dry_run, rejects_path=str(rejects) if rejects else None
+        )
+        self.region = kernel.settings.default_region
+
+    # -- the loop --------------------------------------------------------------
+
+    def run(self) -> IngestReport:
+        state_key = f"source:{self.name}"
+        state = None if self.full else self.store.get_state(state_key)
+        self.report.resumed = bool(state)
+        try:
+            if self.dry_run:
+                try:
+                    with self.store.transaction():
+                        self._loop(state, state_key)
+                        raise _Rollback
+                except _Rollback:
+                    pass
+            else:
+                self._loop(state, state_key)
+                self.store.audit(
+                    "import",
+                    actor=f"source:{self.name}",
+                    details={
+                        "rows": self.report.rows,
+                        "created": self.report.created,
+                        "updated": self.report.updated,
+                        "interactions": self.report.interactions_added,
+                        "rejected": self.report.rejected_rows,
+                    },
+                )
+        finally:
+            self.rejects.close()
+        self.report.rejected_rows = self.rejects.rows
+        self.report.dropped_values = self.rejects.values
+        if self.rejects.rows == 0 and self.rejects.values == 0:
+            self.report.rejects_path = None
+        return self.report
+
+    def _items(self, state: Mapping[str, Any] | None) -> Iterator[Batch | Checkpoint]:
+        try:
+            yield from self.source.read(state)
+        except CrmkitError:
+            raise
+        except Exception as exc:
+            from crmkit.errors import PluginError
+
+            raise PluginError(self.source.name, f"source failed while reading: {exc}") from exc
+
+    def _loop(self, state: Mapping[str, Any] | None, state_key: str) -> None:
+        pending: Batch | None = None
+        for item in self._items(state):
+            if isinstance(item, Checkpoint):
+                self._commit(pending, item.state, state_key)
+                pending = None
+            elif isinstance(item, Batch):
+                if pending is not None:
+                    self._commit(pending, None, state_key)
+                pending = item
+            else:
+                from crmkit.errors import PluginError
+
+                raise PluginError(self.source.name, f"read() yielded {type(item).__name__}")
+        if pending is not None:
+            self._commit(pending, None, state_key)
+
+    def _commit(self, batch: Batch | None, state: Mapping[str, Any] | None, state_key: str) -> None:
+        created: list[int] = []
+        updated: list[int] = []
+        with self.store.transaction():
+            if batch is not None:
+                self.report.kind = batch.kind
+                self.report.file = batch.file
+                self.report.rows += len(batch) + len(batch.rejects)
+                for r in batch.rejects:
+                    self.rejects.add(r, "row skipped")
+                if batch.kind == "contacts":
+                    created, updated = self._contacts(batch)
+                elif batch.kind == "interactions":
+                    self._interactions(batch)
+                elif batch.kind == "companies":
+                    res = self.store.upsert_companies(batch.columns, source=self.name)
+                    self.report.companies += len(res.created) + len(res.updated)
+            if state is not None:
+                self.store.set_state(state_key, state)
+        if created or updated:
+            self.kernel.hooks.contacts_upserted(self.kernel, created, updated, self.name)
+        if self.on_batch is not None and batch is not None:
+            self.on_batch(len(batch))
+
+    # -- contacts --------------------------------------------------------------
+
+    def _types_for(self, batch: Batch, custom: Sequence[str]) -> dict[str, AttributeType]:
+        known = self.store.attribute_types()
+        types: dict[str, AttributeType] = {}
+        new: dict[str, AttributeType] = {}
+        for c in custom:
+            if c in self.declared:
+                types[c] = self.declared[c]
+            elif c in known:
+                types[c] = known[c]
+            else:
+                types[c] = infer_type(batch.columns[c][:1000])
+                self.report.inferred.append(c)
+            if known.get(c) != types[c]:
+                new[c] = types[c]
+        if new:
+            self.store.declare_attributes(new, source=self.name)
+        self.report.attribute_types.update(types)
+        return types
+
+    def _contacts(self, batch: Batch) -> tuple[list[int], list[int]]:
+        from crmkit import _core
+
+        n = len(batch)
+        cols: dict[str, list[Any]] = {}
+        file = batch.file
+        bad_row = [False] * n
+
+        def drop(i: int, field: str, reason: str) -> None:
+            self.rejects.add(Reject(file=file, line=batch.lines[i], field=field, reason=reason), "value dropped")
+
+        for f in _TEXT_FIELDS:
+            if f in batch.columns:
+                cols[f] = [_str_or_none(v) for v in batch.columns[f]]
+        if "tags" in batch.columns:
+            cols["tags"] = [convert(v, "list", list_separator=self.list_separator) for v in batch.columns["tags"]]
+        custom = [c for c in batch.columns if c not in CONTACT_FIELDS]
+        types = self._types_for(batch, custom)
+        for c in custom:
+            typ = types[c]
+            out: list[Any] = []
+            for i, v in enumerate(batch.columns[c]):
+                try:
+                    out.append(convert(v, typ, list_separator=self.list_separator))
+                except ValueError as exc:
+                    drop(i, c, str(exc))
+                    out.append(None)
+            cols[c] = out
+
+        to_norm = {f: cols[f] for f in _NORMALIZED if f in cols}
+        if to_norm:
+            normalized, issues = _core.normalize_contact_columns(to_norm, default_region=self.region)
+            cols.update(normalized)
+            for i, field, reason in issues:
+                if field == self.key:
+                    bad_row[i] = True
+                    self.rejects.add(
+                        Reject(file=file, line=batch.lines[i], field=field, reason=f"{reason} (the upsert key)"),
+                        "row skipped",
+                    )
+                else:
+                    drop(i, field, reason)
+        if self.key not in cols:
+            raise ConfigError(
+                f"{file or self.name}: no column maps to the upsert key {self.key!r}; "
+                "map one with columns = {\"<header>\" = \"" + self.key + "\"} or choose another key"
+            )
+        keys = cols[self.key]
+        for i in range(n):
+            if keys[i] is None and not bad_row[i]:
+                bad_row[i] = True
+                self.rejects.add(
+                    Reject(file=file, line=batch.lines[i], field=self.key, reason=f"missing {self.key} (the upsert key)"),
+                    "row skipped",
+                )
+        if any(bad_row):
+            keys = cols[self.key] = [None if bad_row[i] else k for i, k in enumerate(keys)]
+        res = self.store.upsert_contacts(
+            cols, key=self.key, source=self.name, file=file, lines=batch.lines
+        )
+        self.report.created += len(res.created)
+        self.report.updated += len(res.updated)
+        return res.created, res.updated
+
+    # -- interactions ----------------------------------------------------------
+
+    def _interactions(self, batch: Batch) -> None:
+        from crmkit import _core
+
+        n = len(batch)
+        c = batch.columns
+        file = batch.file
+        lines = batch.lines
+        none: list[Any] = [None] * n
+        emails_raw = [_str_or_none(v) for v in c.get("contact_email", none)]
+        emails = _core.normalize_emails(emails_raw)
+        ext_ids = [_str_or_none(v) for v in c.get("contact_external_id", none)]
+        by_email = self.store.lookup_contacts("email", [e for e in emails if e])
+        by_ext = (
+            self.store.lookup_contacts("external_id", [e for e in ext_ids if e], source=self.name)
+            if any(ext_ids)
+            else {}
+        )
+        extra = [k for k in c if k not in INTERACTION_FIELDS]
+        out: dict[str, list[Any]] = {
+            "contact_id": [], "kind": [], "occurred_at": [], "channel": [], "amount": [],
+            "subject": [], "properties": [], "key": [],
+        }
+        keep_lines: list[int] = []
+        kinds = c.get("kind", none)
+        times = c.get("occurred_at", none)
+        amounts = c.get("amount", none)
+        channels = c.get("channel", none)
+        subjects = c.get("subject", none)
+        ids = c.get("external_id", none)
+
+        def reject(i: int, field: str, reason: str) -> None:
+            self.rejects.add(Reject(file=file, line=lines[i], field=field, reason=reason), "row skipped")
+
+        for i in range(n):
+            cid = by_email.get(emails[i]) if emails[i] else None
+            if cid is None and ext_ids[i]:
+                cid = by_ext.get(ext_ids[i])
+            if cid is None:
+                if emails_raw[i] and not emails[i]:
+                    reject(i, "contact_email", "not an email address")
+                elif emails_raw[i] or ext_ids[i]:
+                    reject(i, "contact_email", "no contact with this email or id")
+                else:
+                    reject(i, "contact_email", "no contact reference (email or contact id)")
+                continue
+            kind = _str_or_none(kinds[i])
+            if not kind:
+                reject(i, "kind", "missing kind")
+                continue
+            try:
+                ts = to_epoch(times[i])
+            except (TypeError, ValueError):
+                reject(i, "occurred_at", "not a date-time (ISO 8601)")
+                continue
+            if ts is None:
+                reject(i, "occurred_at", "missing occurred_at")
+                continue
+            amount = None
+            if amounts[i] not in (None, ""):
+                try:
+                    amount = float(amounts[i])
+                except (TypeError, ValueError):
+                    reject(i, "amount", "not a number")
+                    continue
+            props = {k: c[k][i] for k in extra if c[k][i] is not None}
+            ext = _str_or_none(ids[i])
+            if ext:
+                key = f"{self.name}:{ext}"
+            else:
+                basis = f"{cid}|{kind}|{ts}|{amount}|{subjects[i]}|{sorted(props.items())}"
+                key = f"{self.name}:h:{hashlib.sha1(basis.encode()).hexdigest()}"
+            out["contact_id"].append(cid)
+            out["kind"].append(kind.lower())
+            out["occurred_at"].append(ts)
+            out["channel"].append(_str_or_none(channels[i]))
+            out["amount"].append(amount)
+            out["subject"].append(_str_or_none(subjects[i]))
+            out["properties"].append(props or None)
+            out["key"].append(key)
+            keep_lines.append(lines[i])
+        if out["contact_id"]:
+            self.report.interactions_added += self.store.add_interactions(
+                out, source=self.name, file=file, lines=keep_lines
+            )

@@ -1,0 +1,242 @@
+"""The Kernel: the facade that embedding applications and the CLI use.
+
+Example::
+
+    from crmkit import Kernel
+
+    with Kernel.open("crm.db") as k:
+        report = k.import_file("contacts.csv")
+        print(report.created, "new contacts")
+        for c in k.find_contacts("smith"):
+            print(c.id, c.display_name)
+        k.run_workflow("workflow.toml")
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from crmkit.errors import ConfigError, NotFoundError
+from crmkit.ingest import IngestReport, Ingester
+from crmkit.kinds import Categorizer, Report, Reporter, Source
+from crmkit.plugins import Hooks, PluginManager, Registry, make_plugin_manager
+from crmkit.records import AttributeType, Contact, Interaction
+from crmkit.settings import Settings, load_settings
+from crmkit.store.base import ContactQuery, Store
+
+
+class Kernel:
+    """One customer base: settings, plugins, a store and the services over them.
+
+    Create with :meth:`open`; close with :meth:`close` or a ``with`` block.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        manager: PluginManager | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.manager = manager or make_plugin_manager(self.settings)
+        self.registry = Registry(self.manager, strict=self.settings.strict_plugins)
+        self.hooks = Hooks(self.manager)
+        self._store = store
+
+    @classmethod
+    def open(cls, db: str | Path | None = None, **settings: Any) -> Kernel:
+        """A kernel over the store at ``db`` (a path or URL; default from settings)."""
+        return cls(load_settings(db=db, **settings))
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The store, opened (and migrated) on first use."""
+        if self._store is None:
+            self._store = self.open_store(self.settings.store_url)
+        return self._store
+
+    def open_store(self, url: str) -> Store:
+        """Open a store through the backend registered for the URL's scheme."""
+        scheme = url.split("://", 1)[0] if "://" in url else "sqlite"
+        for name in self.registry.names("store"):
+            reg = self.registry.get("store", name)
+            if scheme in getattr(reg.cls, "schemes", ()):
+                backend = self.registry.create("store", name, {})
+                store: Store = backend.open(url)
+                return store
+        raise ConfigError(f"no store backend for {scheme}:// URLs (is its plugin installed?)")
+
+    def close(self) -> None:
+        """Close the store."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plugins ---------------------------------------------------------------
+
+    def plugin(self, kind: str, use: str, config: Mapping[str, Any] | None = None, *,
+               base_dir: Path | None = None, where: str = "") -> Any:
+        """A configured instance of plugin ``use`` of ``kind`` (source, channel, …)."""
+        return self.registry.create(kind, use, config or {}, base_dir=base_dir, kernel=self, where=where)
+
+    # -- ingest ----------------------------------------------------------------
+
+    def ingest(
+        self,
+        source: Source,
+        *,
+        name: str | None = None,
+        key: str = "email",
+        attributes: Mapping[str, AttributeType] | None = None,
+        rejects: str | Path | None = None,
+        dry_run: bool = False,
+        full: bool = False,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> IngestReport:
+        """Import everything new from ``source`` into the store.
+
+        ``name`` identifies the source across runs (its checkpoint and its
+        identities); ``key`` is the upsert key (``email`` or ``external_id``);
+        ``rejects`` is the CSV file that lists every row or value not imported;
+        ``full`` ignores the checkpoint and reads everything again.
+        """
+        ing = Ingester(
+            self,
+            source,
+            name=name or source.name,
+            key=key,
+            attributes=attributes,
+            rejects=Path(rejects) if rejects else None,
+            dry_run=dry_run,
+            full=full,
+            on_batch=on_batch,
+        )
+        return ing.run()
+
+    def import_file(
+        self,
+        path: str | Path,
+        *,
+        kind: str | None = None,
+        format: str | None = None,
+        key: str = "email",
+        preset: str | None = None,
+        columns: Mapping[str, str] | None = None,
+        rejects: str | Path | None = None,
+        dry_run: bool = False,
+        name: str | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> IngestReport:
+        """Import one CSV or JSONL file; the format is guessed from its name and contents."""
+        p = Path(path)
+        fmt = format or guess_format(p)
+        config: dict[str, Any] = {"path": str(p.resolve())}
+        if kind:
+            config["kind"] = kind
+        if preset:
+            config["preset"] = preset
+        if columns:
+            config["columns"] = dict(columns)
+        source = self.plugin("source", fmt, config)
+        if rejects is None:
+            rejects = p.with_name(p.name + ".rejects.csv")
+        return self.ingest(
+            source, name=name or f"file:{p.name}", key=key, rejects=rejects, dry_run=dry_run, on_batch=on_batch
+        )
+
+    # -- contacts --------------------------------------------------------------
+
+    def find_contacts(self, text: str | None = None, *, limit: int = 50, offset: int = 0,
+                      **filters: Any) -> list[Contact]:
+        """Live contacts matching ``text`` (name, email, company, city) and filters."""
+        return self.store.find_contacts(ContactQuery(text=text, limit=limit, offset=offset, **filters))
+
+    def contact(self, contact_id: int) -> Contact:
+        """One contact by id; a merged id resolves to its survivor."""
+        live = self.store.resolve_ids([contact_id]).get(contact_id, contact_id)
+        found = self.store.get_contacts([live])
+        if not found:
+            raise NotFoundError(f"no contact with id {contact_id}")
+        return found[0]
+
+    def timeline(self, contact_id: int, *, limit: int = 50) -> list[Interaction]:
+        """A contact's interactions, newest first."""
+        return self.store.timeline(self.contact(contact_id).id, limit=limit)
+
+    # -- categorize ------------------------------------------------------------
+
+    def categorize(self, uses: Sequence[str | tuple[str, Mapping[str, Any]]] | None = None,
+                   *, as_of: float | None = None) -> dict[str, int]:
+        """Run categorizers over the whole base; returns contacts updated per categorizer."""
+        from crmkit.snapshot import build_snapshot
+
+        items: list[tuple[str, Mapping[str, Any]]] = []
+        for u in uses if uses is not None else self.registry.names("categorizer"):
+            items.append((u, {}) if isinstance(u, str) else (u[0], u[1]))
+        out: dict[str, int] = {}
+        for use, cfg in items:
+            cat: Categorizer = self.plugin("categorizer", use, cfg)
+            snap = build_snapshot(self.store, as_of=as_of)
+            cols = cat.categorize(snap)
+            declared = {k: v for k, v in cat.produces.items() if k != "lifecycle_stage"}
+            with self.store.transaction():
+                if declared:
+                    self.store.declare_attributes(declared, source=f"categorizer:{use}")
+                out[use] = self.store.set_attributes(snap.ids, cols)
+        return out
+
+    # -- reports ---------------------------------------------------------------
+
+    def report(self, name: str = "summary") -> Report:
+        """A named report as plain data (see :mod:`crmkit.reports`)."""
+        from crmkit.reports import build_report
+
+        return build_report(self, name)
+
+    def render(self, report: Report, use: str = "terminal", config: Mapping[str, Any] | None = None,
+               *, out: Any = None, base_dir: Path | None = None) -> None:
+        """Render a report with reporter plugin ``use``."""
+        reporter: Reporter = self.plugin("reporter", use, config or {}, base_dir=base_dir)
+        reporter.render(report, out)
+
+    # -- workflows -------------------------------------------------------------
+
+    def run_workflow(self, path: str | Path, *, dry_run: bool = False,
+                     progress: Any = None) -> dict[str, Any]:
+        """Validate then run a workflow file; returns a summary of each step."""
+        from crmkit.workflow import load_workflow, run_workflow
+
+        wf = load_workflow(Path(path), self.registry)
+        return run_workflow(self, wf, dry_run=dry_run, progress=progress)
+
+    @staticmethod
+    def new_run_id() -> str:
+        """A fresh run id."""
+        return uuid.uuid4().hex[:12]
+
+
+def guess_format(path: Path) -> str:
+    """``csv`` or ``jsonl`` from a file's name, else from its first bytes."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix in (".csv", ".tsv", ".txt"):
+        return "csv"
+    try:
+        with path.open("rb") as f:
+            head = f.read(256).lstrip()
+    except OSError:
+        return "csv"
+    return "jsonl" if head.startswith(b"{") else "csv"

@@ -1,0 +1,81 @@
+"""``crmkit init``: a starter workflow, a template and sample data in a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from crmkit.errors import ConfigError
+
+WORKFLOW = """\
+# crmkit quickstart workflow: import, categorize, reach, report.
+# Run it with:  crmkit run workflow.toml   (safe to re-run)
+
+[store]
+url = "crmkit.db"                 # a SQLite file beside this workflow
+
+[attributes]                      # custom attribute types (others are inferred)
+plan = "string"
+newsletter = "boolean"
+signed_up = "date"
+
+[[sources]]
+use = "csv"
+name = "contacts"
+path = "data/contacts.csv"
+key = "email"                      # upsert on the normalized email
+
+[[sources]]
+use = "csv"
+name = "companies"
+path = "data/companies.csv"
+kind = "companies"
+
+[[sources]]
+use = "jsonl"
+name = "interactions"
+path = "data/interactions.jsonl"
+kind = "interactions"
+
+[[categorize]]
+use = "lifecycle"
+active_days = 180
+churn_days = 365
+
+[[campaigns]]
+name = "welcome-back"
+channel = "file"
+where = { lifecycle_stage = "at_risk" }
+subject = "We miss you, {{ contact.first_name or 'friend' }}"
+template = "templates/welcome_back.txt"
+channel_config = { path = "out/outbox.jsonl" }
+
+[[reports]]
+use = "terminal"
+"""
+
+TEMPLATE = """\
+Hello {{ contact.first_name or 'there' }},
+
+It has been a while since your last order. Here is 10% off your next one.
+
+The team
+"""
+
+
+def write_starter(folder: Path, *, contacts: int = 3000, seed: int = 42, force: bool = False) -> list[Path]:
+    """Write ``workflow.toml``, a template and generated sample data into ``folder``."""
+    from crmkit.sample import generate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wf = folder / "workflow.toml"
+    if wf.exists() and not force:
+        raise ConfigError(f"{wf} exists; use --force to overwrite")
+    wf.write_text(WORKFLOW, encoding="utf-8")
+    tdir = folder / "templates"
+    tdir.mkdir(exist_ok=True)
+    (tdir / "welcome_back.txt").write_text(TEMPLATE, encoding="utf-8")
+    info = generate(folder / "data", contacts=contacts, seed=seed)
+    written = [wf, tdir / "welcome_back.txt"]
+    written.extend(sorted((folder / "data").iterdir()))
+    _ = info
+    return written
