@@ -64,8 +64,13 @@ def _progress_bar(label: str) -> tuple[Callable[[int], None], Callable[[], None]
         return (lambda n: None), (lambda: None)
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} rows"),
-                    TimeElapsedColumn(), transient=True)
+    prog = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        transient=True,
+    )
     task = prog.add_task(label, total=None)
     prog.start()
     return (lambda n: prog.advance(task, n)), prog.stop
@@ -75,7 +80,9 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
     """Build the command group; plugins add commands through ``crmkit_register_commands``."""
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-    @click.option("--db", envvar="CRMKIT_DB", help="The store (SQLite path or URL). Default ./crmkit.db.")
+    @click.option(
+        "--db", envvar="CRMKIT_DB", help="The store (SQLite path or URL). Default ./crmkit.db."
+    )
     @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
     @click.version_option(package_name="crmkit")
     @click.pass_context
@@ -86,7 +93,9 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
 
     @cli.command()
     @click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
-    @click.option("--contacts", default=3000, show_default=True, help="Sample contacts to generate.")
+    @click.option(
+        "--contacts", default=3000, show_default=True, help="Sample contacts to generate."
+    )
     @click.option("--seed", default=42, show_default=True)
     @click.option("--force", is_flag=True, help="Overwrite existing files.")
     def init(folder: Path, contacts: int, seed: int, force: bool) -> None:
@@ -100,13 +109,14 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
 
     @cli.command()
     @click.argument("workflow", type=click.Path(dir_okay=False, path_type=Path))
-    @click.option("--dry-run", is_flag=True, help="Validate and show what would change; write nothing.")
+    @click.option(
+        "--dry-run", is_flag=True, help="Validate and show what would change; write nothing."
+    )
     @click.option("--check", is_flag=True, help="Only validate the file.")
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_obj
     def run(obj: Ctx, workflow: Path, dry_run: bool, check: bool, as_json: bool) -> None:
         """Validate WORKFLOW, then run its steps (safe to re-run)."""
-        from crmkit.kernel import Kernel
         from crmkit.plugins import Registry, make_plugin_manager
         from crmkit.settings import load_settings
         from crmkit.workflow import load_workflow, run_workflow
@@ -129,7 +139,11 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
         def show(info: dict[str, Any]) -> None:
             if as_json:
                 return
-            details = ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("step",) and v not in (None, {}, ""))
+            details = ", ".join(
+                f"{k}={v}"
+                for k, v in info.items()
+                if k not in ("step",) and v not in (None, {}, "")
+            )
             click.echo(f"✓ {info['step']}: {details}", err=False)
 
         summary = run_workflow(kernel, wf, dry_run=dry_run, progress=show)
@@ -138,17 +152,41 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
 
     @cli.command("import")
     @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-    @click.option("--kind", type=click.Choice(["contacts", "companies", "interactions"]), help="Guessed when omitted.")
-    @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Guessed when omitted.")
-    @click.option("--key", type=click.Choice(["email", "external_id"]), default="email", show_default=True)
+    @click.option(
+        "--kind",
+        type=click.Choice(["contacts", "companies", "interactions"]),
+        help="Guessed when omitted.",
+    )
+    @click.option(
+        "--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Guessed when omitted."
+    )
+    @click.option(
+        "--key", type=click.Choice(["email", "external_id"]), default="email", show_default=True
+    )
     @click.option("--preset", type=click.Choice(["hubspot", "salesforce"]))
-    @click.option("--map", "maps", multiple=True, metavar="HEADER=FIELD", help="Map a header to a field.")
-    @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Default FILE.rejects.csv.")
+    @click.option(
+        "--map", "maps", multiple=True, metavar="HEADER=FIELD", help="Map a header to a field."
+    )
+    @click.option(
+        "--rejects",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Default FILE.rejects.csv.",
+    )
     @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_obj
-    def import_(obj: Ctx, file: Path, kind: str | None, fmt: str | None, key: str, preset: str | None,
-                maps: tuple[str, ...], rejects: Path | None, dry_run: bool, as_json: bool) -> None:
+    def import_(
+        obj: Ctx,
+        file: Path,
+        kind: str | None,
+        fmt: str | None,
+        key: str,
+        preset: str | None,
+        maps: tuple[str, ...],
+        rejects: Path | None,
+        dry_run: bool,
+        as_json: bool,
+    ) -> None:
         """Import a CSV or JSONL FILE of contacts, companies or interactions."""
         from crmkit.kernel import guess_format
 
@@ -160,28 +198,47 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
             columns[h] = f
         kernel = obj.kernel()
         fmt = fmt or guess_format(file)
-        src = kernel.plugin("source", fmt, {"path": str(file.resolve()), **({"kind": kind} if kind else {}),
-                                             **({"preset": preset} if preset else {}),
-                                             **({"columns": columns} if columns else {})})
+        src = kernel.plugin(
+            "source",
+            fmt,
+            {
+                "path": str(file.resolve()),
+                **({"kind": kind} if kind else {}),
+                **({"preset": preset} if preset else {}),
+                **({"columns": columns} if columns else {}),
+            },
+        )
         info = src.discover()
         if info and not as_json:
             s = info[0]
             enc = f", encoding {s.encoding}" if s.encoding else ""
-            click.echo(f"{file}: {s.format} of {s.kind}{enc}; fields: {', '.join(s.fields)}", err=True)
+            click.echo(
+                f"{file}: {s.format} of {s.kind}{enc}; fields: {', '.join(s.fields)}", err=True
+            )
         advance, stop = _progress_bar(f"importing {file.name}")
         try:
-            report = kernel.import_file(file, kind=kind or (info[0].kind if info else None), format=fmt, key=key,
-                                        preset=preset, columns=columns or None, rejects=rejects,
-                                        dry_run=dry_run, on_batch=advance)
+            report = kernel.import_file(
+                file,
+                kind=kind or (info[0].kind if info else None),
+                format=fmt,
+                key=key,
+                preset=preset,
+                columns=columns or None,
+                rejects=rejects,
+                dry_run=dry_run,
+                on_batch=advance,
+            )
         finally:
             stop()
         data = _to_builtins(report)
 
         def human() -> None:
             head = "would import" if dry_run else "imported"
-            click.echo(f"{head} {report.rows:,} rows ({report.kind}): {report.created:,} created, "
-                       f"{report.updated:,} updated, {report.interactions_added:,} interactions, "
-                       f"{report.rejected_rows:,} rejected, {report.dropped_values:,} values dropped")
+            click.echo(
+                f"{head} {report.rows:,} rows ({report.kind}): {report.created:,} created, "
+                f"{report.updated:,} updated, {report.interactions_added:,} interactions, "
+                f"{report.rejected_rows:,} rejected, {report.dropped_values:,} values dropped"
+            )
             if report.inferred:
                 types = ", ".join(f"{a}={report.attribute_types[a]}" for a in report.inferred)
                 click.echo(f"inferred attribute types: {types}")
@@ -201,10 +258,18 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
     @click.option("--limit", default=20, show_default=True)
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_obj
-    def contacts_find(obj: Ctx, text: str | None, email: str | None, lifecycle_stage: str | None,
-                      limit: int, as_json: bool) -> None:
+    def contacts_find(
+        obj: Ctx,
+        text: str | None,
+        email: str | None,
+        lifecycle_stage: str | None,
+        limit: int,
+        as_json: bool,
+    ) -> None:
         """Find contacts by name, email, company or city."""
-        found = obj.kernel().find_contacts(text, email=email, lifecycle_stage=lifecycle_stage, limit=limit)
+        found = obj.kernel().find_contacts(
+            text, email=email, lifecycle_stage=lifecycle_stage, limit=limit
+        )
 
         def human() -> None:
             from rich.console import Console
@@ -212,8 +277,15 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
 
             t = Table("id", "name", "email", "phone", "company", "city", "stage")
             for c in found:
-                t.add_row(str(c.id), c.display_name, c.email or "", c.phone or "", c.company or "",
-                          c.city or "", c.lifecycle_stage or "")
+                t.add_row(
+                    str(c.id),
+                    c.display_name,
+                    c.email or "",
+                    c.phone or "",
+                    c.company or "",
+                    c.city or "",
+                    c.lifecycle_stage or "",
+                )
             Console().print(t)
 
         _emit(_to_builtins(found), as_json, human)
@@ -241,8 +313,13 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
             con.print(t)
             tt = Table("when", "kind", "channel", "amount", "subject", title="timeline")
             for i in tl:
-                tt.add_row(i.occurred_at.isoformat(timespec="minutes"), i.kind, i.channel or "",
-                           "" if i.amount is None else f"{i.amount:.2f}", i.subject or "")
+                tt.add_row(
+                    i.occurred_at.isoformat(timespec="minutes"),
+                    i.kind,
+                    i.channel or "",
+                    "" if i.amount is None else f"{i.amount:.2f}",
+                    i.subject or "",
+                )
             con.print(tt)
 
         _emit({"contact": _to_builtins(c), "timeline": _to_builtins(tl)}, as_json, human)
@@ -254,7 +331,11 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
     def categorize(obj: Ctx, uses: tuple[str, ...], as_json: bool) -> None:
         """Run categorizers over the whole base."""
         out = obj.kernel().categorize(list(uses) or None)
-        _emit(out, as_json, lambda: [click.echo(f"{k}: {v:,} contacts") for k in out for v in [out[k]]])
+        def human() -> None:
+            for name, count in out.items():
+                click.echo(f"{name}: {count:,} contacts")
+
+        _emit(out, as_json, human)
 
     @cli.command()
     @click.argument("name", default="summary")
@@ -276,13 +357,24 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
 
         mgr = obj.manager or make_plugin_manager(load_settings(db=obj.db))
         reg = Registry(mgr)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name, plugin in sorted(mgr.pm.list_name_plugin(), key=lambda x: x[0]):
             hooks = sorted(h.name for h in mgr.pm.get_hookcallers(plugin) or [])
-            provides = sorted(f"{kind}:{n}" for kind, regs in reg.kinds.items() for n, r in regs.items()
-                              if r.owner == name)
-            rows.append({"name": name, "version": plugin_version(mgr.pm, name) or ("builtin" if name in mgr.builtin else None),
-                         "hooks": hooks, "provides": provides})
+            provides = sorted(
+                f"{kind}:{n}"
+                for kind, regs in reg.kinds.items()
+                for n, r in regs.items()
+                if r.owner == name
+            )
+            rows.append(
+                {
+                    "name": name,
+                    "version": plugin_version(mgr.pm, name)
+                    or ("builtin" if name in mgr.builtin else None),
+                    "hooks": hooks,
+                    "provides": provides,
+                }
+            )
         failures = [{"name": f.name, "error": f.error} for f in reg.failures]
 
         def human() -> None:
@@ -338,5 +430,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
-        click.echo(f"error: internal error ({type(exc).__name__}: {exc}); re-run with --debug for details", err=True)
+        click.echo(
+            f"error: internal error ({type(exc).__name__}: {exc}); re-run with --debug for details",
+            err=True,
+        )
         sys.exit(1)

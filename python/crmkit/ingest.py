@@ -200,10 +200,11 @@ class Ingester:
                 if pending is not None:
                     self._commit(pending, None, state_key)
                 pending = item
-            else:
+            else:  # a plugin broke the contract
                 from crmkit.errors import PluginError
 
-                raise PluginError(self.source.name, f"read() yielded {type(item).__name__}")
+                what = type(item).__name__  # type: ignore[unreachable]
+                raise PluginError(self.source.name, f"read() yielded {what}")
         if pending is not None:
             self._commit(pending, None, state_key)
 
@@ -261,13 +262,18 @@ class Ingester:
         bad_row = [False] * n
 
         def drop(i: int, field: str, reason: str) -> None:
-            self.rejects.add(Reject(file=file, line=batch.lines[i], field=field, reason=reason), "value dropped")
+            self.rejects.add(
+                Reject(file=file, line=batch.lines[i], field=field, reason=reason), "value dropped"
+            )
 
         for f in _TEXT_FIELDS:
             if f in batch.columns:
                 cols[f] = [_str_or_none(v) for v in batch.columns[f]]
         if "tags" in batch.columns:
-            cols["tags"] = [convert(v, "list", list_separator=self.list_separator) for v in batch.columns["tags"]]
+            cols["tags"] = [
+                convert(v, "list", list_separator=self.list_separator)
+                for v in batch.columns["tags"]
+            ]
         custom = [c for c in batch.columns if c not in CONTACT_FIELDS]
         types = self._types_for(batch, custom)
         for c in custom:
@@ -283,13 +289,20 @@ class Ingester:
 
         to_norm = {f: cols[f] for f in _NORMALIZED if f in cols}
         if to_norm:
-            normalized, issues = _core.normalize_contact_columns(to_norm, default_region=self.region)
+            normalized, issues = _core.normalize_contact_columns(
+                to_norm, default_region=self.region
+            )
             cols.update(normalized)
             for i, field, reason in issues:
                 if field == self.key:
                     bad_row[i] = True
                     self.rejects.add(
-                        Reject(file=file, line=batch.lines[i], field=field, reason=f"{reason} (the upsert key)"),
+                        Reject(
+                            file=file,
+                            line=batch.lines[i],
+                            field=field,
+                            reason=f"{reason} (the upsert key)",
+                        ),
                         "row skipped",
                     )
                 else:
@@ -297,14 +310,19 @@ class Ingester:
         if self.key not in cols:
             raise ConfigError(
                 f"{file or self.name}: no column maps to the upsert key {self.key!r}; "
-                "map one with columns = {\"<header>\" = \"" + self.key + "\"} or choose another key"
+                'map one with columns = {"<header>" = "' + self.key + '"} or choose another key'
             )
         keys = cols[self.key]
         for i in range(n):
             if keys[i] is None and not bad_row[i]:
                 bad_row[i] = True
                 self.rejects.add(
-                    Reject(file=file, line=batch.lines[i], field=self.key, reason=f"missing {self.key} (the upsert key)"),
+                    Reject(
+                        file=file,
+                        line=batch.lines[i],
+                        field=self.key,
+                        reason=f"missing {self.key} (the upsert key)",
+                    ),
                     "row skipped",
                 )
         if any(bad_row):
@@ -337,8 +355,14 @@ class Ingester:
         )
         extra = [k for k in c if k not in INTERACTION_FIELDS]
         out: dict[str, list[Any]] = {
-            "contact_id": [], "kind": [], "occurred_at": [], "channel": [], "amount": [],
-            "subject": [], "properties": [], "key": [],
+            "contact_id": [],
+            "kind": [],
+            "occurred_at": [],
+            "channel": [],
+            "amount": [],
+            "subject": [],
+            "properties": [],
+            "key": [],
         }
         keep_lines: list[int] = []
         kinds = c.get("kind", none)
@@ -349,12 +373,15 @@ class Ingester:
         ids = c.get("external_id", none)
 
         def reject(i: int, field: str, reason: str) -> None:
-            self.rejects.add(Reject(file=file, line=lines[i], field=field, reason=reason), "row skipped")
+            self.rejects.add(
+                Reject(file=file, line=lines[i], field=field, reason=reason), "row skipped"
+            )
 
         for i in range(n):
-            cid = by_email.get(emails[i]) if emails[i] else None
+            email = emails[i]
+            cid = by_email.get(email) if email else None
             if cid is None and ext_ids[i]:
-                cid = by_ext.get(ext_ids[i])
+                cid = by_ext.get(ext_ids[i] or "")
             if cid is None:
                 if emails_raw[i] and not emails[i]:
                     reject(i, "contact_email", "not an email address")

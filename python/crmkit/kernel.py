@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from crmkit.errors import ConfigError, NotFoundError
-from crmkit.ingest import IngestReport, Ingester
+from crmkit.ingest import Ingester, IngestReport
 from crmkit.kinds import Categorizer, Report, Reporter, Source
 from crmkit.plugins import Hooks, PluginManager, Registry, make_plugin_manager
 from crmkit.records import AttributeType, Contact, Interaction
@@ -86,10 +86,19 @@ class Kernel:
 
     # -- plugins ---------------------------------------------------------------
 
-    def plugin(self, kind: str, use: str, config: Mapping[str, Any] | None = None, *,
-               base_dir: Path | None = None, where: str = "") -> Any:
+    def plugin(
+        self,
+        kind: str,
+        use: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        base_dir: Path | None = None,
+        where: str = "",
+    ) -> Any:
         """A configured instance of plugin ``use`` of ``kind`` (source, channel, …)."""
-        return self.registry.create(kind, use, config or {}, base_dir=base_dir, kernel=self, where=where)
+        return self.registry.create(
+            kind, use, config or {}, base_dir=base_dir, kernel=self, where=where
+        )
 
     # -- ingest ----------------------------------------------------------------
 
@@ -153,15 +162,23 @@ class Kernel:
         if rejects is None:
             rejects = p.with_name(p.name + ".rejects.csv")
         return self.ingest(
-            source, name=name or f"file:{p.name}", key=key, rejects=rejects, dry_run=dry_run, on_batch=on_batch
+            source,
+            name=name or f"file:{p.name}",
+            key=key,
+            rejects=rejects,
+            dry_run=dry_run,
+            on_batch=on_batch,
         )
 
     # -- contacts --------------------------------------------------------------
 
-    def find_contacts(self, text: str | None = None, *, limit: int = 50, offset: int = 0,
-                      **filters: Any) -> list[Contact]:
+    def find_contacts(
+        self, text: str | None = None, *, limit: int = 50, offset: int = 0, **filters: Any
+    ) -> list[Contact]:
         """Live contacts matching ``text`` (name, email, company, city) and filters."""
-        return self.store.find_contacts(ContactQuery(text=text, limit=limit, offset=offset, **filters))
+        return self.store.find_contacts(
+            ContactQuery(text=text, limit=limit, offset=offset, **filters)
+        )
 
     def contact(self, contact_id: int) -> Contact:
         """One contact by id; a merged id resolves to its survivor."""
@@ -177,8 +194,12 @@ class Kernel:
 
     # -- categorize ------------------------------------------------------------
 
-    def categorize(self, uses: Sequence[str | tuple[str, Mapping[str, Any]]] | None = None,
-                   *, as_of: float | None = None) -> dict[str, int]:
+    def categorize(
+        self,
+        uses: Sequence[str | tuple[str, Mapping[str, Any]]] | None = None,
+        *,
+        as_of: float | None = None,
+    ) -> dict[str, int]:
         """Run categorizers over the whole base; returns contacts updated per categorizer."""
         from crmkit.snapshot import build_snapshot
 
@@ -205,16 +226,24 @@ class Kernel:
 
         return build_report(self, name)
 
-    def render(self, report: Report, use: str = "terminal", config: Mapping[str, Any] | None = None,
-               *, out: Any = None, base_dir: Path | None = None) -> None:
+    def render(
+        self,
+        report: Report,
+        use: str = "terminal",
+        config: Mapping[str, Any] | None = None,
+        *,
+        out: Any = None,
+        base_dir: Path | None = None,
+    ) -> None:
         """Render a report with reporter plugin ``use``."""
         reporter: Reporter = self.plugin("reporter", use, config or {}, base_dir=base_dir)
         reporter.render(report, out)
 
     # -- workflows -------------------------------------------------------------
 
-    def run_workflow(self, path: str | Path, *, dry_run: bool = False,
-                     progress: Any = None) -> dict[str, Any]:
+    def run_workflow(
+        self, path: str | Path, *, dry_run: bool = False, progress: Any = None
+    ) -> dict[str, Any]:
         """Validate then run a workflow file; returns a summary of each step."""
         from crmkit.workflow import load_workflow, run_workflow
 

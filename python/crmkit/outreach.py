@@ -62,15 +62,21 @@ def run_campaign(
     store = kernel.store
     ch: Channel = kernel.plugin("channel", channel, channel_config, base_dir=base_dir)
     ch.check()
-    fields = ["email", "phone", "first_name", "last_name", "company", "city", "country", "lifecycle_stage"]
+    fields = [
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "company",
+        "city",
+        "country",
+        "lifecycle_stage",
+    ]
     where = dict(where or {})
     extra = [k for k in where if k not in fields]
     ids, cols = store.contact_columns(fields + extra)
     res = CampaignResult(campaign=name, dry_run=dry_run)
-    chosen = [
-        i for i in range(len(ids))
-        if all(cols[k][i] == v for k, v in where.items())
-    ]
+    chosen = [i for i in range(len(ids)) if all(cols[k][i] == v for k, v in where.items())]
     res.audience = len(chosen)
     consent = store.consent_status([ids[i] for i in chosen], channel=channel, purpose=purpose)
     tmpl = render_template(template)
@@ -98,10 +104,16 @@ def run_campaign(
         except TemplateError as exc:
             raise ConfigError(f"campaign {name!r}: template error: {exc}") from None
         key = f"{name}:0:{cid}:{channel}"
-        rows.append({
-            "key": key, "campaign": name, "step": 0, "contact_id": cid, "channel": channel,
-            "payload": {"to": cols[addr_field][i], "subject": sub, "body": body},
-        })
+        rows.append(
+            {
+                "key": key,
+                "campaign": name,
+                "step": 0,
+                "contact_id": cid,
+                "channel": channel,
+                "payload": {"to": cols[addr_field][i], "subject": sub, "body": body},
+            }
+        )
     if dry_run:
         res.queued = len(rows)
         return res
@@ -116,33 +128,56 @@ def send_queued(kernel: Kernel, ch: Channel, *, campaign: str | None = None) -> 
     store = kernel.store
     sent = failed = 0
     while True:
-        queued = [d for d in store.queued_deliveries(campaign=campaign, limit=ch.max_batch) if d["channel"] == ch.name]
+        queued = [
+            d
+            for d in store.queued_deliveries(campaign=campaign, limit=ch.max_batch)
+            if d["channel"] == ch.name
+        ]
         if not queued:
             break
         msgs = [
-            Message(key=d["key"], contact_id=d["contact_id"], channel=d["channel"], to=d["payload"]["to"],
-                    subject=d["payload"].get("subject"), body=d["payload"]["body"])
+            Message(
+                key=d["key"],
+                contact_id=d["contact_id"],
+                channel=d["channel"],
+                to=d["payload"]["to"],
+                subject=d["payload"].get("subject"),
+                body=d["payload"]["body"],
+            )
             for d in queued
         ]
         vetoed = kernel.hooks.before_send(kernel, msgs)
         to_send = [m for m in msgs if m.key not in vetoed]
         updates: list[dict[str, Any]] = [
-            {"key": k, "status": "failed", "error": f"vetoed by plugin {owner!r}"} for k, owner in vetoed.items()
+            {"key": k, "status": "failed", "error": f"vetoed by plugin {owner!r}"}
+            for k, owner in vetoed.items()
         ]
         results = ch.send_batch(to_send) if to_send else []
         by_key = {r.key: r for r in results}
-        interactions: dict[str, list[Any]] = {"contact_id": [], "kind": [], "occurred_at": [], "channel": [],
-                                              "subject": [], "key": []}
+        interactions: dict[str, list[Any]] = {
+            "contact_id": [],
+            "kind": [],
+            "occurred_at": [],
+            "channel": [],
+            "subject": [],
+            "key": [],
+        }
         import time
 
         now = int(time.time())
         for m in to_send:
             r = by_key.get(m.key)
             if r is None:
-                updates.append({"key": m.key, "status": "unknown", "error": "no result from channel"})
+                updates.append(
+                    {"key": m.key, "status": "unknown", "error": "no result from channel"}
+                )
                 continue
-            status = {"sent": "sent", "failed": "failed", "retry": "queued", "unknown": "unknown"}[r.status]
-            updates.append({"key": m.key, "status": status, "provider_id": r.provider_id, "error": r.error})
+            status = {"sent": "sent", "failed": "failed", "retry": "queued", "unknown": "unknown"}[
+                r.status
+            ]
+            updates.append(
+                {"key": m.key, "status": status, "provider_id": r.provider_id, "error": r.error}
+            )
             if status == "sent":
                 sent += 1
                 interactions["contact_id"].append(m.contact_id)

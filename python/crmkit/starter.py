@@ -62,7 +62,9 @@ The team
 """
 
 
-def write_starter(folder: Path, *, contacts: int = 3000, seed: int = 42, force: bool = False) -> list[Path]:
+def write_starter(
+    folder: Path, *, contacts: int = 3000, seed: int = 42, force: bool = False
+) -> list[Path]:
     """Write ``workflow.toml``, a template and generated sample data into ``folder``."""
     from crmkit.sample import generate
 

@@ -121,7 +121,9 @@ def load_workflow(path: Path, registry: Registry) -> Workflow:
         check("channel", cp.channel, cp.channel_config, f"campaigns[{i}].channel_config")
     for i, r in enumerate(wf.reports):
         check("reporter", r.use, r.plugin_config(), f"reports[{i}]")
-    names = [s.name or f"{s.use}:{s.plugin_config().get('path', i)}" for i, s in enumerate(wf.sources)]
+    names = [
+        s.name or f"{s.use}:{s.plugin_config().get('path', i)}" for i, s in enumerate(wf.sources)
+    ]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         errors.append(f"sources: names used twice: {', '.join(sorted(dup))}")
@@ -130,7 +132,9 @@ def load_workflow(path: Path, registry: Registry) -> Workflow:
     return wf
 
 
-def run_workflow(kernel: Kernel, wf: Workflow, *, dry_run: bool = False, progress: Any = None) -> dict[str, Any]:
+def run_workflow(
+    kernel: Kernel, wf: Workflow, *, dry_run: bool = False, progress: Any = None
+) -> dict[str, Any]:
     """Run a validated workflow; safe to re-run (imports resume, sends are keyed)."""
     from crmkit.outreach import run_campaign
 
@@ -155,37 +159,72 @@ def run_workflow(kernel: Kernel, wf: Workflow, *, dry_run: bool = False, progres
         cfg = s.plugin_config()
         name = s.name or f"{s.use}:{cfg.get('path', i)}"
         src = kernel.plugin("source", s.use, cfg, base_dir=base, where=f"sources[{i}]")
-        rejects = base / (s.rejects or f"rejects/{Path(str(cfg.get('path', name))).name}.rejects.csv")
+        rejects = base / (
+            s.rejects or f"rejects/{Path(str(cfg.get('path', name))).name}.rejects.csv"
+        )
         attrs = {**wf.attributes, **s.attributes}
 
-        def do_import(src: Any = src, name: str = name, s: SourceStep = s, rejects: Path = rejects,
-                      attrs: dict[str, AttributeType] = attrs) -> dict[str, Any]:
-            r = kernel.ingest(src, name=name, key=s.key, attributes=attrs, rejects=rejects, dry_run=dry_run)
+        def do_import(
+            src: Any = src,
+            name: str = name,
+            s: SourceStep = s,
+            rejects: Path = rejects,
+            attrs: dict[str, AttributeType] = attrs,
+        ) -> dict[str, Any]:
+            r = kernel.ingest(
+                src, name=name, key=s.key, attributes=attrs, rejects=rejects, dry_run=dry_run
+            )
             return {
-                "source": name, "kind": r.kind, "rows": r.rows, "created": r.created, "updated": r.updated,
-                "interactions": r.interactions_added, "companies": r.companies,
-                "rejected": r.rejected_rows, "dropped_values": r.dropped_values, "rejects": r.rejects_path,
+                "source": name,
+                "kind": r.kind,
+                "rows": r.rows,
+                "created": r.created,
+                "updated": r.updated,
+                "interactions": r.interactions_added,
+                "companies": r.companies,
+                "rejected": r.rejected_rows,
+                "dropped_values": r.dropped_values,
+                "rejects": r.rejects_path,
             }
 
         step(f"import {name}", do_import)
     if not dry_run:
         for c in wf.categorize:
-            step(f"categorize {c.use}", lambda c=c: {"updated": kernel.categorize([(c.use, c.plugin_config())])[c.use]})
+            step(
+                f"categorize {c.use}",
+                lambda c=c: {"updated": kernel.categorize([(c.use, c.plugin_config())])[c.use]},
+            )
     for cp in wf.campaigns:
+
         def do_campaign(cp: CampaignStep = cp) -> dict[str, Any]:
             tpath = base / cp.template
             if not tpath.exists():
                 raise ConfigError(f"campaign {cp.name!r}: template {cp.template} not found")
             r = run_campaign(
-                kernel, name=cp.name, channel=cp.channel, channel_config=cp.channel_config,
-                template=tpath.read_text(encoding="utf-8"), subject=cp.subject, where=cp.where,
-                purpose=cp.purpose, require_consent=cp.require_consent, dry_run=dry_run, base_dir=base,
+                kernel,
+                name=cp.name,
+                channel=cp.channel,
+                channel_config=cp.channel_config,
+                template=tpath.read_text(encoding="utf-8"),
+                subject=cp.subject,
+                where=cp.where,
+                purpose=cp.purpose,
+                require_consent=cp.require_consent,
+                dry_run=dry_run,
+                base_dir=base,
             )
-            return {"campaign": cp.name, "audience": r.audience, "queued": r.queued, "sent": r.sent,
-                    "failed": r.failed, "excluded": r.excluded}
+            return {
+                "campaign": cp.name,
+                "audience": r.audience,
+                "queued": r.queued,
+                "sent": r.sent,
+                "failed": r.failed,
+                "excluded": r.excluded,
+            }
 
         step(f"campaign {cp.name}", do_campaign)
     for r in wf.reports:
+
         def do_report(r: ReportStep = r) -> dict[str, Any]:
             rep = kernel.report(r.report)
             kernel.render(rep, r.use, r.plugin_config(), base_dir=base)

@@ -25,7 +25,11 @@ class LifecycleCategorizer(Categorizer):
 
     name = "lifecycle"
     description = "Lifecycle stage (lead, new_customer, repeat, at_risk, churned) from purchases."
-    produces = {"lifecycle_stage": "string", "purchases": "integer", "last_purchase_days": "integer"}
+    produces = {
+        "lifecycle_stage": "string",
+        "purchases": "integer",
+        "last_purchase_days": "integer",
+    }
 
     class Config(PluginConfig):
         """Settings of the ``lifecycle`` categorizer."""
@@ -47,7 +51,7 @@ class LifecycleCategorizer(Categorizer):
         for k, t, i in zip(kind_col, when, idx, strict=True):
             if k == pk and t <= snapshot.as_of:
                 count[i] += 1
-                if last[i] is None or t > last[i]:  # type: ignore[operator]
+                if last[i] is None or t > last[i]:
                     last[i] = t
         stage: list[str] = []
         days: list[int | None] = []

@@ -38,7 +38,7 @@ class FileSourceConfig(PluginConfig):
     )
     columns: dict[str, str] = Field(
         default_factory=dict,
-        description="Header → field overrides; map a header to \"\" to ignore it.",
+        description='Header → field overrides; map a header to "" to ignore it.',
     )
     batch_rows: int = Field(default=50_000, ge=1, le=1_000_000)
     max_field_bytes: int = Field(default=1_048_576, ge=16)
@@ -116,7 +116,9 @@ class CsvSource(Source):
         r = self._reader()
         headers = list(r.headers)
         kind = self._kind(headers)
-        fields = map_headers(headers, kind, preset=self.config.preset, overrides=self.config.columns)
+        fields = map_headers(
+            headers, kind, preset=self.config.preset, overrides=self.config.columns
+        )
         return [
             StreamInfo(
                 kind=kind,
@@ -132,7 +134,9 @@ class CsvSource(Source):
         reader = self._reader(start)
         headers = list(reader.headers)
         kind = self._kind(headers)
-        fields = map_headers(headers, kind, preset=self.config.preset, overrides=self.config.columns)
+        fields = map_headers(
+            headers, kind, preset=self.config.preset, overrides=self.config.columns
+        )
         fingerprint = _fingerprint(self.path)
         file = str(self.path)
         offset = start
@@ -186,7 +190,9 @@ class JsonlSource(Source):
         kind = self.config.kind or guess_kind(keys)
         fields = map_headers(keys, kind, preset=self.config.preset, overrides=self.config.columns)
         return [
-            StreamInfo(kind=kind, fields=tuple(f for f in fields if f), file=str(self.path), format="jsonl")
+            StreamInfo(
+                kind=kind, fields=tuple(f for f in fields if f), file=str(self.path), format="jsonl"
+            )
         ]
 
     def read(self, state: Mapping[str, Any] | None) -> Iterator[Batch | Checkpoint]:
@@ -222,7 +228,9 @@ class JsonlSource(Source):
                 for r in rows:
                     names.update(dict.fromkeys(r))
                 cols = {n: [r.get(n) for r in rows] for n in names}
-                b = Batch(kind=kind, columns=cols, lines=list(lines), file=file, rejects=list(rejects))
+                b = Batch(
+                    kind=kind, columns=cols, lines=list(lines), file=file, rejects=list(rejects)
+                )
                 rows.clear()
                 lines.clear()
                 rejects.clear()
@@ -234,7 +242,9 @@ class JsonlSource(Source):
                 if not raw.strip():
                     continue
                 if len(raw) > limit:
-                    rejects.append(Reject(file=file, line=line_no, reason="line longer than max_field_bytes"))
+                    rejects.append(
+                        Reject(file=file, line=line_no, reason="line longer than max_field_bytes")
+                    )
                     continue
                 try:
                     obj = decoder.decode(raw)

@@ -159,9 +159,7 @@ class Store(Protocol):
     def count_interactions(self) -> int:
         """How many interactions there are."""
 
-    def interaction_columns(
-        self, *, kinds: Sequence[str] | None = None
-    ) -> dict[str, list[Any]]:
+    def interaction_columns(self, *, kinds: Sequence[str] | None = None) -> dict[str, list[Any]]:
         """Interactions of live contacts as columns: contact_id, kind, occurred_at, amount."""
 
     # -- consent ---------------------------------------------------------------
@@ -200,7 +198,12 @@ class Store(Protocol):
         """Store (or with ``None`` clear) the state of source ``name``."""
 
     def audit(
-        self, action: str, *, actor: str, ids: Sequence[int] = (), details: Mapping[str, Any] | None = None
+        self,
+        action: str,
+        *,
+        actor: str,
+        ids: Sequence[int] = (),
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         """Append an audit entry. ``details`` must not hold personal data."""
 

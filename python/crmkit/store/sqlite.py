@@ -158,7 +158,9 @@ class SQLiteStore:
         return int(row[0]) if row else 0
 
     def _migrate(self) -> None:
-        self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
         current = self.schema_version()
         if current > SCHEMA_VERSION:
             raise StoreError(
@@ -246,7 +248,11 @@ class SQLiteStore:
             def attrs_of(i: int) -> bytes | None:
                 if not custom:
                     return None
-                d = {c: col[i] for c, col in zip(custom, attr_cols, strict=True) if col[i] is not None}
+                d = {
+                    c: col[i]
+                    for c, col in zip(custom, attr_cols, strict=True)
+                    if col[i] is not None
+                }
                 return _json_encode(d) if d else None
 
             def tags_of(i: int) -> bytes | None:
@@ -288,7 +294,11 @@ class SQLiteStore:
             if ext is not None:
                 conn.executemany(
                     "INSERT OR IGNORE INTO identities(source, external_id, contact_id) VALUES (?, ?, ?)",
-                    [(source, ext[i], ids[i]) for i in range(n) if ext[i] is not None and ids[i] is not None],
+                    [
+                        (source, ext[i], ids[i])
+                        for i in range(n)
+                        if ext[i] is not None and ids[i] is not None
+                    ],
                 )
         return UpsertResult(created=created, updated=updated, ids=ids)
 
@@ -497,9 +507,7 @@ class SQLiteStore:
             if name in CONTACT_FIELDS:
                 raise ConfigError(f"attribute {name!r} is a built-in contact field")
             if name in current and current[name] != typ:
-                raise ConfigError(
-                    f"attribute {name!r} is declared as {current[name]}, not {typ}"
-                )
+                raise ConfigError(f"attribute {name!r} is declared as {current[name]}, not {typ}")
         with self._write() as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO attributes(name, type, source, declared_at) VALUES (?, ?, ?, ?)",
@@ -511,14 +519,20 @@ class SQLiteStore:
 
     # -- companies -------------------------------------------------------------
 
-    def upsert_companies(self, columns: Mapping[str, Sequence[Any]], *, source: str) -> UpsertResult:
+    def upsert_companies(
+        self, columns: Mapping[str, Sequence[Any]], *, source: str
+    ) -> UpsertResult:
         names = columns.get("name")
         if names is None:
             raise ConfigError("companies need a 'name' column")
         n = len(names)
         domains = columns.get("domain") or [None] * n
         fields = [f for f in ("industry", "size", "country") if f in columns]
-        custom = [c for c in columns if c not in ("name", "domain", "industry", "size", "country", "external_id")]
+        custom = [
+            c
+            for c in columns
+            if c not in ("name", "domain", "industry", "size", "country", "external_id")
+        ]
         now = int(time.time())
         created: list[int] = []
         updated: list[int] = []
@@ -530,7 +544,9 @@ class SQLiteStore:
                     ids.append(None)
                     continue
                 if dom:
-                    row = conn.execute("SELECT id FROM companies WHERE domain = ?", (dom,)).fetchone()
+                    row = conn.execute(
+                        "SELECT id FROM companies WHERE domain = ?", (dom,)
+                    ).fetchone()
                 else:
                     row = conn.execute(
                         "SELECT id FROM companies WHERE domain IS NULL AND name = ?", (name,)
@@ -541,7 +557,15 @@ class SQLiteStore:
                     cur = conn.execute(
                         f"INSERT INTO companies(name, domain, {''.join(f + ', ' for f in fields)}attrs, source, created_at, updated_at) "
                         f"VALUES (?, ?, {'?, ' * len(fields)}?, ?, ?, ?)",
-                        (name, dom, *vals, _json_encode(attrs) if attrs else None, source, now, now),
+                        (
+                            name,
+                            dom,
+                            *vals,
+                            _json_encode(attrs) if attrs else None,
+                            source,
+                            now,
+                            now,
+                        ),
                     )
                     cid = int(cur.lastrowid or 0)
                     created.append(cid)
@@ -640,7 +664,9 @@ class SQLiteStore:
         if kinds:
             sql += f" AND i.kind IN ({','.join('?' * len(kinds))})"
             args.extend(kinds)
-        rows = self.conn.execute(sql + " ORDER BY i.contact_id, i.occurred_at, i.id", args).fetchall()
+        rows = self.conn.execute(
+            sql + " ORDER BY i.contact_id, i.occurred_at, i.id", args
+        ).fetchall()
         cols = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
         return {
             "contact_id": list(cols[0]),
@@ -697,14 +723,24 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO deliveries(key, campaign, step, contact_id, channel, status, "
                 "payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
                 [
-                    (r["key"], r.get("campaign"), r.get("step", 0), r["contact_id"], r["channel"],
-                     _json_encode(r.get("payload")).decode(), now, now)
+                    (
+                        r["key"],
+                        r.get("campaign"),
+                        r.get("step", 0),
+                        r["contact_id"],
+                        r["channel"],
+                        _json_encode(r.get("payload")).decode(),
+                        now,
+                        now,
+                    )
                     for r in rows
                 ],
             )
             return conn.total_changes - before
 
-    def queued_deliveries(self, *, campaign: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def queued_deliveries(
+        self, *, campaign: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
         sql = "SELECT id, key, campaign, contact_id, channel, payload, attempts FROM deliveries WHERE status = 'queued'"
         args: list[Any] = []
         if campaign is not None:
@@ -712,8 +748,15 @@ class SQLiteStore:
             args.append(campaign)
         rows = self.conn.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
         return [
-            {"id": r[0], "key": r[1], "campaign": r[2], "contact_id": r[3], "channel": r[4],
-             "payload": _json_decode(r[5]) if r[5] else None, "attempts": r[6]}
+            {
+                "id": r[0],
+                "key": r[1],
+                "campaign": r[2],
+                "contact_id": r[3],
+                "channel": r[4],
+                "payload": _json_decode(r[5]) if r[5] else None,
+                "attempts": r[6],
+            }
             for r in rows
         ]
 
@@ -723,7 +766,17 @@ class SQLiteStore:
             conn.executemany(
                 "UPDATE deliveries SET status = ?, provider_id = COALESCE(?, provider_id), error = ?, "
                 "attempts = attempts + ?, updated_at = ? WHERE key = ?",
-                [(u["status"], u.get("provider_id"), u.get("error"), u.get("attempt", 1), now, u["key"]) for u in updates],
+                [
+                    (
+                        u["status"],
+                        u.get("provider_id"),
+                        u.get("error"),
+                        u.get("attempt", 1),
+                        now,
+                        u["key"],
+                    )
+                    for u in updates
+                ],
             )
 
     def delivery_counts(self, *, campaign: str | None = None) -> dict[str, int]:
@@ -772,7 +825,8 @@ class SQLiteStore:
 
     def audit_log(self, *, limit: int = 100) -> list[AuditEntry]:
         rows = self.conn.execute(
-            "SELECT id, at, actor, action, ids, details FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+            "SELECT id, at, actor, action, ids, details FROM audit ORDER BY id DESC LIMIT ?",
+            (limit,),
         ).fetchall()
         return [
             AuditEntry(
@@ -787,7 +841,9 @@ class SQLiteStore:
         ]
 
     def iter_table(self, table: str) -> Iterator[tuple[Any, ...]]:
-        known = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        known = {
+            r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         if table not in known:
             raise ConfigError(f"no table {table!r}")
         order = "rowid" if table not in ("identities", "suppressions") else "1, 2"

@@ -1,0 +1,228 @@
+"""Ingest through the kernel: mapping, normalization, rejects, incremental re-runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from crmkit.errors import ConfigError
+from crmkit.kernel import Kernel
+from crmkit.settings import Settings
+
+HEADER = [
+    "Record ID",
+    "First Name",
+    "Last Name",
+    "Email",
+    "Phone",
+    "City",
+    "Country",
+    "Plan",
+    "Newsletter",
+    "Tags",
+]
+
+
+def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def rows(n: int, start: int = 0) -> list[list[str]]:
+    return [
+        [
+            f"R{i}",
+            f"ann{i}",
+            "LEE",
+            f" Ann.Lee{i}@Example.COM ",
+            "(555) 123-4567",
+            "Springfield",
+            "USA",
+            "pro" if i % 2 else "free",
+            "yes" if i % 3 else "no",
+            "vip;new",
+        ]
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Kernel:
+    k = Kernel(Settings(db=tmp_path / "crm.db", disable_plugin_autoload=True))
+    yield k
+    k.close()
+
+
+def snapshot(k: Kernel) -> list[tuple[object, ...]]:
+    """Store contents without timestamps, to compare runs."""
+    out: list[tuple[object, ...]] = []
+    for table in ("contacts", "identities", "interactions", "attributes"):
+        for row in k.store.iter_table(table):
+            if table == "contacts":
+                row = tuple(v for i, v in enumerate(row) if i not in (20, 21))
+            elif table == "attributes":
+                row = row[:3]
+            out.append((table, *row))
+    return out
+
+
+def test_import_normalizes_maps_and_types(kernel: Kernel, tmp_path: Path) -> None:
+    f = write_csv(tmp_path / "c.csv", rows(4))
+    rep = kernel.import_file(f)
+    assert (rep.kind, rep.rows, rep.created, rep.rejected_rows) == ("contacts", 4, 4, 0)
+    assert (
+        rep.attribute_types["plan"] == "string" and rep.attribute_types["newsletter"] == "boolean"
+    )
+    c = kernel.find_contacts(email="ann.lee1@example.com")[0]
+    assert c.email == "ann.lee1@example.com"
+    assert c.phone == "+15551234567"
+    assert c.country == "US"
+    assert c.tags == ("vip", "new")
+    assert c.attributes == {"plan": "pro", "newsletter": True}
+    assert c.external_ids == {"file:c.csv": "R1"}
+
+
+def test_rejects_name_line_and_field_and_keep_the_rest(kernel: Kernel, tmp_path: Path) -> None:
+    data = rows(3)
+    data[1][3] = "not-an-email"  # line 3: bad key -> row skipped
+    data[2][4] = "12"  # line 4: bad phone -> value dropped, row kept
+    f = write_csv(tmp_path / "c.csv", data)
+    rep = kernel.import_file(f, rejects=tmp_path / "rej.csv")
+    assert rep.created == 2 and rep.rejected_rows == 1 and rep.dropped_values == 1
+    rej = list(csv.DictReader((tmp_path / "rej.csv").open()))
+    assert {(r["line"], r["field"], r["action"]) for r in rej} == {
+        ("3", "email", "row skipped"),
+        ("4", "phone", "value dropped"),
+    }
+    text = (tmp_path / "rej.csv").read_text()
+    assert "not-an-email" not in text, "rejects carry no values"
+
+
+def test_rerun_imports_only_what_is_new(kernel: Kernel, tmp_path: Path) -> None:
+    f = write_csv(tmp_path / "c.csv", rows(5))
+    kernel.import_file(f)
+    again = kernel.import_file(f)
+    assert again.rows == 0 and again.resumed
+    with f.open("a", newline="") as fh:
+        csv.writer(fh).writerows(rows(2, start=5))
+    more = kernel.import_file(f)
+    assert (more.rows, more.created) == (2, 2)
+    assert kernel.store.count_contacts() == 7
+
+
+def test_interrupted_import_rerun_equals_clean_run(tmp_path: Path) -> None:
+    f = write_csv(tmp_path / "c.csv", rows(50))
+
+    def run(db: Path, fail_after: int | None) -> Kernel:
+        k = Kernel(Settings(db=db, disable_plugin_autoload=True))
+        src = k.plugin("source", "csv", {"path": str(f), "batch_rows": 10})
+        if fail_after is not None:
+            calls = {"n": 0}
+
+            def boom(n: int) -> None:
+                calls["n"] += 1
+                if calls["n"] == fail_after:
+                    raise KeyboardInterrupt
+
+            with pytest.raises(KeyboardInterrupt):
+                k.ingest(src, name="c", on_batch=boom)
+        k.ingest(src, name="c")
+        return k
+
+    clean = run(tmp_path / "clean.db", None)
+    broken = run(tmp_path / "broken.db", 3)
+    assert broken.store.count_contacts() == 50
+    assert snapshot(clean) == snapshot(broken)
+
+
+def test_dry_run_writes_nothing(kernel: Kernel, tmp_path: Path) -> None:
+    f = write_csv(tmp_path / "c.csv", rows(3))
+    rep = kernel.import_file(f, dry_run=True)
+    assert rep.created == 3 and rep.dry_run
+    assert kernel.store.count_contacts() == 0
+    assert kernel.store.get_state("file:c.csv") is None
+
+
+def test_missing_key_column_is_a_clear_error(kernel: Kernel, tmp_path: Path) -> None:
+    f = write_csv(tmp_path / "c.csv", [["Ann", "Lee"]], header=["First Name", "Last Name"])
+    with pytest.raises(ConfigError, match="upsert key 'email'"):
+        kernel.import_file(f)
+
+
+def test_interactions_jsonl_link_to_contacts(kernel: Kernel, tmp_path: Path) -> None:
+    kernel.import_file(write_csv(tmp_path / "c.csv", rows(2)))
+    lines = [
+        {
+            "id": "I1",
+            "email": "ANN.LEE0@example.com",
+            "kind": "purchase",
+            "occurred_at": "2026-01-05T10:00:00Z",
+            "amount": 20.5,
+            "sku": "X",
+        },
+        {
+            "id": "I2",
+            "email": "nobody@example.com",
+            "kind": "purchase",
+            "occurred_at": "2026-01-05T10:00:00Z",
+        },
+        {"id": "I3", "email": "ann.lee1@example.com", "kind": "call", "occurred_at": "yesterday"},
+    ]
+    p = tmp_path / "i.jsonl"
+    p.write_text("\n".join(json.dumps(x) for x in lines) + "\n{broken\n")
+    rep = kernel.import_file(p, rejects=tmp_path / "rej.csv")
+    assert rep.kind == "interactions" and rep.interactions_added == 1 and rep.rejected_rows == 3
+    reasons = {r["line"]: r["reason"] for r in csv.DictReader((tmp_path / "rej.csv").open())}
+    assert set(reasons) == {"2", "3", "4"}
+    c = kernel.find_contacts(email="ann.lee0@example.com")[0]
+    tl = kernel.timeline(c.id)
+    assert [(i.kind, i.amount, i.properties) for i in tl] == [("purchase", 20.5, {"sku": "X"})]
+    assert kernel.import_file(p).interactions_added == 0
+
+
+def test_hubspot_preset(kernel: Kernel, tmp_path: Path) -> None:
+    header = [
+        "Record ID",
+        "First Name",
+        "Last Name",
+        "Email",
+        "Phone Number",
+        "Company Name",
+        "State/Region",
+        "Postal Code",
+        "Country/Region",
+        "Lifecycle Stage",
+    ]
+    f = write_csv(
+        tmp_path / "hs.csv",
+        [
+            [
+                "101",
+                "Bo",
+                "Li",
+                "bo@li.com",
+                "+44 20 7946 0958",
+                "Acme",
+                "London",
+                "sw1a 1aa",
+                "United Kingdom",
+                "customer",
+            ]
+        ],
+        header,
+    )
+    kernel.import_file(f, preset="hubspot", key="external_id")
+    c = kernel.find_contacts(email="bo@li.com")[0]
+    assert (c.company, c.region, c.country, c.lifecycle_stage) == (
+        "Acme",
+        "London",
+        "GB",
+        "customer",
+    )
+    assert c.phone == "+442079460958"

@@ -1,0 +1,93 @@
+"""The SQLite store: the conformance suite plus SQLite-specific behaviour."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crmkit.errors import StoreError
+from crmkit.store.schema import SCHEMA_VERSION
+from crmkit.store.sqlite import SQLiteStore
+from crmkit.testing.stores import StoreConformance
+
+
+class TestSQLiteStore(StoreConformance):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[SQLiteStore]:
+        s = SQLiteStore(tmp_path / "crm.db")
+        yield s
+        s.close()
+
+
+def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "a.db")
+    assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert s.schema_version() == SCHEMA_VERSION
+    s.close()
+    # Reopening does not migrate again and keeps data.
+    s2 = SQLiteStore(f"sqlite:///{tmp_path / 'a.db'}")
+    assert s2.schema_version() == SCHEMA_VERSION
+    s2.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "a.db").close()
+    conn = sqlite3.connect(tmp_path / "a.db")
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this crmkit"):
+        SQLiteStore(tmp_path / "a.db")
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    p = tmp_path / "junk.db"
+    p.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a crmkit SQLite store"):
+        SQLiteStore(p)
+
+
+def test_locked_store_is_a_clear_error_and_nothing_changes(tmp_path: Path) -> None:
+    p = tmp_path / "a.db"
+    s = SQLiteStore(p, timeout=0.2)
+    s.upsert_contacts({"email": ["a@x.com"]}, key="email", source="t")
+    other = sqlite3.connect(p, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="locked by another process"):
+            s.upsert_contacts({"email": ["b@x.com"]}, key="email", source="t")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert s.count_contacts() == 1
+    s.close()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_store(tmp_path: Path) -> None:
+    p = tmp_path / "a.db"
+    SQLiteStore(p).close()
+    p.chmod(0o444)
+    with pytest.raises(StoreError):
+        s = SQLiteStore(p)
+        s.upsert_contacts({"email": ["a@x.com"]}, key="email", source="t")
+
+
+def test_read_only_connection_write_is_a_store_error(tmp_path: Path) -> None:
+    p = tmp_path / "a.db"
+    SQLiteStore(p).close()
+    s = SQLiteStore(p)
+    s.conn.execute("PRAGMA query_only = ON")
+    with pytest.raises(StoreError):
+        s.upsert_contacts({"email": ["a@x.com"]}, key="email", source="t")
+    assert s.count_contacts() == 0
+    s.close()
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        SQLiteStore(tmp_path / "nope" / "a.db")
