@@ -369,7 +369,7 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
             rows.append(
                 {
                     "name": name,
-                    "version": plugin_version(mgr.pm, name)
+                    "version": mgr.versions.get(name) or plugin_version(mgr.pm, name)
                     or ("builtin" if name in mgr.builtin else None),
                     "hooks": hooks,
                     "provides": provides,

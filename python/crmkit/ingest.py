@@ -193,6 +193,11 @@ class Ingester:
     def _loop(self, state: Mapping[str, Any] | None, state_key: str) -> None:
         pending: Batch | None = None
         for item in self._items(state):
+            got: object = item
+            if not isinstance(got, Batch | Checkpoint):  # a plugin broke the contract
+                from crmkit.errors import PluginError
+
+                raise PluginError(self.source.name, f"read() yielded {type(got).__name__}")
             if isinstance(item, Checkpoint):
                 self._commit(pending, item.state, state_key)
                 pending = None
@@ -200,11 +205,7 @@ class Ingester:
                 if pending is not None:
                     self._commit(pending, None, state_key)
                 pending = item
-            else:  # a plugin broke the contract
-                from crmkit.errors import PluginError
 
-                what = type(item).__name__  # type: ignore[unreachable]
-                raise PluginError(self.source.name, f"read() yielded {what}")
         if pending is not None:
             self._commit(pending, None, state_key)
 

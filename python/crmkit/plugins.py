@@ -84,6 +84,7 @@ class PluginManager:
     pm: pluggy.PluginManager
     failures: list[LoadFailure] = field(default_factory=list)
     builtin: set[str] = field(default_factory=set)
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 def make_plugin_manager(settings: Settings | None = None) -> PluginManager:
@@ -115,6 +116,8 @@ def _load_entry_points(out: PluginManager, settings: Settings) -> None:
         try:
             plugin = ep.load()
             out.pm.register(plugin, name=ep.name)
+            if ep.dist is not None:
+                out.versions[ep.name] = f"{ep.dist.name} {ep.dist.version}"
         except Exception as exc:  # one broken plugin must not take the host down
             failure = LoadFailure(ep.name, f"{type(exc).__name__}: {exc}")
             if settings.strict_plugins:
@@ -265,8 +268,9 @@ class Hooks:
             try:
                 out.append((impl.plugin_name, impl.function(**args)))
             except Exception as exc:
+                # The exception text may quote record data: log its type only.
                 err = PluginError(impl.plugin_name, f"{hookname} raised {type(exc).__name__}")
-                log.warning("%s: %s", err, exc)
+                log.warning("%s", err)
                 self.errors.append(err)
         return out
 
@@ -294,7 +298,14 @@ class Hooks:
         """Vetoed message keys, each mapped to the plugin that vetoed it."""
         vetoed: dict[str, str] = {}
         for owner, keys in self._each("crmkit_before_send", kernel=kernel, messages=messages):
-            for key in keys or ():
+            if keys is None:
+                continue
+            if isinstance(keys, str | bytes) or not all(isinstance(k, str) for k in keys):
+                err = PluginError(owner, "crmkit_before_send must return a sequence of message keys")
+                log.warning("%s", err)
+                self.errors.append(err)
+                continue
+            for key in keys:
                 vetoed.setdefault(key, owner)
         return vetoed
 

@@ -1,0 +1,3 @@
+"""Opt in to crmkit's fixtures for plugin authors."""
+
+pytest_plugins = ["crmkit.testing"]
