@@ -41,7 +41,7 @@ def rows(n: int, start: int = 0) -> list[list[str]]:
             f"ann{i}",
             "LEE",
             f" Ann.Lee{i}@Example.COM ",
-            "(555) 123-4567",
+            "(650) 253-0000",
             "Springfield",
             "USA",
             "pro" if i % 2 else "free",
@@ -81,7 +81,7 @@ def test_import_normalizes_maps_and_types(kernel: Kernel, tmp_path: Path) -> Non
     )
     c = kernel.find_contacts(email="ann.lee1@example.com")[0]
     assert c.email == "ann.lee1@example.com"
-    assert c.phone == "+15551234567"
+    assert c.phone == "+16502530000"
     assert c.country == "US"
     assert c.tags == ("vip", "new")
     assert c.attributes == {"plan": "pro", "newsletter": True}

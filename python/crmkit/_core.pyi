@@ -1,5 +1,7 @@
 """Type stubs for the Rust extension ``crmkit._core``."""
 
+import os
+
 from crmkit._base import CrmkitError
 
 __version__: str
@@ -14,12 +16,179 @@ class EnginePanic(CoreError): ...
 def _panic_for_tests() -> None: ...
 
 # -- normalize ---------------------------------------------------------------
+# Column functions: one value per row, None in -> None out; invalid values -> None.
+# The GIL is released while the columns are processed (rayon, all cores).
+
 def normalize_emails(
     values: list[str | None], *, strip_plus: bool = False, fold_gmail_dots: bool = False
-) -> list[str | None]: ...
+) -> list[str | None]:
+    """Trimmed, lowercased addresses; optional plus-tag stripping and Gmail dot folding."""
+
+def normalize_phones(values: list[str | None], default_region: str = "US") -> list[str | None]:
+    """E.164 numbers (``+14155552671``); ``default_region`` (ISO alpha-2) reads numbers
+    without a country code. Extensions are dropped. Raises InvalidInputError for an
+    unknown region."""
+
+def clean_names(values: list[str | None]) -> list[str | None]:
+    """Display form: NFC, trimmed, whitespace collapsed, all-upper or all-lower values
+    proper-cased (``"MCDONALD"`` -> ``"McDonald"``, ``"van der berg"`` kept lowercase particles)."""
+
+def name_keys(values: list[str | None]) -> list[str | None]:
+    """Match keys: ASCII-folded, lowercase, punctuation removed, titles and suffixes dropped."""
+
+def normalize_countries(values: list[str | None]) -> list[str | None]:
+    """ISO 3166 alpha-2 codes from codes, names and variants (``"U.S."`` -> ``"US"``)."""
+
+def normalize_postcodes(
+    values: list[str | None], countries: list[str | None] | None = None
+) -> list[str | None]:
+    """Clean postal codes; with each row's country (alpha-2) its shape rules apply
+    (``"sw1a1aa"``/GB -> ``"SW1A 1AA"``, ``"2134"``/US -> ``"02134"``)."""
+
+def normalize_contact_columns(
+    columns: dict[str, list[str | None]],
+    *,
+    default_region: str = "US",
+    strip_plus: bool = False,
+    fold_gmail_dots: bool = False,
+) -> tuple[dict[str, list[str | None]], list[tuple[int, str, str]]]:
+    """Normalize the known fields present (email, phone, first_name, last_name, country,
+    postcode) in one call; other columns pass through as the same objects. Phones and
+    postcodes use each row's recognised country, else ``default_region`` for phones.
+    Returns the columns and ``(row, field, reason)`` issues for non-blank values that
+    normalized to None, ordered by row then field; reasons never contain values."""
 
 # -- csv reader ----------------------------------------------------------
+CsvChunk = tuple[list[list[str | None]], list[int], list[int], list[tuple[int, str]]]
+
+class CsvReader:
+    """Stream a CSV file as column chunks with flat memory.
+
+    Each chunk is ``(columns, lines, byte_ends, rejects)``: columns aligned with
+    ``headers`` (empty cells are None), the 1-based physical line where each record
+    starts, the byte offset just after each record (pass one as ``start_byte`` to
+    resume after it), and ``(line, reason)`` for rows with the wrong number of fields,
+    a field over ``max_field_bytes`` or undecodable bytes. Reasons name columns, never
+    values. A missing or unreadable file raises OSError naming it; a bad header,
+    encoding or option raises InvalidInputError.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        chunk_rows: int = 50000,
+        max_field_bytes: int = 1048576,
+        start_byte: int = 0,
+    ) -> None: ...
+    @property
+    def path(self) -> str:
+        """The file's path."""
+    @property
+    def encoding(self) -> str:
+        """The encoding used: from a BOM, else utf-8 if the first MiB is valid, else windows-1252."""
+    @property
+    def delimiter(self) -> str:
+        """The delimiter used (sniffed from the header line among , ; tab |)."""
+    @property
+    def headers(self) -> list[str]:
+        """Header names, trimmed, BOM stripped."""
+    @property
+    def position(self) -> int:
+        """Byte offset just after the last record read, accepted or rejected."""
+    def __iter__(self) -> CsvReader: ...
+    def __next__(self) -> CsvChunk: ...
 
 # -- dedupe ------------------------------------------------------------------
 
 # -- segments ----------------------------------------------------------------
+# Rule text or a JSON condition tree ({"and": [...]}, {"field": ..., "op": ..., "value": ...},
+# {"agg": "count", "kind": ..., "days": ..., "op": ..., "value": ...}, {"in_segment": ...}).
+# Schema: {field: "string" | "integer" | "number" | "boolean" | "date" | "datetime" | "list"}.
+# Dates and datetimes are epoch seconds (UTC). NULL rule: any predicate on a missing value is
+# false except `is null` / `is not null`; `not x` negates the evaluated clause.
+# `t within N days` means as_of - N*86400 <= t <= as_of.
+
+def parse_rule(
+    rule: str | dict[str, object], schema: dict[str, str] | None = None
+) -> dict[str, object]:
+    """The JSON condition tree of a rule; with a schema, fields and types are checked too."""
+
+def rule_to_text(rule: str | dict[str, object]) -> str:
+    """The canonical text form of a rule (tree or text)."""
+
+class Snapshot:
+    """A columnar snapshot of contacts (and their interactions) for the segment engine."""
+
+    def __init__(
+        self,
+        ids: list[int],
+        columns: dict[str, list[object]],
+        schema: dict[str, str],
+        interactions: dict[str, list[object]] | None = None,
+    ) -> None:
+        """Columns hold one value (or None) per id; interactions are parallel lists
+        ``contact_id``, ``kind``, ``time`` (epoch seconds) and optional ``amount``."""
+
+    def __len__(self) -> int: ...
+    @property
+    def ids(self) -> list[int]:
+        """Contact ids in row order."""
+
+class SegmentResult:
+    """Memberships of every segment of a plan at one as-of time."""
+
+    @property
+    def as_of(self) -> int:
+        """The as-of time (epoch seconds)."""
+    @property
+    def names(self) -> list[str]:
+        """Segment names in plan order."""
+    def counts(self) -> dict[str, int]:
+        """Members per segment."""
+    def members(self, name: str) -> list[int]:
+        """Contact ids of a segment's members (snapshot row order)."""
+    def rows(self, name: str) -> list[int]:
+        """Snapshot row indices of a segment's members."""
+    def bitmap(self, name: str) -> bytes:
+        """Members' row indices as a serialized roaring bitmap."""
+    def diff(self, previous: SegmentResult) -> dict[str, tuple[list[int], list[int]]]:
+        """{segment: (entered ids, exited ids)} since ``previous``."""
+
+class SegmentPlan:
+    """Segments compiled into one predicate graph with shared sub-expressions."""
+
+    def __init__(
+        self, segments: list[tuple[str, str | dict[str, object]]], schema: dict[str, str]
+    ) -> None:
+        """Compile (name, rule) pairs in priority order; raises RuleError."""
+    @property
+    def names(self) -> list[str]:
+        """Segment names in plan order."""
+    def rules(self) -> dict[str, str]:
+        """{segment: canonical rule text}."""
+    def stats(self) -> tuple[int, int]:
+        """(distinct clauses, distinct nodes) after sharing."""
+    def evaluate(self, snapshot: Snapshot, as_of: int) -> SegmentResult:
+        """Every segment's members at ``as_of`` (epoch seconds)."""
+    def advance_clock(
+        self, snapshot: Snapshot, previous: SegmentResult, as_of: int
+    ) -> SegmentResult:
+        """Re-evaluate at a new time; only clock-dependent segments are recomputed."""
+    def update_contact(
+        self,
+        snapshot: Snapshot,
+        result: SegmentResult,
+        contact_id: int,
+        values: dict[str, object] | None = None,
+        interactions: list[tuple[str, int, float | None]] | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """Apply one contact's change in place; returns (entered, exited) segment names."""
+    def explain(
+        self, snapshot: Snapshot, contact_id: int, segment: str, as_of: int
+    ) -> dict[str, object]:
+        """Clause tree {"text", "value", "null", "children"} for one contact."""
+    def exclusive(self, snapshot: Snapshot, as_of: int, other: str = "other") -> list[str]:
+        """First matching segment (plan order) per contact, in row order, else ``other``."""

@@ -146,7 +146,9 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
             )
             click.echo(f"✓ {info['step']}: {details}", err=False)
 
-        summary = run_workflow(kernel, wf, dry_run=dry_run, progress=show)
+        summary = run_workflow(
+            kernel, wf, dry_run=dry_run, progress=show, report_stream=sys.stderr if as_json else None
+        )
         if as_json:
             click.echo(json.dumps(summary, indent=2, default=str))
 

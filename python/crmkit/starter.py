@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from crmkit.errors import ConfigError
@@ -76,7 +77,9 @@ def write_starter(
     tdir = folder / "templates"
     tdir.mkdir(exist_ok=True)
     (tdir / "welcome_back.txt").write_text(TEMPLATE, encoding="utf-8")
-    info = generate(folder / "data", contacts=contacts, seed=seed)
+    (folder / "out").mkdir(exist_ok=True)
+    as_of = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    info = generate(folder / "data", contacts=contacts, seed=seed, as_of=as_of)
     written = [wf, tdir / "welcome_back.txt"]
     written.extend(sorted((folder / "data").iterdir()))
     _ = info

@@ -133,9 +133,17 @@ def load_workflow(path: Path, registry: Registry) -> Workflow:
 
 
 def run_workflow(
-    kernel: Kernel, wf: Workflow, *, dry_run: bool = False, progress: Any = None
+    kernel: Kernel,
+    wf: Workflow,
+    *,
+    dry_run: bool = False,
+    progress: Any = None,
+    report_stream: Any = None,
 ) -> dict[str, Any]:
-    """Run a validated workflow; safe to re-run (imports resume, sends are keyed)."""
+    """Run a validated workflow; safe to re-run (imports resume, sends are keyed).
+
+    Reports without a ``path`` go to ``report_stream`` (default stdout).
+    """
     from crmkit.outreach import run_campaign
 
     run_id = kernel.new_run_id()
@@ -227,7 +235,9 @@ def run_workflow(
 
         def do_report(r: ReportStep = r) -> dict[str, Any]:
             rep = kernel.report(r.report)
-            kernel.render(rep, r.use, r.plugin_config(), base_dir=base)
+            cfg = r.plugin_config()
+            out = report_stream if not cfg.get("path") else None
+            kernel.render(rep, r.use, cfg, base_dir=base, out=out)
             return {"report": r.report, "reporter": r.use}
 
         step(f"report {r.use}", do_report)

@@ -44,9 +44,14 @@ class FileSourceConfig(PluginConfig):
     max_field_bytes: int = Field(default=1_048_576, ge=16)
 
 
-def _fingerprint(path: Path) -> str:
+def _fingerprint(path: Path, length: int = _FINGERPRINT_BYTES) -> str:
+    """Hash of the first ``length`` bytes: the part already read must not change."""
     with path.open("rb") as f:
-        return hashlib.sha256(f.read(_FINGERPRINT_BYTES)).hexdigest()
+        return hashlib.sha256(f.read(min(length, _FINGERPRINT_BYTES))).hexdigest()
+
+
+def _state(path: Path, offset: int) -> dict[str, Any]:
+    return {"offset": offset, "fingerprint": _fingerprint(path, offset)}
 
 
 def _resume_offset(path: Path, state: Mapping[str, Any] | None) -> int:
@@ -56,7 +61,7 @@ def _resume_offset(path: Path, state: Mapping[str, Any] | None) -> int:
     try:
         size = path.stat().st_size
         offset = int(state.get("offset", 0))
-        if state.get("fingerprint") != _fingerprint(path) or size < offset:
+        if size < offset or state.get("fingerprint") != _fingerprint(path, offset):
             return 0
         return offset
     except (OSError, ValueError, TypeError):
@@ -137,7 +142,6 @@ class CsvSource(Source):
         fields = map_headers(
             headers, kind, preset=self.config.preset, overrides=self.config.columns
         )
-        fingerprint = _fingerprint(self.path)
         file = str(self.path)
         offset = start
         for columns, lines, byte_ends, rejects in reader:
@@ -152,7 +156,7 @@ class CsvSource(Source):
             if byte_ends:
                 offset = max(offset, byte_ends[-1])
             yield batch
-            yield Checkpoint(state={"offset": offset, "fingerprint": fingerprint})
+            yield Checkpoint(state=_state(self.path, offset))
 
 
 class JsonlSource(Source):
@@ -199,7 +203,6 @@ class JsonlSource(Source):
         self.check()
         start = _resume_offset(self.path, state)
         kind = self.config.kind or guess_kind(self._peek_keys())
-        fingerprint = _fingerprint(self.path)
         file = str(self.path)
         decoder = msgspec.json.Decoder()
         mapping_cache: dict[str, str | None] = {}
@@ -263,10 +266,10 @@ class JsonlSource(Source):
                 lines.append(line_no)
                 if len(rows) >= self.config.batch_rows:
                     yield flush()
-                    yield Checkpoint(state={"offset": offset, "fingerprint": fingerprint})
+                    yield Checkpoint(state=_state(self.path, offset))
             if rows or rejects:
                 yield flush()
-            yield Checkpoint(state={"offset": offset, "fingerprint": fingerprint})
+            yield Checkpoint(state=_state(self.path, offset))
 
 
 @hookimpl

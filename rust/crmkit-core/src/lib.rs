@@ -7,6 +7,7 @@
 //! - [`dedupe`]: blocking, comparison, Fellegi-Sunter scoring and clustering.
 //! - [`segments`]: the segment rule language, its compiler and evaluator.
 
+pub mod csvread;
 pub mod dedupe;
 pub mod error;
 pub mod normalize;

@@ -1,7 +1,354 @@
-//! Bindings for `crmkit_core::dedupe` (see that module).
+//! Bindings for `crmkit_core::dedupe`: `Matcher`, `MatchResult`, `MatchIndex`.
 
+use std::sync::Arc;
+
+use crmkit_core::dedupe::block::{unpack, Rule};
+use crmkit_core::dedupe::compare::{level_names, n_levels};
+use crmkit_core::dedupe::score::{FieldModel, Model};
+use crmkit_core::dedupe::{self as core, Config, Dataset, Field, Index};
+use crmkit_core::CoreError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::{detach, py_err, Kind};
+
+fn config_err(py: Python<'_>, msg: impl Into<String>) -> PyErr {
+    py_err(py, Kind::Config, msg.into())
+}
+
+fn parse_field(py: Python<'_>, name: &str) -> PyResult<Field> {
+    Field::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+        config_err(py, format!("unknown field '{name}'; known fields: {}", known.join(", ")))
+    })
+}
+
+fn parse_config(py: Python<'_>, d: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
+    let mut c = Config::default();
+    let Some(d) = d else { return Ok(c) };
+    for (k, v) in d.iter() {
+        let key: String = k.extract()?;
+        let bad = |e: PyErr| config_err(py, format!("config '{key}': {e}"));
+        match key.as_str() {
+            "threshold" => c.threshold = v.extract().map_err(bad)?,
+            "max_block" => c.max_block = v.extract().map_err(bad)?,
+            "window" => c.window = v.extract().map_err(bad)?,
+            "max_pairs_per_record" => c.max_pairs_per_record = v.extract().map_err(bad)?,
+            "train_pairs" => c.train_pairs = v.extract().map_err(bad)?,
+            "random_pairs" => c.random_pairs = v.extract().map_err(bad)?,
+            "em_max_iter" => c.em_max_iter = v.extract().map_err(bad)?,
+            "em_tol" => c.em_tol = v.extract().map_err(bad)?,
+            "guard" => c.guard = v.extract().map_err(bad)?,
+            "seed" => c.seed = v.extract().map_err(bad)?,
+            "fields" => {
+                let names: Vec<String> = v.extract().map_err(bad)?;
+                c.fields = Some(names.iter().map(|n| parse_field(py, n)).collect::<PyResult<_>>()?);
+            }
+            "blocking" => {
+                let rules: Vec<Vec<String>> = v.extract().map_err(bad)?;
+                c.rules = rules
+                    .iter()
+                    .map(|r| {
+                        let parts: Vec<&str> = r.iter().map(String::as_str).collect();
+                        Rule::parse(&parts)
+                    })
+                    .collect::<Result<_, CoreError>>()
+                    .map_err(|e| crate::to_py_err(py, e))?;
+            }
+            _ => {
+                return Err(config_err(
+                    py,
+                    format!(
+                        "unknown config key '{key}'; known keys: threshold, blocking, max_block, window, \
+                         max_pairs_per_record, train_pairs, random_pairs, em_max_iter, em_tol, guard, seed, fields"
+                    ),
+                ))
+            }
+        }
+    }
+    c.validate().map_err(|e| crate::to_py_err(py, e))?;
+    Ok(c)
+}
+
+fn model_to_dict<'py>(py: Python<'py>, m: &Model) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("prior", m.prior)?;
+    d.set_item("iterations", m.iterations)?;
+    let fields = PyDict::new(py);
+    for fm in &m.fields {
+        let levels = PyDict::new(py);
+        for l in 1..n_levels(fm.field) {
+            let e = PyDict::new(py);
+            e.set_item("m", fm.m[l])?;
+            e.set_item("u", fm.u[l])?;
+            e.set_item("weight", fm.weight(l as u8))?;
+            levels.set_item(level_names(fm.field)[l], e)?;
+        }
+        fields.set_item(fm.field.name(), levels)?;
+    }
+    d.set_item("fields", fields)?;
+    Ok(d)
+}
+
+fn model_from_dict(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<Model> {
+    let bad = |m: String| config_err(py, format!("model: {m}"));
+    let prior: f64 = d
+        .get_item("prior")?
+        .ok_or_else(|| bad("missing 'prior'".into()))?
+        .extract()?;
+    let fields_obj = d
+        .get_item("fields")?
+        .ok_or_else(|| bad("missing 'fields'".into()))?;
+    let fields_d = fields_obj.cast::<PyDict>()?;
+    let mut fields = Vec::new();
+    for (k, v) in fields_d.iter() {
+        let name: String = k.extract()?;
+        let field = parse_field(py, &name)?;
+        let levels = v.cast::<PyDict>()?;
+        let n = n_levels(field);
+        let (mut m, mut u) = (vec![0.0; n], vec![0.0; n]);
+        for l in 1..n {
+            let lname = level_names(field)[l];
+            let e = levels
+                .get_item(lname)?
+                .ok_or_else(|| bad(format!("field '{name}' lacks level '{lname}'")))?;
+            let e = e.cast::<PyDict>()?;
+            m[l] = e.get_item("m")?.ok_or_else(|| bad(format!("'{name}.{lname}' lacks m")))?.extract()?;
+            u[l] = e.get_item("u")?.ok_or_else(|| bad(format!("'{name}.{lname}' lacks u")))?.extract()?;
+        }
+        fields.push(FieldModel { field, m, u });
+    }
+    fields.sort_by_key(|f| f.field);
+    let model = Model {
+        prior,
+        fields,
+        iterations: 0,
+    };
+    model.validate().map_err(|e| crate::to_py_err(py, e))?;
+    Ok(model)
+}
+
+/// Duplicate finder over columns of normalized contact fields.
+#[pyclass(module = "crmkit._core")]
+pub struct Matcher {
+    config: Config,
+    loaded: Option<Model>,
+    fitted: Option<Arc<core::Matcher>>,
+}
+
+impl Matcher {
+    fn fitted(&self, py: Python<'_>) -> PyResult<Arc<core::Matcher>> {
+        self.fitted
+            .clone()
+            .ok_or_else(|| py_err(py, Kind::InvalidInput, "the matcher is not fitted: call fit() first".into()))
+    }
+}
+
+#[pymethods]
+impl Matcher {
+    #[new]
+    #[pyo3(signature = (config = None, model = None))]
+    fn new(py: Python<'_>, config: Option<&Bound<'_, PyDict>>, model: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        Ok(Matcher {
+            config: parse_config(py, config)?,
+            loaded: model.map(|m| model_from_dict(py, m)).transpose()?,
+            fitted: None,
+        })
+    }
+
+    /// Block the rows and train the model by EM (unless one was loaded).
+    #[pyo3(signature = (columns, ids = None, *, labels = None))]
+    fn fit(
+        &mut self,
+        py: Python<'_>,
+        columns: &Bound<'_, PyDict>,
+        ids: Option<Vec<i64>>,
+        labels: Option<Vec<(i64, i64, bool)>>,
+    ) -> PyResult<()> {
+        let mut cols = Vec::new();
+        for (k, v) in columns.iter() {
+            let name: String = k.extract()?;
+            let field = parse_field(py, &name)?;
+            let values: Vec<Option<String>> = v.extract()?;
+            cols.push((field, values));
+        }
+        let n = cols.first().map_or(0, |c| c.1.len());
+        let ids = ids.unwrap_or_else(|| (0..n as i64).collect());
+        let config = self.config.clone();
+        let model = self.loaded.clone();
+        let labels = labels.unwrap_or_default();
+        let m = detach(py, move || {
+            let (ds, warnings) = Dataset::from_columns(ids, cols)?;
+            core::Matcher::fit(config, ds, warnings, model, &labels)
+        })?;
+        self.fitted = Some(Arc::new(m));
+        Ok(())
+    }
+
+    /// Score the candidate pairs and cluster those at or above `threshold`.
+    #[pyo3(signature = (threshold = None))]
+    fn predict(&self, py: Python<'_>, threshold: Option<f64>) -> PyResult<MatchResult> {
+        let m = self.fitted(py)?;
+        let p = detach(py, move || {
+            let p = m.predict(threshold)?;
+            let ids = &m.dataset().ids;
+            let (left, right, prob) = p
+                .pairs
+                .iter()
+                .map(|&(i, j, q)| (ids[i as usize], ids[j as usize], q))
+                .fold((vec![], vec![], vec![]), |mut acc, (a, b, q)| {
+                    acc.0.push(a);
+                    acc.1.push(b);
+                    acc.2.push(q);
+                    acc
+                });
+            Ok(MatchResult {
+                left,
+                right,
+                probability: prob,
+                clusters: p.clusters.ids,
+                warnings: p.warnings,
+                stats: p.stats,
+            })
+        })?;
+        Ok(p)
+    }
+
+    /// The candidate pairs that blocking produced, as `(left_ids, right_ids)`.
+    fn candidate_pairs(&self, py: Python<'_>) -> PyResult<(Vec<i64>, Vec<i64>)> {
+        let m = self.fitted(py)?;
+        let ids = &m.dataset().ids;
+        Ok(m.candidates()
+            .iter()
+            .map(|&p| {
+                let (i, j) = unpack(p);
+                (ids[i as usize], ids[j as usize])
+            })
+            .unzip())
+    }
+
+    /// Each field's level, weight and term-frequency adjustment for a pair of ids.
+    fn explain<'py>(&self, py: Python<'py>, left: i64, right: i64) -> PyResult<Bound<'py, PyDict>> {
+        let m = self.fitted(py)?;
+        let e = m.explain(left, right).map_err(|e| crate::to_py_err(py, e))?;
+        let d = PyDict::new(py);
+        d.set_item("left", left)?;
+        d.set_item("right", right)?;
+        d.set_item("prior_weight", e.prior_weight)?;
+        let fields = PyList::empty(py);
+        for f in &e.fields {
+            let fd = PyDict::new(py);
+            fd.set_item("field", f.field.name())?;
+            fd.set_item("level", f.level)?;
+            fd.set_item("weight", f.weight)?;
+            fd.set_item("tf_adjustment", f.tf_adjustment)?;
+            fields.append(fd)?;
+        }
+        d.set_item("fields", fields)?;
+        d.set_item("total_weight", e.total_weight)?;
+        d.set_item("probability", e.probability)?;
+        d.set_item("names_swapped", e.names_swapped)?;
+        d.set_item("candidate", e.candidate)?;
+        Ok(d)
+    }
+
+    /// The model: prior and m/u/weight per field and level (loadable with `Matcher(model=...)`).
+    fn model<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = self.fitted(py)?;
+        model_to_dict(py, m.model())
+    }
+
+    /// Build an index of the fitted rows for incremental matching.
+    fn index(&self, py: Python<'_>) -> PyResult<MatchIndex> {
+        let m = self.fitted(py)?;
+        let idx = detach(py, move || Ok(Index::new(&m)))?;
+        Ok(MatchIndex { inner: Arc::new(idx) })
+    }
+}
+
+/// The output of `Matcher.predict`.
+#[pyclass(module = "crmkit._core", frozen)]
+pub struct MatchResult {
+    left: Vec<i64>,
+    right: Vec<i64>,
+    probability: Vec<f64>,
+    clusters: Vec<i64>,
+    warnings: Vec<String>,
+    stats: Vec<(&'static str, f64)>,
+}
+
+#[pymethods]
+impl MatchResult {
+    /// Left ids of the matched pairs (left < right in row order).
+    #[getter]
+    fn left(&self) -> Vec<i64> {
+        self.left.clone()
+    }
+    /// Right ids of the matched pairs.
+    #[getter]
+    fn right(&self) -> Vec<i64> {
+        self.right.clone()
+    }
+    /// Match probability of each pair.
+    #[getter]
+    fn probability(&self) -> Vec<f64> {
+        self.probability.clone()
+    }
+    /// Cluster id per row (the smallest id in the row's cluster), in input order.
+    #[getter]
+    fn clusters(&self) -> Vec<i64> {
+        self.clusters.clone()
+    }
+    /// Warnings (oversized blocks, skipped rules, dropped fields).
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+    /// Counts: records, candidate_pairs, blocks_windowed, em_iterations, ...
+    #[getter]
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.stats {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+    fn __len__(&self) -> usize {
+        self.left.len()
+    }
+}
+
+/// An index of fitted rows: match new records without refitting.
+#[pyclass(module = "crmkit._core", frozen)]
+pub struct MatchIndex {
+    inner: Arc<Index>,
+}
+
+#[pymethods]
+impl MatchIndex {
+    /// `(row id, probability)` of the indexed rows matching `record`, best first.
+    #[pyo3(signature = (record, threshold = None))]
+    fn match_one(
+        &self,
+        py: Python<'_>,
+        record: &Bound<'_, PyDict>,
+        threshold: Option<f64>,
+    ) -> PyResult<Vec<(i64, f64)>> {
+        let mut rec = Vec::new();
+        for (k, v) in record.iter() {
+            let name: String = k.extract()?;
+            rec.push((parse_field(py, &name)?, v.extract::<Option<String>>()?));
+        }
+        self.inner.match_one(&rec, threshold).map_err(|e| crate::to_py_err(py, e))
+    }
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Matcher>()?;
+    m.add_class::<MatchResult>()?;
+    m.add_class::<MatchIndex>()?;
     Ok(())
 }

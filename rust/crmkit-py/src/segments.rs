@@ -1,7 +1,434 @@
-//! Bindings for `crmkit_core::segments` (see that module).
+//! Bindings for `crmkit_core::segments` (see that module for the rule
+//! language, the JSON tree schema, the NULL rule and time windows).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crmkit_core::segments::ast::{Expr, Json};
+use crmkit_core::segments::compile::{Plan, RuleSource};
+use crmkit_core::segments::eval::{self, EvalResult, Explain, RowUpdate};
+use crmkit_core::segments::snapshot::{ColumnData, Interactions, Snapshot as CoreSnapshot, Value};
+use crmkit_core::segments::typecheck::check_expr;
+use crmkit_core::segments::{parse, FieldType, RoaringBitmap, Schema};
+use crmkit_core::CoreError;
 use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::{detach, to_py_err};
+
+fn schema_from(py: Python<'_>, schema: &Bound<'_, PyDict>) -> PyResult<Schema> {
+    let mut fields = Vec::with_capacity(schema.len());
+    for (k, v) in schema.iter() {
+        let name: String = k.extract()?;
+        let ty: String = v.extract()?;
+        fields.push((name, FieldType::parse(&ty).map_err(|e| to_py_err(py, e))?));
+    }
+    Schema::new(fields).map_err(|e| to_py_err(py, e))
+}
+
+fn invalid(py: Python<'_>, msg: String) -> PyErr {
+    to_py_err(py, CoreError::InvalidInput(msg))
+}
+
+fn json_from(py: Python<'_>, o: &Bound<'_, PyAny>, depth: usize) -> PyResult<Json> {
+    if depth > 256 {
+        return Err(to_py_err(py, CoreError::Rule("condition tree nested too deeply".into())));
+    }
+    if o.is_none() {
+        return Ok(Json::Null);
+    }
+    if o.is_instance_of::<PyBool>() {
+        return Ok(Json::Bool(o.extract()?));
+    }
+    if o.is_instance_of::<PyInt>() {
+        return match o.extract::<i64>() {
+            Ok(i) => Ok(Json::Int(i)),
+            Err(_) => Err(to_py_err(py, CoreError::Rule("integer out of range in condition tree".into()))),
+        };
+    }
+    if o.is_instance_of::<PyFloat>() {
+        return Ok(Json::Num(o.extract()?));
+    }
+    if let Ok(s) = o.cast::<PyString>() {
+        return Ok(Json::Str(s.to_str()?.to_string()));
+    }
+    if let Ok(d) = o.cast::<PyDict>() {
+        let mut kv = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let key: String = k
+                .extract()
+                .map_err(|_| to_py_err(py, CoreError::Rule("condition tree keys must be strings".into())))?;
+            kv.push((key, json_from(py, &v, depth + 1)?));
+        }
+        return Ok(Json::Obj(kv));
+    }
+    if o.is_instance_of::<PyList>() || o.is_instance_of::<PyTuple>() {
+        let mut items = Vec::new();
+        for it in o.try_iter()? {
+            items.push(json_from(py, &it?, depth + 1)?);
+        }
+        return Ok(Json::Arr(items));
+    }
+    Err(to_py_err(py, CoreError::Rule(format!("unsupported value of type {} in condition tree", o.get_type().name()?))))
+}
+
+fn json_to<'py>(py: Python<'py>, j: &Json) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match j {
+        Json::Null => py.None().into_bound(py),
+        Json::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Json::Int(i) => i.into_pyobject(py)?.into_any(),
+        Json::Num(f) => f.into_pyobject(py)?.into_any(),
+        Json::Str(s) => s.into_pyobject(py)?.into_any(),
+        Json::Arr(items) => {
+            let l = PyList::empty(py);
+            for it in items {
+                l.append(json_to(py, it)?)?;
+            }
+            l.into_any()
+        }
+        Json::Obj(kv) => {
+            let d = PyDict::new(py);
+            for (k, v) in kv {
+                d.set_item(k, json_to(py, v)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+fn rule_source(py: Python<'_>, rule: &Bound<'_, PyAny>) -> PyResult<RuleSource> {
+    if let Ok(s) = rule.cast::<PyString>() {
+        return Ok(RuleSource::Text(s.to_str()?.to_string()));
+    }
+    let j = json_from(py, rule, 0)?;
+    Ok(RuleSource::Tree(Expr::from_json(&j).map_err(|e| to_py_err(py, e))?))
+}
+
+/// Parse a rule (text or JSON tree) into its JSON condition tree; with a
+/// schema, also check its fields and types (raises RuleError).
+#[pyfunction]
+#[pyo3(signature = (rule, schema = None))]
+fn parse_rule<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, schema: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
+    let expr = match rule_source(py, rule)? {
+        RuleSource::Text(t) => parse(&t).map_err(|e| to_py_err(py, e))?,
+        RuleSource::Tree(e) => e,
+    };
+    let expr = match schema {
+        Some(s) => check_expr(&expr, &schema_from(py, s)?).map_err(|e| to_py_err(py, e))?.0,
+        None => expr,
+    };
+    json_to(py, &expr.to_json())
+}
+
+/// The canonical text form of a rule (a JSON condition tree or rule text).
+#[pyfunction]
+fn rule_to_text(py: Python<'_>, rule: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(match rule_source(py, rule)? {
+        RuleSource::Text(t) => parse(&t).map_err(|e| to_py_err(py, e))?.to_text(),
+        RuleSource::Tree(e) => e.to_text(),
+    })
+}
+
+fn column_from(py: Python<'_>, name: &str, ty: FieldType, values: &Bound<'_, PyAny>) -> PyResult<ColumnData> {
+    let err = |_| invalid(py, format!("column '{name}' must be a list of {} values or None", ty.name()));
+    Ok(match ty {
+        FieldType::String => ColumnData::Str(values.extract().map_err(err)?),
+        FieldType::Integer | FieldType::Date | FieldType::Datetime => ColumnData::Int(values.extract().map_err(err)?),
+        FieldType::Number => ColumnData::Float(values.extract().map_err(err)?),
+        FieldType::Boolean => ColumnData::Bool(values.extract().map_err(err)?),
+        FieldType::List => ColumnData::List(values.extract().map_err(err)?),
+    })
+}
+
+fn value_from(py: Python<'_>, name: &str, ty: FieldType, v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if v.is_none() {
+        return Ok(Value::Null);
+    }
+    let err = |_| invalid(py, format!("value for '{name}' must be a {} or None", ty.name()));
+    Ok(match ty {
+        FieldType::String => Value::Str(v.extract().map_err(err)?),
+        FieldType::Integer | FieldType::Date | FieldType::Datetime => Value::Int(v.extract().map_err(err)?),
+        FieldType::Number => Value::Float(v.extract().map_err(err)?),
+        FieldType::Boolean => Value::Bool(v.extract().map_err(err)?),
+        FieldType::List => Value::List(v.extract().map_err(err)?),
+    })
+}
+
+/// A columnar snapshot of contacts and their interactions.
+#[pyclass(module = "crmkit._core")]
+pub struct Snapshot {
+    inner: CoreSnapshot,
+}
+
+#[pymethods]
+impl Snapshot {
+    /// Build from `ids`, `columns` ({field: list of values}), `schema`
+    /// ({field: type name}) and optional `interactions`
+    /// ({"contact_id": [...], "kind": [...], "time": [...], "amount": [...]}).
+    #[new]
+    #[pyo3(signature = (ids, columns, schema, interactions = None))]
+    fn new(
+        py: Python<'_>,
+        ids: Vec<i64>,
+        columns: &Bound<'_, PyDict>,
+        schema: &Bound<'_, PyDict>,
+        interactions: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let schema = schema_from(py, schema)?;
+        let mut data = HashMap::with_capacity(columns.len());
+        for (k, v) in columns.iter() {
+            let name: String = k.extract()?;
+            let Some((_, ty)) = schema.get(&name) else {
+                return Err(invalid(py, format!("column '{name}' is not in the schema")));
+            };
+            data.insert(name.clone(), column_from(py, &name, ty, &v)?);
+        }
+        let inter = match interactions {
+            None => None,
+            Some(d) => {
+                let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+                    d.get_item(k)?.ok_or_else(|| invalid(py, format!("interactions need a '{k}' list")))
+                };
+                let contact: Vec<i64> = get("contact_id")?.extract()?;
+                let n = contact.len();
+                let amount: Vec<Option<f64>> = match d.get_item("amount")? {
+                    Some(a) if !a.is_none() => a.extract()?,
+                    _ => vec![None; n],
+                };
+                Some(Interactions { contact, kind: get("kind")?.extract()?, time: get("time")?.extract()?, amount })
+            }
+        };
+        let inner = detach(py, move || CoreSnapshot::new(ids, schema, data, inter))?;
+        Ok(Snapshot { inner })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Contact ids, in row order.
+    #[getter]
+    fn ids(&self) -> Vec<i64> {
+        self.inner.ids.clone()
+    }
+}
+
+/// The memberships of every segment of a plan at one as-of time.
+#[pyclass(module = "crmkit._core")]
+pub struct SegmentResult {
+    inner: EvalResult,
+    snapshot: Py<Snapshot>,
+}
+
+impl SegmentResult {
+    fn bitmap_of(&self, py: Python<'_>, name: &str) -> PyResult<&RoaringBitmap> {
+        self.inner.get(name).ok_or_else(|| invalid(py, format!("no segment named '{name}'")))
+    }
+}
+
+fn rows_to_ids(ids: &[i64], bm: &RoaringBitmap) -> Vec<i64> {
+    bm.iter().map(|r| ids[r as usize]).collect()
+}
+
+#[pymethods]
+impl SegmentResult {
+    /// The as-of time (epoch seconds).
+    #[getter]
+    fn as_of(&self) -> i64 {
+        self.inner.as_of
+    }
+
+    /// Segment names, in plan order.
+    #[getter]
+    fn names(&self) -> Vec<String> {
+        self.inner.names.clone()
+    }
+
+    /// {segment: number of members}.
+    fn counts(&self) -> HashMap<String, u64> {
+        self.inner.names.iter().cloned().zip(self.inner.counts()).collect()
+    }
+
+    /// Contact ids of a segment's members, in snapshot row order.
+    fn members(&self, py: Python<'_>, name: &str) -> PyResult<Vec<i64>> {
+        let bm = self.bitmap_of(py, name)?;
+        let snap = self.snapshot.borrow(py);
+        Ok(rows_to_ids(&snap.inner.ids, bm))
+    }
+
+    /// Snapshot row indices of a segment's members.
+    fn rows(&self, py: Python<'_>, name: &str) -> PyResult<Vec<u32>> {
+        Ok(self.bitmap_of(py, name)?.iter().collect())
+    }
+
+    /// The members' row indices as a serialized roaring bitmap (portable format).
+    fn bitmap<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let bm = self.bitmap_of(py, name)?;
+        let mut buf = Vec::with_capacity(bm.serialized_size());
+        bm.serialize_into(&mut buf).map_err(|e| invalid(py, e.to_string()))?;
+        Ok(PyBytes::new(py, &buf))
+    }
+
+    /// {segment: (entered ids, exited ids)} since `previous` (a segment
+    /// absent from `previous` counts as empty there).
+    fn diff(&self, py: Python<'_>, previous: &SegmentResult) -> PyResult<HashMap<String, (Vec<i64>, Vec<i64>)>> {
+        let d = self.inner.diff(&previous.inner);
+        let snap = self.snapshot.borrow(py);
+        Ok(d.into_iter().map(|(n, e, x)| (n, (rows_to_ids(&snap.inner.ids, &e), rows_to_ids(&snap.inner.ids, &x)))).collect())
+    }
+
+    fn __eq__(&self, other: &SegmentResult) -> bool {
+        self.inner == other.inner
+    }
+}
+
+/// All segments compiled into one plan with shared sub-expressions.
+#[pyclass(module = "crmkit._core", frozen)]
+pub struct SegmentPlan {
+    plan: Arc<Plan>,
+}
+
+fn explain_dict<'py>(py: Python<'py>, e: &Explain) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("text", &e.text)?;
+    d.set_item("value", e.value)?;
+    d.set_item("null", e.null)?;
+    let kids = PyList::empty(py);
+    for c in &e.children {
+        kids.append(explain_dict(py, c)?)?;
+    }
+    d.set_item("children", kids)?;
+    Ok(d)
+}
+
+impl SegmentPlan {
+    fn seg(&self, py: Python<'_>, name: &str) -> PyResult<usize> {
+        self.plan.segment(name).ok_or_else(|| invalid(py, format!("no segment named '{name}'")))
+    }
+}
+
+#[pymethods]
+impl SegmentPlan {
+    /// Compile `segments` ([(name, rule text or JSON tree)], in priority
+    /// order) against `schema` ({field: type name}); raises RuleError.
+    #[new]
+    fn new(py: Python<'_>, segments: &Bound<'_, PyAny>, schema: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let schema = schema_from(py, schema)?;
+        let mut segs = Vec::new();
+        for item in segments.try_iter()? {
+            let item = item?;
+            let (name, rule): (String, Bound<'_, PyAny>) = item
+                .extract()
+                .map_err(|_| invalid(py, "segments must be (name, rule) pairs".into()))?;
+            segs.push((name, rule_source(py, &rule)?));
+        }
+        let plan = detach(py, move || Plan::compile(segs, schema))?;
+        Ok(SegmentPlan { plan: Arc::new(plan) })
+    }
+
+    /// Segment names, in plan order.
+    #[getter]
+    fn names(&self) -> Vec<String> {
+        self.plan.names.clone()
+    }
+
+    /// {segment: canonical rule text}.
+    fn rules(&self) -> HashMap<String, String> {
+        self.plan.names.iter().cloned().zip(self.plan.exprs.iter().map(Expr::to_text)).collect()
+    }
+
+    /// Number of distinct clauses and nodes after sharing: (leaves, nodes).
+    fn stats(&self) -> (usize, usize) {
+        (self.plan.leaves.len(), self.plan.nodes_for(&(0..self.plan.names.len()).collect::<Vec<_>>()).len())
+    }
+
+    /// Evaluate every segment over `snapshot` at `as_of` (epoch seconds).
+    fn evaluate(&self, py: Python<'_>, snapshot: Bound<'_, Snapshot>, as_of: i64) -> PyResult<SegmentResult> {
+        let plan = self.plan.clone();
+        let inner = {
+            let s = snapshot.borrow();
+            let sref: &CoreSnapshot = &s.inner;
+            detach(py, move || eval::evaluate(&plan, sref, as_of))?
+        };
+        Ok(SegmentResult { inner, snapshot: snapshot.unbind() })
+    }
+
+    /// Re-evaluate at a new as-of time, recomputing only the segments that
+    /// depend on the clock (time windows, aggregates) and keeping the others.
+    fn advance_clock(&self, py: Python<'_>, snapshot: Bound<'_, Snapshot>, previous: &SegmentResult, as_of: i64) -> PyResult<SegmentResult> {
+        let plan = self.plan.clone();
+        let inner = {
+            let s = snapshot.borrow();
+            let sref: &CoreSnapshot = &s.inner;
+            let prev = &previous.inner;
+            detach(py, move || eval::advance_clock(&plan, sref, prev, as_of))?
+        };
+        Ok(SegmentResult { inner, snapshot: snapshot.unbind() })
+    }
+
+    /// Apply a change to one contact (created if the id is new): new field
+    /// `values` and/or new `interactions` [(kind, time, amount)]. Updates
+    /// `snapshot` and `result` in place, re-evaluating only the segments that
+    /// read what changed; returns (entered, exited) segment names.
+    #[pyo3(signature = (snapshot, result, contact_id, values = None, interactions = None))]
+    fn update_contact(
+        &self,
+        py: Python<'_>,
+        snapshot: &Bound<'_, Snapshot>,
+        result: &Bound<'_, SegmentResult>,
+        contact_id: i64,
+        values: Option<&Bound<'_, PyDict>>,
+        interactions: Option<Vec<(String, i64, Option<f64>)>>,
+    ) -> PyResult<(Vec<String>, Vec<String>)> {
+        let mut snap = snapshot.borrow_mut();
+        let mut upd = RowUpdate { values: Vec::new(), interactions: interactions.unwrap_or_default() };
+        if let Some(vals) = values {
+            for (k, v) in vals.iter() {
+                let name: String = k.extract()?;
+                let Some((_, ty)) = snap.inner.column(&name) else {
+                    return Err(invalid(py, format!("unknown field '{name}'")));
+                };
+                upd.values.push((name.clone(), value_from(py, &name, ty, &v)?));
+            }
+        }
+        let mut res = result.borrow_mut();
+        if !res.snapshot.is(snapshot) {
+            return Err(invalid(py, "the result was not computed on this snapshot".into()));
+        }
+        let (e, x) = eval::update_contact(&self.plan, &mut snap.inner, &mut res.inner, contact_id, &upd).map_err(|e| to_py_err(py, e))?;
+        let names = |v: Vec<usize>| v.into_iter().map(|i| self.plan.names[i].clone()).collect();
+        Ok((names(e), names(x)))
+    }
+
+    /// Why contact `contact_id` is or is not in `segment` at `as_of`: a tree
+    /// of {"text", "value", "null", "children"}; "null" marks a clause that is
+    /// false because the value it reads is missing.
+    fn explain<'py>(&self, py: Python<'py>, snapshot: &Bound<'py, Snapshot>, contact_id: i64, segment: &str, as_of: i64) -> PyResult<Bound<'py, PyDict>> {
+        let seg = self.seg(py, segment)?;
+        let snap = snapshot.borrow();
+        let row = snap.inner.row_of(contact_id).ok_or_else(|| invalid(py, "unknown contact id".into()))?;
+        explain_dict(py, &eval::explain(&self.plan, &snap.inner, row, seg, as_of))
+    }
+
+    /// Exclusive segment set: label each contact (in row order) with the first
+    /// segment of the plan that contains it, or `other`.
+    #[pyo3(signature = (snapshot, as_of, other = "other"))]
+    fn exclusive(&self, py: Python<'_>, snapshot: &Bound<'_, Snapshot>, as_of: i64, other: &str) -> PyResult<Vec<String>> {
+        let plan = self.plan.clone();
+        let labels = {
+            let s = snapshot.borrow();
+            let sref: &CoreSnapshot = &s.inner;
+            detach(py, move || eval::exclusive(&plan, sref, as_of))?
+        };
+        Ok(labels.into_iter().map(|l| l.map_or_else(|| other.to_string(), |i| self.plan.names[i as usize].clone())).collect())
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(parse_rule, m)?)?;
+    m.add_function(wrap_pyfunction!(rule_to_text, m)?)?;
+    m.add_class::<Snapshot>()?;
+    m.add_class::<SegmentPlan>()?;
+    m.add_class::<SegmentResult>()?;
     Ok(())
 }

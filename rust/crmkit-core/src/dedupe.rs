@@ -1,1 +1,0 @@
-//! Bulk duplicate detection: blocking, comparison, scoring, clustering.

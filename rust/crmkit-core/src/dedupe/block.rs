@@ -1,0 +1,440 @@
+//! Blocking: which pairs of rows are compared at all.
+//!
+//! A [`Rule`] is a list of key parts (`"last_name:phonetic"`, `"postcode"`);
+//! two rows are a candidate pair when some rule gives them the same key. The
+//! candidate pairs of every rule are unioned and each pair is kept once, as
+//! `(i, j)` with `i < j` packed into a `u64` (`i << 32 | j`), sorted.
+//!
+//! Blocks larger than `max_block` rows are not expanded to all their pairs:
+//! their rows are sorted by name and birth date and each row is paired with
+//! the next `window` rows (sorted neighbourhood), with a warning. A rule whose
+//! pairs would push the total over the pair budget is skipped with a warning.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use ahash::RandomState;
+use rayon::prelude::*;
+
+use super::compare::Side;
+use super::data::{Field, Value};
+use super::nicknames;
+use crate::{CoreError, CoreResult};
+
+/// How a field's value becomes part of a blocking key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
+    /// The whole value.
+    Exact,
+    /// The first `n` characters.
+    Prefix(usize),
+    /// The Double Metaphone code (names, city).
+    Phonetic,
+    /// The first character.
+    Initial,
+    /// The first four characters of a date (the year).
+    Year,
+    /// The local part of an email.
+    Local,
+    /// The domain of an email.
+    Domain,
+    /// A first name's formal name (`bill` → `william`), else the name.
+    Nick,
+    /// The first letter of [`Transform::Nick`] (`jack` → `j`, `larry` → `l`).
+    NickInitial,
+}
+
+/// One part of a blocking key: one field, or two fields taken as an
+/// unordered pair (`first_name+last_name:phonetic` also groups swapped names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPart {
+    /// One or two fields.
+    pub fields: Vec<Field>,
+    /// How their values are reduced.
+    pub transform: Transform,
+}
+
+/// A blocking rule: rows agreeing on every part share a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The rule as written (`"last_name:phonetic & postcode"`), for messages.
+    pub name: String,
+    /// Its key parts.
+    pub parts: Vec<KeyPart>,
+}
+
+impl Rule {
+    /// Parse a rule from its parts, each `field[+field][:transform]` where
+    /// transform is one of `exact`, `prefixN`, `phonetic`, `initial`, `year`,
+    /// `local`, `domain`, `nick`, `nickinitial`.
+    pub fn parse(parts: &[&str]) -> CoreResult<Rule> {
+        if parts.is_empty() {
+            return Err(CoreError::Config("a blocking rule needs at least one part".into()));
+        }
+        let mut out = Vec::new();
+        for p in parts {
+            let (fields, tr) = p.split_once(':').unwrap_or((p, "exact"));
+            let fields = fields
+                .split('+')
+                .map(|f| {
+                    Field::parse(f.trim()).ok_or_else(|| {
+                        CoreError::Config(format!("unknown field '{f}' in blocking rule '{p}'"))
+                    })
+                })
+                .collect::<CoreResult<Vec<Field>>>()?;
+            if fields.len() > 2 {
+                return Err(CoreError::Config(format!(
+                    "blocking rule part '{p}' joins more than two fields"
+                )));
+            }
+            let tr = tr.trim();
+            let transform = match tr {
+                "exact" => Transform::Exact,
+                "phonetic" => Transform::Phonetic,
+                "initial" => Transform::Initial,
+                "year" => Transform::Year,
+                "local" => Transform::Local,
+                "domain" => Transform::Domain,
+                "nick" => Transform::Nick,
+                "nickinitial" => Transform::NickInitial,
+                _ => match tr.strip_prefix("prefix").and_then(|n| n.parse::<usize>().ok()) {
+                    Some(n) if n > 0 => Transform::Prefix(n),
+                    _ => {
+                        return Err(CoreError::Config(format!(
+                            "unknown transform '{tr}' in blocking rule '{p}'"
+                        )))
+                    }
+                },
+            };
+            out.push(KeyPart { fields, transform });
+        }
+        Ok(Rule {
+            name: parts.join(" & "),
+            parts: out,
+        })
+    }
+
+    /// The fields this rule reads.
+    pub fn fields(&self) -> impl Iterator<Item = Field> + '_ {
+        self.parts.iter().flat_map(|p| p.fields.iter().copied())
+    }
+}
+
+/// The default rules: they need no tuning for contact data.
+pub fn default_rules() -> Vec<Rule> {
+    [
+        &["email"][..],
+        &["phone"],
+        &["email:local"],
+        &["last_name:phonetic", "postcode"],
+        &["first_name:initial", "last_name:prefix4", "birth_date:year"],
+        &["last_name:phonetic", "first_name:nickinitial"],
+        &["first_name+last_name:phonetic", "birth_date:year"],
+        &["first_name:phonetic", "birth_date"],
+        &["company", "last_name:phonetic"],
+        &["first_name:nick", "postcode"],
+        &["first_name:nick", "city"],
+        &["first_name+last_name:phonetic"],
+    ]
+    .iter()
+    .map(|p| Rule::parse(p).expect("default rules parse"))
+    .collect()
+}
+
+/// Limits on blocking.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockLimits {
+    /// Blocks with more rows than this are windowed instead of fully paired.
+    pub max_block: usize,
+    /// Window of the sorted neighbourhood in oversized blocks.
+    pub window: usize,
+    /// Global budget of candidate pairs (before the union removes repeats).
+    pub max_pairs: usize,
+}
+
+fn piece(side: &Side<'_>, f: Field, t: Transform) -> Option<String> {
+    let (_, v) = side.values[f.index()]?;
+    let s: &str = &v.text;
+    let out: String = match t {
+        Transform::Exact => s.to_string(),
+        Transform::Prefix(n) => s.chars().take(n).collect(),
+        Transform::Phonetic => {
+            if v.code.is_empty() {
+                return None;
+            }
+            v.code.to_string()
+        }
+        Transform::Initial => s.chars().next()?.to_string(),
+        Transform::Year => s.chars().take(4).collect(),
+        Transform::Local => v.local().to_string(),
+        Transform::Domain => v.domain().to_string(),
+        Transform::Nick => formal(v).to_string(),
+        Transform::NickInitial => formal(v).chars().next()?.to_string(),
+    };
+    (!out.is_empty()).then_some(out)
+}
+
+fn formal(v: &Value) -> &str {
+    match v.nick.first() {
+        Some(&g) => nicknames::GROUPS[g as usize][0],
+        None => &v.text,
+    }
+}
+
+fn hasher() -> impl Hasher {
+    RandomState::with_seeds(0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344).build_hasher()
+}
+
+/// The key of a row (or a new record) under a rule; `None` if a part is missing.
+pub fn key_of(rule: &Rule, side: &Side<'_>) -> Option<u64> {
+    let mut h = hasher();
+    for part in &rule.parts {
+        if part.fields.len() == 1 {
+            piece(side, part.fields[0], part.transform)?.hash(&mut h);
+        } else {
+            let a = piece(side, part.fields[0], part.transform)?;
+            let b = piece(side, part.fields[1], part.transform)?;
+            let (x, y) = if a <= b { (a, b) } else { (b, a) };
+            x.hash(&mut h);
+            y.hash(&mut h);
+        }
+        0xffu8.hash(&mut h);
+    }
+    Some(h.finish())
+}
+
+/// The sort key of the sorted neighbourhood: surname, first name, birth date.
+pub fn sort_key<'a>(side: &Side<'a>) -> (&'a str, &'a str, &'a str) {
+    let t = |f: Field| side.values[f.index()].map_or("", |(_, v)| &*v.text);
+    (t(Field::LastName), t(Field::FirstName), t(Field::BirthDate))
+}
+
+/// The rank of every row in sort-key order (ties broken by row).
+pub fn ranks<'a, S>(n: usize, side: &S) -> Vec<u32>
+where
+    S: Fn(usize) -> Side<'a> + Sync,
+{
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.par_sort_unstable_by(|&a, &b| {
+        sort_key(&side(a as usize))
+            .cmp(&sort_key(&side(b as usize)))
+            .then(a.cmp(&b))
+    });
+    let mut rank = vec![0u32; n];
+    for (r, &row) in order.iter().enumerate() {
+        rank[row as usize] = r as u32;
+    }
+    rank
+}
+
+/// The blocks of one rule: `(key, row)` sorted by key then rank, and the
+/// `(start, end)` range of each block of two or more rows.
+pub fn blocks_of<'a, S>(
+    rule: &Rule,
+    n: usize,
+    side: &S,
+    rank: &[u32],
+    min_size: usize,
+) -> (Vec<(u64, u32)>, Vec<(usize, usize)>)
+where
+    S: Fn(usize) -> Side<'a> + Sync,
+{
+    let mut keyed: Vec<(u64, u32)> = (0..n)
+        .into_par_iter()
+        .filter_map(|r| key_of(rule, &side(r)).map(|k| (k, r as u32)))
+        .collect();
+    keyed.par_sort_unstable_by_key(|&(k, r)| (k, rank[r as usize]));
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    for i in 1..=keyed.len() {
+        if i == keyed.len() || keyed[i].0 != keyed[start].0 {
+            if i - start >= min_size {
+                ranges.push((start, i));
+            }
+            start = i;
+        }
+    }
+    (keyed, ranges)
+}
+
+fn block_pair_count(size: usize, lim: &BlockLimits) -> usize {
+    if size <= lim.max_block {
+        size * (size - 1) / 2
+    } else {
+        let w = lim.window.min(size - 1);
+        // Each of the first size-w rows has w successors; the tail fewer.
+        (size - w) * w + w * (w - 1) / 2
+    }
+}
+
+/// Packs a pair of rows (any order) into the `i << 32 | j` form with `i < j`.
+pub fn pack(a: u32, b: u32) -> u64 {
+    let (i, j) = if a < b { (a, b) } else { (b, a) };
+    ((i as u64) << 32) | j as u64
+}
+
+/// Unpacks a pair.
+pub fn unpack(p: u64) -> (u32, u32) {
+    ((p >> 32) as u32, p as u32)
+}
+
+/// Counts reported by blocking.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BlockStats {
+    /// Pairs generated by each rule before the union (0 when skipped).
+    pub pairs_per_rule: Vec<(String, usize)>,
+    /// Number of oversized blocks that were windowed.
+    pub blocks_windowed: usize,
+    /// Rules skipped because of the pair budget.
+    pub rules_skipped: usize,
+}
+
+/// The union of candidate pairs of all rules, sorted, each pair once.
+pub fn candidate_pairs<'a, S>(
+    n: usize,
+    side: &S,
+    rules: &[Rule],
+    lim: &BlockLimits,
+    warnings: &mut Vec<String>,
+) -> (Vec<u64>, BlockStats)
+where
+    S: Fn(usize) -> Side<'a> + Sync,
+{
+    let rank = ranks(n, side);
+    let mut all: Vec<u64> = Vec::new();
+    let mut stats = BlockStats::default();
+    let mut budget_used = 0usize;
+    for rule in rules {
+        let (keyed, ranges) = blocks_of(rule, n, side, &rank, 2);
+        let count: usize = ranges.iter().map(|&(s, e)| block_pair_count(e - s, lim)).sum();
+        if budget_used + count > lim.max_pairs {
+            warnings.push(format!(
+                "blocking rule '{}' skipped: its {} pairs would exceed the pair budget of {}",
+                rule.name, count, lim.max_pairs
+            ));
+            stats.rules_skipped += 1;
+            stats.pairs_per_rule.push((rule.name.clone(), 0));
+            continue;
+        }
+        budget_used += count;
+        let oversized: Vec<usize> = ranges
+            .iter()
+            .map(|&(s, e)| e - s)
+            .filter(|&n| n > lim.max_block)
+            .collect();
+        if !oversized.is_empty() {
+            stats.blocks_windowed += oversized.len();
+            warnings.push(format!(
+                "blocking rule '{}': {} blocks larger than {} rows (largest {}) were searched with a sorted window of {}",
+                rule.name,
+                oversized.len(),
+                lim.max_block,
+                oversized.iter().max().copied().unwrap_or(0),
+                lim.window
+            ));
+        }
+        let pairs: Vec<u64> = ranges
+            .par_iter()
+            .flat_map_iter(|&(s, e)| {
+                let rows = &keyed[s..e];
+                let w = if e - s <= lim.max_block { e - s } else { lim.window + 1 };
+                (0..rows.len()).flat_map(move |a| {
+                    (a + 1..rows.len().min(a + w)).map(move |b| pack(rows[a].1, rows[b].1))
+                })
+            })
+            .collect();
+        stats.pairs_per_rule.push((rule.name.clone(), pairs.len()));
+        all.extend(pairs);
+    }
+    all.par_sort_unstable();
+    all.dedup();
+    (all, stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedupe::compare::Side;
+    use crate::dedupe::Dataset;
+
+    fn ds(rows: &[(&str, &str, &str)]) -> Dataset {
+        let col = |k: usize| -> Vec<Option<String>> {
+            rows.iter()
+                .map(|r| {
+                    let s = [r.0, r.1, r.2][k];
+                    (!s.is_empty()).then(|| s.to_string())
+                })
+                .collect()
+        };
+        Dataset::from_columns(
+            (0..rows.len() as i64).collect(),
+            vec![
+                (Field::FirstName, col(0)),
+                (Field::LastName, col(1)),
+                (Field::Postcode, col(2)),
+            ],
+        )
+        .unwrap()
+        .0
+    }
+
+    fn run(d: &Dataset, rules: &[Rule], lim: &BlockLimits, w: &mut Vec<String>) -> (Vec<u64>, BlockStats) {
+        candidate_pairs(d.len(), &|r| Side::of_row(d, &[], r), rules, lim, w)
+    }
+
+    #[test]
+    fn rules_parse_and_reject_typos() {
+        let r = Rule::parse(&["first_name+last_name:phonetic", "postcode:prefix3"]).unwrap();
+        assert_eq!(r.parts[1].transform, Transform::Prefix(3));
+        assert!(Rule::parse(&["frist_name"]).is_err());
+        assert!(Rule::parse(&["email:soundex"]).is_err());
+        assert!(Rule::parse(&[]).is_err());
+        assert!(default_rules().len() >= 8);
+    }
+
+    #[test]
+    fn union_keeps_each_pair_once() {
+        let d = ds(&[("ann", "lee", "a1"), ("ann", "lee", "a1"), ("lee", "ann", "b2"), ("bob", "ray", "a1")]);
+        let rules = vec![
+            Rule::parse(&["postcode"]).unwrap(),
+            Rule::parse(&["first_name+last_name:phonetic"]).unwrap(),
+        ];
+        let lim = BlockLimits { max_block: 10, window: 2, max_pairs: 100 };
+        let mut w = vec![];
+        let (pairs, stats) = run(&d, &rules, &lim, &mut w);
+        let got: Vec<(u32, u32)> = pairs.iter().map(|&p| unpack(p)).collect();
+        assert_eq!(got, vec![(0, 1), (0, 2), (0, 3), (1, 2), (1, 3)]);
+        assert_eq!(stats.pairs_per_rule[0].1, 3);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn giant_blocks_are_windowed_with_a_warning() {
+        let rows: Vec<(String, String, String)> = (0..50)
+            .map(|i| (format!("n{i:02}"), format!("s{i:02}"), "same".to_string()))
+            .collect();
+        let refs: Vec<(&str, &str, &str)> =
+            rows.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str())).collect();
+        let d = ds(&refs);
+        let lim = BlockLimits { max_block: 10, window: 3, max_pairs: 10_000 };
+        let mut w = vec![];
+        let (pairs, stats) = run(&d, &[Rule::parse(&["postcode"]).unwrap()], &lim, &mut w);
+        assert_eq!(pairs.len(), block_pair_count(50, &lim));
+        assert_eq!(pairs.len(), 47 * 3 + 3);
+        assert_eq!(stats.blocks_windowed, 1);
+        assert_eq!(w.len(), 1);
+        // Neighbours in sort order (surname) are paired.
+        assert!(pairs.contains(&pack(0, 1)) && pairs.contains(&pack(0, 3)));
+        assert!(!pairs.contains(&pack(0, 4)));
+    }
+
+    #[test]
+    fn the_pair_budget_skips_rules() {
+        let d = ds(&[("a", "b", "x"), ("a", "b", "x"), ("a", "b", "x")]);
+        let lim = BlockLimits { max_block: 10, window: 3, max_pairs: 2 };
+        let mut w = vec![];
+        let (pairs, stats) = run(&d, &[Rule::parse(&["postcode"]).unwrap()], &lim, &mut w);
+        assert!(pairs.is_empty());
+        assert_eq!(stats.rules_skipped, 1);
+        assert!(w[0].contains("budget"));
+    }
+}

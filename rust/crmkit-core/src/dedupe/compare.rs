@@ -1,0 +1,409 @@
+//! Field comparisons with graded levels.
+//!
+//! Every field compares to a level index: 0 is always `null` (one side
+//! missing), the last is always `different`, and the levels in between run
+//! from the strongest agreement to the weakest. The first level whose test
+//! passes wins. [`level_names`] lists them per field.
+
+use strsim::{jaro_winkler, osa_distance};
+
+use super::data::{Dataset, Field, Value, NULL, UNSEEN};
+use super::nicknames;
+
+/// Level index of a missing value.
+pub const L_NULL: u8 = 0;
+/// Level index of an exact match.
+pub const L_EXACT: u8 = 1;
+
+/// The level names of a field, strongest first; index 0 is `null`.
+pub fn level_names(field: Field) -> &'static [&'static str] {
+    match field {
+        Field::FirstName => &[
+            "null",
+            "exact",
+            "nickname",
+            "fuzzy_high",
+            "phonetic",
+            "initial",
+            "fuzzy_low",
+            "different",
+        ],
+        Field::LastName => &[
+            "null",
+            "exact",
+            "fuzzy_high",
+            "phonetic",
+            "fuzzy_low",
+            "different",
+        ],
+        Field::Email => &[
+            "null",
+            "exact",
+            "domain_typo",
+            "local_same",
+            "local_fuzzy",
+            "restates_name",
+            "different",
+        ],
+        Field::Phone => &["null", "exact", "one_edit", "different"],
+        Field::Postcode => &["null", "exact", "same_district", "different"],
+        Field::City | Field::Street | Field::Company => &["null", "exact", "fuzzy", "different"],
+        Field::BirthDate => &[
+            "null",
+            "exact",
+            "day_month_swapped",
+            "one_edit",
+            "same_year",
+            "different",
+        ],
+    }
+}
+
+/// Number of levels of a field.
+pub fn n_levels(field: Field) -> usize {
+    level_names(field).len()
+}
+
+/// The `different` level of a field.
+pub fn l_different(field: Field) -> u8 {
+    (n_levels(field) - 1) as u8
+}
+
+/// Whether a level carries no evidence by design (its weight is fixed at 0).
+///
+/// `email/restates_name`: the two email local parts agree (or nearly) but
+/// each merely restates its record's own name (`john.smith@...`). That
+/// agreement follows from the names agreeing, which the name fields already
+/// count; counting it again is what makes naive Fellegi-Sunter models chain
+/// namesakes into giant clusters.
+pub fn is_neutral(field: Field, level: u8) -> bool {
+    level == L_NULL || (field == Field::Email && level == 5)
+}
+
+/// Whether exact matches of a field get a term-frequency adjustment.
+pub fn has_tf(field: Field) -> bool {
+    matches!(
+        field,
+        Field::FirstName | Field::LastName | Field::City | Field::Postcode | Field::Company
+    )
+}
+
+fn same(ca: u32, a: &Value, cb: u32, b: &Value) -> bool {
+    if ca < UNSEEN && cb < UNSEEN {
+        ca == cb
+    } else {
+        a.text == b.text
+    }
+}
+
+fn close_edit(a: &str, b: &str, max: usize) -> bool {
+    a.len().abs_diff(b.len()) <= max && osa_distance(a, b) <= max
+}
+
+const COMPANY_STOP: &[&str] = &[
+    "inc", "ltd", "llc", "plc", "gmbh", "co", "corp", "corporation", "company", "the", "and", "sa",
+    "ag", "bv", "limited", "group",
+];
+
+/// Overlap coefficient of the word sets of two strings (ignoring company
+/// suffixes such as `inc`, `ltd`): |A ∩ B| / min(|A|, |B|).
+pub fn token_overlap(a: &str, b: &str) -> f64 {
+    fn tokens(s: &str) -> Vec<String> {
+        let mut t: Vec<String> = s
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .filter(|w| !COMPANY_STOP.contains(&w.as_str()))
+            .collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+    let (ta, tb) = (tokens(a), tokens(b));
+    if ta.is_empty() || tb.is_empty() {
+        return 0.0;
+    }
+    let common = ta.iter().filter(|w| tb.contains(w)).count();
+    common as f64 / ta.len().min(tb.len()) as f64
+}
+
+fn is_initial_of(short: &str, long: &str) -> bool {
+    let s = short.trim_end_matches('.');
+    s.chars().count() == 1 && long.chars().count() > 1 && long.starts_with(s)
+}
+
+/// Compare two present values of one field (no `null` handling, no
+/// row-level context such as [`is_neutral`] email levels).
+pub fn compare_values(field: Field, ca: u32, a: &Value, cb: u32, b: &Value) -> u8 {
+    if same(ca, a, cb, b) {
+        return L_EXACT;
+    }
+    let (x, y) = (&*a.text, &*b.text);
+    match field {
+        Field::FirstName => {
+            if nicknames::share_group(&a.nick, &b.nick) {
+                2
+            } else if is_initial_of(x, y) || is_initial_of(y, x) {
+                5
+            } else {
+                let jw = jaro_winkler(x, y);
+                if jw >= 0.92 {
+                    3
+                } else if !a.code.is_empty() && a.code == b.code {
+                    4
+                } else if jw >= 0.80 {
+                    6
+                } else {
+                    7
+                }
+            }
+        }
+        Field::LastName => {
+            let jw = jaro_winkler(x, y);
+            if jw >= 0.92 || (x.len() >= 5 && close_edit(x, y, 1)) {
+                2
+            } else if !a.code.is_empty() && a.code == b.code {
+                3
+            } else if jw >= 0.80 || token_overlap(x, y) >= 1.0 {
+                4
+            } else {
+                5
+            }
+        }
+        Field::Email => {
+            let (la, lb) = (a.local(), b.local());
+            if la == lb {
+                if close_edit(a.domain(), b.domain(), 2) {
+                    2
+                } else {
+                    3
+                }
+            } else if la.len() >= 4 && (jaro_winkler(la, lb) >= 0.92 || close_edit(la, lb, 1)) {
+                4
+            } else {
+                6
+            }
+        }
+        Field::Phone => {
+            if a.code.len() >= 6 && close_edit(&a.code, &b.code, 1) {
+                2
+            } else {
+                3
+            }
+        }
+        Field::Postcode => {
+            let district = |s: &str| -> Option<String> {
+                match s.split_once(' ') {
+                    Some((d, _)) => Some(d.to_string()),
+                    None if s.chars().count() >= 4 => Some(s.chars().take(3).collect()),
+                    None => None,
+                }
+            };
+            match (district(x), district(y)) {
+                (Some(p), Some(q)) if p == q => 2,
+                _ => 3,
+            }
+        }
+        Field::City => {
+            if jaro_winkler(x, y) >= 0.9 || (!a.code.is_empty() && a.code == b.code) {
+                2
+            } else {
+                3
+            }
+        }
+        Field::Street | Field::Company => {
+            if token_overlap(x, y) >= 0.8 || jaro_winkler(x, y) >= 0.9 {
+                2
+            } else {
+                3
+            }
+        }
+        Field::BirthDate => {
+            let (p, q) = (a.date, b.date);
+            if p != 0 && q != 0 {
+                let (ya, ma, da) = (p / 10000, (p / 100) % 100, p % 100);
+                let (yb, mb, db) = (q / 10000, (q / 100) % 100, q % 100);
+                if ya == yb && ma == db && da == mb {
+                    2
+                } else if close_edit(x, y, 1) {
+                    3
+                } else if ya == yb {
+                    4
+                } else {
+                    5
+                }
+            } else if close_edit(x, y, 1) {
+                3
+            } else {
+                5
+            }
+        }
+    }
+}
+
+/// Whether an email local part restates the record's own name: it contains
+/// the surname and the first name (or starts with the first initial).
+pub fn email_restates_name(local: &str, first: Option<&str>, last: Option<&str>) -> bool {
+    let letters = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphabetic())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let l = letters(local);
+    let Some(last) = last.map(letters).filter(|s| s.len() >= 2) else {
+        return false;
+    };
+    if !l.contains(&last) {
+        return false;
+    }
+    match first.map(letters).filter(|s| !s.is_empty()) {
+        Some(f) => l.contains(&f) || l.starts_with(&f[..f.chars().next().map_or(0, char::len_utf8)]),
+        None => false,
+    }
+}
+
+/// One side of a comparison: a value and its dictionary code per field, plus
+/// row-level context.
+#[derive(Debug, Clone, Copy)]
+pub struct Side<'a> {
+    /// `(code, value)` per field in [`Field::ALL`] order.
+    pub values: [Option<(u32, &'a Value)>; 9],
+    /// Whether the email local part restates the row's name.
+    pub email_restates: bool,
+}
+
+impl<'a> Side<'a> {
+    /// The side of row `row` of a dataset.
+    pub fn of_row(ds: &'a Dataset, restates: &[bool], row: usize) -> Side<'a> {
+        let mut values = [None; 9];
+        for (k, col) in ds.columns.iter().enumerate() {
+            if let Some(col) = col {
+                let c = col.codes[row];
+                if c != NULL {
+                    values[k] = Some((c, &col.values[c as usize]));
+                }
+            }
+        }
+        Side {
+            values,
+            email_restates: restates.get(row).copied().unwrap_or(false),
+        }
+    }
+}
+
+/// Compute the level of every present field for a pair; returns whether the
+/// first and last names were compared swapped (`ann lee` vs `lee ann`).
+pub fn compare_sides(fields: &[Field], a: &Side<'_>, b: &Side<'_>, out: &mut [u8; 9]) -> bool {
+    for &f in fields {
+        let k = f.index();
+        out[k] = match (a.values[k], b.values[k]) {
+            (Some((ca, va)), Some((cb, vb))) => {
+                let mut l = compare_values(f, ca, va, cb, vb);
+                if f == Field::Email && (3..=4).contains(&l) && a.email_restates && b.email_restates
+                {
+                    l = 5;
+                }
+                l
+            }
+            _ => L_NULL,
+        };
+    }
+    let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
+    let good = |l: u8, f: Field| l == L_EXACT || (f == Field::FirstName && l == 3) || (f == Field::LastName && l == 2);
+    if let (Some(af), Some(al), Some(bf), Some(bl)) =
+        (a.values[fi], a.values[li], b.values[fi], b.values[li])
+    {
+        if !(good(out[fi], Field::FirstName) && good(out[li], Field::LastName)) {
+            let cross = |x: &Value, y: &Value| -> Option<u8> {
+                if x.text == y.text {
+                    Some(L_EXACT)
+                } else if x.text.len() >= 3 && jaro_winkler(&x.text, &y.text) >= 0.92 {
+                    Some(2)
+                } else {
+                    None
+                }
+            };
+            if let (Some(s1), Some(s2)) = (cross(af.1, bl.1), cross(al.1, bf.1)) {
+                out[fi] = if s1 == L_EXACT { L_EXACT } else { 3 };
+                out[li] = s2;
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lv(field: Field, a: &str, b: &str) -> &'static str {
+        let (va, vb) = (Value::new(field, a), Value::new(field, b));
+        level_names(field)[compare_values(field, UNSEEN, &va, UNSEEN, &vb) as usize]
+    }
+
+    #[test]
+    fn first_name_levels() {
+        assert_eq!(lv(Field::FirstName, "william", "william"), "exact");
+        assert_eq!(lv(Field::FirstName, "william", "bill"), "nickname");
+        assert_eq!(lv(Field::FirstName, "jonathon", "jonathan"), "fuzzy_high");
+        assert_eq!(lv(Field::FirstName, "catherine", "kathryn"), "nickname");
+        assert_eq!(lv(Field::FirstName, "j", "james"), "initial");
+        assert_eq!(lv(Field::FirstName, "zoe", "mark"), "different");
+    }
+
+    #[test]
+    fn last_name_levels() {
+        assert_eq!(lv(Field::LastName, "smith", "smiht"), "fuzzy_high");
+        assert_eq!(lv(Field::LastName, "philips", "fillips"), "phonetic");
+        assert_eq!(lv(Field::LastName, "smith", "jones"), "different");
+    }
+
+    #[test]
+    fn email_levels() {
+        assert_eq!(lv(Field::Email, "ann@x.com", "ann@x.com"), "exact");
+        assert_eq!(lv(Field::Email, "ann@gmail.com", "ann@gmial.com"), "domain_typo");
+        assert_eq!(lv(Field::Email, "ann@gmail.com", "ann@yahoo.co.uk"), "local_same");
+        assert_eq!(lv(Field::Email, "annlee@x.com", "anlee@y.org"), "local_fuzzy");
+        assert_eq!(lv(Field::Email, "ann@x.com", "bob@x.com"), "different");
+    }
+
+    #[test]
+    fn date_phone_postcode_company_levels() {
+        assert_eq!(lv(Field::BirthDate, "1980-03-04", "1980-04-03"), "day_month_swapped");
+        assert_eq!(lv(Field::BirthDate, "1980-03-04", "1980-03-14"), "one_edit");
+        assert_eq!(lv(Field::BirthDate, "1980-03-04", "1980-11-22"), "same_year");
+        assert_eq!(lv(Field::BirthDate, "1980-03-04", "1990-11-22"), "different");
+        assert_eq!(lv(Field::Phone, "+447700900123", "+447700900132"), "one_edit");
+        assert_eq!(lv(Field::Phone, "+447700900123", "+447700811111"), "different");
+        assert_eq!(lv(Field::Postcode, "sw1a 1aa", "sw1a 2bb"), "same_district");
+        assert_eq!(lv(Field::Company, "acme inc", "acme"), "fuzzy");
+    }
+
+    #[test]
+    fn restated_names_are_detected() {
+        assert!(email_restates_name("john.smith", Some("john"), Some("smith")));
+        assert!(email_restates_name("jsmith", Some("john"), Some("smith")));
+        assert!(!email_restates_name("jsmith", Some("ann"), Some("smith")));
+        assert!(!email_restates_name("cooldude", Some("john"), Some("smith")));
+    }
+
+    #[test]
+    fn swapped_names_are_aligned() {
+        let f = [Value::new(Field::FirstName, "ann"), Value::new(Field::LastName, "lee")];
+        let g = [Value::new(Field::FirstName, "lee"), Value::new(Field::LastName, "ann")];
+        let mk = |v: &'static [Value; 2]| {
+            let mut values = [None; 9];
+            values[0] = Some((UNSEEN, &v[0]));
+            values[1] = Some((UNSEEN, &v[1]));
+            Side { values, email_restates: false }
+        };
+        let f: &'static [Value; 2] = Box::leak(Box::new(f));
+        let g: &'static [Value; 2] = Box::leak(Box::new(g));
+        let mut out = [0u8; 9];
+        let swapped = compare_sides(&[Field::FirstName, Field::LastName], &mk(f), &mk(g), &mut out);
+        assert!(swapped);
+        assert_eq!((out[0], out[1]), (L_EXACT, L_EXACT));
+    }
+}

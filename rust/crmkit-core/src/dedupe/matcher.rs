@@ -1,0 +1,475 @@
+//! The matcher: fit (blocking + EM), predict (scores + clusters), explain.
+
+use std::sync::Arc;
+
+use ahash::AHashMap;
+use rayon::prelude::*;
+
+use super::block::{self, candidate_pairs, unpack, BlockLimits, BlockStats, Rule};
+use super::cluster::{cluster, Clusters};
+use super::compare::{self, compare_sides, level_names, n_levels, Side, L_EXACT};
+use super::data::{Dataset, Field, NULL};
+use super::score::{self, pack_levels, probability, EmSettings, Model, Weights};
+use crate::{CoreError, CoreResult};
+
+/// Matcher settings; [`Config::default`] needs no tuning for contact data.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Match probability at or above which a pair is a match.
+    pub threshold: f64,
+    /// Blocking rules.
+    pub rules: Vec<Rule>,
+    /// Blocks with more rows are searched with a sorted window.
+    pub max_block: usize,
+    /// The sorted window of oversized blocks.
+    pub window: usize,
+    /// Pair budget per record (the global guard is this times the row count).
+    pub max_pairs_per_record: f64,
+    /// Candidate pairs sampled for EM (training does not grow with N).
+    pub train_pairs: usize,
+    /// Random pairs sampled to estimate `u`.
+    pub random_pairs: usize,
+    /// EM iteration cap.
+    pub em_max_iter: usize,
+    /// EM convergence tolerance.
+    pub em_tol: f64,
+    /// Chaining guard (see [`super::cluster`]); 0 disables it.
+    pub guard: f64,
+    /// Seed of the random-pair sample.
+    pub seed: u64,
+    /// Fields to compare (default: every field present).
+    pub fields: Option<Vec<Field>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            threshold: 0.9,
+            rules: block::default_rules(),
+            max_block: 30,
+            window: 4,
+            max_pairs_per_record: 20.0,
+            train_pairs: 300_000,
+            random_pairs: 300_000,
+            em_max_iter: 200,
+            em_tol: 1e-6,
+            guard: 0.5,
+            seed: 0x5eed,
+            fields: None,
+        }
+    }
+}
+
+impl Config {
+    /// Check every value's range.
+    pub fn validate(&self) -> CoreResult<()> {
+        let bad = |m: &str| Err(CoreError::Config(m.to_string()));
+        if !(0.0..=1.0).contains(&self.threshold) || self.threshold.is_nan() {
+            return bad("threshold must be between 0 and 1");
+        }
+        if !(0.0..=1.0).contains(&self.guard) || self.guard.is_nan() {
+            return bad("guard must be between 0 and 1");
+        }
+        if self.max_block < 2 || self.window < 1 {
+            return bad("max_block must be at least 2 and window at least 1");
+        }
+        if self.max_pairs_per_record.is_nan() || self.max_pairs_per_record <= 0.0 {
+            return bad("max_pairs_per_record must be positive");
+        }
+        if self.train_pairs == 0 || self.random_pairs == 0 || self.em_max_iter == 0 {
+            return bad("train_pairs, random_pairs and em_max_iter must be positive");
+        }
+        if self.rules.is_empty() {
+            return bad("at least one blocking rule is needed");
+        }
+        Ok(())
+    }
+}
+
+/// Per-row context that depends on several fields.
+pub fn restates_flags(ds: &Dataset) -> Vec<bool> {
+    let (Some(email), first, last) = (
+        ds.column(Field::Email),
+        ds.column(Field::FirstName),
+        ds.column(Field::LastName),
+    ) else {
+        return vec![false; ds.len()];
+    };
+    (0..ds.len())
+        .into_par_iter()
+        .map(|r| match email.get(r) {
+            Some(e) => compare::email_restates_name(
+                e.local(),
+                first.and_then(|c| c.get(r)).map(|v| &*v.text),
+                last.and_then(|c| c.get(r)).map(|v| &*v.text),
+            ),
+            None => false,
+        })
+        .collect()
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Each field's contribution to a pair's score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldExplanation {
+    /// The field.
+    pub field: Field,
+    /// Its comparison level.
+    pub level: &'static str,
+    /// The level's weight (log2 Bayes factor).
+    pub weight: f64,
+    /// The term-frequency adjustment (bits; exact matches only).
+    pub tf_adjustment: f64,
+}
+
+/// Why a pair scores what it scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// The prior weight `log2(λ / (1 - λ))`.
+    pub prior_weight: f64,
+    /// One entry per compared field.
+    pub fields: Vec<FieldExplanation>,
+    /// Prior + field weights + adjustments.
+    pub total_weight: f64,
+    /// `1 / (1 + 2^-total_weight)`.
+    pub probability: f64,
+    /// Whether first and last names were compared swapped.
+    pub names_swapped: bool,
+    /// Whether blocking made this pair a candidate.
+    pub candidate: bool,
+}
+
+/// The output of [`Matcher::predict`].
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// Pairs `(row_i, row_j, probability)` at or above the threshold, sorted by pair.
+    pub pairs: Vec<(u32, u32, f64)>,
+    /// Clusters over those pairs.
+    pub clusters: Clusters,
+    /// Warnings from fitting and predicting.
+    pub warnings: Vec<String>,
+    /// Named counts.
+    pub stats: Vec<(&'static str, f64)>,
+}
+
+/// A fitted matcher over one dataset.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    /// The settings.
+    pub config: Config,
+    ds: Arc<Dataset>,
+    restates: Arc<Vec<bool>>,
+    fields: Vec<Field>,
+    candidates: Vec<u64>,
+    model: Model,
+    weights: Arc<Weights>,
+    row_of: AHashMap<i64, u32>,
+    warnings: Vec<String>,
+    block_stats: BlockStats,
+    train_pairs: usize,
+}
+
+impl Matcher {
+    /// Block and, unless `model` is given, train by EM.
+    ///
+    /// `labels` are `(id, id, is_match)` pairs of known class (optional).
+    pub fn fit(
+        config: Config,
+        ds: Dataset,
+        mut warnings: Vec<String>,
+        model: Option<Model>,
+        labels: &[(i64, i64, bool)],
+    ) -> CoreResult<Matcher> {
+        config.validate()?;
+        let n = ds.len();
+        let present = ds.fields();
+        let fields: Vec<Field> = match &config.fields {
+            Some(fs) => fs.iter().copied().filter(|f| present.contains(f)).collect(),
+            None => present.clone(),
+        };
+        if n > 0 && fields.is_empty() {
+            return Err(CoreError::InvalidInput("no field to compare: every column is empty or missing".into()));
+        }
+        let rules: Vec<Rule> = config
+            .rules
+            .iter()
+            .filter(|r| r.fields().all(|f| present.contains(&f)))
+            .cloned()
+            .collect();
+        let restates = restates_flags(&ds);
+        let side = |r: usize| Side::of_row(&ds, &restates, r);
+        let limits = BlockLimits {
+            max_block: config.max_block,
+            window: config.window,
+            max_pairs: ((config.max_pairs_per_record * n as f64) as usize).max(1000),
+        };
+        let (candidates, block_stats) = candidate_pairs(n, &side, &rules, &limits, &mut warnings);
+        let mut row_of = AHashMap::with_capacity(n);
+        for (r, id) in ds.ids.iter().enumerate() {
+            row_of.insert(*id, r as u32);
+        }
+        let train_n = candidates.len().min(config.train_pairs);
+        let model = match model {
+            Some(m) => {
+                m.validate()?;
+                m
+            }
+            None => {
+                let lab: Vec<(u64, bool)> = labels
+                    .iter()
+                    .map(|&(a, b, y)| {
+                        let (Some(&i), Some(&j)) = (row_of.get(&a), row_of.get(&b)) else {
+                            return Err(CoreError::InvalidInput("a labelled pair names an unknown id".into()));
+                        };
+                        let mut lv = [0u8; 9];
+                        compare_sides(&fields, &side(i as usize), &side(j as usize), &mut lv);
+                        Ok((pack_levels(&lv), y))
+                    })
+                    .collect::<CoreResult<_>>()?;
+                train(&config, &ds, &restates, &fields, &candidates, &lab)
+            }
+        };
+        let weights = Arc::new(Weights::new(&model, &ds.columns));
+        let fields = weights.fields.clone();
+        Ok(Matcher {
+            config,
+            ds: Arc::new(ds),
+            restates: Arc::new(restates),
+            fields,
+            candidates,
+            model,
+            weights,
+            row_of,
+            warnings,
+            block_stats,
+            train_pairs: train_n,
+        })
+    }
+
+    /// The trained (or loaded) model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The dataset.
+    pub fn dataset(&self) -> &Arc<Dataset> {
+        &self.ds
+    }
+
+    /// The candidate pairs, packed (see [`block::pack`]), sorted.
+    pub fn candidates(&self) -> &[u64] {
+        &self.candidates
+    }
+
+    /// The fields compared.
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    pub(crate) fn parts(&self) -> (&Arc<Dataset>, &Arc<Vec<bool>>, &Arc<Weights>) {
+        (&self.ds, &self.restates, &self.weights)
+    }
+
+    fn side(&self, r: usize) -> Side<'_> {
+        Side::of_row(&self.ds, &self.restates, r)
+    }
+
+    /// Comparison levels of a pair of rows, and whether names were swapped.
+    pub fn levels(&self, i: usize, j: usize) -> ([u8; 9], bool) {
+        let mut lv = [0u8; 9];
+        let sw = compare_sides(&self.fields, &self.side(i), &self.side(j), &mut lv);
+        (lv, sw)
+    }
+
+    fn codes(&self, i: usize) -> [u32; 9] {
+        let mut c = [NULL; 9];
+        for (k, col) in self.ds.columns.iter().enumerate() {
+            if let Some(col) = col {
+                c[k] = col.codes[i];
+            }
+        }
+        c
+    }
+
+    /// Match weight of a pair of rows.
+    pub fn weight(&self, i: usize, j: usize) -> f64 {
+        let (lv, sw) = self.levels(i, j);
+        self.weights.total(&lv, &self.codes(i), sw)
+    }
+
+    /// Score every candidate pair and cluster those at or above the threshold.
+    pub fn predict(&self, threshold: Option<f64>) -> CoreResult<Prediction> {
+        let t = threshold.unwrap_or(self.config.threshold);
+        if !(0.0..=1.0).contains(&t) || t.is_nan() {
+            return Err(CoreError::Config("threshold must be between 0 and 1".into()));
+        }
+        let pairs: Vec<(u32, u32, f64)> = self
+            .candidates
+            .par_iter()
+            .with_min_len(4096)
+            .filter_map(|&p| {
+                let (i, j) = unpack(p);
+                let prob = probability(self.weight(i as usize, j as usize));
+                (prob >= t).then_some((i, j, prob))
+            })
+            .collect();
+        let clusters = cluster(self.ds.len(), &self.ds.ids, &pairs, self.config.guard);
+        let n = self.ds.len().max(1) as f64;
+        let stats = vec![
+            ("records", self.ds.len() as f64),
+            ("candidate_pairs", self.candidates.len() as f64),
+            ("candidate_pairs_per_record", self.candidates.len() as f64 / n),
+            ("blocks_windowed", self.block_stats.blocks_windowed as f64),
+            ("rules_skipped", self.block_stats.rules_skipped as f64),
+            ("train_pairs", self.train_pairs as f64),
+            ("em_iterations", self.model.iterations as f64),
+            ("prior", self.model.prior),
+            ("threshold", t),
+            ("matched_pairs", pairs.len() as f64),
+            ("clusters", clusters.multi as f64),
+            ("links_refused", clusters.refused as f64),
+        ];
+        Ok(Prediction {
+            pairs,
+            clusters,
+            warnings: self.warnings.clone(),
+            stats,
+        })
+    }
+
+    /// Explain the score of the pair of rows with ids `a` and `b`.
+    pub fn explain(&self, a: i64, b: i64) -> CoreResult<Explanation> {
+        let (Some(&i), Some(&j)) = (self.row_of.get(&a), self.row_of.get(&b)) else {
+            return Err(CoreError::InvalidInput("explain: unknown row id".into()));
+        };
+        let (lv, sw) = self.levels(i as usize, j as usize);
+        let codes = self.codes(i as usize);
+        let fields = self
+            .fields
+            .iter()
+            .map(|&f| {
+                let k = f.index();
+                let l = lv[k];
+                let tf = if l == L_EXACT && !(sw && matches!(f, Field::FirstName | Field::LastName)) {
+                    self.weights.tf_adjustment(k, codes[k])
+                } else {
+                    0.0
+                };
+                FieldExplanation {
+                    field: f,
+                    level: level_names(f)[l as usize],
+                    weight: self.weights.level[k][l as usize],
+                    tf_adjustment: tf,
+                }
+            })
+            .collect();
+        let total = self.weights.total(&lv, &codes, sw);
+        Ok(Explanation {
+            prior_weight: self.weights.prior,
+            fields,
+            total_weight: total,
+            probability: probability(total),
+            names_swapped: sw,
+            candidate: self.candidates.binary_search(&block::pack(i, j)).is_ok(),
+        })
+    }
+}
+
+fn train(
+    config: &Config,
+    ds: &Dataset,
+    restates: &[bool],
+    fields: &[Field],
+    candidates: &[u64],
+    labelled: &[(u64, bool)],
+) -> Model {
+    let n = ds.len();
+    let side = |r: usize| Side::of_row(ds, restates, r);
+    // u from random pairs.
+    let mut counts: Vec<Vec<u64>> = fields.iter().map(|&f| vec![0; n_levels(f)]).collect();
+    if n >= 2 {
+        let total = (n as u128 * (n as u128 - 1) / 2).min(config.random_pairs as u128) as usize;
+        let mut state = config.seed;
+        let pairs: Vec<(u32, u32)> = (0..total)
+            .map(|_| {
+                let i = (splitmix(&mut state) % n as u64) as u32;
+                let mut j = (splitmix(&mut state) % (n as u64 - 1)) as u32;
+                if j >= i {
+                    j += 1;
+                }
+                (i, j)
+            })
+            .collect();
+        counts = pairs
+            .par_iter()
+            .with_min_len(4096)
+            .fold(
+                || fields.iter().map(|&f| vec![0u64; n_levels(f)]).collect::<Vec<_>>(),
+                |mut acc, &(i, j)| {
+                    let mut lv = [0u8; 9];
+                    compare_sides(fields, &side(i as usize), &side(j as usize), &mut lv);
+                    for (k, f) in fields.iter().enumerate() {
+                        acc[k][lv[f.index()] as usize] += 1;
+                    }
+                    acc
+                },
+            )
+            .reduce(
+                || fields.iter().map(|&f| vec![0u64; n_levels(f)]).collect::<Vec<_>>(),
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        for (p, q) in x.iter_mut().zip(y) {
+                            *p += q;
+                        }
+                    }
+                    a
+                },
+            );
+    }
+    let u_random: Vec<Vec<f64>> = fields
+        .iter()
+        .zip(&counts)
+        .map(|(&f, c)| score::u_from_counts(f, c))
+        .collect();
+    // Comparison vectors of a bounded, evenly spaced sample of candidates.
+    let take = candidates.len().min(config.train_pairs);
+    let step = candidates.len() as f64 / take.max(1) as f64;
+    let sample: Vec<u64> = (0..take)
+        .map(|k| candidates[((k as f64 * step) as usize).min(candidates.len() - 1)])
+        .collect();
+    let mut pats: Vec<u64> = sample
+        .par_iter()
+        .with_min_len(4096)
+        .map(|&p| {
+            let (i, j) = unpack(p);
+            let mut lv = [0u8; 9];
+            compare_sides(fields, &side(i as usize), &side(j as usize), &mut lv);
+            pack_levels(&lv)
+        })
+        .collect();
+    pats.par_sort_unstable();
+    let mut patterns: Vec<(u64, u64)> = Vec::new();
+    for p in pats {
+        match patterns.last_mut() {
+            Some((q, c)) if *q == p => *c += 1,
+            _ => patterns.push((p, 1)),
+        }
+    }
+    score::train_em(
+        fields,
+        &patterns,
+        labelled,
+        &u_random,
+        EmSettings {
+            max_iter: config.em_max_iter,
+            tol: config.em_tol,
+        },
+    )
+}

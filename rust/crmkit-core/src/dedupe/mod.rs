@@ -1,0 +1,28 @@
+//! Bulk duplicate detection: blocking, comparison, scoring, clustering.
+//!
+//! - [`data`]: the columnar, interned input ([`Dataset`]).
+//! - [`block`]: blocking rules and candidate pairs.
+//! - [`compare`]: field comparisons with graded levels.
+//! - [`nicknames`]: given-name nickname groups.
+//! - [`score`]: Fellegi-Sunter weights, EM training, term frequencies.
+//! - [`cluster`]: connected components with a chaining guard.
+//! - [`matcher`]: [`Matcher`] (fit, predict, explain).
+//! - [`index`]: [`Index`], incremental matching of new records.
+//!
+//! Correlated evidence: an email local part that agrees only because both
+//! records spell their own names in it (`john.smith@a.com`,
+//! `john.smith@b.org`) gets the `email/restates_name` level, whose weight is
+//! fixed at 0, so names are not counted twice.
+
+pub mod block;
+pub mod cluster;
+pub mod compare;
+pub mod data;
+pub mod index;
+pub mod matcher;
+pub mod nicknames;
+pub mod score;
+
+pub use data::{Dataset, Field};
+pub use index::Index;
+pub use matcher::{Config, Explanation, Matcher, Prediction};

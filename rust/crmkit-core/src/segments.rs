@@ -1,1 +1,0 @@
-//! The segment rule language: parse, compile, evaluate.

@@ -1,0 +1,590 @@
+//! The columnar contact snapshot: dictionary-encoded strings, typed i64/f64
+//! columns (dates and datetimes as epoch seconds), null masks, list columns,
+//! and each contact's interactions, with per-contact aggregates.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::{CoreError, CoreResult};
+
+use super::ast::AggFunc;
+use super::typecheck::AggKey;
+use super::{FieldType, Schema, DAY};
+
+/// Column values as they arrive from the caller (one entry per contact).
+/// Dates and datetimes arrive as `Int` epoch seconds; booleans as `Bool`.
+#[derive(Debug, Clone)]
+pub enum ColumnData {
+    /// Strings.
+    Str(Vec<Option<String>>),
+    /// Integers, dates and datetimes.
+    Int(Vec<Option<i64>>),
+    /// Numbers (NaN is treated as null).
+    Float(Vec<Option<f64>>),
+    /// Booleans.
+    Bool(Vec<Option<bool>>),
+    /// Lists of strings.
+    List(Vec<Option<Vec<String>>>),
+}
+
+impl ColumnData {
+    fn len(&self) -> usize {
+        match self {
+            ColumnData::Str(v) => v.len(),
+            ColumnData::Int(v) => v.len(),
+            ColumnData::Float(v) => v.len(),
+            ColumnData::Bool(v) => v.len(),
+            ColumnData::List(v) => v.len(),
+        }
+    }
+}
+
+/// One value for a single-contact update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Missing.
+    Null,
+    /// A string.
+    Str(String),
+    /// An integer, date or datetime (epoch seconds).
+    Int(i64),
+    /// A number.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A list of strings.
+    List(Vec<String>),
+}
+
+/// A string dictionary: code -> string and string -> code.
+#[derive(Debug, Clone, Default)]
+pub struct Dict {
+    /// The strings, by code.
+    pub values: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Dict {
+    /// The code of `s`, adding it when new.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&c) = self.index.get(s) {
+            return c;
+        }
+        let c = self.values.len() as u32;
+        self.values.push(s.to_string());
+        self.index.insert(s.to_string(), c);
+        c
+    }
+    /// The code of `s`, if present.
+    pub fn code(&self, s: &str) -> Option<u32> {
+        self.index.get(s).copied()
+    }
+}
+
+/// The typed storage of one column, padded to a multiple of 64 rows.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Dictionary codes (0 on null rows).
+    Str {
+        /// Codes.
+        codes: Vec<u32>,
+        /// Dictionary.
+        dict: Dict,
+    },
+    /// i64 values (0 on null rows).
+    Int(Vec<i64>),
+    /// f64 values (0.0 on null rows).
+    Float(Vec<f64>),
+    /// Boolean values as bits.
+    Bool(Vec<u64>),
+    /// Lists: each row is `codes[start..start + len]`.
+    List {
+        /// Start of each row's codes.
+        start: Vec<u32>,
+        /// Length of each row's list.
+        len: Vec<u32>,
+        /// Element codes.
+        codes: Vec<u32>,
+        /// Dictionary.
+        dict: Dict,
+    },
+}
+
+/// A column: storage plus a validity bitmap (bit set = value present).
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// The declared type.
+    pub ty: FieldType,
+    /// Values.
+    pub store: Store,
+    /// Validity bits, one per (padded) row.
+    pub valid: Vec<u64>,
+}
+
+#[inline]
+pub(crate) fn bit(words: &[u64], i: usize) -> bool {
+    words[i >> 6] >> (i & 63) & 1 == 1
+}
+
+#[inline]
+fn set_bit(words: &mut [u64], i: usize, v: bool) {
+    if v {
+        words[i >> 6] |= 1 << (i & 63);
+    } else {
+        words[i >> 6] &= !(1 << (i & 63));
+    }
+}
+
+fn padded(n: usize) -> usize {
+    n.div_ceil(64).max(1) * 64
+}
+
+impl Column {
+    fn build(ty: FieldType, data: ColumnData, name: &str) -> CoreResult<Column> {
+        let n = data.len();
+        let np = padded(n);
+        let mut valid = vec![0u64; np / 64];
+        let wrong = || CoreError::InvalidInput(format!("column '{name}' does not hold {} values", ty.name()));
+        let store = match (ty, data) {
+            (FieldType::String, ColumnData::Str(v)) => {
+                let mut dict = Dict::default();
+                let mut codes = vec![0u32; np];
+                for (i, s) in v.iter().enumerate() {
+                    if let Some(s) = s {
+                        codes[i] = dict.intern(s);
+                        set_bit(&mut valid, i, true);
+                    }
+                }
+                Store::Str { codes, dict }
+            }
+            (FieldType::Integer | FieldType::Date | FieldType::Datetime, ColumnData::Int(v)) => {
+                let mut vals = vec![0i64; np];
+                for (i, x) in v.iter().enumerate() {
+                    if let Some(x) = x {
+                        vals[i] = *x;
+                        set_bit(&mut valid, i, true);
+                    }
+                }
+                Store::Int(vals)
+            }
+            (FieldType::Number, ColumnData::Float(v)) => {
+                let mut vals = vec![0f64; np];
+                for (i, x) in v.iter().enumerate() {
+                    if let Some(x) = x.filter(|x| !x.is_nan()) {
+                        vals[i] = x;
+                        set_bit(&mut valid, i, true);
+                    }
+                }
+                Store::Float(vals)
+            }
+            (FieldType::Number, ColumnData::Int(v)) => {
+                return Column::build(ty, ColumnData::Float(v.into_iter().map(|x| x.map(|x| x as f64)).collect()), name)
+            }
+            (FieldType::Boolean, ColumnData::Bool(v)) => {
+                let mut bits = vec![0u64; np / 64];
+                for (i, x) in v.iter().enumerate() {
+                    if let Some(x) = x {
+                        set_bit(&mut bits, i, *x);
+                        set_bit(&mut valid, i, true);
+                    }
+                }
+                Store::Bool(bits)
+            }
+            (FieldType::List, ColumnData::List(v)) => {
+                let mut dict = Dict::default();
+                let mut start = vec![0u32; np];
+                let mut len = vec![0u32; np];
+                let mut codes = Vec::new();
+                for (i, x) in v.iter().enumerate() {
+                    start[i] = codes.len() as u32;
+                    if let Some(items) = x {
+                        for s in items {
+                            codes.push(dict.intern(s));
+                        }
+                        len[i] = items.len() as u32;
+                        set_bit(&mut valid, i, true);
+                    }
+                }
+                if codes.len() > u32::MAX as usize {
+                    return Err(CoreError::InvalidInput(format!("list column '{name}' is too large")));
+                }
+                Store::List { start, len, codes, dict }
+            }
+            _ => return Err(wrong()),
+        };
+        Ok(Column { ty, store, valid })
+    }
+
+    fn grow(&mut self, np: usize) {
+        self.valid.resize(np / 64, 0);
+        match &mut self.store {
+            Store::Str { codes, .. } => codes.resize(np, 0),
+            Store::Int(v) => v.resize(np, 0),
+            Store::Float(v) => v.resize(np, 0.0),
+            Store::Bool(v) => v.resize(np / 64, 0),
+            Store::List { start, len, .. } => {
+                start.resize(np, 0);
+                len.resize(np, 0);
+            }
+        }
+    }
+
+    /// Set one row's value (type-checked against the column).
+    pub fn set(&mut self, row: usize, v: &Value, name: &str) -> CoreResult<()> {
+        let wrong = || CoreError::InvalidInput(format!("value for '{name}' is not a {}", self.ty.name()));
+        let present = !matches!(v, Value::Null) && !matches!(v, Value::Float(f) if f.is_nan());
+        match (&mut self.store, v) {
+            (_, Value::Null) => {}
+            (Store::Str { codes, dict }, Value::Str(s)) => codes[row] = dict.intern(s),
+            (Store::Int(vals), Value::Int(x)) => vals[row] = *x,
+            (Store::Float(vals), Value::Float(x)) => vals[row] = if x.is_nan() { 0.0 } else { *x },
+            (Store::Float(vals), Value::Int(x)) => vals[row] = *x as f64,
+            (Store::Bool(bits), Value::Bool(b)) => set_bit(bits, row, *b),
+            (Store::List { start, len, codes, dict }, Value::List(items)) => {
+                start[row] = codes.len() as u32;
+                len[row] = items.len() as u32;
+                for s in items {
+                    let c = dict.intern(s);
+                    codes.push(c);
+                }
+            }
+            _ => return Err(wrong()),
+        }
+        set_bit(&mut self.valid, row, present);
+        Ok(())
+    }
+
+    /// Whether row `r` has a value.
+    #[inline]
+    pub fn is_valid(&self, r: usize) -> bool {
+        bit(&self.valid, r)
+    }
+}
+
+/// Interactions as they arrive: parallel columns.
+#[derive(Debug, Clone, Default)]
+pub struct Interactions {
+    /// Contact id of each interaction.
+    pub contact: Vec<i64>,
+    /// Kind of each interaction.
+    pub kind: Vec<String>,
+    /// Time of each interaction (epoch seconds).
+    pub time: Vec<i64>,
+    /// Amount of each interaction (None or NaN: missing).
+    pub amount: Vec<Option<f64>>,
+}
+
+/// One stored interaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Event {
+    /// Kind code.
+    pub kind: u32,
+    /// Epoch seconds.
+    pub time: i64,
+    /// Amount (NaN: missing).
+    pub amount: f64,
+}
+
+/// Per-contact interactions: a CSR of events sorted by (contact, time), plus
+/// events appended by single-contact updates.
+#[derive(Debug, Clone, Default)]
+pub struct Events {
+    /// Kind dictionary.
+    pub kinds: Dict,
+    offsets: Vec<u32>,
+    events: Vec<Event>,
+    extra: HashMap<usize, Vec<Event>>,
+}
+
+impl Events {
+    /// The events of a row.
+    pub fn of(&self, row: usize) -> (&[Event], &[Event]) {
+        let base = match (self.offsets.get(row), self.offsets.get(row + 1)) {
+            (Some(&a), Some(&b)) => &self.events[a as usize..b as usize],
+            _ => &[],
+        };
+        let extra = if self.extra.is_empty() { &[][..] } else { self.extra.get(&row).map_or(&[][..], |v| v.as_slice()) };
+        (base, extra)
+    }
+}
+
+/// The per-contact statistics from which every aggregate is read.
+#[derive(Debug, Clone, Copy)]
+pub struct AggAcc {
+    count: i64,
+    sum: f64,
+    n_amount: i64,
+    min: f64,
+    max: f64,
+    first: i64,
+    last: i64,
+}
+
+impl Default for AggAcc {
+    fn default() -> Self {
+        AggAcc { count: 0, sum: 0.0, n_amount: 0, min: f64::INFINITY, max: f64::NEG_INFINITY, first: i64::MAX, last: i64::MIN }
+    }
+}
+
+impl AggAcc {
+    #[inline]
+    fn add(&mut self, e: &Event) {
+        self.count += 1;
+        if !e.amount.is_nan() {
+            self.sum += e.amount;
+            self.n_amount += 1;
+            self.min = self.min.min(e.amount);
+            self.max = self.max.max(e.amount);
+        }
+        self.first = self.first.min(e.time);
+        self.last = self.last.max(e.time);
+    }
+
+    /// The aggregate's value as i64 (count, first, last) or f64 (the others); None when null.
+    pub fn value(&self, f: AggFunc) -> AggValue {
+        match f {
+            AggFunc::Count => AggValue::Int(Some(self.count)),
+            AggFunc::First => AggValue::Int((self.count > 0).then_some(self.first)),
+            AggFunc::Last => AggValue::Int((self.count > 0).then_some(self.last)),
+            AggFunc::Sum => AggValue::Float(Some(self.sum)),
+            AggFunc::Avg => AggValue::Float((self.n_amount > 0).then(|| self.sum / self.n_amount as f64)),
+            AggFunc::Min => AggValue::Float((self.n_amount > 0).then_some(self.min)),
+            AggFunc::Max => AggValue::Float((self.n_amount > 0).then_some(self.max)),
+        }
+    }
+}
+
+/// An aggregate value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AggValue {
+    /// count / first / last.
+    Int(Option<i64>),
+    /// sum / avg / min / max.
+    Float(Option<f64>),
+}
+
+/// Aggregate keys resolved against a snapshot's kind dictionary, grouped by kind code.
+#[derive(Debug, Clone, Default)]
+pub struct AggIndex {
+    /// For each kind code, the (key index, window lower bound) pairs reading it.
+    by_kind: Vec<Vec<(usize, i64)>>,
+    n: usize,
+}
+
+impl AggIndex {
+    /// Resolve `keys` against the snapshot at `as_of`.
+    pub fn new(keys: &[AggKey], events: &Events, as_of: i64) -> AggIndex {
+        let mut by_kind = vec![Vec::new(); events.kinds.values.len()];
+        for (i, k) in keys.iter().enumerate() {
+            if let Some(code) = events.kinds.code(&k.kind) {
+                let lo = match k.days {
+                    Some(d) => as_of.saturating_sub((d as i64).saturating_mul(DAY)),
+                    None => i64::MIN,
+                };
+                by_kind[code as usize].push((i, lo));
+            }
+        }
+        AggIndex { by_kind, n: keys.len() }
+    }
+
+    /// Accumulate a row's aggregates into `acc` (one entry per key; reset first).
+    pub fn row(&self, events: &Events, row: usize, as_of: i64, acc: &mut [AggAcc]) {
+        acc.iter_mut().for_each(|a| *a = AggAcc::default());
+        let (a, b) = events.of(row);
+        for e in a.iter().chain(b) {
+            if e.time > as_of {
+                continue;
+            }
+            if let Some(ks) = self.by_kind.get(e.kind as usize) {
+                for &(k, lo) in ks {
+                    if e.time >= lo {
+                        acc[k].add(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// True when no aggregate is needed.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+}
+
+/// The columnar snapshot of contacts.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Contact id of each row.
+    pub ids: Vec<i64>,
+    id_index: HashMap<i64, usize>,
+    /// The snapshot's schema.
+    pub schema: Schema,
+    /// One column per schema field (None when not supplied: all null).
+    pub columns: Vec<Option<Column>>,
+    /// Interactions.
+    pub events: Events,
+    padded: usize,
+}
+
+impl Snapshot {
+    /// Build a snapshot. Every column must have one value per id; columns not
+    /// supplied are all null; interactions of unknown contacts are an error.
+    pub fn new(
+        ids: Vec<i64>,
+        schema: Schema,
+        mut data: HashMap<String, ColumnData>,
+        interactions: Option<Interactions>,
+    ) -> CoreResult<Snapshot> {
+        let n = ids.len();
+        if n >= u32::MAX as usize {
+            return Err(CoreError::InvalidInput("too many contacts for one snapshot".into()));
+        }
+        let mut id_index = HashMap::with_capacity(n);
+        for (i, id) in ids.iter().enumerate() {
+            if id_index.insert(*id, i).is_some() {
+                return Err(CoreError::InvalidInput(format!("duplicate contact id at row {i}")));
+            }
+        }
+        for name in data.keys() {
+            if schema.get(name).is_none() {
+                return Err(CoreError::InvalidInput(format!("column '{name}' is not in the schema")));
+            }
+        }
+        let mut inputs = Vec::with_capacity(schema.len());
+        for (name, ty) in schema.fields() {
+            let d = data.remove(name);
+            if let Some(d) = &d {
+                if d.len() != n {
+                    return Err(CoreError::InvalidInput(format!("column '{name}' has {} values for {n} contacts", d.len())));
+                }
+            }
+            inputs.push((name.clone(), *ty, d));
+        }
+        let columns = inputs
+            .into_par_iter()
+            .map(|(name, ty, d)| d.map(|d| Column::build(ty, d, &name)).transpose())
+            .collect::<CoreResult<Vec<_>>>()?;
+        let events = match interactions {
+            None => Events { offsets: vec![0; n + 1], ..Default::default() },
+            Some(it) => Self::build_events(it, &id_index, n)?,
+        };
+        Ok(Snapshot { ids, id_index, schema, columns, events, padded: padded(n) })
+    }
+
+    fn build_events(it: Interactions, id_index: &HashMap<i64, usize>, n: usize) -> CoreResult<Events> {
+        let m = it.contact.len();
+        if it.kind.len() != m || it.time.len() != m || it.amount.len() != m {
+            return Err(CoreError::InvalidInput("interaction columns have different lengths".into()));
+        }
+        if m >= u32::MAX as usize {
+            return Err(CoreError::InvalidInput("too many interactions for one snapshot".into()));
+        }
+        let mut kinds = Dict::default();
+        let mut rows = Vec::with_capacity(m);
+        for (i, c) in it.contact.iter().enumerate() {
+            match id_index.get(c) {
+                Some(&r) => rows.push(r as u32),
+                None => return Err(CoreError::InvalidInput(format!("interaction {i} belongs to an unknown contact"))),
+            }
+        }
+        let kcodes: Vec<u32> = it.kind.iter().map(|k| kinds.intern(k)).collect();
+        let mut order: Vec<u32> = (0..m as u32).collect();
+        order.par_sort_by_key(|&i| (rows[i as usize], it.time[i as usize], i));
+        let mut offsets = vec![0u32; n + 1];
+        for &r in &rows {
+            offsets[r as usize + 1] += 1;
+        }
+        for i in 0..n {
+            offsets[i + 1] += offsets[i];
+        }
+        let events = order
+            .iter()
+            .map(|&i| {
+                let i = i as usize;
+                Event { kind: kcodes[i], time: it.time[i], amount: it.amount[i].unwrap_or(f64::NAN) }
+            })
+            .collect();
+        Ok(Events { kinds, offsets, events, extra: HashMap::new() })
+    }
+
+    /// Number of contacts.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when the snapshot has no contact.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Rows padded to a multiple of 64.
+    pub fn padded_len(&self) -> usize {
+        self.padded
+    }
+
+    /// The row of a contact id.
+    pub fn row_of(&self, id: i64) -> Option<usize> {
+        self.id_index.get(&id).copied()
+    }
+
+    /// The column for a field name, with its type.
+    pub fn column(&self, name: &str) -> Option<(usize, FieldType)> {
+        self.schema.get(name)
+    }
+
+    /// Append a contact with all values null and no interactions; returns its row.
+    pub fn push_contact(&mut self, id: i64) -> CoreResult<usize> {
+        if self.id_index.contains_key(&id) {
+            return Err(CoreError::InvalidInput("contact id already present".into()));
+        }
+        let row = self.ids.len();
+        self.ids.push(id);
+        self.id_index.insert(id, row);
+        let np = padded(row + 1);
+        if np != self.padded {
+            self.padded = np;
+        }
+        for c in self.columns.iter_mut().flatten() {
+            c.grow(np);
+            c.valid[row >> 6] &= !(1 << (row & 63));
+        }
+        let last = *self.events.offsets.last().unwrap_or(&0);
+        self.events.offsets.push(last);
+        Ok(row)
+    }
+
+    /// Set a field of one row; a column not supplied at build time is created (all null).
+    pub fn set_value(&mut self, row: usize, field: &str, v: &Value) -> CoreResult<usize> {
+        let (ci, ty) = self
+            .schema
+            .get(field)
+            .ok_or_else(|| CoreError::InvalidInput(format!("unknown field '{field}'")))?;
+        if self.columns[ci].is_none() {
+            let n = self.ids.len();
+            let empty = match ty {
+                FieldType::String => ColumnData::Str(vec![None; n]),
+                FieldType::Integer | FieldType::Date | FieldType::Datetime => ColumnData::Int(vec![None; n]),
+                FieldType::Number => ColumnData::Float(vec![None; n]),
+                FieldType::Boolean => ColumnData::Bool(vec![None; n]),
+                FieldType::List => ColumnData::List(vec![None; n]),
+            };
+            self.columns[ci] = Some(Column::build(ty, empty, field)?);
+        }
+        let col = self.columns[ci].as_mut().expect("column just created");
+        col.set(row, v, field)?;
+        Ok(ci)
+    }
+
+    /// Append one interaction to a row; returns the kind's code.
+    pub fn add_event(&mut self, row: usize, kind: &str, time: i64, amount: Option<f64>) -> u32 {
+        let code = self.events.kinds.intern(kind);
+        self.events.extra.entry(row).or_default().push(Event { kind: code, time, amount: amount.unwrap_or(f64::NAN) });
+        code
+    }
+}

@@ -1,0 +1,422 @@
+//! Unit tests of the segment engine.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+
+use super::ast::{Expr, Lit, Operand, Pred};
+use super::compile::{Plan, RuleSource};
+use super::eval::{advance_clock, evaluate, exclusive, explain, row_member, update_contact, RowUpdate};
+use super::lexer::{lex, Tok};
+use super::snapshot::{ColumnData, Interactions, Snapshot, Value};
+use super::{parse, parse_datetime, FieldType, Schema, DAY};
+use crate::CoreError;
+
+fn schema() -> Schema {
+    Schema::new(vec![
+        ("country".into(), FieldType::String),
+        ("age".into(), FieldType::Integer),
+        ("spent".into(), FieldType::Number),
+        ("active".into(), FieldType::Boolean),
+        ("signed_up".into(), FieldType::Date),
+        ("last_seen".into(), FieldType::Datetime),
+        ("tags".into(), FieldType::List),
+        ("email".into(), FieldType::String),
+    ])
+    .unwrap()
+}
+
+const T0: i64 = 1_767_225_600; // 2026-01-01
+
+fn snap() -> Snapshot {
+    let mut cols = HashMap::new();
+    cols.insert("country".into(), ColumnData::Str(vec![Some("US".into()), Some("CA".into()), None, Some("FR".into())]));
+    cols.insert("age".into(), ColumnData::Int(vec![Some(30), Some(41), None, Some(18)]));
+    cols.insert("spent".into(), ColumnData::Float(vec![Some(100.5), Some(0.0), None, Some(f64::NAN)]));
+    cols.insert("active".into(), ColumnData::Bool(vec![Some(true), Some(false), None, Some(true)]));
+    cols.insert("signed_up".into(), ColumnData::Int(vec![Some(T0 - 10 * DAY), Some(T0), None, Some(T0 + DAY)]));
+    cols.insert("last_seen".into(), ColumnData::Int(vec![Some(T0 - 30 * DAY), Some(T0 - 30 * DAY - 1), None, Some(T0)]));
+    cols.insert(
+        "tags".into(),
+        ColumnData::List(vec![Some(vec!["vip".into(), "new".into()]), Some(vec![]), None, Some(vec!["new".into()])]),
+    );
+    cols.insert("email".into(), ColumnData::Str(vec![Some("ann@uni.edu".into()), Some("bob@x.com".into()), None, Some("joe@y.edu".into())]));
+    let inter = Interactions {
+        contact: vec![10, 10, 10, 11, 13],
+        kind: vec!["purchase".into(), "purchase".into(), "email_open".into(), "purchase".into(), "purchase".into()],
+        time: vec![T0 - 90 * DAY, T0 - DAY, T0 - 14 * DAY, T0 - 91 * DAY, T0 + 1],
+        amount: vec![Some(10.0), Some(30.0), None, Some(5.0), Some(100.0)],
+    };
+    Snapshot::new(vec![10, 11, 12, 13], schema(), cols, Some(inter)).unwrap()
+}
+
+fn members(rule: &str) -> Vec<u32> {
+    let plan = Plan::compile(vec![("s".into(), RuleSource::Text(rule.into()))], schema()).unwrap();
+    let s = snap();
+    let r = evaluate(&plan, &s, T0).unwrap();
+    let bulk: Vec<u32> = r.bitmaps[0].iter().collect();
+    // The single-row path agrees with the bulk path.
+    let rows: Vec<u32> = (0..4).filter(|&i| row_member(&plan, &s, i as usize, 0, T0)).collect();
+    assert_eq!(bulk, rows, "bulk and row evaluation disagree on {rule}");
+    bulk
+}
+
+fn rule_err(rule: &str) -> String {
+    match Plan::compile(vec![("s".into(), RuleSource::Text(rule.into()))], schema()) {
+        Err(CoreError::Rule(m)) => m,
+        other => panic!("expected a rule error for {rule}, got {other:?}"),
+    }
+}
+
+#[test]
+fn lexer_tokens() {
+    let t = lex("age >= -3.5 and name = 'it\\'s' <> x").unwrap();
+    let toks: Vec<Tok> = t.into_iter().map(|t| t.tok).collect();
+    assert_eq!(
+        toks,
+        vec![
+            Tok::Ident("age".into()),
+            Tok::Op(">="),
+            Tok::Num(-3.5),
+            Tok::Ident("and".into()),
+            Tok::Ident("name".into()),
+            Tok::Op("="),
+            Tok::Str("it's".into()),
+            Tok::Op("!="),
+            Tok::Ident("x".into()),
+            Tok::Eof
+        ]
+    );
+    assert_eq!(lex("'^\\+1'").unwrap()[0].tok, Tok::Str("^\\+1".into()));
+    assert_eq!(lex("'a''b'").unwrap()[0].tok, Tok::Str("a'b".into()));
+    assert!(lex("'open").is_err());
+    assert!(lex("99999999999999999999").is_err());
+}
+
+#[test]
+fn parser_shapes_and_case_insensitive_keywords() {
+    let e = parse("(a = 1 OR b = 2) AND NOT c IS NULL").unwrap();
+    match e {
+        Expr::And(cs) => {
+            assert!(matches!(cs[0], Expr::Or(_)));
+            assert!(matches!(&cs[1], Expr::Not(inner) if matches!(**inner, Expr::Cond(_, Pred::IsNull(false)))));
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = parse("sum(purchase.amount, 365 days) > 500").unwrap();
+    assert_eq!(
+        e,
+        Expr::Cond(
+            Operand::Agg { func: super::ast::AggFunc::Sum, kind: "purchase".into(), days: Some(365) },
+            Pred::Cmp(">", Lit::Int(500))
+        )
+    );
+    assert!(matches!(parse("in_segment('vip')").unwrap(), Expr::InSegment(n) if n == "vip"));
+}
+
+#[test]
+fn error_positions_and_did_you_mean() {
+    let m = rule_err("age > 3 and contry = 'US'");
+    assert!(m.contains("unknown field 'contry'"), "{m}");
+    assert!(m.contains("did you mean 'country'?"), "{m}");
+    let caret_line = m.lines().last().unwrap();
+    assert_eq!(caret_line, format!("  {}{}", " ".repeat(12), "^".repeat(6)));
+    let m = rule_err("age > 3 adn country = 'US'");
+    assert!(m.contains("did you mean 'and'?"), "{m}");
+    assert!(m.lines().last().unwrap().starts_with(&format!("  {}^", " ".repeat(8))), "{m}");
+    let m = rule_err("country betwen 1 and 2");
+    assert!(m.contains("did you mean 'between'?"), "{m}");
+    assert!(rule_err("(age > 3").contains("expected ')'"));
+    assert!(rule_err("age > ").contains("expected a value"));
+    assert!(rule_err("").contains("empty rule"));
+}
+
+#[test]
+fn type_errors() {
+    assert!(rule_err("country = 3").contains("type error: 'country' is a string, but the value is a number"));
+    assert!(rule_err("age = 'x'").contains("type error"));
+    assert!(rule_err("age within 3 days").contains("'within' does not apply"));
+    assert!(rule_err("country within 3 days").contains("'within' does not apply"));
+    assert!(rule_err("signed_up > 3").contains("write dates as"));
+    assert!(rule_err("signed_up before '2026-13-01'").contains("invalid date"));
+    assert!(rule_err("tags = 'vip'").contains("a list supports"));
+    assert!(rule_err("active > true").contains("does not apply"));
+    assert!(rule_err("email matches '('").contains("invalid regular expression"));
+    assert!(rule_err("count(purchase, 3 days) within 3 days").contains("does not apply"));
+}
+
+#[test]
+fn operators() {
+    assert_eq!(members("country = 'US'"), vec![0]);
+    assert_eq!(members("country != 'US'"), vec![1, 3]);
+    assert_eq!(members("country in ('US', 'CA')"), vec![0, 1]);
+    assert_eq!(members("country not in ('US')"), vec![1, 3]);
+    assert_eq!(members("country < 'D'"), vec![1]);
+    assert_eq!(members("age >= 30"), vec![0, 1]);
+    assert_eq!(members("age > 30.5"), vec![1]);
+    assert_eq!(members("age = 30.0"), vec![0]);
+    assert_eq!(members("age = 30.5"), Vec::<u32>::new());
+    assert_eq!(members("age between 18 and 30"), vec![0, 3]);
+    assert_eq!(members("age between 30 and 18"), Vec::<u32>::new());
+    assert_eq!(members("age in (18, 41, 99.5)"), vec![1, 3]);
+    assert_eq!(members("spent < 100.5"), vec![1]);
+    assert_eq!(members("spent <= 100.5"), vec![0, 1]);
+    assert_eq!(members("email ends_with '.edu'"), vec![0, 3]);
+    assert_eq!(members("email starts_with 'bo'"), vec![1]);
+    assert_eq!(members("email contains '@'"), vec![0, 1, 3]);
+    assert_eq!(members("email matches '^[aj]'"), vec![0, 3]);
+    assert_eq!(members("active = true"), vec![0, 3]);
+    assert_eq!(members("active != true"), vec![1]);
+    assert_eq!(members("tags contains 'vip'"), vec![0]);
+    assert_eq!(members("tags in ('vip', 'new')"), vec![0, 3]);
+    assert_eq!(members("tags not in ('vip')"), vec![1, 3]);
+    assert_eq!(members("tags is null"), vec![2]);
+    assert_eq!(members("spent is null"), vec![2, 3]);
+    assert_eq!(members("signed_up before '2026-01-01'"), vec![0]);
+    assert_eq!(members("signed_up after '2026-01-01'"), vec![3]);
+    assert_eq!(members("signed_up >= '2026-01-01'"), vec![1, 3]);
+    assert_eq!(members("last_seen after '2025-12-02T00:00:00Z'"), vec![3]);
+}
+
+#[test]
+fn null_rule() {
+    // Every predicate on a missing value is false; `not` negates the evaluated clause.
+    assert_eq!(members("country != 'US'"), vec![1, 3]);
+    assert_eq!(members("not country = 'US'"), vec![1, 2, 3]);
+    assert_eq!(members("not (age > 30)"), vec![0, 2, 3]);
+    assert_eq!(members("country is not null and not (country = 'US')"), vec![1, 3]);
+    assert_eq!(members("tags not in ('zzz')"), vec![0, 1, 3]);
+}
+
+#[test]
+fn windows_are_exact_at_their_edges() {
+    // last_seen: row 0 exactly 30 days back (in), row 1 one second earlier (out), row 3 at as_of (in).
+    assert_eq!(members("last_seen within 30 days"), vec![0, 3]);
+    assert_eq!(members("last_seen within 0 days"), vec![3]);
+    // purchases: row 0 at -90d and -1d; row 1 at -91d; row 3 in the future (ignored).
+    assert_eq!(members("count(purchase, 90 days) >= 2"), vec![0]);
+    assert_eq!(members("count(purchase, 91 days) >= 1"), vec![0, 1]);
+    assert_eq!(members("count(purchase) = 0"), vec![2, 3]);
+    assert_eq!(members("sum(purchase.amount, 365 days) = 40"), vec![0]);
+    assert_eq!(members("sum(purchase.amount) = 0"), vec![2, 3]);
+    assert_eq!(members("avg(purchase.amount) = 20"), vec![0]);
+    assert_eq!(members("avg(purchase.amount) is null"), vec![2, 3]);
+    assert_eq!(members("max(purchase.amount, 30 days) = 30"), vec![0]);
+    assert_eq!(members("min(purchase.amount) <= 5"), vec![1]);
+    assert_eq!(members("last(email_open) within 14 days"), vec![0]);
+    assert_eq!(members("last(email_open) within 13 days"), Vec::<u32>::new());
+    assert_eq!(members("first(purchase) before '2025-10-04'"), vec![0, 1]);
+    assert_eq!(members("last(purchase) is null"), vec![2, 3]);
+}
+
+#[test]
+fn in_segment_and_cycles() {
+    let plan = Plan::compile(
+        vec![
+            ("b".into(), RuleSource::Text("in_segment('a') and age > 20".into())),
+            ("a".into(), RuleSource::Text("country in ('US', 'CA')".into())),
+            ("c".into(), RuleSource::Text("not in_segment('b')".into())),
+        ],
+        schema(),
+    )
+    .unwrap();
+    let r = evaluate(&plan, &snap(), T0).unwrap();
+    assert_eq!(r.bitmaps[0].iter().collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(r.bitmaps[2].iter().collect::<Vec<_>>(), vec![2, 3]);
+    let cyc = Plan::compile(
+        vec![
+            ("a".into(), RuleSource::Text("in_segment('b')".into())),
+            ("b".into(), RuleSource::Text("age > 1 or in_segment('a')".into())),
+        ],
+        schema(),
+    );
+    assert!(matches!(cyc, Err(CoreError::Rule(m)) if m.contains("cycle")));
+    let selfref = Plan::compile(vec![("a".into(), RuleSource::Text("in_segment('a')".into()))], schema());
+    assert!(matches!(selfref, Err(CoreError::Rule(m)) if m.contains("cycle")));
+    let unknown = Plan::compile(
+        vec![("vip".into(), RuleSource::Text("age > 1".into())), ("x".into(), RuleSource::Text("in_segment('vipp')".into()))],
+        schema(),
+    );
+    assert!(matches!(unknown, Err(CoreError::Rule(m)) if m.contains("did you mean 'vip'")));
+}
+
+#[test]
+fn shared_subexpressions_are_interned() {
+    let plan = Plan::compile(
+        vec![
+            ("a".into(), RuleSource::Text("age > 30 and country = 'US'".into())),
+            ("b".into(), RuleSource::Text("country = 'US' and age >= 31".into())),
+            ("c".into(), RuleSource::Text("not not (country in ('US'))".into())),
+        ],
+        schema(),
+    )
+    .unwrap();
+    assert_eq!(plan.leaves.len(), 2);
+    assert_eq!(plan.roots[0], plan.roots[1]);
+    assert_eq!(plan.nodes_for(&[0, 1, 2]).len(), 3);
+}
+
+#[test]
+fn determinism_across_thread_counts() {
+    let n = 200_000usize;
+    let ids: Vec<i64> = (0..n as i64).collect();
+    let mut cols = HashMap::new();
+    cols.insert("age".into(), ColumnData::Int((0..n).map(|i| if i % 7 == 0 { None } else { Some((i * 31 % 97) as i64) }).collect()));
+    cols.insert(
+        "country".into(),
+        ColumnData::Str((0..n).map(|i| Some(["US", "CA", "FR", "DE"][i * 13 % 4].to_string())).collect()),
+    );
+    let s = Snapshot::new(ids, schema(), cols, None).unwrap();
+    let plan = Plan::compile(
+        vec![
+            ("a".into(), RuleSource::Text("age > 50 and country in ('US', 'FR')".into())),
+            ("b".into(), RuleSource::Text("not (age > 50) or age is null".into())),
+        ],
+        schema(),
+    )
+    .unwrap();
+    let run = |threads| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| evaluate(&plan, &s, T0).unwrap())
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+    let expect = (0..n).filter(|&i| i % 7 != 0 && (i * 31 % 97) > 50 && (i * 13 % 4) % 2 == 0).count() as u64;
+    assert_eq!(one.bitmaps[0].len(), expect);
+    assert_eq!(one.bitmaps[1].len(), n as u64 - (0..n).filter(|&i| i % 7 != 0 && (i * 31 % 97) > 50).count() as u64);
+}
+
+#[test]
+fn incremental_updates_match_full_runs() {
+    let plan = Plan::compile(
+        vec![
+            ("us".into(), RuleSource::Text("country = 'US'".into())),
+            ("buyers".into(), RuleSource::Text("count(purchase, 30 days) >= 2".into())),
+            ("us_buyers".into(), RuleSource::Text("in_segment('us') and in_segment('buyers')".into())),
+            ("young".into(), RuleSource::Text("age < 20 or tags contains 'kid'".into())),
+        ],
+        schema(),
+    )
+    .unwrap();
+    let mut s = snap();
+    let mut r = evaluate(&plan, &s, T0).unwrap();
+    let upd = RowUpdate { values: vec![("country".into(), Value::Str("US".into()))], interactions: vec![] };
+    let (ent, ext) = update_contact(&plan, &mut s, &mut r, 11, &upd).unwrap();
+    assert_eq!((ent, ext), (vec![0], vec![]));
+    let upd = RowUpdate { values: vec![], interactions: vec![("purchase".into(), T0 - 2 * DAY, Some(1.0)), ("purchase".into(), T0, None)] };
+    let (ent, _) = update_contact(&plan, &mut s, &mut r, 11, &upd).unwrap();
+    assert_eq!(ent, vec![1, 2]);
+    let upd = RowUpdate { values: vec![("tags".into(), Value::List(vec!["kid".into()])), ("country".into(), Value::Null)], interactions: vec![] };
+    let (ent, ext) = update_contact(&plan, &mut s, &mut r, 11, &upd).unwrap();
+    assert_eq!((ent, ext), (vec![3], vec![0, 2]));
+    let new = RowUpdate { values: vec![("age".into(), Value::Int(5))], interactions: vec![] };
+    let (ent, _) = update_contact(&plan, &mut s, &mut r, 99, &new).unwrap();
+    assert_eq!(ent, vec![3]);
+    assert_eq!(r, evaluate(&plan, &s, T0).unwrap());
+    // Moving the clock re-evaluates only the time-dependent segments, exactly.
+    let later = advance_clock(&plan, &s, &r, T0 + 40 * DAY).unwrap();
+    assert_eq!(later, evaluate(&plan, &s, T0 + 40 * DAY).unwrap());
+    assert!(!plan.uses_clock[0] && plan.uses_clock[2]);
+}
+
+#[test]
+fn explain_and_exclusive() {
+    let plan = Plan::compile(
+        vec![
+            ("vip".into(), RuleSource::Text("age > 35 and (country = 'US' or not (spent > 1))".into())),
+            ("us".into(), RuleSource::Text("country = 'US'".into())),
+            ("any".into(), RuleSource::Text("age is not null".into())),
+        ],
+        schema(),
+    )
+    .unwrap();
+    let s = snap();
+    let e = explain(&plan, &s, 1, 0, T0);
+    assert!(e.value);
+    assert_eq!(e.children.len(), 2);
+    assert!(e.children[0].value && e.children[0].text == "age > 35");
+    let e2 = explain(&plan, &s, 2, 0, T0);
+    assert!(!e2.value && e2.children[0].null);
+    let labels = exclusive(&plan, &s, T0).unwrap();
+    assert_eq!(labels, vec![Some(1), Some(0), None, Some(2)]);
+}
+
+#[test]
+fn json_round_trip() {
+    for rule in [
+        "country = 'US' and (age >= 30 or tags contains 'vip') and not email is null",
+        "count(purchase, 90 days) >= 3 and sum(purchase.amount, 365 days) > 500.5",
+        "last(email_open) within 14 days or first('web visit') before '2025-01-01'",
+        "in_segment('x') and age between 1 and 2 and country not in ('a', 'b''c')",
+    ] {
+        let e = parse(rule).unwrap();
+        let j = e.to_json();
+        assert_eq!(Expr::from_json(&j).unwrap(), e, "{rule}");
+        assert_eq!(parse(&e.to_text()).unwrap(), e, "{rule}");
+    }
+}
+
+#[test]
+fn dates() {
+    assert_eq!(parse_datetime("1970-01-01"), Some(0));
+    assert_eq!(parse_datetime("2026-01-01"), Some(T0));
+    assert_eq!(parse_datetime("2024-02-29T12:30:15Z"), Some(1_709_209_815));
+    assert_eq!(parse_datetime("2023-02-29"), None);
+    assert_eq!(parse_datetime("2023-02-2x"), None);
+}
+
+fn rule_strategy() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("country = 'US'".to_string()),
+        Just("age >= 30".to_string()),
+        Just("spent between 1.5 and 2e3".to_string()),
+        Just("tags contains 'v\\'ip'".to_string()),
+        Just("last_seen within 30 days".to_string()),
+        Just("count(purchase, 90 days) >= 3".to_string()),
+        Just("email is not null".to_string()),
+        Just("country not in ('US', 'CA')".to_string()),
+        Just("signed_up before '2026-01-01'".to_string()),
+        Just("in_segment('other')".to_string()),
+    ];
+    leaf.prop_recursive(4, 32, 3, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) and ({b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} OR {b}")),
+            inner.prop_map(|a| format!("not ({a})")),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn parser_never_panics(s in "\\PC{0,60}") {
+        let _ = parse(&s);
+    }
+
+    #[test]
+    fn parser_never_panics_on_rule_like_noise(s in "[a-z_ ()'=<>!,.0-9\\\\-]{0,60}") {
+        let _ = parse(&s);
+        let _ = Plan::compile(vec![("s".into(), RuleSource::Text(s))], schema());
+    }
+
+    #[test]
+    fn text_tree_text_round_trips(rule in rule_strategy()) {
+        let e = parse(&rule).unwrap();
+        let text = e.to_text();
+        let e2 = parse(&text).unwrap();
+        prop_assert_eq!(&e2, &e);
+        prop_assert_eq!(e2.to_text(), text);
+        prop_assert_eq!(Expr::from_json(&e.to_json()).unwrap(), e);
+    }
+}
+
+#[test]
+fn hostile_inputs() {
+    let deep = "(".repeat(100_000);
+    assert!(parse(&deep).is_err());
+    let nots = "not ".repeat(10_000) + "age > 1";
+    assert!(parse(&nots).is_err());
+    assert!(parse("'\\").is_err());
+    assert!(parse("count(").is_err());
+    assert!(parse("age > 1 )").is_err());
+}
