@@ -59,7 +59,7 @@ def normalize_contact_columns(
     normalized to None, ordered by row then field; reasons never contain values."""
 
 # -- csv reader ----------------------------------------------------------
-CsvChunk = tuple[list[list[str | None]], list[int], list[int], list[tuple[int, str]]]
+_CsvChunk = tuple[list[list[str | None]], list[int], list[int], list[tuple[int, str]]]
 
 class CsvReader:
     """Stream a CSV file as column chunks with flat memory.
@@ -99,7 +99,7 @@ class CsvReader:
     def position(self) -> int:
         """Byte offset just after the last record read, accepted or rejected."""
     def __iter__(self) -> CsvReader: ...
-    def __next__(self) -> CsvChunk: ...
+    def __next__(self) -> _CsvChunk: ...
 
 # -- dedupe ------------------------------------------------------------------
 

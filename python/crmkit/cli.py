@@ -147,7 +147,11 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
             click.echo(f"✓ {info['step']}: {details}", err=False)
 
         summary = run_workflow(
-            kernel, wf, dry_run=dry_run, progress=show, report_stream=sys.stderr if as_json else None
+            kernel,
+            wf,
+            dry_run=dry_run,
+            progress=show,
+            report_stream=sys.stderr if as_json else None,
         )
         if as_json:
             click.echo(json.dumps(summary, indent=2, default=str))
@@ -333,6 +337,7 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
     def categorize(obj: Ctx, uses: tuple[str, ...], as_json: bool) -> None:
         """Run categorizers over the whole base."""
         out = obj.kernel().categorize(list(uses) or None)
+
         def human() -> None:
             for name, count in out.items():
                 click.echo(f"{name}: {count:,} contacts")
@@ -371,7 +376,8 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
             rows.append(
                 {
                     "name": name,
-                    "version": mgr.versions.get(name) or plugin_version(mgr.pm, name)
+                    "version": mgr.versions.get(name)
+                    or plugin_version(mgr.pm, name)
                     or ("builtin" if name in mgr.builtin else None),
                     "hooks": hooks,
                     "provides": provides,

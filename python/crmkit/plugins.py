@@ -301,7 +301,9 @@ class Hooks:
             if keys is None:
                 continue
             if isinstance(keys, str | bytes) or not all(isinstance(k, str) for k in keys):
-                err = PluginError(owner, "crmkit_before_send must return a sequence of message keys")
+                err = PluginError(
+                    owner, "crmkit_before_send must return a sequence of message keys"
+                )
                 log.warning("%s", err)
                 self.errors.append(err)
                 continue

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from crmkit.hookspecs import hookimpl
 from crmkit.kinds import Categorizer, PluginConfig, Snapshot
+from crmkit.records import AttributeType
 
 DAY = 86400.0
 
@@ -25,7 +26,7 @@ class LifecycleCategorizer(Categorizer):
 
     name = "lifecycle"
     description = "Lifecycle stage (lead, new_customer, repeat, at_risk, churned) from purchases."
-    produces = {
+    produces: ClassVar[Mapping[str, AttributeType]] = {
         "lifecycle_stage": "string",
         "purchases": "integer",
         "last_purchase_days": "integer",

@@ -309,7 +309,9 @@ impl CsvReader {
             return Err(CsvError::Invalid("chunk_rows must be at least 1".into()));
         }
         if opts.max_field_bytes == 0 {
-            return Err(CsvError::Invalid("max_field_bytes must be at least 1".into()));
+            return Err(CsvError::Invalid(
+                "max_field_bytes must be at least 1".into(),
+            ));
         }
         let mut file = File::open(path).map_err(|e| io_err(&pstr, e))?;
         let file_len = file.metadata().map_err(|e| io_err(&pstr, e))?.len();
@@ -322,9 +324,8 @@ impl CsvReader {
             Some((enc, n)) => (enc, n as u64),
             None => match &opts.encoding {
                 Some(label) => (
-                    Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
-                        CsvError::Invalid(format!("unknown encoding {label:?}"))
-                    })?,
+                    Encoding::for_label(label.trim().as_bytes())
+                        .ok_or_else(|| CsvError::Invalid(format!("unknown encoding {label:?}")))?,
                     0,
                 ),
                 None => match std::str::from_utf8(&sample) {
@@ -382,7 +383,7 @@ impl CsvReader {
                     "start_byte {sb} is past the end of the file ({file_len} bytes)"
                 )));
             }
-            if matches!(mode, Mode::Utf16(_)) && (sb - bom) % 2 != 0 {
+            if matches!(mode, Mode::Utf16(_)) && (sb - bom) & 1 == 1 {
                 return Err(CsvError::Invalid(format!(
                     "start_byte {sb} is not on a UTF-16 code unit boundary"
                 )));
@@ -460,7 +461,11 @@ impl CsvReader {
                     // A 0x000A code unit: code units start at even offsets.
                     for &b in &buf[..k] {
                         if pos % 2 == 1 {
-                            let (low, high) = if enc == UTF_16LE { (prev, b) } else { (b, prev) };
+                            let (low, high) = if enc == UTF_16LE {
+                                (prev, b)
+                            } else {
+                                (b, prev)
+                            };
                             n += u64::from(low == b'\n' && high == 0);
                         }
                         prev = b;
@@ -556,10 +561,8 @@ impl CsvReader {
                 }
                 let (res, nin, nout) = if storing && !over {
                     self.reserve_data(start + len + 256);
-                    self.core.read_field(
-                        &self.buf[self.lo..self.hi],
-                        &mut self.data[start + len..],
-                    )
+                    self.core
+                        .read_field(&self.buf[self.lo..self.hi], &mut self.data[start + len..])
                 } else {
                     self.core
                         .read_field(&self.buf[self.lo..self.hi], &mut self.discard)
@@ -656,7 +659,10 @@ impl CsvReader {
                 }
                 self.scratch.clear();
                 self.scratch.extend_from_slice(bytes);
-                let text = enc.decode_without_bom_handling(&self.scratch).0.into_owned();
+                let text = enc
+                    .decode_without_bom_handling(&self.scratch)
+                    .0
+                    .into_owned();
                 self.reserve_data(start + text.len());
                 self.data[start..start + text.len()].copy_from_slice(text.as_bytes());
                 start + text.len()
@@ -667,9 +673,9 @@ impl CsvReader {
     fn read_headers(&mut self) -> Result<(), CsvError> {
         let mut spans = Vec::new();
         self.used = 0;
-        let info = self
-            .read_record(usize::MAX, &mut spans)?
-            .ok_or_else(|| CsvError::Invalid(format!("{}: the file has no header line", self.path)))?;
+        let info = self.read_record(usize::MAX, &mut spans)?.ok_or_else(|| {
+            CsvError::Invalid(format!("{}: the file has no header line", self.path))
+        })?;
         if let Some(c) = info.oversized {
             return Err(CsvError::Invalid(format!(
                 "{}: header name in column {} is longer than {} bytes",
@@ -804,7 +810,11 @@ mod tests {
         let mut out = Vec::new();
         for c in chunks {
             for r in 0..c.rows() {
-                out.push((0..c.ncols).map(|j| c.cell(r, j).map(str::to_string)).collect());
+                out.push(
+                    (0..c.ncols)
+                        .map(|j| c.cell(r, j).map(str::to_string))
+                        .collect(),
+                );
             }
         }
         out
@@ -854,7 +864,11 @@ mod tests {
         for (bom, enc) in [(&[0xFF, 0xFE][..], "le"), (&[0xFE, 0xFF][..], "be")] {
             let mut bytes = bom.to_vec();
             for u in text.encode_utf16() {
-                let b = if enc == "le" { u.to_le_bytes() } else { u.to_be_bytes() };
+                let b = if enc == "le" {
+                    u.to_le_bytes()
+                } else {
+                    u.to_be_bytes()
+                };
                 bytes.extend_from_slice(&b);
             }
             let p = write(&format!("c{enc}.csv"), &bytes);
@@ -893,10 +907,24 @@ mod tests {
         assert_eq!(lines, vec![3, 4, 5, 6]);
         assert_eq!(c.rejects[0].1, "expected 2 fields, found 1");
         assert_eq!(c.rejects[1].1, "expected 2 fields, found 3");
-        assert!(c.rejects[2].1.contains("column 2 (\"b\")"), "{}", c.rejects[2].1);
+        assert!(
+            c.rejects[2].1.contains("column 2 (\"b\")"),
+            "{}",
+            c.rejects[2].1
+        );
         assert!(!c.rejects[2].1.contains("xxx"));
-        assert!(c.rejects[3].1.starts_with("undecodable"), "{}", c.rejects[3].1);
-        assert_eq!(rows(&chunks), vec![vec![Some("1".into()), Some("2".into())], vec![Some("9".into()), Some("9".into())]]);
+        assert!(
+            c.rejects[3].1.starts_with("undecodable"),
+            "{}",
+            c.rejects[3].1
+        );
+        assert_eq!(
+            rows(&chunks),
+            vec![
+                vec![Some("1".into()), Some("2".into())],
+                vec![Some("9".into()), Some("9".into())]
+            ]
+        );
     }
 
     #[test]
@@ -940,7 +968,10 @@ mod tests {
     fn header_errors_name_the_column() {
         let p = write("f.csv", b"a,,c\n1,2,3\n");
         let e = CsvReader::open(&p, &CsvOptions::default()).err().unwrap();
-        assert!(e.to_string().contains("empty header name in column 2"), "{e}");
+        assert!(
+            e.to_string().contains("empty header name in column 2"),
+            "{e}"
+        );
         let p = write("g.csv", b"a,b,a\n");
         let e = CsvReader::open(&p, &CsvOptions::default()).err().unwrap();
         assert!(e.to_string().contains("columns 1 and 3"), "{e}");

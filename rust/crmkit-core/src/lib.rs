@@ -8,6 +8,7 @@
 //! - [`segments`]: the segment rule language, its compiler and evaluator.
 
 pub mod csvread;
+#[allow(clippy::type_complexity, clippy::needless_range_loop)]
 pub mod dedupe;
 pub mod error;
 pub mod normalize;

@@ -11,9 +11,10 @@ use crate::{detach, py_err, Kind};
 
 fn csv_err(py: Python<'_>, e: CsvError) -> PyErr {
     match e {
-        CsvError::Io { path, source } => {
-            PyErr::from(std::io::Error::new(source.kind(), format!("{path}: {source}")))
-        }
+        CsvError::Io { path, source } => PyErr::from(std::io::Error::new(
+            source.kind(),
+            format!("{path}: {source}"),
+        )),
         CsvError::Invalid(m) => py_err(py, Kind::InvalidInput, m),
     }
 }

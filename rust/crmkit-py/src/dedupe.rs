@@ -19,7 +19,10 @@ fn config_err(py: Python<'_>, msg: impl Into<String>) -> PyErr {
 fn parse_field(py: Python<'_>, name: &str) -> PyResult<Field> {
     Field::parse(name).ok_or_else(|| {
         let known: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
-        config_err(py, format!("unknown field '{name}'; known fields: {}", known.join(", ")))
+        config_err(
+            py,
+            format!("unknown field '{name}'; known fields: {}", known.join(", ")),
+        )
     })
 }
 
@@ -113,8 +116,14 @@ fn model_from_dict(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<Model> {
                 .get_item(lname)?
                 .ok_or_else(|| bad(format!("field '{name}' lacks level '{lname}'")))?;
             let e = e.cast::<PyDict>()?;
-            m[l] = e.get_item("m")?.ok_or_else(|| bad(format!("'{name}.{lname}' lacks m")))?.extract()?;
-            u[l] = e.get_item("u")?.ok_or_else(|| bad(format!("'{name}.{lname}' lacks u")))?.extract()?;
+            m[l] = e
+                .get_item("m")?
+                .ok_or_else(|| bad(format!("'{name}.{lname}' lacks m")))?
+                .extract()?;
+            u[l] = e
+                .get_item("u")?
+                .ok_or_else(|| bad(format!("'{name}.{lname}' lacks u")))?
+                .extract()?;
         }
         fields.push(FieldModel { field, m, u });
     }
@@ -138,9 +147,13 @@ pub struct Matcher {
 
 impl Matcher {
     fn fitted(&self, py: Python<'_>) -> PyResult<Arc<core::Matcher>> {
-        self.fitted
-            .clone()
-            .ok_or_else(|| py_err(py, Kind::InvalidInput, "the matcher is not fitted: call fit() first".into()))
+        self.fitted.clone().ok_or_else(|| {
+            py_err(
+                py,
+                Kind::InvalidInput,
+                "the matcher is not fitted: call fit() first".into(),
+            )
+        })
     }
 }
 
@@ -148,7 +161,11 @@ impl Matcher {
 impl Matcher {
     #[new]
     #[pyo3(signature = (config = None, model = None))]
-    fn new(py: Python<'_>, config: Option<&Bound<'_, PyDict>>, model: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyDict>>,
+        model: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
         Ok(Matcher {
             config: parse_config(py, config)?,
             loaded: model.map(|m| model_from_dict(py, m)).transpose()?,
@@ -230,7 +247,9 @@ impl Matcher {
     /// Each field's level, weight and term-frequency adjustment for a pair of ids.
     fn explain<'py>(&self, py: Python<'py>, left: i64, right: i64) -> PyResult<Bound<'py, PyDict>> {
         let m = self.fitted(py)?;
-        let e = m.explain(left, right).map_err(|e| crate::to_py_err(py, e))?;
+        let e = m
+            .explain(left, right)
+            .map_err(|e| crate::to_py_err(py, e))?;
         let d = PyDict::new(py);
         d.set_item("left", left)?;
         d.set_item("right", right)?;
@@ -262,7 +281,9 @@ impl Matcher {
     fn index(&self, py: Python<'_>) -> PyResult<MatchIndex> {
         let m = self.fitted(py)?;
         let idx = detach(py, move || Ok(Index::new(&m)))?;
-        Ok(MatchIndex { inner: Arc::new(idx) })
+        Ok(MatchIndex {
+            inner: Arc::new(idx),
+        })
     }
 }
 
@@ -339,7 +360,9 @@ impl MatchIndex {
             let name: String = k.extract()?;
             rec.push((parse_field(py, &name)?, v.extract::<Option<String>>()?));
         }
-        self.inner.match_one(&rec, threshold).map_err(|e| crate::to_py_err(py, e))
+        self.inner
+            .match_one(&rec, threshold)
+            .map_err(|e| crate::to_py_err(py, e))
     }
     fn __len__(&self) -> usize {
         self.inner.len()

@@ -6,10 +6,11 @@
 
 use pyo3::prelude::*;
 
-mod errors;
 mod csvread;
 mod dedupe;
+mod errors;
 mod normalize;
+#[allow(clippy::type_complexity)]
 mod segments;
 
 pub use errors::{detach, py_err, to_py_err, Kind};

@@ -46,7 +46,9 @@ fn normalize_phones(
 ) -> PyResult<Vec<Option<String>>> {
     let values = &values;
     let region = default_region.to_string();
-    detach(py, move || normalize::normalize_phones(&refs(values), &region))
+    detach(py, move || {
+        normalize::normalize_phones(&refs(values), &region)
+    })
 }
 
 /// Display-clean a column of names (NFC, whitespace, proper case for
@@ -69,7 +71,9 @@ fn name_keys(py: Python<'_>, values: Column) -> PyResult<Vec<Option<String>>> {
 #[pyfunction]
 fn normalize_countries(py: Python<'_>, values: Column) -> PyResult<Vec<Option<&'static str>>> {
     let values = &values;
-    detach(py, move || Ok(normalize::normalize_countries(&refs(values))))
+    detach(py, move || {
+        Ok(normalize::normalize_countries(&refs(values)))
+    })
 }
 
 /// Clean a column of postal codes, each with its row's country (ISO alpha-2)
@@ -119,7 +123,11 @@ fn normalize_contact_columns<'py>(
     let mut expected: Option<(String, usize)> = None;
     for (k, v) in columns.iter() {
         let name: String = k.extract().map_err(|_| {
-            py_err(py, Kind::InvalidInput, "column names must be str".to_string())
+            py_err(
+                py,
+                Kind::InvalidInput,
+                "column names must be str".to_string(),
+            )
         })?;
         let len = v.len()?;
         match &expected {
@@ -157,10 +165,8 @@ fn normalize_contact_columns<'py>(
             .iter()
             .map(|(n, v)| (n.as_str(), refs(v)))
             .collect();
-        let cols: Vec<(&str, &[Option<&str>])> = refs_owned
-            .iter()
-            .map(|(n, v)| (*n, v.as_slice()))
-            .collect();
+        let cols: Vec<(&str, &[Option<&str>])> =
+            refs_owned.iter().map(|(n, v)| (*n, v.as_slice())).collect();
         normalize::normalize_contact_columns(&cols, &opts)
     })?;
     drop(known);
@@ -176,13 +182,7 @@ fn normalize_contact_columns<'py>(
             None => out.set_item(k, v)?,
         }
     }
-    let issues = PyList::new(
-        py,
-        result
-            .issues
-            .iter()
-            .map(|i| (i.row, i.field, i.reason)),
-    )?;
+    let issues = PyList::new(py, result.issues.iter().map(|i| (i.row, i.field, i.reason)))?;
     Ok((out, issues))
 }
 

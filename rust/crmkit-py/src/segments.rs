@@ -32,7 +32,10 @@ fn invalid(py: Python<'_>, msg: String) -> PyErr {
 
 fn json_from(py: Python<'_>, o: &Bound<'_, PyAny>, depth: usize) -> PyResult<Json> {
     if depth > 256 {
-        return Err(to_py_err(py, CoreError::Rule("condition tree nested too deeply".into())));
+        return Err(to_py_err(
+            py,
+            CoreError::Rule("condition tree nested too deeply".into()),
+        ));
     }
     if o.is_none() {
         return Ok(Json::Null);
@@ -43,7 +46,10 @@ fn json_from(py: Python<'_>, o: &Bound<'_, PyAny>, depth: usize) -> PyResult<Jso
     if o.is_instance_of::<PyInt>() {
         return match o.extract::<i64>() {
             Ok(i) => Ok(Json::Int(i)),
-            Err(_) => Err(to_py_err(py, CoreError::Rule("integer out of range in condition tree".into()))),
+            Err(_) => Err(to_py_err(
+                py,
+                CoreError::Rule("integer out of range in condition tree".into()),
+            )),
         };
     }
     if o.is_instance_of::<PyFloat>() {
@@ -55,9 +61,12 @@ fn json_from(py: Python<'_>, o: &Bound<'_, PyAny>, depth: usize) -> PyResult<Jso
     if let Ok(d) = o.cast::<PyDict>() {
         let mut kv = Vec::with_capacity(d.len());
         for (k, v) in d.iter() {
-            let key: String = k
-                .extract()
-                .map_err(|_| to_py_err(py, CoreError::Rule("condition tree keys must be strings".into())))?;
+            let key: String = k.extract().map_err(|_| {
+                to_py_err(
+                    py,
+                    CoreError::Rule("condition tree keys must be strings".into()),
+                )
+            })?;
             kv.push((key, json_from(py, &v, depth + 1)?));
         }
         return Ok(Json::Obj(kv));
@@ -69,7 +78,13 @@ fn json_from(py: Python<'_>, o: &Bound<'_, PyAny>, depth: usize) -> PyResult<Jso
         }
         return Ok(Json::Arr(items));
     }
-    Err(to_py_err(py, CoreError::Rule(format!("unsupported value of type {} in condition tree", o.get_type().name()?))))
+    Err(to_py_err(
+        py,
+        CoreError::Rule(format!(
+            "unsupported value of type {} in condition tree",
+            o.get_type().name()?
+        )),
+    ))
 }
 
 fn json_to<'py>(py: Python<'py>, j: &Json) -> PyResult<Bound<'py, PyAny>> {
@@ -101,20 +116,30 @@ fn rule_source(py: Python<'_>, rule: &Bound<'_, PyAny>) -> PyResult<RuleSource> 
         return Ok(RuleSource::Text(s.to_str()?.to_string()));
     }
     let j = json_from(py, rule, 0)?;
-    Ok(RuleSource::Tree(Expr::from_json(&j).map_err(|e| to_py_err(py, e))?))
+    Ok(RuleSource::Tree(
+        Expr::from_json(&j).map_err(|e| to_py_err(py, e))?,
+    ))
 }
 
 /// Parse a rule (text or JSON tree) into its JSON condition tree; with a
 /// schema, also check its fields and types (raises RuleError).
 #[pyfunction]
 #[pyo3(signature = (rule, schema = None))]
-fn parse_rule<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, schema: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
+fn parse_rule<'py>(
+    py: Python<'py>,
+    rule: &Bound<'py, PyAny>,
+    schema: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let expr = match rule_source(py, rule)? {
         RuleSource::Text(t) => parse(&t).map_err(|e| to_py_err(py, e))?,
         RuleSource::Tree(e) => e,
     };
     let expr = match schema {
-        Some(s) => check_expr(&expr, &schema_from(py, s)?).map_err(|e| to_py_err(py, e))?.0,
+        Some(s) => {
+            check_expr(&expr, &schema_from(py, s)?)
+                .map_err(|e| to_py_err(py, e))?
+                .0
+        }
         None => expr,
     };
     json_to(py, &expr.to_json())
@@ -129,11 +154,26 @@ fn rule_to_text(py: Python<'_>, rule: &Bound<'_, PyAny>) -> PyResult<String> {
     })
 }
 
-fn column_from(py: Python<'_>, name: &str, ty: FieldType, values: &Bound<'_, PyAny>) -> PyResult<ColumnData> {
-    let err = |_| invalid(py, format!("column '{name}' must be a list of {} values or None", ty.name()));
+fn column_from(
+    py: Python<'_>,
+    name: &str,
+    ty: FieldType,
+    values: &Bound<'_, PyAny>,
+) -> PyResult<ColumnData> {
+    let err = |_| {
+        invalid(
+            py,
+            format!(
+                "column '{name}' must be a list of {} values or None",
+                ty.name()
+            ),
+        )
+    };
     Ok(match ty {
         FieldType::String => ColumnData::Str(values.extract().map_err(err)?),
-        FieldType::Integer | FieldType::Date | FieldType::Datetime => ColumnData::Int(values.extract().map_err(err)?),
+        FieldType::Integer | FieldType::Date | FieldType::Datetime => {
+            ColumnData::Int(values.extract().map_err(err)?)
+        }
         FieldType::Number => ColumnData::Float(values.extract().map_err(err)?),
         FieldType::Boolean => ColumnData::Bool(values.extract().map_err(err)?),
         FieldType::List => ColumnData::List(values.extract().map_err(err)?),
@@ -144,10 +184,17 @@ fn value_from(py: Python<'_>, name: &str, ty: FieldType, v: &Bound<'_, PyAny>) -
     if v.is_none() {
         return Ok(Value::Null);
     }
-    let err = |_| invalid(py, format!("value for '{name}' must be a {} or None", ty.name()));
+    let err = |_| {
+        invalid(
+            py,
+            format!("value for '{name}' must be a {} or None", ty.name()),
+        )
+    };
     Ok(match ty {
         FieldType::String => Value::Str(v.extract().map_err(err)?),
-        FieldType::Integer | FieldType::Date | FieldType::Datetime => Value::Int(v.extract().map_err(err)?),
+        FieldType::Integer | FieldType::Date | FieldType::Datetime => {
+            Value::Int(v.extract().map_err(err)?)
+        }
         FieldType::Number => Value::Float(v.extract().map_err(err)?),
         FieldType::Boolean => Value::Bool(v.extract().map_err(err)?),
         FieldType::List => Value::List(v.extract().map_err(err)?),
@@ -187,7 +234,8 @@ impl Snapshot {
             None => None,
             Some(d) => {
                 let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
-                    d.get_item(k)?.ok_or_else(|| invalid(py, format!("interactions need a '{k}' list")))
+                    d.get_item(k)?
+                        .ok_or_else(|| invalid(py, format!("interactions need a '{k}' list")))
                 };
                 let contact: Vec<i64> = get("contact_id")?.extract()?;
                 let n = contact.len();
@@ -195,7 +243,12 @@ impl Snapshot {
                     Some(a) if !a.is_none() => a.extract()?,
                     _ => vec![None; n],
                 };
-                Some(Interactions { contact, kind: get("kind")?.extract()?, time: get("time")?.extract()?, amount })
+                Some(Interactions {
+                    contact,
+                    kind: get("kind")?.extract()?,
+                    time: get("time")?.extract()?,
+                    amount,
+                })
             }
         };
         let inner = detach(py, move || CoreSnapshot::new(ids, schema, data, inter))?;
@@ -222,7 +275,9 @@ pub struct SegmentResult {
 
 impl SegmentResult {
     fn bitmap_of(&self, py: Python<'_>, name: &str) -> PyResult<&RoaringBitmap> {
-        self.inner.get(name).ok_or_else(|| invalid(py, format!("no segment named '{name}'")))
+        self.inner
+            .get(name)
+            .ok_or_else(|| invalid(py, format!("no segment named '{name}'")))
     }
 }
 
@@ -246,7 +301,12 @@ impl SegmentResult {
 
     /// {segment: number of members}.
     fn counts(&self) -> HashMap<String, u64> {
-        self.inner.names.iter().cloned().zip(self.inner.counts()).collect()
+        self.inner
+            .names
+            .iter()
+            .cloned()
+            .zip(self.inner.counts())
+            .collect()
     }
 
     /// Contact ids of a segment's members, in snapshot row order.
@@ -265,16 +325,31 @@ impl SegmentResult {
     fn bitmap<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
         let bm = self.bitmap_of(py, name)?;
         let mut buf = Vec::with_capacity(bm.serialized_size());
-        bm.serialize_into(&mut buf).map_err(|e| invalid(py, e.to_string()))?;
+        bm.serialize_into(&mut buf)
+            .map_err(|e| invalid(py, e.to_string()))?;
         Ok(PyBytes::new(py, &buf))
     }
 
     /// {segment: (entered ids, exited ids)} since `previous` (a segment
     /// absent from `previous` counts as empty there).
-    fn diff(&self, py: Python<'_>, previous: &SegmentResult) -> PyResult<HashMap<String, (Vec<i64>, Vec<i64>)>> {
+    fn diff(
+        &self,
+        py: Python<'_>,
+        previous: &SegmentResult,
+    ) -> PyResult<HashMap<String, (Vec<i64>, Vec<i64>)>> {
         let d = self.inner.diff(&previous.inner);
         let snap = self.snapshot.borrow(py);
-        Ok(d.into_iter().map(|(n, e, x)| (n, (rows_to_ids(&snap.inner.ids, &e), rows_to_ids(&snap.inner.ids, &x)))).collect())
+        Ok(d.into_iter()
+            .map(|(n, e, x)| {
+                (
+                    n,
+                    (
+                        rows_to_ids(&snap.inner.ids, &e),
+                        rows_to_ids(&snap.inner.ids, &x),
+                    ),
+                )
+            })
+            .collect())
     }
 
     fn __eq__(&self, other: &SegmentResult) -> bool {
@@ -303,7 +378,9 @@ fn explain_dict<'py>(py: Python<'py>, e: &Explain) -> PyResult<Bound<'py, PyDict
 
 impl SegmentPlan {
     fn seg(&self, py: Python<'_>, name: &str) -> PyResult<usize> {
-        self.plan.segment(name).ok_or_else(|| invalid(py, format!("no segment named '{name}'")))
+        self.plan
+            .segment(name)
+            .ok_or_else(|| invalid(py, format!("no segment named '{name}'")))
     }
 }
 
@@ -312,7 +389,11 @@ impl SegmentPlan {
     /// Compile `segments` ([(name, rule text or JSON tree)], in priority
     /// order) against `schema` ({field: type name}); raises RuleError.
     #[new]
-    fn new(py: Python<'_>, segments: &Bound<'_, PyAny>, schema: &Bound<'_, PyDict>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        segments: &Bound<'_, PyAny>,
+        schema: &Bound<'_, PyDict>,
+    ) -> PyResult<Self> {
         let schema = schema_from(py, schema)?;
         let mut segs = Vec::new();
         for item in segments.try_iter()? {
@@ -323,7 +404,9 @@ impl SegmentPlan {
             segs.push((name, rule_source(py, &rule)?));
         }
         let plan = detach(py, move || Plan::compile(segs, schema))?;
-        Ok(SegmentPlan { plan: Arc::new(plan) })
+        Ok(SegmentPlan {
+            plan: Arc::new(plan),
+        })
     }
 
     /// Segment names, in plan order.
@@ -334,28 +417,52 @@ impl SegmentPlan {
 
     /// {segment: canonical rule text}.
     fn rules(&self) -> HashMap<String, String> {
-        self.plan.names.iter().cloned().zip(self.plan.exprs.iter().map(Expr::to_text)).collect()
+        self.plan
+            .names
+            .iter()
+            .cloned()
+            .zip(self.plan.exprs.iter().map(Expr::to_text))
+            .collect()
     }
 
     /// Number of distinct clauses and nodes after sharing: (leaves, nodes).
     fn stats(&self) -> (usize, usize) {
-        (self.plan.leaves.len(), self.plan.nodes_for(&(0..self.plan.names.len()).collect::<Vec<_>>()).len())
+        (
+            self.plan.leaves.len(),
+            self.plan
+                .nodes_for(&(0..self.plan.names.len()).collect::<Vec<_>>())
+                .len(),
+        )
     }
 
     /// Evaluate every segment over `snapshot` at `as_of` (epoch seconds).
-    fn evaluate(&self, py: Python<'_>, snapshot: Bound<'_, Snapshot>, as_of: i64) -> PyResult<SegmentResult> {
+    fn evaluate(
+        &self,
+        py: Python<'_>,
+        snapshot: Bound<'_, Snapshot>,
+        as_of: i64,
+    ) -> PyResult<SegmentResult> {
         let plan = self.plan.clone();
         let inner = {
             let s = snapshot.borrow();
             let sref: &CoreSnapshot = &s.inner;
             detach(py, move || eval::evaluate(&plan, sref, as_of))?
         };
-        Ok(SegmentResult { inner, snapshot: snapshot.unbind() })
+        Ok(SegmentResult {
+            inner,
+            snapshot: snapshot.unbind(),
+        })
     }
 
     /// Re-evaluate at a new as-of time, recomputing only the segments that
     /// depend on the clock (time windows, aggregates) and keeping the others.
-    fn advance_clock(&self, py: Python<'_>, snapshot: Bound<'_, Snapshot>, previous: &SegmentResult, as_of: i64) -> PyResult<SegmentResult> {
+    fn advance_clock(
+        &self,
+        py: Python<'_>,
+        snapshot: Bound<'_, Snapshot>,
+        previous: &SegmentResult,
+        as_of: i64,
+    ) -> PyResult<SegmentResult> {
         let plan = self.plan.clone();
         let inner = {
             let s = snapshot.borrow();
@@ -363,7 +470,10 @@ impl SegmentPlan {
             let prev = &previous.inner;
             detach(py, move || eval::advance_clock(&plan, sref, prev, as_of))?
         };
-        Ok(SegmentResult { inner, snapshot: snapshot.unbind() })
+        Ok(SegmentResult {
+            inner,
+            snapshot: snapshot.unbind(),
+        })
     }
 
     /// Apply a change to one contact (created if the id is new): new field
@@ -381,21 +491,35 @@ impl SegmentPlan {
         interactions: Option<Vec<(String, i64, Option<f64>)>>,
     ) -> PyResult<(Vec<String>, Vec<String>)> {
         let mut snap = snapshot.borrow_mut();
-        let mut upd = RowUpdate { values: Vec::new(), interactions: interactions.unwrap_or_default() };
+        let mut upd = RowUpdate {
+            values: Vec::new(),
+            interactions: interactions.unwrap_or_default(),
+        };
         if let Some(vals) = values {
             for (k, v) in vals.iter() {
                 let name: String = k.extract()?;
                 let Some((_, ty)) = snap.inner.column(&name) else {
                     return Err(invalid(py, format!("unknown field '{name}'")));
                 };
-                upd.values.push((name.clone(), value_from(py, &name, ty, &v)?));
+                upd.values
+                    .push((name.clone(), value_from(py, &name, ty, &v)?));
             }
         }
         let mut res = result.borrow_mut();
         if !res.snapshot.is(snapshot) {
-            return Err(invalid(py, "the result was not computed on this snapshot".into()));
+            return Err(invalid(
+                py,
+                "the result was not computed on this snapshot".into(),
+            ));
         }
-        let (e, x) = eval::update_contact(&self.plan, &mut snap.inner, &mut res.inner, contact_id, &upd).map_err(|e| to_py_err(py, e))?;
+        let (e, x) = eval::update_contact(
+            &self.plan,
+            &mut snap.inner,
+            &mut res.inner,
+            contact_id,
+            &upd,
+        )
+        .map_err(|e| to_py_err(py, e))?;
         let names = |v: Vec<usize>| v.into_iter().map(|i| self.plan.names[i].clone()).collect();
         Ok((names(e), names(x)))
     }
@@ -403,24 +527,48 @@ impl SegmentPlan {
     /// Why contact `contact_id` is or is not in `segment` at `as_of`: a tree
     /// of {"text", "value", "null", "children"}; "null" marks a clause that is
     /// false because the value it reads is missing.
-    fn explain<'py>(&self, py: Python<'py>, snapshot: &Bound<'py, Snapshot>, contact_id: i64, segment: &str, as_of: i64) -> PyResult<Bound<'py, PyDict>> {
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        snapshot: &Bound<'py, Snapshot>,
+        contact_id: i64,
+        segment: &str,
+        as_of: i64,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let seg = self.seg(py, segment)?;
         let snap = snapshot.borrow();
-        let row = snap.inner.row_of(contact_id).ok_or_else(|| invalid(py, "unknown contact id".into()))?;
+        let row = snap
+            .inner
+            .row_of(contact_id)
+            .ok_or_else(|| invalid(py, "unknown contact id".into()))?;
         explain_dict(py, &eval::explain(&self.plan, &snap.inner, row, seg, as_of))
     }
 
     /// Exclusive segment set: label each contact (in row order) with the first
     /// segment of the plan that contains it, or `other`.
     #[pyo3(signature = (snapshot, as_of, other = "other"))]
-    fn exclusive(&self, py: Python<'_>, snapshot: &Bound<'_, Snapshot>, as_of: i64, other: &str) -> PyResult<Vec<String>> {
+    fn exclusive(
+        &self,
+        py: Python<'_>,
+        snapshot: &Bound<'_, Snapshot>,
+        as_of: i64,
+        other: &str,
+    ) -> PyResult<Vec<String>> {
         let plan = self.plan.clone();
         let labels = {
             let s = snapshot.borrow();
             let sref: &CoreSnapshot = &s.inner;
             detach(py, move || eval::exclusive(&plan, sref, as_of))?
         };
-        Ok(labels.into_iter().map(|l| l.map_or_else(|| other.to_string(), |i| self.plan.names[i as usize].clone())).collect())
+        Ok(labels
+            .into_iter()
+            .map(|l| {
+                l.map_or_else(
+                    || other.to_string(),
+                    |i| self.plan.names[i as usize].clone(),
+                )
+            })
+            .collect())
     }
 }
 

@@ -68,7 +68,9 @@ impl Rule {
     /// `local`, `domain`, `nick`, `nickinitial`.
     pub fn parse(parts: &[&str]) -> CoreResult<Rule> {
         if parts.is_empty() {
-            return Err(CoreError::Config("a blocking rule needs at least one part".into()));
+            return Err(CoreError::Config(
+                "a blocking rule needs at least one part".into(),
+            ));
         }
         let mut out = Vec::new();
         for p in parts {
@@ -96,7 +98,10 @@ impl Rule {
                 "domain" => Transform::Domain,
                 "nick" => Transform::Nick,
                 "nickinitial" => Transform::NickInitial,
-                _ => match tr.strip_prefix("prefix").and_then(|n| n.parse::<usize>().ok()) {
+                _ => match tr
+                    .strip_prefix("prefix")
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
                     Some(n) if n > 0 => Transform::Prefix(n),
                     _ => {
                         return Err(CoreError::Config(format!(
@@ -305,7 +310,10 @@ where
     let mut budget_used = 0usize;
     for rule in rules {
         let (keyed, ranges) = blocks_of(rule, n, side, &rank, 2);
-        let count: usize = ranges.iter().map(|&(s, e)| block_pair_count(e - s, lim)).sum();
+        let count: usize = ranges
+            .iter()
+            .map(|&(s, e)| block_pair_count(e - s, lim))
+            .sum();
         if budget_used + count > lim.max_pairs {
             warnings.push(format!(
                 "blocking rule '{}' skipped: its {} pairs would exceed the pair budget of {}",
@@ -336,7 +344,11 @@ where
             .par_iter()
             .flat_map_iter(|&(s, e)| {
                 let rows = &keyed[s..e];
-                let w = if e - s <= lim.max_block { e - s } else { lim.window + 1 };
+                let w = if e - s <= lim.max_block {
+                    e - s
+                } else {
+                    lim.window + 1
+                };
                 (0..rows.len()).flat_map(move |a| {
                     (a + 1..rows.len().min(a + w)).map(move |b| pack(rows[a].1, rows[b].1))
                 })
@@ -377,7 +389,12 @@ mod tests {
         .0
     }
 
-    fn run(d: &Dataset, rules: &[Rule], lim: &BlockLimits, w: &mut Vec<String>) -> (Vec<u64>, BlockStats) {
+    fn run(
+        d: &Dataset,
+        rules: &[Rule],
+        lim: &BlockLimits,
+        w: &mut Vec<String>,
+    ) -> (Vec<u64>, BlockStats) {
         candidate_pairs(d.len(), &|r| Side::of_row(d, &[], r), rules, lim, w)
     }
 
@@ -393,12 +410,21 @@ mod tests {
 
     #[test]
     fn union_keeps_each_pair_once() {
-        let d = ds(&[("ann", "lee", "a1"), ("ann", "lee", "a1"), ("lee", "ann", "b2"), ("bob", "ray", "a1")]);
+        let d = ds(&[
+            ("ann", "lee", "a1"),
+            ("ann", "lee", "a1"),
+            ("lee", "ann", "b2"),
+            ("bob", "ray", "a1"),
+        ]);
         let rules = vec![
             Rule::parse(&["postcode"]).unwrap(),
             Rule::parse(&["first_name+last_name:phonetic"]).unwrap(),
         ];
-        let lim = BlockLimits { max_block: 10, window: 2, max_pairs: 100 };
+        let lim = BlockLimits {
+            max_block: 10,
+            window: 2,
+            max_pairs: 100,
+        };
         let mut w = vec![];
         let (pairs, stats) = run(&d, &rules, &lim, &mut w);
         let got: Vec<(u32, u32)> = pairs.iter().map(|&p| unpack(p)).collect();
@@ -412,10 +438,16 @@ mod tests {
         let rows: Vec<(String, String, String)> = (0..50)
             .map(|i| (format!("n{i:02}"), format!("s{i:02}"), "same".to_string()))
             .collect();
-        let refs: Vec<(&str, &str, &str)> =
-            rows.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str())).collect();
+        let refs: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str()))
+            .collect();
         let d = ds(&refs);
-        let lim = BlockLimits { max_block: 10, window: 3, max_pairs: 10_000 };
+        let lim = BlockLimits {
+            max_block: 10,
+            window: 3,
+            max_pairs: 10_000,
+        };
         let mut w = vec![];
         let (pairs, stats) = run(&d, &[Rule::parse(&["postcode"]).unwrap()], &lim, &mut w);
         assert_eq!(pairs.len(), block_pair_count(50, &lim));
@@ -430,7 +462,11 @@ mod tests {
     #[test]
     fn the_pair_budget_skips_rules() {
         let d = ds(&[("a", "b", "x"), ("a", "b", "x"), ("a", "b", "x")]);
-        let lim = BlockLimits { max_block: 10, window: 3, max_pairs: 2 };
+        let lim = BlockLimits {
+            max_block: 10,
+            window: 3,
+            max_pairs: 2,
+        };
         let mut w = vec![];
         let (pairs, stats) = run(&d, &[Rule::parse(&["postcode"]).unwrap()], &lim, &mut w);
         assert!(pairs.is_empty());

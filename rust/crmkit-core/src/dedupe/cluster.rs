@@ -96,7 +96,11 @@ pub fn cluster(n: usize, ids: &[i64], edges: &[(u32, u32, f64)], guard: f64) -> 
                 continue;
             }
         }
-        let (big, small) = if d.size[a as usize] >= d.size[b as usize] { (a, b) } else { (b, a) };
+        let (big, small) = if d.size[a as usize] >= d.size[b as usize] {
+            (a, b)
+        } else {
+            (b, a)
+        };
         d.parent[small as usize] = big;
         d.size[big as usize] += d.size[small as usize];
         d.next.swap(big as usize, small as usize);
@@ -149,7 +153,13 @@ mod tests {
         assert_eq!(guarded.ids, vec![0, 0, 0, 3, 3, 3]);
         assert_eq!(guarded.refused, 1);
         // With enough links between them, they do join.
-        edges.extend([(0, 3, 0.92), (1, 4, 0.92), (2, 4, 0.92), (1, 3, 0.92), (0, 5, 0.92)]);
+        edges.extend([
+            (0, 3, 0.92),
+            (1, 4, 0.92),
+            (2, 4, 0.92),
+            (1, 3, 0.92),
+            (0, 5, 0.92),
+        ]);
         assert_eq!(cluster(6, &ids, &edges, 0.5).multi, 1);
     }
 

@@ -101,8 +101,22 @@ fn close_edit(a: &str, b: &str, max: usize) -> bool {
 }
 
 const COMPANY_STOP: &[&str] = &[
-    "inc", "ltd", "llc", "plc", "gmbh", "co", "corp", "corporation", "company", "the", "and", "sa",
-    "ag", "bv", "limited", "group",
+    "inc",
+    "ltd",
+    "llc",
+    "plc",
+    "gmbh",
+    "co",
+    "corp",
+    "corporation",
+    "company",
+    "the",
+    "and",
+    "sa",
+    "ag",
+    "bv",
+    "limited",
+    "group",
 ];
 
 /// Overlap coefficient of the word sets of two strings (ignoring company
@@ -258,7 +272,9 @@ pub fn email_restates_name(local: &str, first: Option<&str>, last: Option<&str>)
         return false;
     }
     match first.map(letters).filter(|s| !s.is_empty()) {
-        Some(f) => l.contains(&f) || l.starts_with(&f[..f.chars().next().map_or(0, char::len_utf8)]),
+        Some(f) => {
+            l.contains(&f) || l.starts_with(&f[..f.chars().next().map_or(0, char::len_utf8)])
+        }
         None => false,
     }
 }
@@ -310,7 +326,9 @@ pub fn compare_sides(fields: &[Field], a: &Side<'_>, b: &Side<'_>, out: &mut [u8
         };
     }
     let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
-    let good = |l: u8, f: Field| l == L_EXACT || (f == Field::FirstName && l == 3) || (f == Field::LastName && l == 2);
+    let good = |l: u8, f: Field| {
+        l == L_EXACT || (f == Field::FirstName && l == 3) || (f == Field::LastName && l == 2)
+    };
     if let (Some(af), Some(al), Some(bf), Some(bl)) =
         (a.values[fi], a.values[li], b.values[fi], b.values[li])
     {
@@ -363,46 +381,92 @@ mod tests {
     #[test]
     fn email_levels() {
         assert_eq!(lv(Field::Email, "ann@x.com", "ann@x.com"), "exact");
-        assert_eq!(lv(Field::Email, "ann@gmail.com", "ann@gmial.com"), "domain_typo");
-        assert_eq!(lv(Field::Email, "ann@gmail.com", "ann@yahoo.co.uk"), "local_same");
-        assert_eq!(lv(Field::Email, "annlee@x.com", "anlee@y.org"), "local_fuzzy");
+        assert_eq!(
+            lv(Field::Email, "ann@gmail.com", "ann@gmial.com"),
+            "domain_typo"
+        );
+        assert_eq!(
+            lv(Field::Email, "ann@gmail.com", "ann@yahoo.co.uk"),
+            "local_same"
+        );
+        assert_eq!(
+            lv(Field::Email, "annlee@x.com", "anlee@y.org"),
+            "local_fuzzy"
+        );
         assert_eq!(lv(Field::Email, "ann@x.com", "bob@x.com"), "different");
     }
 
     #[test]
     fn date_phone_postcode_company_levels() {
-        assert_eq!(lv(Field::BirthDate, "1980-03-04", "1980-04-03"), "day_month_swapped");
+        assert_eq!(
+            lv(Field::BirthDate, "1980-03-04", "1980-04-03"),
+            "day_month_swapped"
+        );
         assert_eq!(lv(Field::BirthDate, "1980-03-04", "1980-03-14"), "one_edit");
-        assert_eq!(lv(Field::BirthDate, "1980-03-04", "1980-11-22"), "same_year");
-        assert_eq!(lv(Field::BirthDate, "1980-03-04", "1990-11-22"), "different");
-        assert_eq!(lv(Field::Phone, "+447700900123", "+447700900132"), "one_edit");
-        assert_eq!(lv(Field::Phone, "+447700900123", "+447700811111"), "different");
+        assert_eq!(
+            lv(Field::BirthDate, "1980-03-04", "1980-11-22"),
+            "same_year"
+        );
+        assert_eq!(
+            lv(Field::BirthDate, "1980-03-04", "1990-11-22"),
+            "different"
+        );
+        assert_eq!(
+            lv(Field::Phone, "+447700900123", "+447700900132"),
+            "one_edit"
+        );
+        assert_eq!(
+            lv(Field::Phone, "+447700900123", "+447700811111"),
+            "different"
+        );
         assert_eq!(lv(Field::Postcode, "sw1a 1aa", "sw1a 2bb"), "same_district");
         assert_eq!(lv(Field::Company, "acme inc", "acme"), "fuzzy");
     }
 
     #[test]
     fn restated_names_are_detected() {
-        assert!(email_restates_name("john.smith", Some("john"), Some("smith")));
+        assert!(email_restates_name(
+            "john.smith",
+            Some("john"),
+            Some("smith")
+        ));
         assert!(email_restates_name("jsmith", Some("john"), Some("smith")));
         assert!(!email_restates_name("jsmith", Some("ann"), Some("smith")));
-        assert!(!email_restates_name("cooldude", Some("john"), Some("smith")));
+        assert!(!email_restates_name(
+            "cooldude",
+            Some("john"),
+            Some("smith")
+        ));
     }
 
     #[test]
     fn swapped_names_are_aligned() {
-        let f = [Value::new(Field::FirstName, "ann"), Value::new(Field::LastName, "lee")];
-        let g = [Value::new(Field::FirstName, "lee"), Value::new(Field::LastName, "ann")];
+        let f = [
+            Value::new(Field::FirstName, "ann"),
+            Value::new(Field::LastName, "lee"),
+        ];
+        let g = [
+            Value::new(Field::FirstName, "lee"),
+            Value::new(Field::LastName, "ann"),
+        ];
         let mk = |v: &'static [Value; 2]| {
             let mut values = [None; 9];
             values[0] = Some((UNSEEN, &v[0]));
             values[1] = Some((UNSEEN, &v[1]));
-            Side { values, email_restates: false }
+            Side {
+                values,
+                email_restates: false,
+            }
         };
         let f: &'static [Value; 2] = Box::leak(Box::new(f));
         let g: &'static [Value; 2] = Box::leak(Box::new(g));
         let mut out = [0u8; 9];
-        let swapped = compare_sides(&[Field::FirstName, Field::LastName], &mk(f), &mk(g), &mut out);
+        let swapped = compare_sides(
+            &[Field::FirstName, Field::LastName],
+            &mk(f),
+            &mk(g),
+            &mut out,
+        );
         assert!(swapped);
         assert_eq!((out[0], out[1]), (L_EXACT, L_EXACT));
     }

@@ -111,7 +111,11 @@ impl Value {
                 }
             }
             Field::Phone => {
-                v.code = text.chars().filter(char::is_ascii_digit).collect::<String>().into();
+                v.code = text
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect::<String>()
+                    .into();
             }
             Field::BirthDate => v.date = parse_date(text),
             Field::Email => v.at = text.rfind('@').unwrap_or(text.len()) as u32,
@@ -167,7 +171,9 @@ pub fn parse_date(s: &str) -> u32 {
 /// last name.
 fn repair_names(slots: &mut [Option<Vec<Option<String>>>]) {
     let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
-    let Some(first) = slots[fi].take() else { return };
+    let Some(first) = slots[fi].take() else {
+        return;
+    };
     let n = first.len();
     let mut last = slots[li].take().unwrap_or_else(|| vec![None; n]);
     let mut first = first;
@@ -351,7 +357,10 @@ mod tests {
         let (ds, warnings) = Dataset::from_columns(
             vec![10, 11, 12],
             vec![
-                (Field::LastName, col(&[Some("smith"), Some("smith"), Some("")])),
+                (
+                    Field::LastName,
+                    col(&[Some("smith"), Some("smith"), Some("")]),
+                ),
                 (Field::Company, col(&[None, None, None])),
             ],
         )
@@ -369,7 +378,10 @@ mod tests {
     fn full_names_in_the_first_name_field_are_split() {
         let (ds, _) = Dataset::from_columns(
             vec![1, 2],
-            vec![(Field::FirstName, col(&[Some("dorothy ann smith"), Some("bob")]))],
+            vec![(
+                Field::FirstName,
+                col(&[Some("dorothy ann smith"), Some("bob")]),
+            )],
         )
         .unwrap();
         let f = ds.column(Field::FirstName).unwrap();
@@ -383,8 +395,7 @@ mod tests {
     fn bad_shapes_are_errors() {
         assert!(Dataset::from_columns(vec![1, 1], vec![]).is_err());
         assert!(
-            Dataset::from_columns(vec![1, 2], vec![(Field::Email, col(&[Some("a@b.c")]))])
-                .is_err()
+            Dataset::from_columns(vec![1, 2], vec![(Field::Email, col(&[Some("a@b.c")]))]).is_err()
         );
     }
 

@@ -112,7 +112,9 @@ impl Index {
     ) -> CoreResult<Vec<(i64, f64)>> {
         let t = threshold.unwrap_or(self.threshold);
         if !(0.0..=1.0).contains(&t) || t.is_nan() {
-            return Err(CoreError::Config("threshold must be between 0 and 1".into()));
+            return Err(CoreError::Config(
+                "threshold must be between 0 and 1".into(),
+            ));
         }
         let mut owned: Vec<Option<(u32, Value)>> = vec![None; 9];
         for (f, v) in record {
@@ -137,13 +139,20 @@ impl Index {
         let email_restates = values[Field::Email.index()].is_some_and(|(_, e)| {
             email_restates_name(e.local(), text(Field::FirstName), text(Field::LastName))
         });
-        let me = Side { values, email_restates };
+        let me = Side {
+            values,
+            email_restates,
+        };
         let my_sort = sort_key(&me);
         let side = |r: usize| Side::of_row(&self.ds, &self.restates, r);
         let mut cands: Vec<u32> = Vec::new();
         for ri in &self.rules {
-            let Some(key) = key_of(&ri.rule, &me) else { continue };
-            let Ok(b) = ri.keys.binary_search(&key) else { continue };
+            let Some(key) = key_of(&ri.rule, &me) else {
+                continue;
+            };
+            let Ok(b) = ri.keys.binary_search(&key) else {
+                continue;
+            };
             let rows = &ri.rows[ri.offsets[b] as usize..ri.offsets[b + 1] as usize];
             if rows.len() <= self.max_block {
                 cands.extend_from_slice(rows);

@@ -195,7 +195,9 @@ impl Matcher {
             None => present.clone(),
         };
         if n > 0 && fields.is_empty() {
-            return Err(CoreError::InvalidInput("no field to compare: every column is empty or missing".into()));
+            return Err(CoreError::InvalidInput(
+                "no field to compare: every column is empty or missing".into(),
+            ));
         }
         let rules: Vec<Rule> = config
             .rules
@@ -226,7 +228,9 @@ impl Matcher {
                     .iter()
                     .map(|&(a, b, y)| {
                         let (Some(&i), Some(&j)) = (row_of.get(&a), row_of.get(&b)) else {
-                            return Err(CoreError::InvalidInput("a labelled pair names an unknown id".into()));
+                            return Err(CoreError::InvalidInput(
+                                "a labelled pair names an unknown id".into(),
+                            ));
                         };
                         let mut lv = [0u8; 9];
                         compare_sides(&fields, &side(i as usize), &side(j as usize), &mut lv);
@@ -308,7 +312,9 @@ impl Matcher {
     pub fn predict(&self, threshold: Option<f64>) -> CoreResult<Prediction> {
         let t = threshold.unwrap_or(self.config.threshold);
         if !(0.0..=1.0).contains(&t) || t.is_nan() {
-            return Err(CoreError::Config("threshold must be between 0 and 1".into()));
+            return Err(CoreError::Config(
+                "threshold must be between 0 and 1".into(),
+            ));
         }
         let pairs: Vec<(u32, u32, f64)> = self
             .candidates
@@ -325,7 +331,10 @@ impl Matcher {
         let stats = vec![
             ("records", self.ds.len() as f64),
             ("candidate_pairs", self.candidates.len() as f64),
-            ("candidate_pairs_per_record", self.candidates.len() as f64 / n),
+            (
+                "candidate_pairs_per_record",
+                self.candidates.len() as f64 / n,
+            ),
             ("blocks_windowed", self.block_stats.blocks_windowed as f64),
             ("rules_skipped", self.block_stats.rules_skipped as f64),
             ("train_pairs", self.train_pairs as f64),
@@ -357,7 +366,8 @@ impl Matcher {
             .map(|&f| {
                 let k = f.index();
                 let l = lv[k];
-                let tf = if l == L_EXACT && !(sw && matches!(f, Field::FirstName | Field::LastName)) {
+                let tf = if l == L_EXACT && !(sw && matches!(f, Field::FirstName | Field::LastName))
+                {
                     self.weights.tf_adjustment(k, codes[k])
                 } else {
                     0.0
@@ -411,7 +421,12 @@ fn train(
             .par_iter()
             .with_min_len(4096)
             .fold(
-                || fields.iter().map(|&f| vec![0u64; n_levels(f)]).collect::<Vec<_>>(),
+                || {
+                    fields
+                        .iter()
+                        .map(|&f| vec![0u64; n_levels(f)])
+                        .collect::<Vec<_>>()
+                },
                 |mut acc, &(i, j)| {
                     let mut lv = [0u8; 9];
                     compare_sides(fields, &side(i as usize), &side(j as usize), &mut lv);
@@ -422,7 +437,12 @@ fn train(
                 },
             )
             .reduce(
-                || fields.iter().map(|&f| vec![0u64; n_levels(f)]).collect::<Vec<_>>(),
+                || {
+                    fields
+                        .iter()
+                        .map(|&f| vec![0u64; n_levels(f)])
+                        .collect::<Vec<_>>()
+                },
                 |mut a, b| {
                     for (x, y) in a.iter_mut().zip(b) {
                         for (p, q) in x.iter_mut().zip(y) {

@@ -32,6 +32,12 @@ use crate::{CoreError, CoreResult};
 pub const TF_CLAMP: f64 = 5.0;
 /// Strength (pseudo-count) of the random-pair prior on `u` in EM.
 pub const U_PRIOR_STRENGTH: f64 = 50.0;
+/// Strength of the generic `m` prior (exact likely, different unlikely among
+/// matches), as a share of the training pairs: it keeps EM from settling on
+/// a split other than match / non-match (e.g. "same first name and city").
+pub const M_PRIOR_SHARE: f64 = 0.05;
+/// Strength of the random-pair `u` prior, as a share of the training pairs.
+pub const U_PRIOR_SHARE: f64 = 0.05;
 
 /// m and u of every level of one field.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +192,10 @@ pub fn train_em(
         }
         s
     };
+    let total: f64 = patterns.iter().map(|&(_, c)| c as f64).sum();
+    let m_strength = M_PRIOR_SHARE * total;
+    let u_strength = U_PRIOR_STRENGTH.max(U_PRIOR_SHARE * total);
+    let m_init: Vec<Vec<f64>> = fields.iter().map(|&f| initial_m(f)).collect();
     for it in 1..=settings.max_iter {
         let mut m_acc: Vec<Vec<f64>> = fields.iter().map(|&f| vec![0.0; n_levels(f)]).collect();
         let mut u_acc = m_acc.clone();
@@ -207,7 +217,13 @@ pub fn train_em(
             add(p, c, r, &mut m_acc, &mut u_acc);
         }
         for &(p, is_match) in labelled {
-            add(p, 1.0, if is_match { 1.0 } else { 0.0 }, &mut m_acc, &mut u_acc);
+            add(
+                p,
+                1.0,
+                if is_match { 1.0 } else { 0.0 },
+                &mut m_acc,
+                &mut u_acc,
+            );
         }
         let mut delta: f64;
         let prior = ((w_match + 1.0) / (w_total + 2.0)).clamp(1e-6, 1.0 - 1e-6);
@@ -218,9 +234,9 @@ pub fn train_em(
             let m_tot: f64 = m_acc[k][1..].iter().sum();
             let u_tot: f64 = u_acc[k][1..].iter().sum();
             for l in 1..n {
-                let m = (m_acc[k][l] + 0.1) / (m_tot + 0.1 * (n - 1) as f64);
-                let u = (u_acc[k][l] + U_PRIOR_STRENGTH * u_random[k][l])
-                    / (u_tot + U_PRIOR_STRENGTH);
+                let m = (m_acc[k][l] + 0.1 + m_strength * m_init[k][l])
+                    / (m_tot + 0.1 * (n - 1) as f64 + m_strength);
+                let u = (u_acc[k][l] + u_strength * u_random[k][l]) / (u_tot + u_strength);
                 delta = delta.max((m - fm.m[l]).abs()).max((u - fm.u[l]).abs());
                 fm.m[l] = m;
                 fm.u[l] = u;
@@ -304,9 +320,7 @@ impl Weights {
             let k = f.index();
             let l = levels[k];
             w += self.level[k][l as usize];
-            if l == L_EXACT
-                && !(swapped && matches!(f, Field::FirstName | Field::LastName))
-            {
+            if l == L_EXACT && !(swapped && matches!(f, Field::FirstName | Field::LastName)) {
                 w += self.tf_adjustment(k, codes[k]);
             }
         }
@@ -360,7 +374,10 @@ mod tests {
             &patterns,
             &[],
             &u0,
-            EmSettings { max_iter: 500, tol: 1e-9 },
+            EmSettings {
+                max_iter: 500,
+                tol: 1e-9,
+            },
         );
         assert!((model.prior - 0.2).abs() < 0.01, "prior {}", model.prior);
         for fm in &model.fields {
@@ -371,10 +388,11 @@ mod tests {
 
     #[test]
     fn tf_favours_rare_values() {
-        let raw: Vec<Option<String>> = ["smith", "smith", "smith", "smith", "zed", "zed", "ab", "cd"]
-            .iter()
-            .map(|s| Some(s.to_string()))
-            .collect();
+        let raw: Vec<Option<String>> =
+            ["smith", "smith", "smith", "smith", "zed", "zed", "ab", "cd"]
+                .iter()
+                .map(|s| Some(s.to_string()))
+                .collect();
         let col = Column::build(Field::LastName, &raw);
         let t = tf_table(&col);
         assert!(t[0] < 0.0 && t[1] > 0.0 && t[1] < t[2]);

@@ -143,10 +143,9 @@ pub fn normalize_contact_columns(
                     v.and_then(|s| normalize_phone(s, region))
                 })
                 .collect(),
-            "first_name" | "last_name" => values
-                .par_iter()
-                .map(|v| v.and_then(clean_name))
-                .collect(),
+            "first_name" | "last_name" => {
+                values.par_iter().map(|v| v.and_then(clean_name)).collect()
+            }
             "country" => countries
                 .as_ref()
                 .map(|c| c.iter().map(|v| v.map(str::to_string)).collect())
@@ -222,8 +221,11 @@ mod tests {
         );
         assert_eq!(col("first_name"), vec![s("Ann"), s("Bob"), None, s("Cy")]);
         assert!(r.columns.iter().all(|c| c.0 != "company"));
-        let issues: Vec<(usize, &str, &str)> =
-            r.issues.iter().map(|i| (i.row, i.field, i.reason)).collect();
+        let issues: Vec<(usize, &str, &str)> = r
+            .issues
+            .iter()
+            .map(|i| (i.row, i.field, i.reason))
+            .collect();
         assert_eq!(
             issues,
             vec![

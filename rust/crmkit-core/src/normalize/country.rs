@@ -416,20 +416,23 @@ const VARIANTS: &[(&str, &str)] = &[
 /// (dots and apostrophes vanish, other punctuation becomes a space), a
 /// leading "the" dropped, whitespace collapsed.
 pub fn country_key(raw: &str) -> String {
-    let ascii: std::borrow::Cow<'_, str> = if raw.is_ascii() {
-        raw.into()
-    } else {
-        deunicode::deunicode(raw).into()
-    };
-    let mut s = String::with_capacity(ascii.len());
-    for c in ascii.chars() {
+    let mut s = String::with_capacity(raw.len());
+    let mut push = |c: char| {
         if c.is_ascii_alphanumeric() {
             s.push(c.to_ascii_lowercase());
-        } else if c == '.' || c == '\'' {
-            // "U.S." -> "us"; a dot between words still separates them below.
-            continue;
-        } else {
+        } else if c != '.' && c != '\'' {
+            // "U.S." -> "us"; other punctuation separates words.
             s.push(' ');
+        }
+    };
+    for c in raw.chars() {
+        if c.is_ascii() {
+            push(c);
+        } else {
+            match deunicode::deunicode_char(c) {
+                Some(folded) => folded.chars().for_each(&mut push),
+                None => push(' '),
+            }
         }
     }
     let words: Vec<&str> = s.split_whitespace().collect();

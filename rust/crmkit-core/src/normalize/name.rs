@@ -9,7 +9,9 @@ const PARTICLES: [&str; 17] = [
 ];
 
 /// Titles dropped from the front of a match key.
-const TITLES: [&str; 9] = ["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam"];
+const TITLES: [&str; 9] = [
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam",
+];
 
 /// Suffixes dropped from the end of a match key.
 const SUFFIXES: [&str; 8] = ["jr", "sr", "ii", "iii", "iv", "phd", "md", "esq"];
@@ -92,25 +94,30 @@ fn case_word(w: &str, out: &mut String) {
     // "Mc" on its own stays "Mc".
 }
 
+fn push_key_char(c: char, out: &mut String) {
+    if c.is_ascii_alphanumeric() {
+        out.push(c.to_ascii_lowercase());
+    } else if !matches!(c, '\'' | '.' | '`') {
+        out.push(' ');
+    }
+}
+
 /// A match key for a name: ASCII-folded, lowercase, apostrophes and dots
 /// removed, other punctuation turned into spaces, leading titles (Mr, Mrs,
 /// Ms, Dr, Prof, ...) and trailing suffixes (Jr, Sr, II, III, PhD, MD, ...)
 /// dropped. "Dr. José O'Brien-Smith Jr." -> "jose obrien smith". Returns
 /// `None` when nothing is left.
 pub fn name_key(raw: &str) -> Option<String> {
-    let ascii: std::borrow::Cow<'_, str> = if raw.is_ascii() {
-        raw.into()
-    } else {
-        deunicode::deunicode(raw).into()
-    };
-    let mut cleaned = String::with_capacity(ascii.len());
-    for c in ascii.chars() {
-        if c.is_ascii_alphanumeric() {
-            cleaned.push(c.to_ascii_lowercase());
-        } else if c == '\'' || c == '.' || c == '`' {
-            continue;
+    let mut cleaned = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if c.is_ascii() {
+            push_key_char(c, &mut cleaned);
         } else {
-            cleaned.push(' ');
+            // Fold one character at a time so ASCII separators stay as they are.
+            match deunicode::deunicode_char(c) {
+                Some(folded) => folded.chars().for_each(|f| push_key_char(f, &mut cleaned)),
+                None => cleaned.push(' '),
+            }
         }
     }
     let mut tokens: Vec<&str> = cleaned.split_whitespace().collect();
@@ -141,12 +148,21 @@ mod tests {
 
     #[test]
     fn proper_cases_all_upper_or_all_lower() {
-        assert_eq!(clean_name("MARY-ANN O'BRIEN").as_deref(), Some("Mary-Ann O'Brien"));
+        assert_eq!(
+            clean_name("MARY-ANN O'BRIEN").as_deref(),
+            Some("Mary-Ann O'Brien")
+        );
         assert_eq!(clean_name("mcdonald").as_deref(), Some("McDonald"));
-        assert_eq!(clean_name("jan van der berg").as_deref(), Some("Jan van der Berg"));
+        assert_eq!(
+            clean_name("jan van der berg").as_deref(),
+            Some("Jan van der Berg")
+        );
         assert_eq!(clean_name("VAN DER BERG").as_deref(), Some("Van der Berg"));
         assert_eq!(clean_name("ÉLODIE").as_deref(), Some("Élodie"));
-        assert_eq!(clean_name("john smith iii").as_deref(), Some("John Smith III"));
+        assert_eq!(
+            clean_name("john smith iii").as_deref(),
+            Some("John Smith III")
+        );
     }
 
     #[test]

@@ -205,18 +205,8 @@ enum Scan {
 fn is_separator(c: char) -> bool {
     matches!(
         c,
-        ' ' | '-'
-            | '.'
-            | '('
-            | ')'
-            | '/'
-            | '['
-            | ']'
-            | '\u{a0}'
-            | '\u{2010}'..='\u{2015}'
-            | '\u{2212}'
-            | '\u{3000}'
-            | '\t'
+        ' ' | '-' | '.' | '(' | ')' | '/' | '[' | ']' | '\u{a0}' | '\u{2010}'
+            ..='\u{2015}' | '\u{2212}' | '\u{3000}' | '\t'
     )
 }
 
@@ -240,8 +230,7 @@ fn scan(raw: &str) -> Scan {
         }
         rest = &rest[c.len_utf8()..];
     }
-    let mut chars = rest.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in rest.char_indices() {
         if c.is_ascii_digit() {
             digits.push(c);
         } else if (c == '+' || c == '\u{ff0b}') && digits.is_empty() && !plus {
@@ -277,10 +266,7 @@ fn scan(raw: &str) -> Scan {
             }
         } else if c.is_ascii_punctuation() || c.is_whitespace() {
             // Trailing junk such as "*" or "!": allowed only at the end.
-            if rest[i..]
-                .chars()
-                .all(|c| !c.is_alphanumeric() && c != '+')
-            {
+            if rest[i..].chars().all(|c| !c.is_alphanumeric() && c != '+') {
                 break;
             }
             return Scan::Fallback;
@@ -348,7 +334,13 @@ pub fn normalize_phone(raw: &str, region: &PhoneRegion) -> Option<String> {
             if !region.simple_national {
                 return slow_path(raw, region);
             }
-            resolve_national(region.code, &digits).map(|n| e164(region.code, &n))
+            if let Some(n) = resolve_national(region.code, &digits) {
+                return Some(e164(region.code, &n));
+            }
+            // The country code written without "+" ("44 20 7946 0958" in GB).
+            let code = region.code.to_string();
+            let rest = digits.strip_prefix(code.as_str())?;
+            resolve_national(region.code, rest).map(|n| e164(region.code, &n))
         }
     }
 }
@@ -387,7 +379,11 @@ mod tests {
             "*202 555 0143*",
             "+1 (202) 555-0143.",
         ] {
-            assert_eq!(normalize_phone(s, &r).as_deref(), Some("+12025550143"), "{s:?}");
+            assert_eq!(
+                normalize_phone(s, &r).as_deref(),
+                Some("+12025550143"),
+                "{s:?}"
+            );
         }
     }
 
@@ -406,6 +402,10 @@ mod tests {
         );
         assert_eq!(
             normalize_phone("+44 (0)20 7946 0958", &r).as_deref(),
+            Some("+442079460958")
+        );
+        assert_eq!(
+            normalize_phone("44 20 7946 0958", &gb).as_deref(),
             Some("+442079460958")
         );
         assert_eq!(
@@ -449,7 +449,10 @@ mod tests {
     #[test]
     fn unknown_region_is_an_error_naming_only_the_code() {
         let e = PhoneRegion::new("ZZ").unwrap_err();
-        assert_eq!(e, CoreError::InvalidInput("unknown phone region \"ZZ\"".into()));
+        assert_eq!(
+            e,
+            CoreError::InvalidInput("unknown phone region \"ZZ\"".into())
+        );
         assert!(PhoneRegion::new("USA").is_err());
     }
 
@@ -461,13 +464,20 @@ mod tests {
             let region = PhoneRegion::new(id).unwrap();
             let meta = DATABASE.by_id(id).unwrap();
             let d = meta.descriptors();
-            for desc in [d.fixed_line(), d.mobile(), d.toll_free()].into_iter().flatten() {
+            for desc in [d.fixed_line(), d.mobile(), d.toll_free()]
+                .into_iter()
+                .flatten()
+            {
                 let Some(ex) = desc.example() else { continue };
                 let want = format!("+{}{}", meta.country_code(), ex);
                 let intl = format!("+{} {}", meta.country_code(), ex);
-                assert_eq!(normalize_phone(&intl, &region).as_deref(), Some(want.as_str()), "{id} {ex}");
+                assert_eq!(
+                    normalize_phone(&intl, &region).as_deref(),
+                    Some(want.as_str()),
+                    "{id} {ex}"
+                );
                 let parsed = phonenumber::parse(Some(region.id), &intl).unwrap();
-                assert_eq!(phonenumber::is_valid(&parsed), true, "{id} {ex}");
+                assert!(phonenumber::is_valid(&parsed), "{id} {ex}");
             }
         }
     }
@@ -476,7 +486,12 @@ mod tests {
     #[ignore = "timing probe: cargo test --release -p crmkit-core phone_speed -- --ignored --nocapture"]
     fn phone_speed() {
         let r = us();
-        let inputs = ["(202) 555-0143", "+44 20 7946 0958", "202.555.0143 x12", "0049 30 123456"];
+        let inputs = [
+            "(202) 555-0143",
+            "+44 20 7946 0958",
+            "202.555.0143 x12",
+            "0049 30 123456",
+        ];
         let _ = normalize_phone(inputs[0], &r);
         let _ = normalize_phone(inputs[1], &r);
         let _ = normalize_phone(inputs[3], &r);

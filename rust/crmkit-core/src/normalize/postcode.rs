@@ -26,7 +26,10 @@ pub fn normalize_postcode(raw: &str, country: Option<&str>) -> Option<String> {
     {
         return None;
     }
-    let compact: String = cleaned.chars().filter(char::is_ascii_alphanumeric).collect();
+    let compact: String = cleaned
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
     let country = country.map(str::to_ascii_uppercase);
     match country.as_deref() {
         Some("US") => {
@@ -105,8 +108,14 @@ mod tests {
 
     #[test]
     fn generic_cleaning() {
-        assert_eq!(normalize_postcode("  ab12   3cd ", None).as_deref(), Some("AB12 3CD"));
-        assert_eq!(normalize_postcode("1010", Some("AT")).as_deref(), Some("1010"));
+        assert_eq!(
+            normalize_postcode("  ab12   3cd ", None).as_deref(),
+            Some("AB12 3CD")
+        );
+        assert_eq!(
+            normalize_postcode("1010", Some("AT")).as_deref(),
+            Some("1010")
+        );
         assert_eq!(normalize_postcode("", None), None);
         assert_eq!(normalize_postcode("--", None), None);
         assert_eq!(normalize_postcode("12#45", None), None);
@@ -114,21 +123,48 @@ mod tests {
 
     #[test]
     fn country_shapes() {
-        assert_eq!(normalize_postcode("sw1a1aa", Some("GB")).as_deref(), Some("SW1A 1AA"));
-        assert_eq!(normalize_postcode("M1 1AE", Some("gb")).as_deref(), Some("M1 1AE"));
+        assert_eq!(
+            normalize_postcode("sw1a1aa", Some("GB")).as_deref(),
+            Some("SW1A 1AA")
+        );
+        assert_eq!(
+            normalize_postcode("M1 1AE", Some("gb")).as_deref(),
+            Some("M1 1AE")
+        );
         assert_eq!(normalize_postcode("12345", Some("GB")), None);
-        assert_eq!(normalize_postcode("2134", Some("US")).as_deref(), Some("02134"));
-        assert_eq!(normalize_postcode("12345 6789", Some("US")).as_deref(), Some("12345-6789"));
+        assert_eq!(
+            normalize_postcode("2134", Some("US")).as_deref(),
+            Some("02134")
+        );
+        assert_eq!(
+            normalize_postcode("12345 6789", Some("US")).as_deref(),
+            Some("12345-6789")
+        );
         assert_eq!(normalize_postcode("123", Some("US")), None);
-        assert_eq!(normalize_postcode("k1a0b1", Some("CA")).as_deref(), Some("K1A 0B1"));
-        assert_eq!(normalize_postcode("1234ab", Some("NL")).as_deref(), Some("1234 AB"));
-        assert_eq!(normalize_postcode("10115", Some("DE")).as_deref(), Some("10115"));
+        assert_eq!(
+            normalize_postcode("k1a0b1", Some("CA")).as_deref(),
+            Some("K1A 0B1")
+        );
+        assert_eq!(
+            normalize_postcode("1234ab", Some("NL")).as_deref(),
+            Some("1234 AB")
+        );
+        assert_eq!(
+            normalize_postcode("10115", Some("DE")).as_deref(),
+            Some("10115")
+        );
         assert_eq!(normalize_postcode("1011", Some("DE")), None);
     }
 
     #[test]
     fn keys() {
-        assert_eq!(postcode_key("12345-6789", Some("US")).as_deref(), Some("12345"));
-        assert_eq!(postcode_key("sw1a 1aa", Some("GB")).as_deref(), Some("SW1A1AA"));
+        assert_eq!(
+            postcode_key("12345-6789", Some("US")).as_deref(),
+            Some("12345")
+        );
+        assert_eq!(
+            postcode_key("sw1a 1aa", Some("GB")).as_deref(),
+            Some("SW1A1AA")
+        );
     }
 }

@@ -64,7 +64,10 @@ impl AggFunc {
 
     /// True for the functions that read the amount (`sum/avg/min/max`).
     pub fn reads_amount(self) -> bool {
-        matches!(self, AggFunc::Sum | AggFunc::Avg | AggFunc::Min | AggFunc::Max)
+        matches!(
+            self,
+            AggFunc::Sum | AggFunc::Avg | AggFunc::Min | AggFunc::Max
+        )
     }
 }
 
@@ -175,7 +178,8 @@ fn render_lit(l: &Lit) -> String {
 fn is_plain_ident(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
         && !s.ends_with('.')
         && !s.contains("..")
 }
@@ -240,7 +244,11 @@ impl Expr {
                 })
                 .collect::<Vec<_>>()
                 .join(" and "),
-            Expr::Or(cs) => cs.iter().map(Expr::to_text).collect::<Vec<_>>().join(" or "),
+            Expr::Or(cs) => cs
+                .iter()
+                .map(Expr::to_text)
+                .collect::<Vec<_>>()
+                .join(" or "),
             Expr::Not(c) => match **c {
                 Expr::And(_) | Expr::Or(_) => format!("not ({})", c.to_text()),
                 _ => format!("not {}", c.to_text()),
@@ -337,8 +345,14 @@ impl Expr {
     /// The JSON condition tree (see the module docs for the schema).
     pub fn to_json(&self) -> Json {
         match self {
-            Expr::And(cs) => obj(vec![("and", Json::Arr(cs.iter().map(Expr::to_json).collect()))]),
-            Expr::Or(cs) => obj(vec![("or", Json::Arr(cs.iter().map(Expr::to_json).collect()))]),
+            Expr::And(cs) => obj(vec![(
+                "and",
+                Json::Arr(cs.iter().map(Expr::to_json).collect()),
+            )]),
+            Expr::Or(cs) => obj(vec![(
+                "or",
+                Json::Arr(cs.iter().map(Expr::to_json).collect()),
+            )]),
             Expr::Not(c) => obj(vec![("not", c.to_json())]),
             Expr::InSegment(n) => obj(vec![("in_segment", Json::Str(n.clone()))]),
             Expr::Cond(o, p) => {
@@ -376,7 +390,10 @@ impl Expr {
                         kv.push(("value", Json::Str(s.clone())));
                     }
                     Pred::IsNull(neg) => {
-                        kv.push(("op", Json::Str(if *neg { "is not null" } else { "is null" }.into())));
+                        kv.push((
+                            "op",
+                            Json::Str(if *neg { "is not null" } else { "is null" }.into()),
+                        ));
                     }
                     Pred::Within(d) => {
                         kv.push(("op", Json::Str("within".into())));
@@ -438,22 +455,35 @@ impl Expr {
             if kv.len() != 1 {
                 return Err(bad(path, "'not' must be the only key"));
             }
-            return Ok(Expr::Not(Box::new(Self::from_json_at(c, &format!("{path}.not"), depth + 1)?)));
+            return Ok(Expr::Not(Box::new(Self::from_json_at(
+                c,
+                &format!("{path}.not"),
+                depth + 1,
+            )?)));
         }
         if let Some(s) = j.get("in_segment") {
-            return Ok(Expr::InSegment(json_str(Some(s), "in_segment", path)?.to_string()));
+            return Ok(Expr::InSegment(
+                json_str(Some(s), "in_segment", path)?.to_string(),
+            ));
         }
         for (k, _) in kv {
-            if !matches!(k.as_str(), "field" | "agg" | "kind" | "prop" | "days" | "op" | "value") {
+            if !matches!(
+                k.as_str(),
+                "field" | "agg" | "kind" | "prop" | "days" | "op" | "value"
+            ) {
                 return Err(bad(path, &format!("unknown key '{k}'")));
             }
         }
         let op = json_str(j.get("op"), "op", path)?.to_ascii_lowercase();
         let (operand, agg_days_used) = if let Some(f) = j.get("field") {
-            (Operand::Field(json_str(Some(f), "field", path)?.to_string()), false)
+            (
+                Operand::Field(json_str(Some(f), "field", path)?.to_string()),
+                false,
+            )
         } else if let Some(a) = j.get("agg") {
             let name = json_str(Some(a), "agg", path)?;
-            let func = AggFunc::parse(name).ok_or_else(|| bad(path, &format!("unknown aggregate '{name}'")))?;
+            let func = AggFunc::parse(name)
+                .ok_or_else(|| bad(path, &format!("unknown aggregate '{name}'")))?;
             let kind = json_str(j.get("kind"), "kind", path)?.to_string();
             if func.reads_amount() {
                 if let Some(p) = j.get("prop") {
@@ -463,12 +493,22 @@ impl Expr {
                 }
             }
             let is_time = matches!(func, AggFunc::First | AggFunc::Last);
-            let days = if is_time { None } else { json_days(j.get("days"), path)? };
+            let days = if is_time {
+                None
+            } else {
+                json_days(j.get("days"), path)?
+            };
             (Operand::Agg { func, kind, days }, !is_time)
         } else {
-            return Err(bad(path, "expected one of 'and', 'or', 'not', 'in_segment', 'field', 'agg'"));
+            return Err(bad(
+                path,
+                "expected one of 'and', 'or', 'not', 'in_segment', 'field', 'agg'",
+            ));
         };
-        let value = || j.get("value").ok_or_else(|| bad(path, &format!("'{op}' needs a 'value'")));
+        let value = || {
+            j.get("value")
+                .ok_or_else(|| bad(path, &format!("'{op}' needs a 'value'")))
+        };
         let pred = match op.as_str() {
             "=" | "==" | "!=" | "<" | "<=" | ">" | ">=" => {
                 let o: &'static str = match op.as_str() {
@@ -488,10 +528,18 @@ impl Expr {
                 if items.is_empty() {
                     return Err(bad(path, "'in' needs at least one value"));
                 }
-                Pred::In(items.iter().map(|v| json_lit(v, path)).collect::<CoreResult<_>>()?, op == "not in")
+                Pred::In(
+                    items
+                        .iter()
+                        .map(|v| json_lit(v, path))
+                        .collect::<CoreResult<_>>()?,
+                    op == "not in",
+                )
             }
             "between" => match value()? {
-                Json::Arr(items) if items.len() == 2 => Pred::Between(json_lit(&items[0], path)?, json_lit(&items[1], path)?),
+                Json::Arr(items) if items.len() == 2 => {
+                    Pred::Between(json_lit(&items[0], path)?, json_lit(&items[1], path)?)
+                }
                 _ => return Err(bad(path, "'between' needs a value [low, high]")),
             },
             "starts_with" | "ends_with" | "contains" | "matches" => {
@@ -507,9 +555,15 @@ impl Expr {
             "is not null" => Pred::IsNull(true),
             "within" => {
                 if agg_days_used {
-                    return Err(bad(path, "'within' applies to dates and to first/last, not to this aggregate"));
+                    return Err(bad(
+                        path,
+                        "'within' applies to dates and to first/last, not to this aggregate",
+                    ));
                 }
-                Pred::Within(json_days(j.get("days"), path)?.ok_or_else(|| bad(path, "'within' needs 'days'"))?)
+                Pred::Within(
+                    json_days(j.get("days"), path)?
+                        .ok_or_else(|| bad(path, "'within' needs 'days'"))?,
+                )
             }
             "before" => Pred::Before(json_str(j.get("value"), "value", path)?.to_string()),
             "after" => Pred::After(json_str(j.get("value"), "value", path)?.to_string()),

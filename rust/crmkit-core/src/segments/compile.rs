@@ -123,7 +123,11 @@ impl Builder {
         if flat.len() == 1 {
             return flat[0];
         }
-        self.node(if is_and { Node::And(flat) } else { Node::Or(flat) })
+        self.node(if is_and {
+            Node::And(flat)
+        } else {
+            Node::Or(flat)
+        })
     }
 
     fn build(&mut self, t: &TExpr, roots: &HashMap<&str, usize>) -> usize {
@@ -160,7 +164,9 @@ impl Plan {
                 return Err(CoreError::InvalidInput("empty segment name".into()));
             }
             if name_index.insert(n.clone(), i).is_some() {
-                return Err(CoreError::InvalidInput(format!("segment '{n}' defined twice")));
+                return Err(CoreError::InvalidInput(format!(
+                    "segment '{n}' defined twice"
+                )));
             }
         }
         let mut names = Vec::with_capacity(segments.len());
@@ -189,7 +195,10 @@ impl Plan {
                 match name_index.get(&r) {
                     Some(&j) => deps[i].push(j),
                     None => {
-                        let mut msg = format!("segment '{}': in_segment('{r}') names no segment of this plan", names[i]);
+                        let mut msg = format!(
+                            "segment '{}': in_segment('{r}') names no segment of this plan",
+                            names[i]
+                        );
                         if let Some(s) = did_you_mean(&r, names.iter().map(String::as_str)) {
                             msg.push_str(&format!(": did you mean '{s}'?"));
                         }
@@ -326,11 +335,18 @@ fn topo(deps: &[Vec<usize>], names: &[String]) -> CoreResult<Vec<usize>> {
                     }
                     1 => {
                         let pos = stack.iter().position(|&(x, _)| x == w).unwrap_or(0);
-                        let mut cycle: Vec<&str> = stack[pos..].iter().map(|&(x, _)| names[x].as_str()).collect();
+                        let mut cycle: Vec<&str> = stack[pos..]
+                            .iter()
+                            .map(|&(x, _)| names[x].as_str())
+                            .collect();
                         cycle.push(names[w].as_str());
                         return Err(CoreError::Rule(format!(
                             "in_segment cycle: {}",
-                            cycle.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(" -> ")
+                            cycle
+                                .iter()
+                                .map(|c| format!("'{c}'"))
+                                .collect::<Vec<_>>()
+                                .join(" -> ")
                         )));
                     }
                     _ => {}

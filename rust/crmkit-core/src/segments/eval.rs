@@ -39,7 +39,10 @@ impl EvalResult {
 
     /// The bitmap of a segment by name.
     pub fn get(&self, name: &str) -> Option<&RoaringBitmap> {
-        self.names.iter().position(|n| n == name).map(|i| &self.bitmaps[i])
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| &self.bitmaps[i])
     }
 
     /// Entered and exited rows of each segment since `prev` (a segment
@@ -80,15 +83,47 @@ pub struct Explain {
 }
 
 enum Bound<'a> {
-    Codes { codes: &'a [u32], valid: &'a [u64], bits: Vec<u64> },
-    List { col: &'a Column, bits: Vec<u64>, negated: bool },
-    Bool { bits: &'a [u64], valid: &'a [u64], value: bool },
-    IntCol { vals: &'a [i64], valid: &'a [u64], pred: IPred },
-    FloatCol { vals: &'a [f64], valid: &'a [u64], pred: FPred },
-    IntAgg { agg: usize, pred: IPred },
-    FloatAgg { agg: usize, pred: FPred },
-    NullCol { valid: &'a [u64], negated: bool },
-    NullAgg { agg: usize, negated: bool },
+    Codes {
+        codes: &'a [u32],
+        valid: &'a [u64],
+        bits: Vec<u64>,
+    },
+    List {
+        col: &'a Column,
+        bits: Vec<u64>,
+        negated: bool,
+    },
+    Bool {
+        bits: &'a [u64],
+        valid: &'a [u64],
+        value: bool,
+    },
+    IntCol {
+        vals: &'a [i64],
+        valid: &'a [u64],
+        pred: IPred,
+    },
+    FloatCol {
+        vals: &'a [f64],
+        valid: &'a [u64],
+        pred: FPred,
+    },
+    IntAgg {
+        agg: usize,
+        pred: IPred,
+    },
+    FloatAgg {
+        agg: usize,
+        pred: FPred,
+    },
+    NullCol {
+        valid: &'a [u64],
+        negated: bool,
+    },
+    NullAgg {
+        agg: usize,
+        negated: bool,
+    },
     Const(bool),
 }
 
@@ -104,7 +139,9 @@ fn code_bits(dict: &[String], test: impl Fn(&str) -> bool) -> Vec<u64> {
 
 fn resolve_within(p: &IPred, as_of: i64) -> IPred {
     match p {
-        IPred::Within(d) => IPred::Range(as_of.saturating_sub((*d as i64).saturating_mul(DAY)), as_of),
+        IPred::Within(d) => {
+            IPred::Range(as_of.saturating_sub((*d as i64).saturating_mul(DAY)), as_of)
+        }
         other => other.clone(),
     }
 }
@@ -131,34 +168,70 @@ fn bind<'a>(plan: &Plan, snap: &'a Snapshot, li: usize, as_of: i64) -> CoreResul
         Src::Agg(_) => None,
     };
     Ok(match (leaf, agg, col) {
-        (Leaf::IsNull { negated, .. }, Some(a), _) => Bound::NullAgg { agg: a, negated: *negated },
-        (Leaf::IsNull { negated, .. }, None, Some(c)) => Bound::NullCol { valid: &c.valid, negated: *negated },
+        (Leaf::IsNull { negated, .. }, Some(a), _) => Bound::NullAgg {
+            agg: a,
+            negated: *negated,
+        },
+        (Leaf::IsNull { negated, .. }, None, Some(c)) => Bound::NullCol {
+            valid: &c.valid,
+            negated: *negated,
+        },
         (Leaf::IsNull { negated, .. }, None, None) => Bound::Const(!*negated),
-        (Leaf::Int { pred, .. }, Some(a), _) => Bound::IntAgg { agg: a, pred: resolve_within(pred, as_of) },
-        (Leaf::Float { pred, .. }, Some(a), _) => Bound::FloatAgg { agg: a, pred: pred.clone() },
+        (Leaf::Int { pred, .. }, Some(a), _) => Bound::IntAgg {
+            agg: a,
+            pred: resolve_within(pred, as_of),
+        },
+        (Leaf::Float { pred, .. }, Some(a), _) => Bound::FloatAgg {
+            agg: a,
+            pred: pred.clone(),
+        },
         (_, None, None) => Bound::Const(false),
         (Leaf::Str { pred, .. }, None, Some(c)) => match &c.store {
-            Store::Str { codes, dict } => Bound::Codes { codes, valid: &c.valid, bits: code_bits(&dict.values, |s| pred.test(s)) },
+            Store::Str { codes, dict } => Bound::Codes {
+                codes,
+                valid: &c.valid,
+                bits: code_bits(&dict.values, |s| pred.test(s)),
+            },
             _ => Bound::Const(false),
         },
-        (Leaf::List { values, negated, .. }, None, Some(c)) => match &c.store {
+        (
+            Leaf::List {
+                values, negated, ..
+            },
+            None,
+            Some(c),
+        ) => match &c.store {
             Store::List { dict, .. } => Bound::List {
                 col: c,
-                bits: code_bits(&dict.values, |s| values.binary_search_by(|v| v.as_str().cmp(s)).is_ok()),
+                bits: code_bits(&dict.values, |s| {
+                    values.binary_search_by(|v| v.as_str().cmp(s)).is_ok()
+                }),
                 negated: *negated,
             },
             _ => Bound::Const(false),
         },
         (Leaf::Bool { value, .. }, None, Some(c)) => match &c.store {
-            Store::Bool(bits) => Bound::Bool { bits, valid: &c.valid, value: *value },
+            Store::Bool(bits) => Bound::Bool {
+                bits,
+                valid: &c.valid,
+                value: *value,
+            },
             _ => Bound::Const(false),
         },
         (Leaf::Int { pred, .. }, None, Some(c)) => match &c.store {
-            Store::Int(vals) => Bound::IntCol { vals, valid: &c.valid, pred: resolve_within(pred, as_of) },
+            Store::Int(vals) => Bound::IntCol {
+                vals,
+                valid: &c.valid,
+                pred: resolve_within(pred, as_of),
+            },
             _ => Bound::Const(false),
         },
         (Leaf::Float { pred, .. }, None, Some(c)) => match &c.store {
-            Store::Float(vals) => Bound::FloatCol { vals, valid: &c.valid, pred: pred.clone() },
+            Store::Float(vals) => Bound::FloatCol {
+                vals,
+                valid: &c.valid,
+                pred: pred.clone(),
+            },
             _ => Bound::Const(false),
         },
         _ => Bound::Const(false),
@@ -200,7 +273,12 @@ fn fill_i(out: &mut [u64], vals: &[i64], valid: &[u64], p: &IPred) {
 #[inline(always)]
 fn fill_f(out: &mut [u64], vals: &[f64], valid: &[u64], p: &FPred) {
     match p {
-        FPred::Range { lo, lo_incl: true, hi, hi_incl: true } => {
+        FPred::Range {
+            lo,
+            lo_incl: true,
+            hi,
+            hi_incl: true,
+        } => {
             let (lo, hi) = (*lo, *hi);
             fill(out, vals, valid, |v| (lo <= v) & (v <= hi))
         }
@@ -215,7 +293,15 @@ struct BlockAggs {
     valid: Vec<Vec<u64>>,
 }
 
-fn block_aggs(plan: &Plan, snap: &Snapshot, idx: &AggIndex, start: usize, end: usize, as_of: i64) -> BlockAggs {
+#[inline(never)]
+fn block_aggs(
+    plan: &Plan,
+    snap: &Snapshot,
+    idx: &AggIndex,
+    start: usize,
+    end: usize,
+    as_of: i64,
+) -> BlockAggs {
     let len = end - start;
     let k = plan.aggs.len();
     let mut ints = vec![Vec::new(); k];
@@ -250,21 +336,31 @@ fn block_aggs(plan: &Plan, snap: &Snapshot, idx: &AggIndex, start: usize, end: u
             }
         }
     }
-    BlockAggs { ints, floats, valid }
+    BlockAggs {
+        ints,
+        floats,
+        valid,
+    }
 }
 
 /// Evaluate a leaf for rows `sub..sub + 64*out.len()` (`sub` relative to
 /// the snapshot; `bstart` is the block start for aggregate columns).
+#[inline(never)]
 fn eval_leaf(b: &Bound<'_>, out: &mut [u64], sub: usize, bstart: usize, aggs: &BlockAggs) {
     let w0 = sub / 64;
     let nw = out.len();
     let (rel, rw0) = (sub - bstart, (sub - bstart) / 64);
     match b {
-        Bound::Codes { codes, valid, bits } => {
-            fill(out, &codes[sub..], &valid[w0..], |c| bits[(c >> 6) as usize] >> (c & 63) & 1 == 1)
-        }
+        Bound::Codes { codes, valid, bits } => fill(out, &codes[sub..], &valid[w0..], |c| {
+            bits[(c >> 6) as usize] >> (c & 63) & 1 == 1
+        }),
         Bound::List { col, bits, negated } => {
-            let Store::List { start, len, codes, .. } = &col.store else { return };
+            let Store::List {
+                start, len, codes, ..
+            } = &col.store
+            else {
+                return;
+            };
             for (w, o) in out.iter_mut().enumerate() {
                 let vw = col.valid[w0 + w];
                 let mut m = 0u64;
@@ -274,7 +370,9 @@ fn eval_leaf(b: &Bound<'_>, out: &mut [u64], sub: usize, bstart: usize, aggs: &B
                     }
                     let r = sub + w * 64 + j;
                     let s = start[r] as usize;
-                    let any = codes[s..s + len[r] as usize].iter().any(|&c| bits[(c >> 6) as usize] >> (c & 63) & 1 == 1);
+                    let any = codes[s..s + len[r] as usize]
+                        .iter()
+                        .any(|&c| bits[(c >> 6) as usize] >> (c & 63) & 1 == 1);
                     m |= ((any != *negated) as u64) << j;
                 }
                 *o = m;
@@ -288,11 +386,22 @@ fn eval_leaf(b: &Bound<'_>, out: &mut [u64], sub: usize, bstart: usize, aggs: &B
         }
         Bound::IntCol { vals, valid, pred } => fill_i(out, &vals[sub..], &valid[w0..], pred),
         Bound::FloatCol { vals, valid, pred } => fill_f(out, &vals[sub..], &valid[w0..], pred),
-        Bound::IntAgg { agg, pred } => fill_i(out, &aggs.ints[*agg][rel..], &aggs.valid[*agg][rw0..], pred),
-        Bound::FloatAgg { agg, pred } => fill_f(out, &aggs.floats[*agg][rel..], &aggs.valid[*agg][rw0..], pred),
+        Bound::IntAgg { agg, pred } => {
+            fill_i(out, &aggs.ints[*agg][rel..], &aggs.valid[*agg][rw0..], pred)
+        }
+        Bound::FloatAgg { agg, pred } => fill_f(
+            out,
+            &aggs.floats[*agg][rel..],
+            &aggs.valid[*agg][rw0..],
+            pred,
+        ),
         Bound::NullCol { valid, negated } => {
             for (w, o) in out.iter_mut().enumerate() {
-                *o = if *negated { valid[w0 + w] } else { !valid[w0 + w] };
+                *o = if *negated {
+                    valid[w0 + w]
+                } else {
+                    !valid[w0 + w]
+                };
             }
         }
         Bound::NullAgg { agg, negated } => {
@@ -310,27 +419,49 @@ fn eval_leaf(b: &Bound<'_>, out: &mut [u64], sub: usize, bstart: usize, aggs: &B
 pub fn evaluate(plan: &Plan, snap: &Snapshot, as_of: i64) -> CoreResult<EvalResult> {
     let all: Vec<usize> = (0..plan.names.len()).collect();
     let bms = evaluate_segments(plan, snap, as_of, &all)?;
-    Ok(EvalResult { names: plan.names.clone(), bitmaps: bms, as_of })
+    Ok(EvalResult {
+        names: plan.names.clone(),
+        bitmaps: bms,
+        as_of,
+    })
 }
 
 /// Re-evaluate at a new as-of time, recomputing only the segments that depend
 /// on the clock and keeping the others from `prev` (which must be this plan's
 /// result on this snapshot).
-pub fn advance_clock(plan: &Plan, snap: &Snapshot, prev: &EvalResult, as_of: i64) -> CoreResult<EvalResult> {
+pub fn advance_clock(
+    plan: &Plan,
+    snap: &Snapshot,
+    prev: &EvalResult,
+    as_of: i64,
+) -> CoreResult<EvalResult> {
     if prev.names != plan.names {
-        return Err(CoreError::InvalidInput("the previous result belongs to another plan".into()));
+        return Err(CoreError::InvalidInput(
+            "the previous result belongs to another plan".into(),
+        ));
     }
-    let clocked: Vec<usize> = (0..plan.names.len()).filter(|&i| plan.uses_clock[i]).collect();
+    let clocked: Vec<usize> = (0..plan.names.len())
+        .filter(|&i| plan.uses_clock[i])
+        .collect();
     let fresh = evaluate_segments(plan, snap, as_of, &clocked)?;
     let mut bitmaps = prev.bitmaps.clone();
     for (s, bm) in clocked.into_iter().zip(fresh) {
         bitmaps[s] = bm;
     }
-    Ok(EvalResult { names: plan.names.clone(), bitmaps, as_of })
+    Ok(EvalResult {
+        names: plan.names.clone(),
+        bitmaps,
+        as_of,
+    })
 }
 
 /// Evaluate the given segments; returns their bitmaps in the same order.
-pub fn evaluate_segments(plan: &Plan, snap: &Snapshot, as_of: i64, segs: &[usize]) -> CoreResult<Vec<RoaringBitmap>> {
+pub fn evaluate_segments(
+    plan: &Plan,
+    snap: &Snapshot,
+    as_of: i64,
+    segs: &[usize],
+) -> CoreResult<Vec<RoaringBitmap>> {
     let n = snap.len();
     let np = snap.padded_len();
     let sel_nodes = plan.nodes_for(segs);
@@ -346,14 +477,25 @@ pub fn evaluate_segments(plan: &Plan, snap: &Snapshot, as_of: i64, segs: &[usize
         })
         .collect();
     leaf_ids.sort_unstable();
-    let bound: Vec<(usize, Bound<'_>)> =
-        leaf_ids.par_iter().map(|&l| bind(plan, snap, l, as_of).map(|b| (l, b))).collect::<CoreResult<_>>()?;
+    let bound: Vec<(usize, Bound<'_>)> = leaf_ids
+        .par_iter()
+        .map(|&l| bind(plan, snap, l, as_of).map(|b| (l, b)))
+        .collect::<CoreResult<_>>()?;
     let mut bound_of: HashMap<usize, usize> = HashMap::with_capacity(bound.len());
     for (k, (l, _)) in bound.iter().enumerate() {
         bound_of.insert(*l, k);
     }
-    let needs_aggs = bound.iter().any(|(_, b)| matches!(b, Bound::IntAgg { .. } | Bound::FloatAgg { .. } | Bound::NullAgg { .. }));
-    let idx = if needs_aggs { AggIndex::new(&plan.aggs, &snap.events, as_of) } else { AggIndex::default() };
+    let needs_aggs = bound.iter().any(|(_, b)| {
+        matches!(
+            b,
+            Bound::IntAgg { .. } | Bound::FloatAgg { .. } | Bound::NullAgg { .. }
+        )
+    });
+    let idx = if needs_aggs {
+        AggIndex::new(&plan.aggs, &snap.events, as_of)
+    } else {
+        AggIndex::default()
+    };
     let root_slots: Vec<usize> = segs.iter().map(|&s| slot[plan.roots[s]]).collect();
     let nblocks = np.div_ceil(BLOCK);
     let per_block: Vec<Vec<RoaringBitmap>> = (0..nblocks)
@@ -364,7 +506,11 @@ pub fn evaluate_segments(plan: &Plan, snap: &Snapshot, as_of: i64, segs: &[usize
             let aggs = if needs_aggs {
                 block_aggs(plan, snap, &idx, start, end, as_of)
             } else {
-                BlockAggs { ints: vec![], floats: vec![], valid: vec![] }
+                BlockAggs {
+                    ints: vec![],
+                    floats: vec![],
+                    valid: vec![],
+                }
             };
             let bw = (end - start) / 64;
             let mut arena = vec![0u64; sel_nodes.len() * SW];
@@ -407,7 +553,8 @@ pub fn evaluate_segments(plan: &Plan, snap: &Snapshot, as_of: i64, segs: &[usize
                 }
                 let w = (sub - start) / 64;
                 for (s, &rs) in root_slots.iter().enumerate() {
-                    segbuf[s * bw + w..s * bw + w + nw].copy_from_slice(&arena[rs * SW..rs * SW + nw]);
+                    segbuf[s * bw + w..s * bw + w + nw]
+                        .copy_from_slice(&arena[rs * SW..rs * SW + nw]);
                 }
                 sub += SUB;
             }
@@ -454,7 +601,14 @@ struct RowEval<'a> {
 
 impl<'a> RowEval<'a> {
     fn new(plan: &'a Plan, snap: &'a Snapshot, row: usize, as_of: i64) -> Self {
-        RowEval { plan, snap, row, as_of, memo: vec![0; plan.nodes.len()], aggs: None }
+        RowEval {
+            plan,
+            snap,
+            row,
+            as_of,
+            memo: vec![0; plan.nodes.len()],
+            aggs: None,
+        }
     }
 
     fn agg(&mut self, a: usize) -> AggValue {
@@ -475,14 +629,22 @@ impl<'a> RowEval<'a> {
         if let Some(a) = self.plan.leaf_agg[li] {
             let v = self.agg(a);
             return match (leaf, v) {
-                (Leaf::IsNull { negated, .. }, AggValue::Int(x)) => (x.is_none() != *negated, false),
-                (Leaf::IsNull { negated, .. }, AggValue::Float(x)) => (x.is_none() != *negated, false),
-                (Leaf::Int { pred, .. }, AggValue::Int(Some(x))) => (pred.test(x, self.as_of), false),
+                (Leaf::IsNull { negated, .. }, AggValue::Int(x)) => {
+                    (x.is_none() != *negated, false)
+                }
+                (Leaf::IsNull { negated, .. }, AggValue::Float(x)) => {
+                    (x.is_none() != *negated, false)
+                }
+                (Leaf::Int { pred, .. }, AggValue::Int(Some(x))) => {
+                    (pred.test(x, self.as_of), false)
+                }
                 (Leaf::Float { pred, .. }, AggValue::Float(Some(x))) => (pred.test(x), false),
                 _ => (false, true),
             };
         }
-        let Src::Col(c) = leaf.src() else { return (false, true) };
+        let Src::Col(c) = leaf.src() else {
+            return (false, true);
+        };
         let col = match snap_column(self.plan, self.snap, c) {
             Ok(Some(col)) => col,
             _ => {
@@ -500,12 +662,26 @@ impl<'a> RowEval<'a> {
             return (false, true);
         }
         let v = match (leaf, &col.store) {
-            (Leaf::Str { pred, .. }, Store::Str { codes, dict }) => pred.test(&dict.values[codes[r] as usize]),
-            (Leaf::List { values, negated, .. }, Store::List { start, len, codes, dict }) => {
+            (Leaf::Str { pred, .. }, Store::Str { codes, dict }) => {
+                pred.test(&dict.values[codes[r] as usize])
+            }
+            (
+                Leaf::List {
+                    values, negated, ..
+                },
+                Store::List {
+                    start,
+                    len,
+                    codes,
+                    dict,
+                },
+            ) => {
                 let s = start[r] as usize;
-                let any = codes[s..s + len[r] as usize]
-                    .iter()
-                    .any(|&c| values.binary_search_by(|v| v.as_str().cmp(&dict.values[c as usize])).is_ok());
+                let any = codes[s..s + len[r] as usize].iter().any(|&c| {
+                    values
+                        .binary_search_by(|v| v.as_str().cmp(&dict.values[c as usize]))
+                        .is_ok()
+                });
                 any != *negated
             }
             (Leaf::Bool { value, .. }, Store::Bool(bits)) => bit(bits, r) == *value,
@@ -549,7 +725,9 @@ pub fn update_contact(
     upd: &RowUpdate,
 ) -> CoreResult<(Vec<usize>, Vec<usize>)> {
     if result.names != plan.names {
-        return Err(CoreError::InvalidInput("the result belongs to another plan".into()));
+        return Err(CoreError::InvalidInput(
+            "the result belongs to another plan".into(),
+        ));
     }
     for (f, _) in &upd.values {
         if snap.column(f).is_none() {
@@ -608,31 +786,65 @@ fn explain_at(ev: &mut RowEval<'_>, e: &Expr, t: &TExpr) -> Explain {
     let text = e.to_text();
     match (e, t) {
         (Expr::And(es), TExpr::And(ts)) | (Expr::Or(es), TExpr::Or(ts)) => {
-            let children: Vec<Explain> = es.iter().zip(ts).map(|(e, t)| explain_at(ev, e, t)).collect();
+            let children: Vec<Explain> = es
+                .iter()
+                .zip(ts)
+                .map(|(e, t)| explain_at(ev, e, t))
+                .collect();
             let value = if matches!(e, Expr::And(_)) {
                 children.iter().all(|c| c.value)
             } else {
                 children.iter().any(|c| c.value)
             };
-            Explain { text, value, null: false, children }
+            Explain {
+                text,
+                value,
+                null: false,
+                children,
+            }
         }
         (Expr::Not(e1), TExpr::Not(t1)) => {
             let c = explain_at(ev, e1, t1);
-            Explain { text, value: !c.value, null: false, children: vec![c] }
+            Explain {
+                text,
+                value: !c.value,
+                null: false,
+                children: vec![c],
+            }
         }
         (Expr::InSegment(name), _) => {
             let plan = ev.plan;
             let s = plan.segment(name).expect("checked at compile time");
             let c = explain_at(ev, &plan.exprs[s], &plan.texprs[s]);
-            Explain { text, value: c.value, null: false, children: vec![c] }
+            Explain {
+                text,
+                value: c.value,
+                null: false,
+                children: vec![c],
+            }
         }
         (Expr::Cond(..), TExpr::Leaf(l)) => {
             let key = l.key();
-            let li = ev.plan.leaves.iter().position(|x| x.key() == key).expect("leaf interned at compile time");
+            let li = ev
+                .plan
+                .leaves
+                .iter()
+                .position(|x| x.key() == key)
+                .expect("leaf interned at compile time");
             let (value, null) = ev.leaf(li);
-            Explain { text, value, null, children: vec![] }
+            Explain {
+                text,
+                value,
+                null,
+                children: vec![],
+            }
         }
-        _ => Explain { text, value: false, null: false, children: vec![] },
+        _ => Explain {
+            text,
+            value: false,
+            null: false,
+            children: vec![],
+        },
     }
 }
 

@@ -51,7 +51,11 @@ pub fn lex(text: &str) -> CoreResult<Vec<Token>> {
             i += 1;
             continue;
         }
-        let single = |tok: Tok| Token { tok, start, end: start + c.len_utf8() };
+        let single = |tok: Tok| Token {
+            tok,
+            start,
+            end: start + c.len_utf8(),
+        };
         match c {
             '(' => {
                 out.push(single(Tok::LParen));
@@ -76,9 +80,20 @@ pub fn lex(text: &str) -> CoreResult<Vec<Token>> {
                     ('<', _) => ("<", 1),
                     ('>', Some('=')) => (">=", 2),
                     ('>', _) => (">", 1),
-                    _ => return Err(rule_error(text, start, start + 1, "unexpected character '!' (did you mean '!='?)")),
+                    _ => {
+                        return Err(rule_error(
+                            text,
+                            start,
+                            start + 1,
+                            "unexpected character '!' (did you mean '!='?)",
+                        ))
+                    }
                 };
-                out.push(Token { tok: Tok::Op(op), start, end: pos(i + len) });
+                out.push(Token {
+                    tok: Tok::Op(op),
+                    start,
+                    end: pos(i + len),
+                });
                 i += len;
             }
             '\'' => {
@@ -87,7 +102,12 @@ pub fn lex(text: &str) -> CoreResult<Vec<Token>> {
                 loop {
                     match at(j) {
                         None => {
-                            return Err(rule_error(text, start, text.len(), "unterminated string literal"));
+                            return Err(rule_error(
+                                text,
+                                start,
+                                text.len(),
+                                "unterminated string literal",
+                            ));
                         }
                         Some('\'') if at(j + 1) == Some('\'') => {
                             s.push('\'');
@@ -109,7 +129,12 @@ pub fn lex(text: &str) -> CoreResult<Vec<Token>> {
                                     s.push(other);
                                 }
                                 None => {
-                                    return Err(rule_error(text, start, text.len(), "unterminated string literal"));
+                                    return Err(rule_error(
+                                        text,
+                                        start,
+                                        text.len(),
+                                        "unterminated string literal",
+                                    ));
                                 }
                             }
                             j += 2;
@@ -120,10 +145,17 @@ pub fn lex(text: &str) -> CoreResult<Vec<Token>> {
                         }
                     }
                 }
-                out.push(Token { tok: Tok::Str(s), start, end: pos(j) });
+                out.push(Token {
+                    tok: Tok::Str(s),
+                    start,
+                    end: pos(j),
+                });
                 i = j;
             }
-            c if c.is_ascii_digit() || ((c == '-' || c == '.') && at(i + 1).is_some_and(|n| n.is_ascii_digit() || (c == '-' && n == '.'))) => {
+            c if c.is_ascii_digit()
+                || ((c == '-' || c == '.')
+                    && at(i + 1).is_some_and(|n| n.is_ascii_digit() || (c == '-' && n == '.'))) =>
+            {
                 let mut j = i + 1;
                 let mut is_float = c == '.';
                 while let Some(ch) = at(j) {
@@ -134,7 +166,8 @@ pub fn lex(text: &str) -> CoreResult<Vec<Token>> {
                         j += 1;
                     } else if (ch == 'e' || ch == 'E')
                         && (at(j + 1).is_some_and(|n| n.is_ascii_digit())
-                            || (matches!(at(j + 1), Some('+') | Some('-')) && at(j + 2).is_some_and(|n| n.is_ascii_digit())))
+                            || (matches!(at(j + 1), Some('+') | Some('-'))
+                                && at(j + 2).is_some_and(|n| n.is_ascii_digit())))
                     {
                         is_float = true;
                         j += 2;
@@ -154,32 +187,59 @@ pub fn lex(text: &str) -> CoreResult<Vec<Token>> {
                 } else {
                     match lit.parse::<i64>() {
                         Ok(v) => Tok::Int(v),
-                        Err(_) => return Err(rule_error(text, start, pos(j), "integer out of range")),
+                        Err(_) => {
+                            return Err(rule_error(text, start, pos(j), "integer out of range"))
+                        }
                     }
                 };
-                out.push(Token { tok, start, end: pos(j) });
+                out.push(Token {
+                    tok,
+                    start,
+                    end: pos(j),
+                });
                 i = j;
             }
             c if c.is_alphabetic() || c == '_' => {
                 let mut j = i + 1;
                 while let Some(ch) = at(j) {
-                    if ch.is_alphanumeric() || ch == '_' || (ch == '.' && at(j + 1).is_some_and(|n| n.is_alphanumeric() || n == '_')) {
+                    if ch.is_alphanumeric()
+                        || ch == '_'
+                        || (ch == '.' && at(j + 1).is_some_and(|n| n.is_alphanumeric() || n == '_'))
+                    {
                         j += 1;
                     } else {
                         break;
                     }
                 }
-                out.push(Token { tok: Tok::Ident(text[start..pos(j)].to_string()), start, end: pos(j) });
+                out.push(Token {
+                    tok: Tok::Ident(text[start..pos(j)].to_string()),
+                    start,
+                    end: pos(j),
+                });
                 i = j;
             }
             '"' => {
-                return Err(rule_error(text, start, start + 1, "strings use single quotes ('...')"));
+                return Err(rule_error(
+                    text,
+                    start,
+                    start + 1,
+                    "strings use single quotes ('...')",
+                ));
             }
             _ => {
-                return Err(rule_error(text, start, start + c.len_utf8(), &format!("unexpected character {c:?}")));
+                return Err(rule_error(
+                    text,
+                    start,
+                    start + c.len_utf8(),
+                    &format!("unexpected character {c:?}"),
+                ));
             }
         }
     }
-    out.push(Token { tok: Tok::Eof, start: text.len(), end: text.len() });
+    out.push(Token {
+        tok: Tok::Eof,
+        start: text.len(),
+        end: text.len(),
+    });
     Ok(out)
 }

@@ -228,7 +228,11 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
     if !(1..=12).contains(&m) {
         return None;
     }
-    let maxd = if m == 2 && leap { 29 } else { mdays[(m - 1) as usize] };
+    let maxd = if m == 2 && leap {
+        29
+    } else {
+        mdays[(m - 1) as usize]
+    };
     if d < 1 || d > maxd {
         return None;
     }
@@ -289,7 +293,10 @@ pub fn rule_error(text: &str, start: usize, end: usize, msg: &str) -> CoreError 
 }
 
 /// The closest candidate to a misspelt name, if any is close enough.
-pub fn did_you_mean<'a, I: IntoIterator<Item = &'a str>>(name: &str, candidates: I) -> Option<String> {
+pub fn did_you_mean<'a, I: IntoIterator<Item = &'a str>>(
+    name: &str,
+    candidates: I,
+) -> Option<String> {
     let lower = name.to_lowercase();
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {

@@ -21,7 +21,17 @@ pub struct CondSpan {
 pub const MAX_DEPTH: usize = 200;
 
 const PRED_WORDS: [&str; 11] = [
-    "in", "not", "between", "starts_with", "ends_with", "contains", "matches", "is", "within", "before", "after",
+    "in",
+    "not",
+    "between",
+    "starts_with",
+    "ends_with",
+    "contains",
+    "matches",
+    "is",
+    "within",
+    "before",
+    "after",
 ];
 
 struct Parser<'a> {
@@ -43,7 +53,12 @@ pub fn parse(text: &str) -> CoreResult<Expr> {
 /// Parse a rule into its tree and the spans of its conditions (pre-order).
 pub fn parse_with_spans(text: &str) -> CoreResult<(Expr, Vec<CondSpan>)> {
     let toks = lex(text)?;
-    let mut p = Parser { text, toks, i: 0, spans: Vec::new() };
+    let mut p = Parser {
+        text,
+        toks,
+        i: 0,
+        spans: Vec::new(),
+    };
     if matches!(p.peek().tok, Tok::Eof) {
         return Err(rule_error(text, 0, text.len(), "empty rule"));
     }
@@ -146,7 +161,10 @@ impl Parser<'_> {
         let t = self.bump();
         let name = match &t.tok {
             Tok::Ident(s) if s.eq_ignore_ascii_case("and") || s.eq_ignore_ascii_case("or") => {
-                return self.err(&t, &format!("expected a condition before '{}'", s.to_lowercase()));
+                return self.err(
+                    &t,
+                    &format!("expected a condition before '{}'", s.to_lowercase()),
+                );
             }
             Tok::Ident(s) => s.clone(),
             Tok::Eof => return self.err(&t, "expected a condition, the rule ends too early"),
@@ -160,13 +178,28 @@ impl Parser<'_> {
                 return self.err(&s, "expected a quoted segment name");
             };
             let close = self.expect(Tok::RParen, "')'")?;
-            self.spans.push(CondSpan { operand: (s.start, s.end), pred: (t.start, close.end) });
+            self.spans.push(CondSpan {
+                operand: (s.start, s.end),
+                pred: (t.start, close.end),
+            });
             return Ok(Expr::InSegment(seg));
         }
         let operand = if is_call {
             let Some(func) = AggFunc::parse(&name) else {
                 let mut msg = format!("unknown function '{name}'");
-                if let Some(s) = did_you_mean(&name, ["count", "sum", "avg", "min", "max", "first", "last", "in_segment"]) {
+                if let Some(s) = did_you_mean(
+                    &name,
+                    [
+                        "count",
+                        "sum",
+                        "avg",
+                        "min",
+                        "max",
+                        "first",
+                        "last",
+                        "in_segment",
+                    ],
+                ) {
                     msg.push_str(&format!(": did you mean '{s}'?"));
                 }
                 return self.err(&t, &msg);
@@ -186,7 +219,14 @@ impl Parser<'_> {
             if matches!(self.peek().tok, Tok::Comma) {
                 let comma = self.bump();
                 if matches!(func, AggFunc::First | AggFunc::Last) {
-                    return self.err(&comma, &format!("{}() takes no window; use `{}(kind) within N days`", func.name(), func.name()));
+                    return self.err(
+                        &comma,
+                        &format!(
+                            "{}() takes no window; use `{}(kind) within N days`",
+                            func.name(),
+                            func.name()
+                        ),
+                    );
                 }
                 days = Some(self.days()?);
             }
@@ -199,7 +239,10 @@ impl Parser<'_> {
         let pstart = self.peek().start;
         let pred = self.pred()?;
         let pend = self.toks[self.i.saturating_sub(1)].end;
-        self.spans.push(CondSpan { operand: operand_span, pred: (pstart, pend) });
+        self.spans.push(CondSpan {
+            operand: operand_span,
+            pred: (pstart, pend),
+        });
         Ok(Expr::Cond(operand, pred))
     }
 
@@ -227,7 +270,9 @@ impl Parser<'_> {
             Tok::Ident(ref s) if s.eq_ignore_ascii_case("null") => {
                 return self.err(&t, "compare with null using 'is null' or 'is not null'")
             }
-            Tok::Ident(_) => return self.err(&t, "expected a value; strings use single quotes ('...')"),
+            Tok::Ident(_) => {
+                return self.err(&t, "expected a value; strings use single quotes ('...')")
+            }
             _ => return self.err(&t, "expected a value"),
         })
     }

@@ -145,7 +145,12 @@ impl Column {
         let n = data.len();
         let np = padded(n);
         let mut valid = vec![0u64; np / 64];
-        let wrong = || CoreError::InvalidInput(format!("column '{name}' does not hold {} values", ty.name()));
+        let wrong = || {
+            CoreError::InvalidInput(format!(
+                "column '{name}' does not hold {} values",
+                ty.name()
+            ))
+        };
         let store = match (ty, data) {
             (FieldType::String, ColumnData::Str(v)) => {
                 let mut dict = Dict::default();
@@ -179,7 +184,11 @@ impl Column {
                 Store::Float(vals)
             }
             (FieldType::Number, ColumnData::Int(v)) => {
-                return Column::build(ty, ColumnData::Float(v.into_iter().map(|x| x.map(|x| x as f64)).collect()), name)
+                return Column::build(
+                    ty,
+                    ColumnData::Float(v.into_iter().map(|x| x.map(|x| x as f64)).collect()),
+                    name,
+                )
             }
             (FieldType::Boolean, ColumnData::Bool(v)) => {
                 let mut bits = vec![0u64; np / 64];
@@ -207,9 +216,16 @@ impl Column {
                     }
                 }
                 if codes.len() > u32::MAX as usize {
-                    return Err(CoreError::InvalidInput(format!("list column '{name}' is too large")));
+                    return Err(CoreError::InvalidInput(format!(
+                        "list column '{name}' is too large"
+                    )));
                 }
-                Store::List { start, len, codes, dict }
+                Store::List {
+                    start,
+                    len,
+                    codes,
+                    dict,
+                }
             }
             _ => return Err(wrong()),
         };
@@ -232,7 +248,8 @@ impl Column {
 
     /// Set one row's value (type-checked against the column).
     pub fn set(&mut self, row: usize, v: &Value, name: &str) -> CoreResult<()> {
-        let wrong = || CoreError::InvalidInput(format!("value for '{name}' is not a {}", self.ty.name()));
+        let wrong =
+            || CoreError::InvalidInput(format!("value for '{name}' is not a {}", self.ty.name()));
         let present = !matches!(v, Value::Null) && !matches!(v, Value::Float(f) if f.is_nan());
         match (&mut self.store, v) {
             (_, Value::Null) => {}
@@ -241,7 +258,15 @@ impl Column {
             (Store::Float(vals), Value::Float(x)) => vals[row] = if x.is_nan() { 0.0 } else { *x },
             (Store::Float(vals), Value::Int(x)) => vals[row] = *x as f64,
             (Store::Bool(bits), Value::Bool(b)) => set_bit(bits, row, *b),
-            (Store::List { start, len, codes, dict }, Value::List(items)) => {
+            (
+                Store::List {
+                    start,
+                    len,
+                    codes,
+                    dict,
+                },
+                Value::List(items),
+            ) => {
                 start[row] = codes.len() as u32;
                 len[row] = items.len() as u32;
                 for s in items {
@@ -304,7 +329,11 @@ impl Events {
             (Some(&a), Some(&b)) => &self.events[a as usize..b as usize],
             _ => &[],
         };
-        let extra = if self.extra.is_empty() { &[][..] } else { self.extra.get(&row).map_or(&[][..], |v| v.as_slice()) };
+        let extra = if self.extra.is_empty() {
+            &[][..]
+        } else {
+            self.extra.get(&row).map_or(&[][..], |v| v.as_slice())
+        };
         (base, extra)
     }
 }
@@ -323,7 +352,15 @@ pub struct AggAcc {
 
 impl Default for AggAcc {
     fn default() -> Self {
-        AggAcc { count: 0, sum: 0.0, n_amount: 0, min: f64::INFINITY, max: f64::NEG_INFINITY, first: i64::MAX, last: i64::MIN }
+        AggAcc {
+            count: 0,
+            sum: 0.0,
+            n_amount: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            first: i64::MAX,
+            last: i64::MIN,
+        }
     }
 }
 
@@ -348,7 +385,9 @@ impl AggAcc {
             AggFunc::First => AggValue::Int((self.count > 0).then_some(self.first)),
             AggFunc::Last => AggValue::Int((self.count > 0).then_some(self.last)),
             AggFunc::Sum => AggValue::Float(Some(self.sum)),
-            AggFunc::Avg => AggValue::Float((self.n_amount > 0).then(|| self.sum / self.n_amount as f64)),
+            AggFunc::Avg => {
+                AggValue::Float((self.n_amount > 0).then(|| self.sum / self.n_amount as f64))
+            }
             AggFunc::Min => AggValue::Float((self.n_amount > 0).then_some(self.min)),
             AggFunc::Max => AggValue::Float((self.n_amount > 0).then_some(self.max)),
         }
@@ -385,7 +424,10 @@ impl AggIndex {
                 by_kind[code as usize].push((i, lo));
             }
         }
-        AggIndex { by_kind, n: keys.len() }
+        AggIndex {
+            by_kind,
+            n: keys.len(),
+        }
     }
 
     /// Accumulate a row's aggregates into `acc` (one entry per key; reset first).
@@ -443,17 +485,23 @@ impl Snapshot {
     ) -> CoreResult<Snapshot> {
         let n = ids.len();
         if n >= u32::MAX as usize {
-            return Err(CoreError::InvalidInput("too many contacts for one snapshot".into()));
+            return Err(CoreError::InvalidInput(
+                "too many contacts for one snapshot".into(),
+            ));
         }
         let mut id_index = HashMap::with_capacity(n);
         for (i, id) in ids.iter().enumerate() {
             if id_index.insert(*id, i).is_some() {
-                return Err(CoreError::InvalidInput(format!("duplicate contact id at row {i}")));
+                return Err(CoreError::InvalidInput(format!(
+                    "duplicate contact id at row {i}"
+                )));
             }
         }
         for name in data.keys() {
             if schema.get(name).is_none() {
-                return Err(CoreError::InvalidInput(format!("column '{name}' is not in the schema")));
+                return Err(CoreError::InvalidInput(format!(
+                    "column '{name}' is not in the schema"
+                )));
             }
         }
         let mut inputs = Vec::with_capacity(schema.len());
@@ -461,7 +509,10 @@ impl Snapshot {
             let d = data.remove(name);
             if let Some(d) = &d {
                 if d.len() != n {
-                    return Err(CoreError::InvalidInput(format!("column '{name}' has {} values for {n} contacts", d.len())));
+                    return Err(CoreError::InvalidInput(format!(
+                        "column '{name}' has {} values for {n} contacts",
+                        d.len()
+                    )));
                 }
             }
             inputs.push((name.clone(), *ty, d));
@@ -471,26 +522,48 @@ impl Snapshot {
             .map(|(name, ty, d)| d.map(|d| Column::build(ty, d, &name)).transpose())
             .collect::<CoreResult<Vec<_>>>()?;
         let events = match interactions {
-            None => Events { offsets: vec![0; n + 1], ..Default::default() },
+            None => Events {
+                offsets: vec![0; n + 1],
+                ..Default::default()
+            },
             Some(it) => Self::build_events(it, &id_index, n)?,
         };
-        Ok(Snapshot { ids, id_index, schema, columns, events, padded: padded(n) })
+        Ok(Snapshot {
+            ids,
+            id_index,
+            schema,
+            columns,
+            events,
+            padded: padded(n),
+        })
     }
 
-    fn build_events(it: Interactions, id_index: &HashMap<i64, usize>, n: usize) -> CoreResult<Events> {
+    fn build_events(
+        it: Interactions,
+        id_index: &HashMap<i64, usize>,
+        n: usize,
+    ) -> CoreResult<Events> {
         let m = it.contact.len();
         if it.kind.len() != m || it.time.len() != m || it.amount.len() != m {
-            return Err(CoreError::InvalidInput("interaction columns have different lengths".into()));
+            return Err(CoreError::InvalidInput(
+                "interaction columns have different lengths".into(),
+            ));
         }
         if m >= u32::MAX as usize {
-            return Err(CoreError::InvalidInput("too many interactions for one snapshot".into()));
+            return Err(CoreError::InvalidInput(
+                "too many interactions for one snapshot".into(),
+            ));
         }
         let mut kinds = Dict::default();
         let mut rows = Vec::with_capacity(m);
         for (i, c) in it.contact.iter().enumerate() {
             match id_index.get(c) {
                 Some(&r) => rows.push(r as u32),
-                None => return Err(CoreError::InvalidInput(format!("interaction {i} belongs to an unknown contact"))),
+                None => {
+                    return Err(CoreError::InvalidInput(format!(
+                        "interaction {i} belongs to an unknown contact"
+                    )))
+                }
             }
         }
         let kcodes: Vec<u32> = it.kind.iter().map(|k| kinds.intern(k)).collect();
@@ -507,10 +580,19 @@ impl Snapshot {
             .iter()
             .map(|&i| {
                 let i = i as usize;
-                Event { kind: kcodes[i], time: it.time[i], amount: it.amount[i].unwrap_or(f64::NAN) }
+                Event {
+                    kind: kcodes[i],
+                    time: it.time[i],
+                    amount: it.amount[i].unwrap_or(f64::NAN),
+                }
             })
             .collect();
-        Ok(Events { kinds, offsets, events, extra: HashMap::new() })
+        Ok(Events {
+            kinds,
+            offsets,
+            events,
+            extra: HashMap::new(),
+        })
     }
 
     /// Number of contacts.
@@ -569,7 +651,9 @@ impl Snapshot {
             let n = self.ids.len();
             let empty = match ty {
                 FieldType::String => ColumnData::Str(vec![None; n]),
-                FieldType::Integer | FieldType::Date | FieldType::Datetime => ColumnData::Int(vec![None; n]),
+                FieldType::Integer | FieldType::Date | FieldType::Datetime => {
+                    ColumnData::Int(vec![None; n])
+                }
                 FieldType::Number => ColumnData::Float(vec![None; n]),
                 FieldType::Boolean => ColumnData::Bool(vec![None; n]),
                 FieldType::List => ColumnData::List(vec![None; n]),
@@ -584,7 +668,11 @@ impl Snapshot {
     /// Append one interaction to a row; returns the kind's code.
     pub fn add_event(&mut self, row: usize, kind: &str, time: i64, amount: Option<f64>) -> u32 {
         let code = self.events.kinds.intern(kind);
-        self.events.extra.entry(row).or_default().push(Event { kind: code, time, amount: amount.unwrap_or(f64::NAN) });
+        self.events.extra.entry(row).or_default().push(Event {
+            kind: code,
+            time,
+            amount: amount.unwrap_or(f64::NAN),
+        });
         code
     }
 }

@@ -6,7 +6,9 @@ use proptest::prelude::*;
 
 use super::ast::{Expr, Lit, Operand, Pred};
 use super::compile::{Plan, RuleSource};
-use super::eval::{advance_clock, evaluate, exclusive, explain, row_member, update_contact, RowUpdate};
+use super::eval::{
+    advance_clock, evaluate, exclusive, explain, row_member, update_contact, RowUpdate,
+};
 use super::lexer::{lex, Tok};
 use super::snapshot::{ColumnData, Interactions, Snapshot, Value};
 use super::{parse, parse_datetime, FieldType, Schema, DAY};
@@ -30,21 +32,74 @@ const T0: i64 = 1_767_225_600; // 2026-01-01
 
 fn snap() -> Snapshot {
     let mut cols = HashMap::new();
-    cols.insert("country".into(), ColumnData::Str(vec![Some("US".into()), Some("CA".into()), None, Some("FR".into())]));
-    cols.insert("age".into(), ColumnData::Int(vec![Some(30), Some(41), None, Some(18)]));
-    cols.insert("spent".into(), ColumnData::Float(vec![Some(100.5), Some(0.0), None, Some(f64::NAN)]));
-    cols.insert("active".into(), ColumnData::Bool(vec![Some(true), Some(false), None, Some(true)]));
-    cols.insert("signed_up".into(), ColumnData::Int(vec![Some(T0 - 10 * DAY), Some(T0), None, Some(T0 + DAY)]));
-    cols.insert("last_seen".into(), ColumnData::Int(vec![Some(T0 - 30 * DAY), Some(T0 - 30 * DAY - 1), None, Some(T0)]));
+    cols.insert(
+        "country".into(),
+        ColumnData::Str(vec![
+            Some("US".into()),
+            Some("CA".into()),
+            None,
+            Some("FR".into()),
+        ]),
+    );
+    cols.insert(
+        "age".into(),
+        ColumnData::Int(vec![Some(30), Some(41), None, Some(18)]),
+    );
+    cols.insert(
+        "spent".into(),
+        ColumnData::Float(vec![Some(100.5), Some(0.0), None, Some(f64::NAN)]),
+    );
+    cols.insert(
+        "active".into(),
+        ColumnData::Bool(vec![Some(true), Some(false), None, Some(true)]),
+    );
+    cols.insert(
+        "signed_up".into(),
+        ColumnData::Int(vec![Some(T0 - 10 * DAY), Some(T0), None, Some(T0 + DAY)]),
+    );
+    cols.insert(
+        "last_seen".into(),
+        ColumnData::Int(vec![
+            Some(T0 - 30 * DAY),
+            Some(T0 - 30 * DAY - 1),
+            None,
+            Some(T0),
+        ]),
+    );
     cols.insert(
         "tags".into(),
-        ColumnData::List(vec![Some(vec!["vip".into(), "new".into()]), Some(vec![]), None, Some(vec!["new".into()])]),
+        ColumnData::List(vec![
+            Some(vec!["vip".into(), "new".into()]),
+            Some(vec![]),
+            None,
+            Some(vec!["new".into()]),
+        ]),
     );
-    cols.insert("email".into(), ColumnData::Str(vec![Some("ann@uni.edu".into()), Some("bob@x.com".into()), None, Some("joe@y.edu".into())]));
+    cols.insert(
+        "email".into(),
+        ColumnData::Str(vec![
+            Some("ann@uni.edu".into()),
+            Some("bob@x.com".into()),
+            None,
+            Some("joe@y.edu".into()),
+        ]),
+    );
     let inter = Interactions {
         contact: vec![10, 10, 10, 11, 13],
-        kind: vec!["purchase".into(), "purchase".into(), "email_open".into(), "purchase".into(), "purchase".into()],
-        time: vec![T0 - 90 * DAY, T0 - DAY, T0 - 14 * DAY, T0 - 91 * DAY, T0 + 1],
+        kind: vec![
+            "purchase".into(),
+            "purchase".into(),
+            "email_open".into(),
+            "purchase".into(),
+            "purchase".into(),
+        ],
+        time: vec![
+            T0 - 90 * DAY,
+            T0 - DAY,
+            T0 - 14 * DAY,
+            T0 - 91 * DAY,
+            T0 + 1,
+        ],
         amount: vec![Some(10.0), Some(30.0), None, Some(5.0), Some(100.0)],
     };
     Snapshot::new(vec![10, 11, 12, 13], schema(), cols, Some(inter)).unwrap()
@@ -56,7 +111,9 @@ fn members(rule: &str) -> Vec<u32> {
     let r = evaluate(&plan, &s, T0).unwrap();
     let bulk: Vec<u32> = r.bitmaps[0].iter().collect();
     // The single-row path agrees with the bulk path.
-    let rows: Vec<u32> = (0..4).filter(|&i| row_member(&plan, &s, i as usize, 0, T0)).collect();
+    let rows: Vec<u32> = (0..4)
+        .filter(|&i| row_member(&plan, &s, i as usize, 0, T0))
+        .collect();
     assert_eq!(bulk, rows, "bulk and row evaluation disagree on {rule}");
     bulk
 }
@@ -99,7 +156,9 @@ fn parser_shapes_and_case_insensitive_keywords() {
     match e {
         Expr::And(cs) => {
             assert!(matches!(cs[0], Expr::Or(_)));
-            assert!(matches!(&cs[1], Expr::Not(inner) if matches!(**inner, Expr::Cond(_, Pred::IsNull(false)))));
+            assert!(
+                matches!(&cs[1], Expr::Not(inner) if matches!(**inner, Expr::Cond(_, Pred::IsNull(false))))
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -107,7 +166,11 @@ fn parser_shapes_and_case_insensitive_keywords() {
     assert_eq!(
         e,
         Expr::Cond(
-            Operand::Agg { func: super::ast::AggFunc::Sum, kind: "purchase".into(), days: Some(365) },
+            Operand::Agg {
+                func: super::ast::AggFunc::Sum,
+                kind: "purchase".into(),
+                days: Some(365)
+            },
             Pred::Cmp(">", Lit::Int(500))
         )
     );
@@ -123,7 +186,13 @@ fn error_positions_and_did_you_mean() {
     assert_eq!(caret_line, format!("  {}{}", " ".repeat(12), "^".repeat(6)));
     let m = rule_err("age > 3 adn country = 'US'");
     assert!(m.contains("did you mean 'and'?"), "{m}");
-    assert!(m.lines().last().unwrap().starts_with(&format!("  {}^", " ".repeat(8))), "{m}");
+    assert!(
+        m.lines()
+            .last()
+            .unwrap()
+            .starts_with(&format!("  {}^", " ".repeat(8))),
+        "{m}"
+    );
     let m = rule_err("country betwen 1 and 2");
     assert!(m.contains("did you mean 'between'?"), "{m}");
     assert!(rule_err("(age > 3").contains("expected ')'"));
@@ -133,7 +202,8 @@ fn error_positions_and_did_you_mean() {
 
 #[test]
 fn type_errors() {
-    assert!(rule_err("country = 3").contains("type error: 'country' is a string, but the value is a number"));
+    assert!(rule_err("country = 3")
+        .contains("type error: 'country' is a string, but the value is a number"));
     assert!(rule_err("age = 'x'").contains("type error"));
     assert!(rule_err("age within 3 days").contains("'within' does not apply"));
     assert!(rule_err("country within 3 days").contains("'within' does not apply"));
@@ -184,7 +254,10 @@ fn null_rule() {
     assert_eq!(members("country != 'US'"), vec![1, 3]);
     assert_eq!(members("not country = 'US'"), vec![1, 2, 3]);
     assert_eq!(members("not (age > 30)"), vec![0, 2, 3]);
-    assert_eq!(members("country is not null and not (country = 'US')"), vec![1, 3]);
+    assert_eq!(
+        members("country is not null and not (country = 'US')"),
+        vec![1, 3]
+    );
     assert_eq!(members("tags not in ('zzz')"), vec![0, 1, 3]);
 }
 
@@ -204,7 +277,10 @@ fn windows_are_exact_at_their_edges() {
     assert_eq!(members("max(purchase.amount, 30 days) = 30"), vec![0]);
     assert_eq!(members("min(purchase.amount) <= 5"), vec![1]);
     assert_eq!(members("last(email_open) within 14 days"), vec![0]);
-    assert_eq!(members("last(email_open) within 13 days"), Vec::<u32>::new());
+    assert_eq!(
+        members("last(email_open) within 13 days"),
+        Vec::<u32>::new()
+    );
     assert_eq!(members("first(purchase) before '2025-10-04'"), vec![0, 1]);
     assert_eq!(members("last(purchase) is null"), vec![2, 3]);
 }
@@ -213,8 +289,14 @@ fn windows_are_exact_at_their_edges() {
 fn in_segment_and_cycles() {
     let plan = Plan::compile(
         vec![
-            ("b".into(), RuleSource::Text("in_segment('a') and age > 20".into())),
-            ("a".into(), RuleSource::Text("country in ('US', 'CA')".into())),
+            (
+                "b".into(),
+                RuleSource::Text("in_segment('a') and age > 20".into()),
+            ),
+            (
+                "a".into(),
+                RuleSource::Text("country in ('US', 'CA')".into()),
+            ),
             ("c".into(), RuleSource::Text("not in_segment('b')".into())),
         ],
         schema(),
@@ -226,15 +308,24 @@ fn in_segment_and_cycles() {
     let cyc = Plan::compile(
         vec![
             ("a".into(), RuleSource::Text("in_segment('b')".into())),
-            ("b".into(), RuleSource::Text("age > 1 or in_segment('a')".into())),
+            (
+                "b".into(),
+                RuleSource::Text("age > 1 or in_segment('a')".into()),
+            ),
         ],
         schema(),
     );
     assert!(matches!(cyc, Err(CoreError::Rule(m)) if m.contains("cycle")));
-    let selfref = Plan::compile(vec![("a".into(), RuleSource::Text("in_segment('a')".into()))], schema());
+    let selfref = Plan::compile(
+        vec![("a".into(), RuleSource::Text("in_segment('a')".into()))],
+        schema(),
+    );
     assert!(matches!(selfref, Err(CoreError::Rule(m)) if m.contains("cycle")));
     let unknown = Plan::compile(
-        vec![("vip".into(), RuleSource::Text("age > 1".into())), ("x".into(), RuleSource::Text("in_segment('vipp')".into()))],
+        vec![
+            ("vip".into(), RuleSource::Text("age > 1".into())),
+            ("x".into(), RuleSource::Text("in_segment('vipp')".into())),
+        ],
         schema(),
     );
     assert!(matches!(unknown, Err(CoreError::Rule(m)) if m.contains("did you mean 'vip'")));
@@ -244,9 +335,18 @@ fn in_segment_and_cycles() {
 fn shared_subexpressions_are_interned() {
     let plan = Plan::compile(
         vec![
-            ("a".into(), RuleSource::Text("age > 30 and country = 'US'".into())),
-            ("b".into(), RuleSource::Text("country = 'US' and age >= 31".into())),
-            ("c".into(), RuleSource::Text("not not (country in ('US'))".into())),
+            (
+                "a".into(),
+                RuleSource::Text("age > 30 and country = 'US'".into()),
+            ),
+            (
+                "b".into(),
+                RuleSource::Text("country = 'US' and age >= 31".into()),
+            ),
+            (
+                "c".into(),
+                RuleSource::Text("not not (country in ('US'))".into()),
+            ),
         ],
         schema(),
     )
@@ -261,29 +361,61 @@ fn determinism_across_thread_counts() {
     let n = 200_000usize;
     let ids: Vec<i64> = (0..n as i64).collect();
     let mut cols = HashMap::new();
-    cols.insert("age".into(), ColumnData::Int((0..n).map(|i| if i % 7 == 0 { None } else { Some((i * 31 % 97) as i64) }).collect()));
+    cols.insert(
+        "age".into(),
+        ColumnData::Int(
+            (0..n)
+                .map(|i| {
+                    if i % 7 == 0 {
+                        None
+                    } else {
+                        Some((i * 31 % 97) as i64)
+                    }
+                })
+                .collect(),
+        ),
+    );
     cols.insert(
         "country".into(),
-        ColumnData::Str((0..n).map(|i| Some(["US", "CA", "FR", "DE"][i * 13 % 4].to_string())).collect()),
+        ColumnData::Str(
+            (0..n)
+                .map(|i| Some(["US", "CA", "FR", "DE"][i * 13 % 4].to_string()))
+                .collect(),
+        ),
     );
     let s = Snapshot::new(ids, schema(), cols, None).unwrap();
     let plan = Plan::compile(
         vec![
-            ("a".into(), RuleSource::Text("age > 50 and country in ('US', 'FR')".into())),
-            ("b".into(), RuleSource::Text("not (age > 50) or age is null".into())),
+            (
+                "a".into(),
+                RuleSource::Text("age > 50 and country in ('US', 'FR')".into()),
+            ),
+            (
+                "b".into(),
+                RuleSource::Text("not (age > 50) or age is null".into()),
+            ),
         ],
         schema(),
     )
     .unwrap();
     let run = |threads| {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| evaluate(&plan, &s, T0).unwrap())
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| evaluate(&plan, &s, T0).unwrap())
     };
     let one = run(1);
     assert_eq!(one, run(2));
     assert_eq!(one, run(3));
-    let expect = (0..n).filter(|&i| i % 7 != 0 && (i * 31 % 97) > 50 && (i * 13 % 4) % 2 == 0).count() as u64;
+    let expect = (0..n)
+        .filter(|&i| i % 7 != 0 && (i * 31 % 97) > 50 && (i * 13 % 4) % 2 == 0)
+        .count() as u64;
     assert_eq!(one.bitmaps[0].len(), expect);
-    assert_eq!(one.bitmaps[1].len(), n as u64 - (0..n).filter(|&i| i % 7 != 0 && (i * 31 % 97) > 50).count() as u64);
+    assert_eq!(
+        one.bitmaps[1].len(),
+        n as u64 - (0..n).filter(|&i| i % 7 != 0 && (i * 31 % 97) > 50).count() as u64
+    );
 }
 
 #[test]
@@ -291,25 +423,52 @@ fn incremental_updates_match_full_runs() {
     let plan = Plan::compile(
         vec![
             ("us".into(), RuleSource::Text("country = 'US'".into())),
-            ("buyers".into(), RuleSource::Text("count(purchase, 30 days) >= 2".into())),
-            ("us_buyers".into(), RuleSource::Text("in_segment('us') and in_segment('buyers')".into())),
-            ("young".into(), RuleSource::Text("age < 20 or tags contains 'kid'".into())),
+            (
+                "buyers".into(),
+                RuleSource::Text("count(purchase, 30 days) >= 2".into()),
+            ),
+            (
+                "us_buyers".into(),
+                RuleSource::Text("in_segment('us') and in_segment('buyers')".into()),
+            ),
+            (
+                "young".into(),
+                RuleSource::Text("age < 20 or tags contains 'kid'".into()),
+            ),
         ],
         schema(),
     )
     .unwrap();
     let mut s = snap();
     let mut r = evaluate(&plan, &s, T0).unwrap();
-    let upd = RowUpdate { values: vec![("country".into(), Value::Str("US".into()))], interactions: vec![] };
+    let upd = RowUpdate {
+        values: vec![("country".into(), Value::Str("US".into()))],
+        interactions: vec![],
+    };
     let (ent, ext) = update_contact(&plan, &mut s, &mut r, 11, &upd).unwrap();
     assert_eq!((ent, ext), (vec![0], vec![]));
-    let upd = RowUpdate { values: vec![], interactions: vec![("purchase".into(), T0 - 2 * DAY, Some(1.0)), ("purchase".into(), T0, None)] };
+    let upd = RowUpdate {
+        values: vec![],
+        interactions: vec![
+            ("purchase".into(), T0 - 2 * DAY, Some(1.0)),
+            ("purchase".into(), T0, None),
+        ],
+    };
     let (ent, _) = update_contact(&plan, &mut s, &mut r, 11, &upd).unwrap();
     assert_eq!(ent, vec![1, 2]);
-    let upd = RowUpdate { values: vec![("tags".into(), Value::List(vec!["kid".into()])), ("country".into(), Value::Null)], interactions: vec![] };
+    let upd = RowUpdate {
+        values: vec![
+            ("tags".into(), Value::List(vec!["kid".into()])),
+            ("country".into(), Value::Null),
+        ],
+        interactions: vec![],
+    };
     let (ent, ext) = update_contact(&plan, &mut s, &mut r, 11, &upd).unwrap();
     assert_eq!((ent, ext), (vec![3], vec![0, 2]));
-    let new = RowUpdate { values: vec![("age".into(), Value::Int(5))], interactions: vec![] };
+    let new = RowUpdate {
+        values: vec![("age".into(), Value::Int(5))],
+        interactions: vec![],
+    };
     let (ent, _) = update_contact(&plan, &mut s, &mut r, 99, &new).unwrap();
     assert_eq!(ent, vec![3]);
     assert_eq!(r, evaluate(&plan, &s, T0).unwrap());
@@ -323,7 +482,10 @@ fn incremental_updates_match_full_runs() {
 fn explain_and_exclusive() {
     let plan = Plan::compile(
         vec![
-            ("vip".into(), RuleSource::Text("age > 35 and (country = 'US' or not (spent > 1))".into())),
+            (
+                "vip".into(),
+                RuleSource::Text("age > 35 and (country = 'US' or not (spent > 1))".into()),
+            ),
             ("us".into(), RuleSource::Text("country = 'US'".into())),
             ("any".into(), RuleSource::Text("age is not null".into())),
         ],

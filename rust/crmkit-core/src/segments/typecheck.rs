@@ -134,8 +134,14 @@ impl FPred {
     #[inline(always)]
     pub fn test(&self, v: f64) -> bool {
         match self {
-            FPred::Range { lo, lo_incl, hi, hi_incl } => {
-                (if *lo_incl { v >= *lo } else { v > *lo }) && (if *hi_incl { v <= *hi } else { v < *hi })
+            FPred::Range {
+                lo,
+                lo_incl,
+                hi,
+                hi_incl,
+            } => {
+                (if *lo_incl { v >= *lo } else { v > *lo })
+                    && (if *hi_incl { v <= *hi } else { v < *hi })
             }
             FPred::In(vs) => vs.contains(&v),
             FPred::NotIn(vs) => !vs.contains(&v),
@@ -196,7 +202,10 @@ impl Leaf {
     /// A canonical key: two leaves with the same key always agree.
     pub fn key(&self) -> String {
         match self {
-            Leaf::Str { col, pred: StrPred::Matches(r) } => format!("Str{col}~{:?}", r.as_str()),
+            Leaf::Str {
+                col,
+                pred: StrPred::Matches(r),
+            } => format!("Str{col}~{:?}", r.as_str()),
             _ => format!("{self:?}"),
         }
     }
@@ -204,14 +213,24 @@ impl Leaf {
     /// The source the leaf reads.
     pub fn src(&self) -> Src {
         match self {
-            Leaf::Str { col, .. } | Leaf::List { col, .. } | Leaf::Bool { col, .. } => Src::Col(*col),
-            Leaf::Int { src, .. } | Leaf::Float { src, .. } | Leaf::IsNull { src, .. } => src.clone(),
+            Leaf::Str { col, .. } | Leaf::List { col, .. } | Leaf::Bool { col, .. } => {
+                Src::Col(*col)
+            }
+            Leaf::Int { src, .. } | Leaf::Float { src, .. } | Leaf::IsNull { src, .. } => {
+                src.clone()
+            }
         }
     }
 
     /// True when the leaf depends on the as-of time (a `within`, or any aggregate).
     pub fn uses_clock(&self) -> bool {
-        matches!(self, Leaf::Int { pred: IPred::Within(_), .. }) || matches!(self.src(), Src::Agg(_))
+        matches!(
+            self,
+            Leaf::Int {
+                pred: IPred::Within(_),
+                ..
+            }
+        ) || matches!(self.src(), Src::Agg(_))
     }
 }
 
@@ -233,7 +252,12 @@ pub enum TExpr {
 /// Parse and type-check a rule.
 pub fn check_text(text: &str, schema: &Schema) -> CoreResult<(Expr, TExpr)> {
     let (expr, spans) = parse_with_spans(text)?;
-    let mut c = Checker { text, schema, spans: &spans, next: 0 };
+    let mut c = Checker {
+        text,
+        schema,
+        spans: &spans,
+        next: 0,
+    };
     let t = c.check(&expr)?;
     Ok((expr, t))
 }
@@ -278,7 +302,10 @@ fn clamp_range(lo: i128, hi: i128) -> IPred {
     if lo > hi || lo > i64::MAX as i128 || hi < i64::MIN as i128 {
         IPred::Range(1, 0)
     } else {
-        IPred::Range(lo.max(i64::MIN as i128) as i64, hi.min(i64::MAX as i128) as i64)
+        IPred::Range(
+            lo.max(i64::MIN as i128) as i64,
+            hi.min(i64::MAX as i128) as i64,
+        )
     }
 }
 
@@ -327,7 +354,9 @@ fn lit_f64(l: &Lit) -> Option<f64> {
 fn lit_int_exact(l: &Lit) -> Option<i64> {
     match l {
         Lit::Int(i) => Some(*i),
-        Lit::Num(f) if f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64 => Some(*f as i64),
+        Lit::Num(f) if f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64 => {
+            Some(*f as i64)
+        }
         _ => None,
     }
 }
@@ -335,15 +364,26 @@ fn lit_int_exact(l: &Lit) -> Option<i64> {
 impl Checker<'_> {
     fn check(&mut self, e: &Expr) -> CoreResult<TExpr> {
         Ok(match e {
-            Expr::And(cs) => TExpr::And(cs.iter().map(|c| self.check(c)).collect::<CoreResult<_>>()?),
-            Expr::Or(cs) => TExpr::Or(cs.iter().map(|c| self.check(c)).collect::<CoreResult<_>>()?),
+            Expr::And(cs) => TExpr::And(
+                cs.iter()
+                    .map(|c| self.check(c))
+                    .collect::<CoreResult<_>>()?,
+            ),
+            Expr::Or(cs) => TExpr::Or(
+                cs.iter()
+                    .map(|c| self.check(c))
+                    .collect::<CoreResult<_>>()?,
+            ),
             Expr::Not(c) => TExpr::Not(Box::new(self.check(c)?)),
             Expr::InSegment(n) => {
                 self.next += 1;
                 TExpr::Segment(n.clone())
             }
             Expr::Cond(o, p) => {
-                let span = self.spans.get(self.next).copied().unwrap_or(CondSpan { operand: (0, self.text.len()), pred: (0, self.text.len()) });
+                let span = self.spans.get(self.next).copied().unwrap_or(CondSpan {
+                    operand: (0, self.text.len()),
+                    pred: (0, self.text.len()),
+                });
                 self.next += 1;
                 TExpr::Leaf(self.leaf(o, p, span)?)
             }
@@ -362,18 +402,32 @@ impl Checker<'_> {
                         FieldType::Number => Kind::Float,
                         FieldType::Date | FieldType::Datetime => Kind::Time,
                     };
-                    (Src::Col(i), k, format!("'{f}' is {} {}", if t == FieldType::Integer { "an" } else { "a" }, t.name()))
+                    (
+                        Src::Col(i),
+                        k,
+                        format!(
+                            "'{f}' is {} {}",
+                            if t == FieldType::Integer { "an" } else { "a" },
+                            t.name()
+                        ),
+                    )
                 }
                 None => {
                     let mut msg = format!("unknown field '{f}'");
-                    if let Some(s) = did_you_mean(f, self.schema.fields().iter().map(|(n, _)| n.as_str())) {
+                    if let Some(s) =
+                        did_you_mean(f, self.schema.fields().iter().map(|(n, _)| n.as_str()))
+                    {
                         msg.push_str(&format!(": did you mean '{s}'?"));
                     }
                     return Err(rule_error(self.text, span.operand.0, span.operand.1, &msg));
                 }
             },
             Operand::Agg { func, kind, days } => {
-                let key = AggKey { kind: kind.clone(), func: *func, days: *days };
+                let key = AggKey {
+                    kind: kind.clone(),
+                    func: *func,
+                    days: *days,
+                };
                 let k = match func {
                     AggFunc::Count => Kind::Int,
                     AggFunc::First | AggFunc::Last => Kind::Time,
@@ -405,12 +459,26 @@ impl Checker<'_> {
             Pred::Before(_) => "before".into(),
             Pred::After(_) => "after".into(),
         };
-        let not_for = |hint: &str| -> CoreResult<Leaf> { err(format!("type error: '{op_name}' does not apply here: {what}{hint}")) };
-        let mismatch = |l: &Lit| -> CoreResult<Leaf> { err(format!("type error: {what}, but the value is {}", lit_desc(l))) };
+        let not_for = |hint: &str| -> CoreResult<Leaf> {
+            err(format!(
+                "type error: '{op_name}' does not apply here: {what}{hint}"
+            ))
+        };
+        let mismatch = |l: &Lit| -> CoreResult<Leaf> {
+            err(format!(
+                "type error: {what}, but the value is {}",
+                lit_desc(l)
+            ))
+        };
         match kind {
             Kind::Str => {
                 let strs = |ls: &[Lit]| -> Result<Vec<String>, Lit> {
-                    ls.iter().map(|l| match l { Lit::Str(s) => Ok(s.clone()), o => Err(o.clone()) }).collect()
+                    ls.iter()
+                        .map(|l| match l {
+                            Lit::Str(s) => Ok(s.clone()),
+                            o => Err(o.clone()),
+                        })
+                        .collect()
                 };
                 let pred = match p {
                     Pred::Cmp(op, Lit::Str(s)) => match *op {
@@ -420,16 +488,24 @@ impl Checker<'_> {
                     },
                     Pred::Cmp(_, l) => return mismatch(l),
                     Pred::In(ls, neg) => match strs(ls) {
-                        Ok(v) => if *neg { StrPred::NotIn(sorted(v)) } else { StrPred::In(sorted(v)) },
+                        Ok(v) => {
+                            if *neg {
+                                StrPred::NotIn(sorted(v))
+                            } else {
+                                StrPred::In(sorted(v))
+                            }
+                        }
                         Err(l) => return mismatch(&l),
                     },
                     Pred::Str(StrOp::StartsWith, s) => StrPred::StartsWith(s.clone()),
                     Pred::Str(StrOp::EndsWith, s) => StrPred::EndsWith(s.clone()),
                     Pred::Str(StrOp::Contains, s) => StrPred::Contains(s.clone()),
-                    Pred::Str(StrOp::Matches, s) => match regex::RegexBuilder::new(s).size_limit(1 << 20).build() {
-                        Ok(r) => StrPred::Matches(r),
-                        Err(_) => return err("invalid regular expression".into()),
-                    },
+                    Pred::Str(StrOp::Matches, s) => {
+                        match regex::RegexBuilder::new(s).size_limit(1 << 20).build() {
+                            Ok(r) => StrPred::Matches(r),
+                            Err(_) => return err("invalid regular expression".into()),
+                        }
+                    }
                     _ => return not_for(""),
                 };
                 Ok(Leaf::Str { col, pred })
@@ -449,7 +525,11 @@ impl Checker<'_> {
                     }
                     _ => return not_for(" (a list supports contains, in, not in, is null)"),
                 };
-                Ok(Leaf::List { col, values: vals, negated })
+                Ok(Leaf::List {
+                    col,
+                    values: vals,
+                    negated,
+                })
             }
             Kind::Bool => match p {
                 Pred::Cmp("=", Lit::Bool(b)) => Ok(Leaf::Bool { col, value: *b }),
@@ -458,7 +538,13 @@ impl Checker<'_> {
                 _ => not_for(" (a boolean supports =, != and is null)"),
             },
             Kind::Int => {
-                let num = |l: &Lit| -> CoreResult<()> { if lit_f64(l).is_some() { Ok(()) } else { mismatch(l).map(|_| ()) } };
+                let num = |l: &Lit| -> CoreResult<()> {
+                    if lit_f64(l).is_some() {
+                        Ok(())
+                    } else {
+                        mismatch(l).map(|_| ())
+                    }
+                };
                 let pred = match p {
                     Pred::Cmp(op, l) => {
                         num(l)?;
@@ -469,42 +555,98 @@ impl Checker<'_> {
                             num(l)?;
                         }
                         let v = sorted(ls.iter().filter_map(lit_int_exact).collect());
-                        if *neg { IPred::NotIn(v) } else { IPred::In(v) }
+                        if *neg {
+                            IPred::NotIn(v)
+                        } else {
+                            IPred::In(v)
+                        }
                     }
                     Pred::Between(a, b) => {
                         num(a)?;
                         num(b)?;
-                        let lo = match int_cmp(">=", a) { IPred::Range(lo, _) => lo as i128, _ => 1 };
-                        let hi = match int_cmp("<=", b) { IPred::Range(_, hi) => hi as i128, _ => 0 };
-                        let (lo, hi) = if int_cmp(">=", a) == IPred::Range(1, 0) || int_cmp("<=", b) == IPred::Range(1, 0) { (1, 0) } else { (lo, hi) };
+                        let lo = match int_cmp(">=", a) {
+                            IPred::Range(lo, _) => lo as i128,
+                            _ => 1,
+                        };
+                        let hi = match int_cmp("<=", b) {
+                            IPred::Range(_, hi) => hi as i128,
+                            _ => 0,
+                        };
+                        let (lo, hi) = if int_cmp(">=", a) == IPred::Range(1, 0)
+                            || int_cmp("<=", b) == IPred::Range(1, 0)
+                        {
+                            (1, 0)
+                        } else {
+                            (lo, hi)
+                        };
                         clamp_range(lo, hi)
                     }
-                    Pred::Within(_) | Pred::Before(_) | Pred::After(_) => return not_for(", not a date"),
+                    Pred::Within(_) | Pred::Before(_) | Pred::After(_) => {
+                        return not_for(", not a date")
+                    }
                     _ => return not_for(""),
                 };
                 Ok(Leaf::Int { src, pred })
             }
             Kind::Float => {
-                let num = |l: &Lit| -> CoreResult<f64> { lit_f64(l).map_or_else(|| mismatch(l).map(|_| 0.0), Ok) };
+                let num = |l: &Lit| -> CoreResult<f64> {
+                    lit_f64(l).map_or_else(|| mismatch(l).map(|_| 0.0), Ok)
+                };
                 let pred = match p {
                     Pred::Cmp(op, l) => {
                         let x = num(l)?;
                         let (ninf, inf) = (f64::NEG_INFINITY, f64::INFINITY);
                         match *op {
-                            "=" => FPred::Range { lo: x, lo_incl: true, hi: x, hi_incl: true },
+                            "=" => FPred::Range {
+                                lo: x,
+                                lo_incl: true,
+                                hi: x,
+                                hi_incl: true,
+                            },
                             "!=" => FPred::NotIn(vec![x]),
-                            "<" => FPred::Range { lo: ninf, lo_incl: true, hi: x, hi_incl: false },
-                            "<=" => FPred::Range { lo: ninf, lo_incl: true, hi: x, hi_incl: true },
-                            ">" => FPred::Range { lo: x, lo_incl: false, hi: inf, hi_incl: true },
-                            _ => FPred::Range { lo: x, lo_incl: true, hi: inf, hi_incl: true },
+                            "<" => FPred::Range {
+                                lo: ninf,
+                                lo_incl: true,
+                                hi: x,
+                                hi_incl: false,
+                            },
+                            "<=" => FPred::Range {
+                                lo: ninf,
+                                lo_incl: true,
+                                hi: x,
+                                hi_incl: true,
+                            },
+                            ">" => FPred::Range {
+                                lo: x,
+                                lo_incl: false,
+                                hi: inf,
+                                hi_incl: true,
+                            },
+                            _ => FPred::Range {
+                                lo: x,
+                                lo_incl: true,
+                                hi: inf,
+                                hi_incl: true,
+                            },
                         }
                     }
                     Pred::In(ls, neg) => {
                         let v = sorted(ls.iter().map(num).collect::<CoreResult<Vec<f64>>>()?);
-                        if *neg { FPred::NotIn(v) } else { FPred::In(v) }
+                        if *neg {
+                            FPred::NotIn(v)
+                        } else {
+                            FPred::In(v)
+                        }
                     }
-                    Pred::Between(a, b) => FPred::Range { lo: num(a)?, lo_incl: true, hi: num(b)?, hi_incl: true },
-                    Pred::Within(_) | Pred::Before(_) | Pred::After(_) => return not_for(", not a date"),
+                    Pred::Between(a, b) => FPred::Range {
+                        lo: num(a)?,
+                        lo_incl: true,
+                        hi: num(b)?,
+                        hi_incl: true,
+                    },
+                    Pred::Within(_) | Pred::Before(_) | Pred::After(_) => {
+                        return not_for(", not a date")
+                    }
                     _ => return not_for(""),
                 };
                 Ok(Leaf::Float { src, pred })
@@ -514,16 +656,28 @@ impl Checker<'_> {
                     match l {
                         Lit::Str(s) => match parse_datetime(s) {
                             Some(t) => Ok(t),
-                            None => err("invalid date: expected 'YYYY-MM-DD' or 'YYYY-MM-DDTHH:MM:SS'".into()).map(|_: Leaf| 0),
+                            None => err(
+                                "invalid date: expected 'YYYY-MM-DD' or 'YYYY-MM-DDTHH:MM:SS'"
+                                    .into(),
+                            )
+                            .map(|_: Leaf| 0),
                         },
-                        o => err(format!("type error: {what}, but the value is {} (write dates as 'YYYY-MM-DD')", lit_desc(o))).map(|_: Leaf| 0),
+                        o => err(format!(
+                            "type error: {what}, but the value is {} (write dates as 'YYYY-MM-DD')",
+                            lit_desc(o)
+                        ))
+                        .map(|_: Leaf| 0),
                     }
                 };
                 let pred = match p {
                     Pred::Cmp(op, l) => int_cmp(op, &Lit::Int(date(l)?)),
                     Pred::In(ls, neg) => {
                         let v = sorted(ls.iter().map(date).collect::<CoreResult<Vec<_>>>()?);
-                        if *neg { IPred::NotIn(v) } else { IPred::In(v) }
+                        if *neg {
+                            IPred::NotIn(v)
+                        } else {
+                            IPred::In(v)
+                        }
                     }
                     Pred::Between(a, b) => clamp_range(date(a)? as i128, date(b)? as i128),
                     Pred::Within(d) => IPred::Within(*d),
