@@ -28,7 +28,10 @@ pub fn clean_name(raw: &str) -> Option<String> {
         raw.nfc().collect::<String>().into()
     };
     let mut out = String::with_capacity(nfc.len());
-    for word in nfc.split_whitespace() {
+    for word in nfc
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+    {
         if !out.is_empty() {
             out.push(' ');
         }
@@ -45,7 +48,12 @@ pub fn clean_name(raw: &str) -> Option<String> {
     if !has_upper && !has_lower {
         return Some(out);
     }
-    Some(proper_case(&out))
+    let cased = proper_case(&out);
+    if cased.is_ascii() || is_nfc_quick(cased.chars()) == IsNormalized::Yes {
+        Some(cased)
+    } else {
+        Some(cased.nfc().collect())
+    }
 }
 
 fn proper_case(s: &str) -> String {
@@ -79,7 +87,12 @@ fn case_word(w: &str, out: &mut String) {
     let mut part_start = out.len();
     for c in w.chars() {
         if start_of_part && c.is_alphabetic() {
-            out.extend(c.to_uppercase());
+            // Letters whose capital is several letters ("ß" -> "SS") stay as written.
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) => out.push(u),
+                _ => out.push(c),
+            }
             start_of_part = false;
         } else {
             out.push(c);
@@ -144,6 +157,8 @@ mod tests {
         assert_eq!(clean_name("deShawn").as_deref(), Some("deShawn"));
         assert_eq!(clean_name("McDonald").as_deref(), Some("McDonald"));
         assert_eq!(clean_name("   ").as_deref(), None);
+        assert_eq!(clean_name("a\u{1f}b").as_deref(), Some("A B"));
+        assert_eq!(clean_name("ß").as_deref(), Some("ß"));
     }
 
     #[test]
