@@ -101,7 +101,6 @@ def test_clean_names(raw: str | None, want: str | None) -> None:
     assert _core.clean_names([raw]) == [want]
 
 
-@pytest.mark.xfail(reason="clean_names does not yet strip ASCII control characters", strict=False)
 @given(st.lists(st.none() | st.text(max_size=20), max_size=20))
 def test_clean_names_is_idempotent_and_trimmed(values: list[str | None]) -> None:
     once = _core.clean_names(values)
@@ -113,18 +112,35 @@ def test_clean_names_is_idempotent_and_trimmed(values: list[str | None]) -> None
 # -- phones ------------------------------------------------------------------
 
 REGIONS = ["US", "GB", "DE", "FR", "AU"]
+# The Rust `phonenumber` crate ships libphonenumber 9.0.33 metadata; other versions
+# of the Python package assign different number ranges.
+PHONE_METADATA = "9.0.33"
 
 
-@pytest.mark.xfail(reason="E.164 output differs from libphonenumber for some valid numbers", strict=False)
+@pytest.fixture(autouse=True)
+def _same_phone_metadata(request: pytest.FixtureRequest) -> None:
+    if "libphonenumber" in request.node.name:
+        phonenumbers = pytest.importorskip("phonenumbers")
+        if phonenumbers.__version__ != PHONE_METADATA:
+            pytest.skip(f"needs phonenumbers=={PHONE_METADATA} (the crate's metadata)")
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(REGIONS), st.text(alphabet="0123456789", min_size=6, max_size=12))
-def test_phones_match_libphonenumber_on_valid_numbers(region: str, digits: str) -> None:
+@given(
+    st.sampled_from(REGIONS),
+    st.sampled_from(["FIXED_LINE", "MOBILE", "TOLL_FREE"]),
+    st.text(alphabet="0123456789", min_size=4, max_size=4),
+)
+def test_phones_match_libphonenumber_on_valid_numbers(region: str, kind: str, tail: str) -> None:
+    """Valid numbers made from each region's example numbers with random last digits,
+    written in several shapes, give libphonenumber's E.164."""
     phonenumbers = pytest.importorskip("phonenumbers")
-    code = phonenumbers.country_code_for_region(region)
-    try:
-        number = phonenumbers.parse(f"+{code}{digits}", None)
-    except phonenumbers.NumberParseException:
-        assume(False)
+    example = phonenumbers.example_number_for_type(
+        region, getattr(phonenumbers.PhoneNumberType, kind)
+    )
+    assume(example is not None)
+    nsn = phonenumbers.national_significant_number(example)
+    number = phonenumbers.parse(f"+{example.country_code}{nsn[:-4]}{tail}", None)
     assume(phonenumbers.is_valid_number(number))
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)

@@ -1,6 +1,7 @@
 """Type stubs for the Rust extension ``crmkit._core``."""
 
 import os
+from typing import Any, final
 
 from crmkit._base import CrmkitError
 
@@ -61,6 +62,7 @@ def normalize_contact_columns(
 # -- csv reader ----------------------------------------------------------
 _CsvChunk = tuple[list[list[str | None]], list[int], list[int], list[tuple[int, str]]]
 
+@final
 class CsvReader:
     """Stream a CSV file as column chunks with flat memory.
 
@@ -73,8 +75,8 @@ class CsvReader:
     encoding or option raises InvalidInputError.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: str | os.PathLike[str],
         *,
         encoding: str | None = None,
@@ -82,7 +84,7 @@ class CsvReader:
         chunk_rows: int = 50000,
         max_field_bytes: int = 1048576,
         start_byte: int = 0,
-    ) -> None: ...
+    ) -> CsvReader: ...
     @property
     def path(self) -> str:
         """The file's path."""
@@ -102,6 +104,67 @@ class CsvReader:
     def __next__(self) -> _CsvChunk: ...
 
 # -- dedupe ------------------------------------------------------------------
+# Fields: first_name, last_name, email, phone, postcode, city, street,
+# birth_date (YYYY-MM-DD), company; values already normalized (lowercase).
+#
+# config keys (all optional): threshold (0-1, default 0.5), blocking
+# (list of rules, each a list of "field[+field][:transform]" parts; transforms:
+# exact, prefixN, phonetic, initial, year, local, domain, nick, nickinitial),
+# max_block (12), window (3), max_pairs_per_record (20.0), train_pairs
+# (300000), random_pairs (300000), em_max_iter (200), em_tol (1e-6), guard
+# (chaining guard, 0-1, default 0.5), seed, fields (list of field names).
+
+@final
+class MatchResult:
+    """Scored pairs at or above the threshold, and clusters."""
+
+    @property
+    def left(self) -> list[int]: ...
+    @property
+    def right(self) -> list[int]: ...
+    @property
+    def probability(self) -> list[float]: ...
+    @property
+    def clusters(self) -> list[int]:
+        """Cluster id per row, in input order: the smallest id of the cluster."""
+    @property
+    def warnings(self) -> list[str]: ...
+    @property
+    def stats(self) -> dict[str, float]: ...
+    def __len__(self) -> int: ...
+
+@final
+class MatchIndex:
+    """Fitted rows indexed for incremental matching."""
+
+    def match_one(
+        self, record: dict[str, str | None], threshold: float | None = None
+    ) -> list[tuple[int, float]]:
+        """``(row id, probability)`` of matching rows, best first."""
+    def __len__(self) -> int: ...
+
+@final
+class Matcher:
+    """Duplicate finder: blocking, Fellegi-Sunter scoring trained by EM, clusters."""
+
+    def __new__(
+        cls, config: dict[str, Any] | None = None, model: dict[str, Any] | None = None
+    ) -> Matcher: ...
+    def fit(
+        self,
+        columns: dict[str, list[str | None]],
+        ids: list[int] | None = None,
+        *,
+        labels: list[tuple[int, int, bool]] | None = None,
+    ) -> None:
+        """Block and train (EM, unless a model was given). ``ids`` default to 0..n-1."""
+    def predict(self, threshold: float | None = None) -> MatchResult: ...
+    def candidate_pairs(self) -> tuple[list[int], list[int]]: ...
+    def explain(self, left: int, right: int) -> dict[str, Any]:
+        """Per field: level, weight (log2 Bayes factor), tf_adjustment; total and probability."""
+    def model(self) -> dict[str, Any]:
+        """``{"prior", "iterations", "fields": {field: {level: {"m", "u", "weight"}}}}``."""
+    def index(self) -> MatchIndex: ...
 
 # -- segments ----------------------------------------------------------------
 # Rule text or a JSON condition tree ({"and": [...]}, {"field": ..., "op": ..., "value": ...},

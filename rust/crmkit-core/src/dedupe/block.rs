@@ -136,8 +136,6 @@ pub fn default_rules() -> Vec<Rule> {
         &["first_name+last_name:phonetic", "birth_date:year"],
         &["first_name:phonetic", "birth_date"],
         &["company", "last_name:phonetic"],
-        &["first_name:nick", "postcode"],
-        &["first_name:nick", "city"],
         &["first_name+last_name:phonetic"],
     ]
     .iter()

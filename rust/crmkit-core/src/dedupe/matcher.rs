@@ -44,10 +44,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            threshold: 0.9,
+            threshold: 0.5,
             rules: block::default_rules(),
-            max_block: 30,
-            window: 4,
+            max_block: 12,
+            window: 3,
             max_pairs_per_record: 20.0,
             train_pairs: 300_000,
             random_pairs: 300_000,
@@ -194,11 +194,6 @@ impl Matcher {
             Some(fs) => fs.iter().copied().filter(|f| present.contains(f)).collect(),
             None => present.clone(),
         };
-        if n > 0 && fields.is_empty() {
-            return Err(CoreError::InvalidInput(
-                "no field to compare: every column is empty or missing".into(),
-            ));
-        }
         let rules: Vec<Rule> = config
             .rules
             .iter()
@@ -490,6 +485,113 @@ fn train(
         EmSettings {
             max_iter: config.em_max_iter,
             tol: config.em_tol,
+            m_prior_share: score::M_PRIOR_SHARE,
+            u_prior_share: score::U_PRIOR_SHARE,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset(n: usize) -> Dataset {
+        let firsts = ["ann", "bob", "william", "bill", "cara", "dan", "eve"];
+        let lasts = ["smith", "smyth", "jones", "lee", "okafor", "zhang"];
+        let mut cols: Vec<(Field, Vec<Option<String>>)> = vec![
+            (Field::FirstName, vec![]),
+            (Field::LastName, vec![]),
+            (Field::Email, vec![]),
+            (Field::Postcode, vec![]),
+            (Field::BirthDate, vec![]),
+        ];
+        let mut s = 7u64;
+        for r in 0..n {
+            let p = r / 2; // rows 2k and 2k+1 are the same person, with noise
+            let f = firsts[p % firsts.len()];
+            let l = lasts[(p / 7) % lasts.len()];
+            let noisy = splitmix(&mut s) % 3 == 0 && r % 2 == 1;
+            cols[0].1.push(Some(
+                if noisy { firsts[(p + 1) % 7] } else { f }.to_string(),
+            ));
+            cols[1].1.push(Some(l.to_string()));
+            cols[2]
+                .1
+                .push((splitmix(&mut s) % 4 != 0).then(|| format!("{f}{p}@x.org")));
+            cols[3].1.push(Some(format!("p{}", p % 50)));
+            cols[4]
+                .1
+                .push(Some(format!("19{:02}-0{}-1{}", p % 90, 1 + p % 9, p % 10)));
+        }
+        Dataset::from_columns((0..n as i64).map(|i| 1000 - i).collect(), cols)
+            .unwrap()
+            .0
+    }
+
+    fn run(threads: usize) -> (Vec<u64>, Vec<(u32, u32, f64)>, Vec<i64>, Model) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let m = Matcher::fit(Config::default(), dataset(400), vec![], None, &[]).unwrap();
+            let p = m.predict(None).unwrap();
+            (
+                m.candidates().to_vec(),
+                p.pairs,
+                p.clusters.ids,
+                m.model().clone(),
+            )
+        })
+    }
+
+    #[test]
+    fn output_is_the_same_whatever_the_thread_count() {
+        let one = run(1);
+        let two = run(2);
+        assert!(!one.1.is_empty());
+        assert_eq!(one, two);
+    }
+
+    #[test]
+    fn explain_adds_up_and_config_is_checked() {
+        let m = Matcher::fit(Config::default(), dataset(100), vec![], None, &[]).unwrap();
+        let e = m.explain(1000, 999).unwrap();
+        let sum: f64 = e.prior_weight
+            + e.fields
+                .iter()
+                .map(|f| f.weight + f.tf_adjustment)
+                .sum::<f64>();
+        assert!((sum - e.total_weight).abs() < 1e-9);
+        assert!(m.explain(1000, 5).is_err());
+        assert!(m.predict(Some(1.5)).is_err());
+        let bad = Config {
+            threshold: -0.1,
+            ..Config::default()
+        };
+        assert!(Matcher::fit(bad, dataset(10), vec![], None, &[]).is_err());
+    }
+
+    #[test]
+    fn empty_input_gives_an_empty_result() {
+        let (ds, _) = Dataset::from_columns(vec![], vec![(Field::Email, vec![])]).unwrap();
+        let m = Matcher::fit(Config::default(), ds, vec![], None, &[]).unwrap();
+        let p = m.predict(None).unwrap();
+        assert!(p.pairs.is_empty() && p.clusters.ids.is_empty());
+    }
+
+    #[test]
+    fn the_index_finds_a_known_row() {
+        let m = Matcher::fit(Config::default(), dataset(200), vec![], None, &[]).unwrap();
+        let idx = super::super::Index::new(&m);
+        let ds = m.dataset();
+        let rec: Vec<(Field, Option<String>)> = ds
+            .fields()
+            .into_iter()
+            .map(|f| (f, ds.column(f).unwrap().get(10).map(|v| v.text.to_string())))
+            .collect();
+        let hits = idx.match_one(&rec, Some(0.5)).unwrap();
+        assert!(hits.iter().any(|h| h.0 == ds.ids[10]));
+        assert!(hits.windows(2).all(|w| w[0].1 >= w[1].1));
+    }
 }

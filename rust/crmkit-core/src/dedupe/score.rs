@@ -155,6 +155,12 @@ pub struct EmSettings {
     pub max_iter: usize,
     /// Stop when no parameter moves more than this.
     pub tol: f64,
+    /// Strength of the generic `m` prior, as a share of the training pairs
+    /// ([`M_PRIOR_SHARE`] by default; 0 for plain maximum likelihood).
+    pub m_prior_share: f64,
+    /// Strength of the random-pair `u` prior, as a share of the training
+    /// pairs ([`U_PRIOR_SHARE`] by default).
+    pub u_prior_share: f64,
 }
 
 /// Fit m, u and λ by EM over distinct comparison vectors with their counts.
@@ -193,8 +199,8 @@ pub fn train_em(
         s
     };
     let total: f64 = patterns.iter().map(|&(_, c)| c as f64).sum();
-    let m_strength = M_PRIOR_SHARE * total;
-    let u_strength = U_PRIOR_STRENGTH.max(U_PRIOR_SHARE * total);
+    let m_strength = settings.m_prior_share * total;
+    let u_strength = U_PRIOR_STRENGTH.max(settings.u_prior_share * total);
     let m_init: Vec<Vec<f64>> = fields.iter().map(|&f| initial_m(f)).collect();
     for it in 1..=settings.max_iter {
         let mut m_acc: Vec<Vec<f64>> = fields.iter().map(|&f| vec![0.0; n_levels(f)]).collect();
@@ -377,6 +383,8 @@ mod tests {
             EmSettings {
                 max_iter: 500,
                 tol: 1e-9,
+                m_prior_share: 0.0,
+                u_prior_share: 0.0,
             },
         );
         assert!((model.prior - 0.2).abs() < 0.01, "prior {}", model.prior);

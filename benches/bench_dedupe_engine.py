@@ -1,0 +1,68 @@
+"""Benches of the Rust dedupe matcher: fit + predict at 100k rows, pair scoring.
+
+Run for real with ``pytest benches/bench_dedupe_engine.py --benchmark-enable -s``;
+by default (``--benchmark-disable``) each runs once on a small input as a smoke test.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crmkit import _core
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_dedupe_engine import _cluster_f1, _f1, _pairs_of, _sample
+
+
+def _size(request: pytest.FixtureRequest, full: int) -> int:
+    enabled = not request.config.getoption("benchmark_disable")
+    return int(os.environ.get("CRMKIT_BENCH_ROWS", full)) if enabled else 3000
+
+
+def test_fit_predict(benchmark: Any, request: pytest.FixtureRequest) -> None:
+    n = _size(request, 100_000)
+    cols, truth = _sample(n)
+
+    def run() -> Any:
+        m = _core.Matcher()
+        m.fit(cols)
+        return m.predict()
+
+    res = benchmark.pedantic(run, rounds=1, iterations=1)
+    pair_f1 = _f1(_pairs_of(res.clusters), _pairs_of(truth))
+    cluster_f1 = _cluster_f1(res.clusters, truth)
+    print(
+        f"\nrows={n} pair_f1={pair_f1:.4f} cluster_f1={cluster_f1:.4f} "
+        f"pairs/record={res.stats['candidate_pairs_per_record']:.2f}"
+    )
+    assert pair_f1 > 0.8
+
+
+def test_pair_scoring_throughput(benchmark: Any, request: pytest.FixtureRequest) -> None:
+    n = _size(request, 100_000)
+    cols, _ = _sample(n)
+    m = _core.Matcher()
+    m.fit(cols)
+    res = benchmark.pedantic(lambda: m.predict(), rounds=3, iterations=1)
+    t0 = time.perf_counter()
+    m.predict()
+    dt = time.perf_counter() - t0
+    pairs = res.stats["candidate_pairs"]
+    print(f"\ncandidate pairs={pairs:.0f} scored+clustered in {dt:.3f}s: {pairs / dt:,.0f} pairs/s")
+
+
+def test_match_one_against_index(benchmark: Any, request: pytest.FixtureRequest) -> None:
+    n = _size(request, 100_000)
+    cols, _ = _sample(n)
+    m = _core.Matcher()
+    m.fit(cols)
+    idx = m.index()
+    record = {k: v[n // 2] for k, v in cols.items()}
+    hits = benchmark(idx.match_one, record)
+    assert n // 2 in [h[0] for h in hits]
