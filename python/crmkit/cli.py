@@ -395,6 +395,12 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
 
         _emit({"plugins": rows, "failures": failures}, as_json, human)
 
+    import importlib
+
+    from crmkit.commands import MODULES
+
+    for mod in MODULES:
+        importlib.import_module(f"crmkit.commands.{mod}").register(cli)
     if manager is not None:
         manager.pm.hook.crmkit_register_commands(cli=cli)
     return cli
