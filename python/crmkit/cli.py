@@ -345,16 +345,6 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
         _emit(out, as_json, human)
 
     @cli.command()
-    @click.argument("name", default="summary")
-    @click.option("--format", "fmt", default="terminal", show_default=True, help="A reporter name.")
-    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
-    @click.pass_obj
-    def report(obj: Ctx, name: str, fmt: str, out: Path | None) -> None:
-        """Render report NAME (default: summary)."""
-        k = obj.kernel()
-        k.render(k.report(name), fmt, {"path": str(out)} if out else {})
-
-    @cli.command()
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_obj
     def plugins(obj: Ctx, as_json: bool) -> None:
