@@ -67,7 +67,7 @@ class CsvReader:
     """Stream a CSV file as column chunks with flat memory.
 
     Each chunk is ``(columns, lines, byte_ends, rejects)``: columns aligned with
-    ``headers`` (empty cells are None), the 1-based physical line where each record
+    ``headers`` (cells trimmed; blank cells are None), the 1-based physical line where each record
     starts, the byte offset just after each record (pass one as ``start_byte`` to
     resume after it), and ``(line, reason)`` for rows with the wrong number of fields,
     a field over ``max_field_bytes`` or undecodable bytes. Reasons name columns, never
@@ -174,12 +174,12 @@ class Matcher:
 # false except `is null` / `is not null`; `not x` negates the evaluated clause.
 # `t within N days` means as_of - N*86400 <= t <= as_of.
 
-def parse_rule(
-    rule: str | dict[str, object], schema: dict[str, str] | None = None
-) -> dict[str, object]:
+from collections.abc import Iterable, Sequence  # noqa: E402
+
+def parse_rule(rule: str | dict[str, Any], schema: dict[str, str] | None = None) -> dict[str, Any]:
     """The JSON condition tree of a rule; with a schema, fields and types are checked too."""
 
-def rule_to_text(rule: str | dict[str, object]) -> str:
+def rule_to_text(rule: str | dict[str, Any]) -> str:
     """The canonical text form of a rule (tree or text)."""
 
 class Snapshot:
@@ -187,10 +187,10 @@ class Snapshot:
 
     def __init__(
         self,
-        ids: list[int],
-        columns: dict[str, list[object]],
+        ids: Sequence[int],
+        columns: dict[str, Any],
         schema: dict[str, str],
-        interactions: dict[str, list[object]] | None = None,
+        interactions: dict[str, Any] | None = None,
     ) -> None:
         """Columns hold one value (or None) per id; interactions are parallel lists
         ``contact_id``, ``kind``, ``time`` (epoch seconds) and optional ``amount``."""
@@ -219,12 +219,14 @@ class SegmentResult:
         """Members' row indices as a serialized roaring bitmap."""
     def diff(self, previous: SegmentResult) -> dict[str, tuple[list[int], list[int]]]:
         """{segment: (entered ids, exited ids)} since ``previous``."""
+    def __eq__(self, other: object) -> bool:
+        """Same segment names, as-of time and memberships."""
 
 class SegmentPlan:
     """Segments compiled into one predicate graph with shared sub-expressions."""
 
     def __init__(
-        self, segments: list[tuple[str, str | dict[str, object]]], schema: dict[str, str]
+        self, segments: Iterable[tuple[str, str | dict[str, Any]]], schema: dict[str, str]
     ) -> None:
         """Compile (name, rule) pairs in priority order; raises RuleError."""
     @property
@@ -245,13 +247,13 @@ class SegmentPlan:
         snapshot: Snapshot,
         result: SegmentResult,
         contact_id: int,
-        values: dict[str, object] | None = None,
-        interactions: list[tuple[str, int, float | None]] | None = None,
+        values: dict[str, Any] | None = None,
+        interactions: Sequence[tuple[str, int, float | None]] | None = None,
     ) -> tuple[list[str], list[str]]:
         """Apply one contact's change in place; returns (entered, exited) segment names."""
     def explain(
         self, snapshot: Snapshot, contact_id: int, segment: str, as_of: int
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
         """Clause tree {"text", "value", "null", "children"} for one contact."""
     def exclusive(self, snapshot: Snapshot, as_of: int, other: str = "other") -> list[str]:
         """First matching segment (plan order) per contact, in row order, else ``other``."""

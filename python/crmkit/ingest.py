@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from crmkit.errors import ConfigError, CrmkitError
-from crmkit.mapping import convert, infer_type
+from crmkit.mapping import clean_text_column, convert_column, infer_type
 from crmkit.records import (
     CONTACT_FIELDS,
     INTERACTION_FIELDS,
@@ -269,24 +269,20 @@ class Ingester:
 
         for f in _TEXT_FIELDS:
             if f in batch.columns:
-                cols[f] = [_str_or_none(v) for v in batch.columns[f]]
+                col = batch.columns[f]
+                cols[f] = col if batch.trimmed else clean_text_column(col)
         if "tags" in batch.columns:
-            cols["tags"] = [
-                convert(v, "list", list_separator=self.list_separator)
-                for v in batch.columns["tags"]
-            ]
+            cols["tags"], _ = convert_column(
+                batch.columns["tags"], "list", list_separator=self.list_separator
+            )
         custom = [c for c in batch.columns if c not in CONTACT_FIELDS]
         types = self._types_for(batch, custom)
         for c in custom:
-            typ = types[c]
-            out: list[Any] = []
-            for i, v in enumerate(batch.columns[c]):
-                try:
-                    out.append(convert(v, typ, list_separator=self.list_separator))
-                except ValueError as exc:
-                    drop(i, c, str(exc))
-                    out.append(None)
-            cols[c] = out
+            cols[c], errors = convert_column(
+                batch.columns[c], types[c], list_separator=self.list_separator
+            )
+            for i, reason in errors:
+                drop(i, c, reason)
 
         to_norm = {f: cols[f] for f in _NORMALIZED if f in cols}
         if to_norm:

@@ -295,3 +295,80 @@ def convert(value: Any, typ: AttributeType, *, list_separator: str = ";") -> Any
             d = d.replace(tzinfo=UTC)
         return d.astimezone(UTC).isoformat()
     raise ValueError(f"unknown type {typ}")
+
+
+def clean_text_column(values: Sequence[Any]) -> list[str | None]:
+    """Trimmed strings, ``None`` for missing or blank; other types as text."""
+    return [(v.strip() or None) if v.__class__ is str else _text_of(v) for v in values]
+
+
+def _text_of(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v.strip() or None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    import msgspec
+
+    return msgspec.json.encode(v).decode()
+
+
+_BOOL_WORDS: dict[str, bool] = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE - {""}, False)}
+
+
+def convert_column(
+    values: Sequence[Any], typ: AttributeType, *, list_separator: str = ";"
+) -> tuple[list[Any], list[tuple[int, str]]]:
+    """A whole column converted to ``typ``, and ``(row, reason)`` for each value that
+    does not fit (those become ``None``). Fast paths cover clean columns; a column
+    with bad values falls back to converting value by value to name each one."""
+    try:
+        if typ == "string":
+            return clean_text_column(values), []
+        if typ == "list":
+            sep = list_separator
+            return (
+                [
+                    None
+                    if v is None
+                    else [p.strip() for p in v.split(sep) if p.strip()]
+                    if v.__class__ is str
+                    else convert(v, "list", list_separator=sep)
+                    for v in values
+                ],
+                [],
+            )
+        if typ == "boolean":
+            words = _BOOL_WORDS
+            out_b: list[Any] = []
+            for v in values:
+                if v is None or v.__class__ is bool:
+                    out_b.append(v)
+                else:
+                    s = str(v).strip().lower()
+                    out_b.append(None if s == "" else words[s])
+            return out_b, []
+        if typ == "integer":
+            return [None if v is None or v == "" else int(v) for v in values], []
+        if typ == "number":
+            return [None if v is None or v == "" else float(v) for v in values], []
+        if typ == "date":
+            fromiso = date.fromisoformat
+            return [
+                None if v is None or v == "" else fromiso(v.strip()[:10]).isoformat()
+                for v in values
+            ], []
+    except (KeyError, ValueError, TypeError, AttributeError):
+        pass
+    out: list[Any] = []
+    errors: list[tuple[int, str]] = []
+    for i, v in enumerate(values):
+        try:
+            out.append(convert(v, typ, list_separator=list_separator))
+        except ValueError as exc:
+            errors.append((i, str(exc)))
+            out.append(None)
+    return out, errors

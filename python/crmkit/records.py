@@ -273,6 +273,9 @@ class Batch(msgspec.Struct, kw_only=True):
     lines: list[int]
     file: str | None = None
     rejects: list[Reject] = msgspec.field(default_factory=list)
+    trimmed: bool = False
+    """True when every value is a ``str`` without surrounding white space, or
+    ``None`` (blank cells included), so the host can skip cleaning it."""
 
     def __len__(self) -> int:
         return len(self.lines)

@@ -152,6 +152,7 @@ class CsvSource(Source):
                 lines=list(lines),
                 file=file,
                 rejects=[Reject(file=file, line=ln, reason=why) for ln, why in rejects],
+                trimmed=True,
             )
             if byte_ends:
                 offset = max(offset, byte_ends[-1])

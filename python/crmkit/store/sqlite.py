@@ -31,7 +31,7 @@ _json_decode = msgspec.json.decode
 
 # Built-in contact columns stored as plain TEXT columns (tags and external_id aside).
 _PLAIN: tuple[str, ...] = tuple(f for f in CONTACT_FIELDS if f not in ("tags", "external_id"))
-_CHUNK = 900
+_CHUNK = 10_000  # bound parameters per IN (...) query; SQLite allows 32,766
 ATTRIBUTE_TYPES: frozenset[str] = frozenset(
     {"string", "integer", "number", "boolean", "date", "datetime", "list"}
 )
@@ -242,23 +242,24 @@ class SQLiteStore:
                     updated.append(cid)
                 ids[i] = cid
 
-            plain_cols = [columns[f] for f in plain]
-            attr_cols = [columns[c] for c in custom]
-
-            def attrs_of(i: int) -> bytes | None:
-                if not custom:
-                    return None
-                d = {
-                    c: col[i]
-                    for c, col in zip(custom, attr_cols, strict=True)
-                    if col[i] is not None
-                }
-                return _json_encode(d) if d else None
-
-            def tags_of(i: int) -> bytes | None:
-                if tags is None or tags[i] is None:
-                    return None
-                return _json_encode(list(tags[i]))
+            # Whole-column work at C speed: rows of plain values, encoded tags and attrs.
+            plain_rows = list(zip(*[columns[f] for f in plain], strict=True)) if plain else [()] * n
+            enc = _json_encode
+            tag_col: list[bytes | None] = (
+                [None if t is None else enc(list(t)) for t in tags]
+                if tags is not None
+                else [None] * n
+            )
+            if custom:
+                attr_col: list[bytes | None] = [
+                    enc(d) if d else None
+                    for d in (
+                        {c: v for c, v in zip(custom, row, strict=True) if v is not None}
+                        for row in zip(*[columns[c] for c in custom], strict=True)
+                    )
+                ]
+            else:
+                attr_col = [None] * n
 
             ins_sql = (
                 f"INSERT INTO contacts(id, {', '.join(plain)}{', ' if plain else ''}tags, attrs, "
@@ -274,18 +275,35 @@ class SQLiteStore:
             ).replace("?1", f"?{len(plain) + 2}")
             ins_rows = []
             upd_rows = []
-            for i in range(n):
-                cid = ids[i]
+            for i, cid in enumerate(ids):
                 if cid is None:
                     continue
-                vals = [col[i] for col in plain_cols]
                 if is_new_row[i]:
                     ins_rows.append(
-                        (cid, *vals, tags_of(i), attrs_of(i), source, file, line_col[i], now, now)
+                        (
+                            cid,
+                            *plain_rows[i],
+                            tag_col[i],
+                            attr_col[i],
+                            source,
+                            file,
+                            line_col[i],
+                            now,
+                            now,
+                        )
                     )
                 else:
                     upd_rows.append(
-                        (*vals, tags_of(i), attrs_of(i), source, file, line_col[i], now, cid)
+                        (
+                            *plain_rows[i],
+                            tag_col[i],
+                            attr_col[i],
+                            source,
+                            file,
+                            line_col[i],
+                            now,
+                            cid,
+                        )
                     )
             if ins_rows:
                 conn.executemany(ins_sql, ins_rows)

@@ -35,7 +35,13 @@ fn chunk_to_py<'py>(py: Python<'py>, chunk: Chunk) -> PyResult<Bound<'py, PyTupl
     for col in 0..chunk.ncols {
         let list = PyList::new(
             py,
-            (0..rows).map(|r| chunk.cell(r, col).map(|s| PyString::new(py, s))),
+            (0..rows).map(|r| {
+                chunk
+                    .cell(r, col)
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| PyString::new(py, s))
+            }),
         )?;
         columns.append(list)?;
     }

@@ -1,0 +1,84 @@
+"""End-to-end import speed: a generated contacts CSV into a fresh SQLite store.
+
+The issue-2 target is 1,000,000 rows at ≥ 150,000 rows/s with peak memory
+under 500 MB. The default size keeps the smoke run short; set
+``CRMKIT_BENCH_IMPORT_ROWS=1000000`` for the real measurement::
+
+    CRMKIT_BENCH_IMPORT_ROWS=1000000 pytest benches/bench_ingest.py --benchmark-enable -s
+
+The import runs as the real CLI in a child process so that its peak RSS is
+measured alone (``ru_maxrss`` of the children).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crmkit.sample import CONTACT_HEADER, generate_contacts_rows
+
+ROWS = int(os.environ.get("CRMKIT_BENCH_IMPORT_ROWS", "20000"))
+
+
+@pytest.fixture(scope="module")
+def contacts_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = Path(os.environ.get("CRMKIT_BENCH_CACHE", tmp_path_factory.mktemp("data")))
+    path = cache / f"contacts-{ROWS}.csv"
+    if not path.exists():
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(CONTACT_HEADER)
+            w.writerows(generate_contacts_rows(ROWS, seed=7))
+    return path
+
+
+def _import(csv_path: Path, db: Path) -> dict[str, Any]:
+    for p in db.parent.glob(db.name + "*"):
+        p.unlink()
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from crmkit.cli import main; main()",
+            "--db",
+            str(db),
+            "import",
+            str(csv_path),
+            "--json",
+            "--key",
+            "external_id",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CRMKIT_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    )
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    return {"wall": wall, "stdout": proc.stdout}
+
+
+def test_import_contacts_csv(benchmark: Any, contacts_csv: Path, tmp_path: Path) -> None:
+    db = tmp_path / "bench.db"
+    out = benchmark.pedantic(_import, args=(contacts_csv, db), rounds=1, iterations=1)
+    import json
+
+    report = json.loads(out["stdout"])
+    assert report["rows"] == ROWS
+    assert report["created"] > ROWS * 0.5
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rate = ROWS / out["wall"]
+    benchmark.extra_info.update(
+        {"rows": ROWS, "rows_per_s": round(rate), "peak_rss_mb": round(peak_mb)}
+    )
+    print(
+        f"\nimport {ROWS:,} rows: {out['wall']:.2f} s, {rate:,.0f} rows/s, peak RSS {peak_mb:,.0f} MB"
+    )
