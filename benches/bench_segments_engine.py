@@ -18,7 +18,9 @@ memberships are computed with Polars lazy (all segments in one select) and DuckD
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import os
 import random
 import statistics
@@ -46,10 +48,8 @@ CITY_PREFIX = ["San ", "Los ", "New ", "Port ", "", "", "", "Saint "]
 def zipf_levels(rng: random.Random, prefix: str, k: int) -> Callable[[], str]:
     levels = [f"{prefix}{i}" for i in range(k)]
     weights = [1.0 / (i + 1) ** 1.1 for i in range(k)]
-    cum = list(__import__("itertools").accumulate(weights))
+    cum = list(itertools.accumulate(weights))
     total = cum[-1]
-    import bisect
-
     return lambda: levels[min(bisect.bisect(cum, rng.random() * total), k - 1)]
 
 
@@ -161,7 +161,10 @@ def clause(rng: random.Random, timed: bool) -> Tree:
     c = rng.randrange(12)
     cat = rng.choice(list(CATS))
     lv = CATS[cat]
-    pick = lambda: f"{cat[:2]}{min(int(rng.paretovariate(1.0)) - 1, lv - 1)}"  # noqa: E731
+
+    def pick() -> str:
+        return f"{cat[:2]}{min(int(rng.paretovariate(1.0)) - 1, lv - 1)}"
+
     if c == 0:
         return {"field": cat, "op": "=", "value": pick()}
     if c == 1:
@@ -312,7 +315,8 @@ def polars_counts(n: int, k: int) -> Callable[[], dict[str, int]]:
 
     def leaf(t: Tree) -> pl.Expr:
         c = pl.col(agg_col(t)) if "agg" in t else pl.col(t["field"])
-        op, v = t["op"], t.get("value")
+        op: str = t["op"]
+        v: Any = t.get("value")
         ty = SCHEMA.get(t.get("field", ""), "")
         if op == "is null":
             return c.is_null()
@@ -419,7 +423,8 @@ def duckdb_counts(n: int, k: int, tmp: Path) -> Callable[[], dict[str, int]]:
 
     def leaf(t: Tree) -> str:
         c = agg_col(t) if "agg" in t else f'"{t["field"]}"'
-        op, v = t["op"], t.get("value")
+        op: str = t["op"]
+        v: Any = t.get("value")
         ty = SCHEMA.get(t.get("field", ""), "")
         if op == "is null":
             return f"({c} IS NULL)"
@@ -610,39 +615,42 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     return time.perf_counter() - w, time.process_time() - c, out
 
 
+def report(label: str, wall: float, cpu: float, note: str = "") -> None:
+    print(f"{label:44} {wall:9.4f} {cpu:9.4f}  {note}", flush=True)
+
+
 def main() -> None:
     print(f"{'what':44} {'wall s':>9} {'CPU s':>9}")
     for k in RULE_COUNTS:
-        w, c, _ = timed(lambda k=k: SegmentPlan(ruleset(k), SCHEMA))
-        print(f"{f'compile k={k}':44} {w:9.4f} {c:9.4f}")
+        rules = ruleset(k)
+        w, c, _ = timed(functools.partial(SegmentPlan, rules, SCHEMA))
+        report(f"compile k={k}", w, c)
     for n in SIZES:
         ids, cols, ev = dataset(n)
-        w, c, snap = timed(lambda ids=ids, cols=cols, ev=ev: Snapshot(ids, cols, SCHEMA, ev))
-        print(f"{f'snapshot build n={n}':44} {w:9.3f} {c:9.3f}")
+        w, c, snap = timed(functools.partial(Snapshot, ids, cols, SCHEMA, ev))
+        report(f"snapshot build n={n}", w, c)
         for k in RULE_COUNTS:
             p = plan(k)
             p.evaluate(snap, AS_OF)
-            w, c, res = timed(lambda p=p, snap=snap: p.evaluate(snap, AS_OF))
-            print(f"{f'engine    n={n} k={k}':44} {w:9.3f} {c:9.3f}")
+            w, c, res = timed(functools.partial(p.evaluate, snap, AS_OF))
+            report(f"engine      n={n} k={k}", w, c)
             counts = res.counts()
             with tempfile.TemporaryDirectory() as d:
-                for label, mk in (
-                    ("polars-lazy", lambda n=n, k=k: polars_counts(n, k)),
-                    ("duckdb", lambda n=n, k=k, d=d: duckdb_counts(n, k, Path(d))),
-                ):
-                    if not have(label.split("-")[0]):
-                        continue
-                    run = mk()
+                peers: list[tuple[str, Callable[[], Callable[[], dict[str, int]]]]] = []
+                if have("polars"):
+                    peers.append(("polars-lazy", functools.partial(polars_counts, n, k)))
+                    if have("duckdb"):
+                        peers.append(("duckdb", functools.partial(duckdb_counts, n, k, Path(d))))
+                for label, make in peers:
+                    run = make()
                     w, c, other = timed(run)
                     same = "same counts" if other == counts else "COUNTS DIFFER"
-                    print(f"{f'{label:11} n={n} k={k}':44} {w:9.3f} {c:9.3f}  {same}")
+                    report(f"{label:11} n={n} k={k}", w, c, same)
         p = plan(1000)
         base = p.evaluate(snap, AS_OF)
-        w, c, later = timed(
-            lambda p=p, snap=snap, base=base: p.advance_clock(snap, base, AS_OF + DAY)
-        )
+        w, c, later = timed(functools.partial(p.advance_clock, snap, base, AS_OF + DAY))
         flips = sum(len(e) + len(x) for e, x in later.diff(base).values())
-        print(f"{f'clock +1 day n={n} k=1000 ({flips} flips)':44} {w:9.3f} {c:9.3f}")
+        report(f"clock +1 day n={n} k=1000", w, c, f"{flips} memberships flipped")
         one = update_cycle(n)
         lat = []
         for _ in range(20000):
@@ -650,9 +658,8 @@ def main() -> None:
             one()
             lat.append(time.perf_counter_ns() - t0)
         lat.sort()
-        print(
-            f"update one contact n={n}: median {statistics.median(lat) / 1000:.1f} us, p99 {lat[int(len(lat) * 0.99)] / 1000:.1f} us"
-        )
+        med, p99 = statistics.median(lat) / 1000, lat[int(len(lat) * 0.99)] / 1000
+        print(f"update one contact n={n} k=1000: median {med:.1f} us, p99 {p99:.1f} us")
 
 
 if __name__ == "__main__":

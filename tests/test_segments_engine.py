@@ -93,7 +93,7 @@ def pred(tree: dict[str, Any], v: Any, ty: str, as_of: int) -> bool:
         return v is not None
     if v is None:
         return False
-    lit = tree.get("value")
+    lit: Any = tree.get("value")
     if ty in ("date", "datetime") and op not in ("within",):
         lit = [to_epoch(x) for x in lit] if isinstance(lit, list) else to_epoch(lit)
     if ty == "list":
@@ -357,7 +357,8 @@ def test_incremental_equals_full_rerun(data: st.DataObject) -> None:
     res = plan.evaluate(snap, AS_OF)
     steps = data.draw(st.integers(1, 8))
     for _ in range(steps):
-        if people and data.draw(st.booleans()):
+        pick_existing = data.draw(st.booleans())
+        if people and pick_existing:
             row = data.draw(st.integers(0, len(people) - 1))
         else:
             people.append(dict.fromkeys(SCHEMA))
@@ -453,7 +454,7 @@ def test_explain_shows_each_clause() -> None:
     snap, plan = small()
     ex = plan.explain(snap, 2, "recent", AS_OF)
     assert ex["value"] is False
-    children: list[Any] = ex["children"]  # type: ignore[assignment]
+    children: list[Any] = ex["children"]
     assert [c["text"] for c in children] == ["last_seen within 7 days", "in_segment('older')"]
     assert children[0]["value"] is False and children[0]["null"] is True
     assert children[1]["value"] is True

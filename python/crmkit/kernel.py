@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crmkit.errors import ConfigError, NotFoundError
 from crmkit.ingest import Ingester, IngestReport
@@ -26,6 +26,9 @@ from crmkit.plugins import Hooks, PluginManager, Registry, make_plugin_manager
 from crmkit.records import AttributeType, Contact, Interaction
 from crmkit.settings import Settings, load_settings
 from crmkit.store.base import ContactQuery, Store
+
+if TYPE_CHECKING:
+    from crmkit.segments import Segments
 
 
 class Kernel:
@@ -191,6 +194,15 @@ class Kernel:
     def timeline(self, contact_id: int, *, limit: int = 50) -> list[Interaction]:
         """A contact's interactions, newest first."""
         return self.store.timeline(self.contact(contact_id).id, limit=limit)
+
+    # -- segments ----------------------------------------------------------------
+
+    @property
+    def segments(self) -> Segments:
+        """The segment service: add, run, preview, explain, members, history."""
+        from crmkit.segments import Segments
+
+        return Segments(self)
 
     # -- categorize ------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from crmkit.records import (
     ConsentStatus,
     Contact,
     Interaction,
+    Segment,
 )
 
 
@@ -171,6 +172,31 @@ class Store(Protocol):
         self, contact_ids: Sequence[int], *, channel: str, purpose: str
     ) -> dict[int, ConsentStatus]:
         """The latest consent per contact for (channel, purpose); absent when none."""
+
+    # -- segments ----------------------------------------------------------------
+
+    def save_segments(self, segments: Sequence[Segment]) -> None:
+        """Create or replace segment definitions by name."""
+
+    def list_segments(self) -> list[Segment]:
+        """Every segment definition, by name."""
+
+    def delete_segment(self, name: str) -> bool:
+        """Remove a segment (its current members exit now); False when unknown."""
+
+    def segment_members(self, name: str) -> list[int]:
+        """Current members of a segment (ids, ascending)."""
+
+    def record_segment_run(
+        self, as_of: int, changes: Mapping[str, tuple[Sequence[int], Sequence[int]]]
+    ) -> int:
+        """Record a run: for each segment the ids that entered and exited at ``as_of``.
+        Returns the run id. One transaction."""
+
+    def segment_history(
+        self, name: str, *, since: int | None = None, limit: int = 1000
+    ) -> list[tuple[int, int, int | None]]:
+        """(contact id, entered at, exited at or None), newest change first."""
 
     # -- outbox ------------------------------------------------------------------
 

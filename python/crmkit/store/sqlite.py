@@ -22,6 +22,7 @@ from crmkit.records import (
     ConsentStatus,
     Contact,
     Interaction,
+    Segment,
 )
 from crmkit.store.base import ContactQuery, UpsertResult
 from crmkit.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -730,6 +731,87 @@ class SQLiteStore:
             ):
                 out[cid] = status
         return out
+
+    # -- segments ----------------------------------------------------------------
+
+    def save_segments(self, segments: Sequence[Segment]) -> None:
+        now = int(time.time())
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO segments(name, rule, kind, description, owner, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET rule = excluded.rule, "
+                "kind = excluded.kind, description = excluded.description, owner = excluded.owner, "
+                "updated_at = excluded.updated_at",
+                [(g.name, g.rule, g.kind, g.description, g.owner, now, now) for g in segments],
+            )
+
+    def list_segments(self) -> list[Segment]:
+        rows = self.conn.execute(
+            "SELECT name, rule, kind, description, owner FROM segments ORDER BY name"
+        ).fetchall()
+        return [
+            Segment(name=r[0], rule=r[1], kind=r[2], description=r[3], owner=r[4]) for r in rows
+        ]
+
+    def delete_segment(self, name: str) -> bool:
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM segments WHERE name = ?", (name,))
+            conn.execute(
+                "UPDATE memberships SET exited_at = ? WHERE segment = ? AND exited_at IS NULL",
+                (int(time.time()), name),
+            )
+            return cur.rowcount > 0
+
+    def segment_members(self, name: str) -> list[int]:
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT contact_id FROM memberships WHERE segment = ? AND exited_at IS NULL "
+                "ORDER BY contact_id",
+                (name,),
+            )
+        ]
+
+    def record_segment_run(
+        self, as_of: int, changes: Mapping[str, tuple[Sequence[int], Sequence[int]]]
+    ) -> int:
+        now = int(time.time())
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO segment_runs(started_at, as_of) VALUES (?, ?)", (now, as_of)
+            )
+            run = int(cur.lastrowid or 0)
+            for seg, (entered, exited) in changes.items():
+                if entered:
+                    conn.executemany(
+                        "INSERT INTO memberships(segment, contact_id, entered_at, entered_run) "
+                        "VALUES (?, ?, ?, ?)",
+                        [(seg, cid, as_of, run) for cid in entered],
+                    )
+                if exited:
+                    conn.executemany(
+                        "UPDATE memberships SET exited_at = ?, exited_run = ? "
+                        "WHERE segment = ? AND contact_id = ? AND exited_at IS NULL",
+                        [(as_of, run, seg, cid) for cid in exited],
+                    )
+            summary = {s: [len(e), len(x)] for s, (e, x) in changes.items()}
+            conn.execute(
+                "UPDATE segment_runs SET finished_at = ?, summary = ? WHERE id = ?",
+                (int(time.time()), _json_encode(summary).decode(), run),
+            )
+        return run
+
+    def segment_history(
+        self, name: str, *, since: int | None = None, limit: int = 1000
+    ) -> list[tuple[int, int, int | None]]:
+        sql = "SELECT contact_id, entered_at, exited_at FROM memberships WHERE segment = ?"
+        args: list[Any] = [name]
+        if since is not None:
+            sql += " AND (entered_at >= ? OR exited_at >= ?)"
+            args += [since, since]
+        sql += " ORDER BY COALESCE(exited_at, entered_at) DESC, id DESC LIMIT ?"
+        args.append(limit)
+        return [(r[0], r[1], r[2]) for r in self.conn.execute(sql, args)]
 
     # -- outbox ------------------------------------------------------------------
 

@@ -476,10 +476,16 @@ impl Expr {
         }
         let op = json_str(j.get("op"), "op", path)?.to_ascii_lowercase();
         let (operand, agg_days_used) = if let Some(f) = j.get("field") {
-            (
-                Operand::Field(json_str(Some(f), "field", path)?.to_string()),
-                false,
-            )
+            let name = json_str(Some(f), "field", path)?;
+            if !is_plain_ident(name) {
+                return Err(bad(
+                    path,
+                    &format!(
+                        "field name {name:?} is not an identifier (letters, digits, '_', '.')"
+                    ),
+                ));
+            }
+            (Operand::Field(name.to_string()), false)
         } else if let Some(a) = j.get("agg") {
             let name = json_str(Some(a), "agg", path)?;
             let func = AggFunc::parse(name)

@@ -4,6 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use ahash::AHashMap;
+
 use crate::{CoreError, CoreResult};
 
 use super::ast::Expr;
@@ -57,6 +59,12 @@ pub struct Plan {
     pub col_segments: HashMap<usize, Vec<usize>>,
     /// For each interaction kind, the segments that read it.
     pub kind_segments: HashMap<String, Vec<usize>>,
+    /// For each leaf, the segments whose result it can change (through `in_segment` too).
+    pub leaf_segments: Vec<Vec<usize>>,
+    /// For each schema column, the leaves that read it.
+    pub col_leaves: HashMap<usize, Vec<usize>>,
+    /// For each interaction kind, the leaves that read it.
+    pub kind_leaves: HashMap<String, Vec<usize>>,
     /// Whether each segment depends on the as-of time.
     pub uses_clock: Vec<bool>,
     name_index: HashMap<String, usize>,
@@ -64,12 +72,12 @@ pub struct Plan {
 
 struct Builder {
     leaves: Vec<Leaf>,
-    leaf_keys: HashMap<String, usize>,
+    leaf_keys: AHashMap<String, usize>,
     leaf_agg: Vec<Option<usize>>,
     aggs: Vec<AggKey>,
-    agg_keys: HashMap<AggKey, usize>,
+    agg_keys: AHashMap<AggKey, usize>,
     nodes: Vec<Node>,
-    node_keys: HashMap<Node, usize>,
+    node_keys: AHashMap<Node, usize>,
 }
 
 impl Builder {
@@ -210,12 +218,12 @@ impl Plan {
         let order = topo(&deps, &names)?;
         let mut b = Builder {
             leaves: Vec::new(),
-            leaf_keys: HashMap::new(),
+            leaf_keys: AHashMap::new(),
             leaf_agg: Vec::new(),
             aggs: Vec::new(),
-            agg_keys: HashMap::new(),
+            agg_keys: AHashMap::new(),
             nodes: Vec::new(),
-            node_keys: HashMap::new(),
+            node_keys: AHashMap::new(),
         };
         let mut roots = vec![0usize; n];
         let mut root_by_name: HashMap<&str, usize> = HashMap::with_capacity(n);
@@ -254,7 +262,35 @@ impl Plan {
         }
         col_segments.values_mut().for_each(|v| v.sort_unstable());
         kind_segments.values_mut().for_each(|v| v.sort_unstable());
+        let mut leaf_segments: Vec<Vec<usize>> = vec![Vec::new(); b.leaves.len()];
+        let mut stamp = vec![usize::MAX; b.nodes.len()];
+        let mut stack = Vec::new();
+        for (s, &root) in roots.iter().enumerate() {
+            stack.push(root);
+            while let Some(i) = stack.pop() {
+                if stamp[i] == s {
+                    continue;
+                }
+                stamp[i] = s;
+                match &b.nodes[i] {
+                    Node::Leaf(l) => leaf_segments[*l].push(s),
+                    Node::And(cs) | Node::Or(cs) => stack.extend(cs.iter().copied()),
+                    Node::Not(c) => stack.push(*c),
+                }
+            }
+        }
+        let mut col_leaves: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut kind_leaves: HashMap<String, Vec<usize>> = HashMap::new();
+        for (l, leaf) in b.leaves.iter().enumerate() {
+            match leaf.src() {
+                Src::Col(c) => col_leaves.entry(c).or_default().push(l),
+                Src::Agg(k) => kind_leaves.entry(k.kind).or_default().push(l),
+            }
+        }
         Ok(Plan {
+            leaf_segments,
+            col_leaves,
+            kind_leaves,
             schema,
             names,
             exprs,

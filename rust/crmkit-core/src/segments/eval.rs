@@ -84,6 +84,7 @@ pub struct Explain {
 
 enum Bound<'a> {
     Codes {
+        col: &'a Column,
         codes: &'a [u32],
         valid: &'a [u64],
         bits: Vec<u64>,
@@ -188,6 +189,7 @@ fn bind<'a>(plan: &Plan, snap: &'a Snapshot, li: usize, as_of: i64) -> CoreResul
         (_, None, None) => Bound::Const(false),
         (Leaf::Str { pred, .. }, None, Some(c)) => match &c.store {
             Store::Str { codes, dict } => Bound::Codes {
+                col: c,
                 codes,
                 valid: &c.valid,
                 bits: code_bits(&dict.values, |s| pred.test(s)),
@@ -247,9 +249,16 @@ fn fill<T: Copy>(out: &mut [u64], vals: &[T], valid: &[u64], f: impl Fn(T) -> bo
             continue;
         }
         let chunk = &vals[w * 64..w * 64 + 64];
+        // Test into bytes (vectorizes), then pack 8 bytes of 0/1 into 8 bits
+        // with one multiply each.
+        let mut t = [0u8; 64];
+        for (b, &v) in t.iter_mut().zip(chunk) {
+            *b = f(v) as u8;
+        }
         let mut m = 0u64;
-        for (j, &v) in chunk.iter().enumerate() {
-            m |= (f(v) as u64) << j;
+        for (g, bytes) in t.chunks_exact(8).enumerate() {
+            let x = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+            m |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * g);
         }
         *o = m & vw;
     }
@@ -275,14 +284,73 @@ fn fill_f(out: &mut [u64], vals: &[f64], valid: &[u64], p: &FPred) {
     match p {
         FPred::Range {
             lo,
-            lo_incl: true,
+            lo_incl,
             hi,
-            hi_incl: true,
+            hi_incl,
         } => {
             let (lo, hi) = (*lo, *hi);
-            fill(out, vals, valid, |v| (lo <= v) & (v <= hi))
+            match (*lo_incl, *hi_incl) {
+                (true, true) => fill(out, vals, valid, |v| (lo <= v) & (v <= hi)),
+                (false, true) => fill(out, vals, valid, |v| (lo < v) & (v <= hi)),
+                (true, false) => fill(out, vals, valid, |v| (lo <= v) & (v < hi)),
+                (false, false) => fill(out, vals, valid, |v| (lo < v) & (v < hi)),
+            }
+        }
+        FPred::NotIn(vs) if vs.len() == 1 => {
+            let x = vs[0];
+            fill(out, vals, valid, |v| v != x)
+        }
+        FPred::In(vs) if vs.len() == 1 => {
+            let x = vs[0];
+            fill(out, vals, valid, |v| v == x)
         }
         p => fill(out, vals, valid, |v| p.test(v)),
+    }
+}
+
+/// A leaf on a small-dictionary column, answered from the column's
+/// per-code row bitmaps: the OR of `codes`, or (`invert`) the valid rows
+/// outside that OR.
+struct CodeSet {
+    tid: usize,
+    codes: Vec<u32>,
+    invert: bool,
+}
+
+/// Dictionary-coded columns small enough to transpose per sub-block.
+const MAX_TRANSPOSED_DICT: usize = 512;
+
+fn dict_len(c: &Column) -> usize {
+    match &c.store {
+        Store::Str { dict, .. } | Store::List { dict, .. } => dict.values.len(),
+        _ => usize::MAX,
+    }
+}
+
+/// Fill `buf` (dict_len x SW words) with one row bitmap per code for rows
+/// `sub..sub + 64*nw`.
+fn transpose(c: &Column, buf: &mut [u64], sub: usize, nw: usize) {
+    buf.iter_mut().for_each(|x| *x = 0);
+    let w0 = sub / 64;
+    for w in 0..nw {
+        let mut m = c.valid[w0 + w];
+        while m != 0 {
+            let j = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let r = sub + w * 64 + j;
+            match &c.store {
+                Store::Str { codes, .. } => buf[codes[r] as usize * SW + w] |= 1 << j,
+                Store::List {
+                    start, len, codes, ..
+                } => {
+                    let s0 = start[r] as usize;
+                    for &code in &codes[s0..s0 + len[r] as usize] {
+                        buf[code as usize * SW + w] |= 1 << j;
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }
 
@@ -351,7 +419,9 @@ fn eval_leaf(b: &Bound<'_>, out: &mut [u64], sub: usize, bstart: usize, aggs: &B
     let nw = out.len();
     let (rel, rw0) = (sub - bstart, (sub - bstart) / 64);
     match b {
-        Bound::Codes { codes, valid, bits } => fill(out, &codes[sub..], &valid[w0..], |c| {
+        Bound::Codes {
+            codes, valid, bits, ..
+        } => fill(out, &codes[sub..], &valid[w0..], |c| {
             bits[(c >> 6) as usize] >> (c & 63) & 1 == 1
         }),
         Bound::List { col, bits, negated } => {
@@ -481,10 +551,73 @@ pub fn evaluate_segments(
         .par_iter()
         .map(|&l| bind(plan, snap, l, as_of).map(|b| (l, b)))
         .collect::<CoreResult<_>>()?;
-    let mut bound_of: HashMap<usize, usize> = HashMap::with_capacity(bound.len());
+    let mut bound_of = vec![usize::MAX; plan.leaves.len()];
     for (k, (l, _)) in bound.iter().enumerate() {
-        bound_of.insert(*l, k);
+        bound_of[*l] = k;
     }
+    // Small-dictionary columns read by several leaves are transposed per
+    // sub-block into one row bitmap per code; their leaves become ORs.
+    let mut readers: HashMap<usize, (usize, &Column)> = HashMap::new();
+    for (_, b) in &bound {
+        let c = match b {
+            Bound::Codes { col, .. } | Bound::List { col, .. } => *col,
+            _ => continue,
+        };
+        if dict_len(c) <= MAX_TRANSPOSED_DICT {
+            readers
+                .entry(std::ptr::from_ref(c) as usize)
+                .or_insert((0, c))
+                .0 += 1;
+        }
+    }
+    let mut tcols: Vec<(usize, &Column)> = readers
+        .into_iter()
+        .filter(|(_, (count, _))| *count >= 2)
+        .map(|(key, (_, c))| (key, c))
+        .collect();
+    tcols.sort_by_key(|(key, _)| *key);
+    let tid_of: HashMap<usize, usize> = tcols
+        .iter()
+        .enumerate()
+        .map(|(t, (key, _))| (*key, t))
+        .collect();
+    let codesets: Vec<Option<CodeSet>> = bound
+        .iter()
+        .map(|(_, b)| {
+            let (col, bits, list_negated) = match b {
+                Bound::Codes { col, bits, .. } => (*col, bits, None),
+                Bound::List { col, bits, negated } => (*col, bits, Some(*negated)),
+                _ => return None,
+            };
+            let tid = *tid_of.get(&(std::ptr::from_ref(col) as usize))?;
+            let n = dict_len(col);
+            let set: Vec<u32> = (0..n as u32)
+                .filter(|&c| bits[(c >> 6) as usize] >> (c & 63) & 1 == 1)
+                .collect();
+            Some(match list_negated {
+                Some(invert) => CodeSet {
+                    tid,
+                    codes: set,
+                    invert,
+                },
+                None if set.len() * 2 <= n => CodeSet {
+                    tid,
+                    codes: set,
+                    invert: false,
+                },
+                None => {
+                    let comp = (0..n as u32)
+                        .filter(|&c| bits[(c >> 6) as usize] >> (c & 63) & 1 == 0)
+                        .collect();
+                    CodeSet {
+                        tid,
+                        codes: comp,
+                        invert: true,
+                    }
+                }
+            })
+        })
+        .collect();
     let needs_aggs = bound.iter().any(|(_, b)| {
         matches!(
             b,
@@ -514,15 +647,43 @@ pub fn evaluate_segments(
             };
             let bw = (end - start) / 64;
             let mut arena = vec![0u64; sel_nodes.len() * SW];
+            let mut trans: Vec<Vec<u64>> = tcols
+                .iter()
+                .map(|(_, c)| vec![0u64; dict_len(c) * SW])
+                .collect();
             let mut segbuf = vec![0u64; segs.len() * bw];
             let mut sub = start;
             while sub < end {
                 let nw = SW.min((end - sub) / 64);
+                for ((_, c), buf) in tcols.iter().zip(trans.iter_mut()) {
+                    transpose(c, buf, sub, nw);
+                }
                 for (k, &ni) in sel_nodes.iter().enumerate() {
                     let (lower, upper) = arena.split_at_mut(k * SW);
                     let out = &mut upper[..nw];
                     match &plan.nodes[ni] {
-                        Node::Leaf(l) => eval_leaf(&bound[bound_of[l]].1, out, sub, start, &aggs),
+                        Node::Leaf(l) => {
+                            let k = bound_of[*l];
+                            match &codesets[k] {
+                                Some(cs) => {
+                                    out.iter_mut().for_each(|o| *o = 0);
+                                    let t = &trans[cs.tid];
+                                    for &c in &cs.codes {
+                                        let src = &t[c as usize * SW..c as usize * SW + nw];
+                                        for (o, x) in out.iter_mut().zip(src) {
+                                            *o |= x;
+                                        }
+                                    }
+                                    if cs.invert {
+                                        let valid = &tcols[cs.tid].1.valid[sub / 64..];
+                                        for (o, v) in out.iter_mut().zip(valid) {
+                                            *o = v & !*o;
+                                        }
+                                    }
+                                }
+                                None => eval_leaf(&bound[k].1, out, sub, start, &aggs),
+                            }
+                        }
                         Node::And(cs) => {
                             let c0 = slot[cs[0]] * SW;
                             out.copy_from_slice(&lower[c0..c0 + nw]);
@@ -597,6 +758,8 @@ struct RowEval<'a> {
     as_of: i64,
     memo: Vec<u8>,
     aggs: Option<Vec<AggAcc>>,
+    /// Snapshot column of each plan column, resolved on first use.
+    cols: Vec<Option<Option<&'a Column>>>,
 }
 
 impl<'a> RowEval<'a> {
@@ -608,6 +771,7 @@ impl<'a> RowEval<'a> {
             as_of,
             memo: vec![0; plan.nodes.len()],
             aggs: None,
+            cols: vec![None; plan.schema.len()],
         }
     }
 
@@ -645,8 +809,16 @@ impl<'a> RowEval<'a> {
         let Src::Col(c) = leaf.src() else {
             return (false, true);
         };
-        let col = match snap_column(self.plan, self.snap, c) {
-            Ok(Some(col)) => col,
+        let resolved = match self.cols[c] {
+            Some(r) => r,
+            None => {
+                let r = snap_column(self.plan, self.snap, c).ok().flatten();
+                self.cols[c] = Some(r);
+                r
+            }
+        };
+        let col = match resolved {
+            Some(col) => col,
             _ => {
                 return match leaf {
                     Leaf::IsNull { negated, .. } => (!*negated, false),
@@ -734,32 +906,56 @@ pub fn update_contact(
             return Err(CoreError::InvalidInput(format!("unknown field '{f}'")));
         }
     }
+    for (f, v) in &upd.values {
+        snap.check_value(f, v)?;
+    }
+    let as_of = result.as_of;
     let (row, created) = match snap.row_of(id) {
         Some(r) => (r, false),
         None => (snap.push_contact(id)?, true),
     };
-    let mut affected: Vec<usize> = Vec::new();
-    for (f, v) in &upd.values {
-        snap.set_value(row, f, v)?;
+    // The leaves reading what changes: only segments holding a leaf whose
+    // value flips for this contact can change.
+    let mut cand: Vec<usize> = Vec::new();
+    for (f, _) in &upd.values {
         if let Some((pc, _)) = plan.schema.get(f) {
-            if let Some(s) = plan.col_segments.get(&pc) {
-                affected.extend_from_slice(s);
+            if let Some(ls) = plan.col_leaves.get(&pc) {
+                cand.extend_from_slice(ls);
             }
         }
     }
-    for (k, t, a) in &upd.interactions {
-        snap.add_event(row, k, *t, *a);
-        if let Some(s) = plan.kind_segments.get(k) {
-            affected.extend_from_slice(s);
+    for (k, _, _) in &upd.interactions {
+        if let Some(ls) = plan.kind_leaves.get(k) {
+            cand.extend_from_slice(ls);
         }
     }
+    cand.sort_unstable();
+    cand.dedup();
+    let before: Vec<bool> = if created {
+        Vec::new()
+    } else {
+        let mut ev = RowEval::new(plan, snap, row, as_of);
+        cand.iter().map(|&l| ev.leaf(l).0).collect()
+    };
+    for (f, v) in &upd.values {
+        snap.set_value(row, f, v)?;
+    }
+    for (k, t, a) in &upd.interactions {
+        snap.add_event(row, k, *t, *a);
+    }
+    let mut affected: Vec<usize> = Vec::new();
+    let mut ev = RowEval::new(plan, snap, row, as_of);
     if created {
         affected = (0..plan.names.len()).collect();
     } else {
+        for (k, &l) in cand.iter().enumerate() {
+            if ev.leaf(l).0 != before[k] {
+                affected.extend_from_slice(&plan.leaf_segments[l]);
+            }
+        }
         affected.sort_unstable();
         affected.dedup();
     }
-    let mut ev = RowEval::new(plan, snap, row, result.as_of);
     let (mut entered, mut exited) = (Vec::new(), Vec::new());
     let r = row as u32;
     for s in affected {

@@ -641,6 +641,34 @@ impl Snapshot {
         Ok(row)
     }
 
+    /// Check that `v` fits the type of `field`.
+    pub fn check_value(&self, field: &str, v: &Value) -> CoreResult<()> {
+        let (_, ty) = self
+            .schema
+            .get(field)
+            .ok_or_else(|| CoreError::InvalidInput(format!("unknown field '{field}'")))?;
+        let ok = matches!(
+            (ty, v),
+            (_, Value::Null)
+                | (FieldType::String, Value::Str(_))
+                | (
+                    FieldType::Integer | FieldType::Date | FieldType::Datetime,
+                    Value::Int(_)
+                )
+                | (FieldType::Number, Value::Float(_) | Value::Int(_))
+                | (FieldType::Boolean, Value::Bool(_))
+                | (FieldType::List, Value::List(_))
+        );
+        if ok {
+            Ok(())
+        } else {
+            Err(CoreError::InvalidInput(format!(
+                "value for '{field}' is not a {}",
+                ty.name()
+            )))
+        }
+    }
+
     /// Set a field of one row; a column not supplied at build time is created (all null).
     pub fn set_value(&mut self, row: usize, field: &str, v: &Value) -> CoreResult<usize> {
         let (ci, ty) = self

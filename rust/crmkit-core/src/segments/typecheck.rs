@@ -264,7 +264,17 @@ pub fn check_text(text: &str, schema: &Schema) -> CoreResult<(Expr, TExpr)> {
 
 /// Type-check a JSON condition tree (through its text form, so errors show a caret).
 pub fn check_expr(expr: &Expr, schema: &Schema) -> CoreResult<(Expr, TExpr)> {
-    check_text(&expr.to_text(), schema)
+    let mut c = Checker {
+        text: "",
+        schema,
+        spans: &[],
+        next: 0,
+    };
+    match c.check(expr) {
+        Ok(t) => Ok((expr.clone(), t)),
+        // Re-check the text form for an error message with a caret.
+        Err(_) => check_text(&expr.to_text(), schema),
+    }
 }
 
 struct Checker<'a> {

@@ -1,0 +1,311 @@
+"""Segments: rules compiled once by the Rust engine, matched over a columnar
+snapshot of the store, with membership history.
+
+A run compiles every dynamic segment into one plan, evaluates it at an
+"as of" time, compares each segment's members with the stored ones and
+records who entered and who exited (one transaction), then fires
+``crmkit_segment_changed`` with the batch of changes.
+
+The NULL rule (the engine's, documented in docs/segments.md): a comparison
+with a missing value is false, except ``is null`` / ``is not null``; ``not``
+negates the evaluated clause.
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from crmkit.errors import ConfigError, NotFoundError
+from crmkit.records import Segment, SegmentChange
+
+if TYPE_CHECKING:
+    from crmkit import _core
+    from crmkit.kernel import Kernel
+
+BUILTIN_SCHEMA: dict[str, str] = {
+    "id": "integer",
+    "email": "string",
+    "email_domain": "string",
+    "first_name": "string",
+    "last_name": "string",
+    "phone": "string",
+    "company": "string",
+    "job_title": "string",
+    "street": "string",
+    "city": "string",
+    "region": "string",
+    "postcode": "string",
+    "country": "string",
+    "birth_date": "date",
+    "lifecycle_stage": "string",
+    "tags": "list",
+    "created_at": "datetime",
+    "updated_at": "datetime",
+}
+"""Fields every rule can use; custom and categorizer attributes are added from the store."""
+
+
+class RunResult(msgspec.Struct, kw_only=True):
+    """What a segment run did (counts only)."""
+
+    run_id: int | None
+    as_of: int
+    counts: dict[str, int]
+    entered: dict[str, int]
+    exited: dict[str, int]
+    seconds: float
+
+
+def _epoch_day(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    try:
+        s = str(value)
+        if len(s) == 10:
+            return int(
+                datetime.combine(date.fromisoformat(s), datetime.min.time(), UTC).timestamp()
+            )
+        d = datetime.fromisoformat(s.replace("Z", "+00:00"))
+        if d.tzinfo is None:
+            d = d.replace(tzinfo=UTC)
+        return int(d.timestamp())
+    except ValueError:
+        return None
+
+
+def parse_as_of(value: str | int | float | datetime | None) -> int:
+    """Epoch seconds for ``--as-of`` values (ISO date or date-time, or epoch); default now."""
+    if value is None:
+        return int(time.time())
+    if isinstance(value, datetime):
+        return int((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp())
+    if isinstance(value, int | float):
+        return int(value)
+    out = _epoch_day(value.strip())
+    if out is None:
+        raise ConfigError(f"not a date or date-time: {value!r} (use YYYY-MM-DD or ISO 8601)")
+    return out
+
+
+class Segments:
+    """The segment service of one kernel: ``kernel.segments``."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    @property
+    def store(self) -> Any:
+        return self.kernel.store
+
+    # -- schema and snapshot -----------------------------------------------------
+
+    def schema(self) -> dict[str, str]:
+        """Field → type for rules: built-in fields plus declared attributes."""
+        out = dict(BUILTIN_SCHEMA)
+        out.update({k: str(v) for k, v in self.store.attribute_types().items()})
+        return out
+
+    def snapshot(self, fields: Sequence[str] | None = None) -> _core.Snapshot:
+        """A columnar snapshot of live contacts and their interactions."""
+        from crmkit import _core
+
+        schema = self.schema()
+        wanted = [f for f in (fields or schema) if f in schema]
+        stored = [f for f in wanted if f not in ("id", "email_domain", "created_at", "updated_at")]
+        if "email_domain" in wanted and "email" not in stored:
+            stored.append("email")
+        ids, cols = self.store.contact_columns(stored)
+        columns: dict[str, list[Any]] = {}
+        for f in wanted:
+            typ = schema[f]
+            if f == "id":
+                columns[f] = list(ids)
+            elif f == "email_domain":
+                columns[f] = [
+                    e.rsplit("@", 1)[1] if e and "@" in e else None for e in cols["email"]
+                ]
+            elif f in ("created_at", "updated_at"):
+                continue
+            elif typ in ("date", "datetime"):
+                columns[f] = [_epoch_day(v) for v in cols[f]]
+            elif typ == "list":
+                columns[f] = [list(v) if isinstance(v, list | tuple) else None for v in cols[f]]
+            elif typ == "boolean":
+                columns[f] = [None if v is None else bool(v) for v in cols[f]]
+            elif typ == "integer":
+                columns[f] = [None if v is None else int(v) for v in cols[f]]
+            elif typ == "number":
+                columns[f] = [None if v is None else float(v) for v in cols[f]]
+            else:
+                columns[f] = [None if v is None else str(v) for v in cols[f]]
+        inter = self.store.interaction_columns()
+        interactions = {
+            "contact_id": inter["contact_id"],
+            "kind": inter["kind"],
+            "time": inter["occurred_at"],
+            "amount": inter["amount"],
+        }
+        snap_schema = {f: schema[f] for f in columns}
+        return _core.Snapshot(ids, columns, snap_schema, interactions)
+
+    def _plan(self, segments: Sequence[tuple[str, str | dict[str, Any]]]) -> _core.SegmentPlan:
+        from crmkit import _core
+
+        return _core.SegmentPlan(list(segments), self.schema())
+
+    # -- definitions ---------------------------------------------------------------
+
+    def definitions(self) -> list[Segment]:
+        """Every stored segment."""
+        return list(self.store.list_segments())
+
+    def get(self, name: str) -> Segment:
+        """One stored segment by name."""
+        for s in self.definitions():
+            if s.name == name:
+                return s
+        raise NotFoundError(f"no segment {name!r}")
+
+    def add(self, segments: Sequence[Segment]) -> None:
+        """Validate (compile together with the stored ones) and save segments."""
+        merged = {s.name: s for s in self.definitions()}
+        for s in segments:
+            if s.kind == "dynamic" and not s.rule:
+                raise ConfigError(f"segment {s.name!r}: a dynamic segment needs a rule")
+            merged[s.name] = s
+        self._plan([(s.name, s.rule) for s in merged.values() if s.kind == "dynamic" and s.rule])
+        self.store.save_segments(list(segments))
+
+    def remove(self, name: str) -> None:
+        """Delete a segment; its members exit now."""
+        if not self.store.delete_segment(name):
+            raise NotFoundError(f"no segment {name!r}")
+
+    # -- evaluation ------------------------------------------------------------------
+
+    def run(self, *, as_of: int | None = None, dry_run: bool = False) -> RunResult:
+        """Evaluate every dynamic segment and record who entered and exited."""
+        t0 = time.perf_counter()
+        when = as_of if as_of is not None else int(time.time())
+        defs = [s for s in self.definitions() if s.kind == "dynamic" and s.rule]
+        if not defs:
+            return RunResult(run_id=None, as_of=when, counts={}, entered={}, exited={}, seconds=0.0)
+        plan = self._plan([(s.name, s.rule or "") for s in defs])
+        result = plan.evaluate(self.snapshot(), when)
+        changes: dict[str, tuple[list[int], list[int]]] = {}
+        counts = result.counts()
+        for name in result.names:
+            now = set(result.members(name))
+            before = set(self.store.segment_members(name))
+            entered = sorted(now - before)
+            exited = sorted(before - now)
+            if entered or exited:
+                changes[name] = (entered, exited)
+        run_id = None
+        if not dry_run:
+            run_id = self.store.record_segment_run(when, changes)
+            if changes:
+                self.kernel.hooks.segment_changed(
+                    self.kernel,
+                    [
+                        SegmentChange(segment=n, run_id=run_id, entered=tuple(e), exited=tuple(x))
+                        for n, (e, x) in changes.items()
+                    ],
+                )
+        return RunResult(
+            run_id=run_id,
+            as_of=when,
+            counts=counts,
+            entered={n: len(e) for n, (e, _) in changes.items() if e},
+            exited={n: len(x) for n, (_, x) in changes.items() if x},
+            seconds=round(time.perf_counter() - t0, 3),
+        )
+
+    def preview(self, rule: str, *, as_of: int | None = None, sample: int = 10) -> dict[str, Any]:
+        """Count and a sample of ids for a rule, saving nothing."""
+        when = as_of if as_of is not None else int(time.time())
+        others = [
+            (s.name, s.rule or "") for s in self.definitions() if s.kind == "dynamic" and s.rule
+        ]
+        plan = self._plan([*others, ("__preview__", rule)])
+        result = plan.evaluate(self.snapshot(), when)
+        members = result.members("__preview__")
+        return {"count": len(members), "sample": members[:sample], "as_of": when}
+
+    def explain(self, contact_id: int, segment: str, *, as_of: int | None = None) -> dict[str, Any]:
+        """Why a contact is or is not in a segment, clause by clause."""
+        when = as_of if as_of is not None else int(time.time())
+        self.get(segment)
+        defs = [
+            (s.name, s.rule or "") for s in self.definitions() if s.kind == "dynamic" and s.rule
+        ]
+        live = self.store.resolve_ids([contact_id]).get(contact_id, contact_id)
+        plan = self._plan(defs)
+        try:
+            return dict(plan.explain(self.snapshot(), live, segment, when))
+        except Exception as exc:
+            from crmkit.errors import CrmkitError
+
+            if isinstance(exc, CrmkitError):
+                raise NotFoundError(f"contact {contact_id} or segment {segment!r}: {exc}") from None
+            raise
+
+    def members(self, name: str) -> list[int]:
+        """Current members of a stored segment."""
+        self.get(name)
+        return list(self.store.segment_members(name))
+
+    def history(
+        self, name: str, *, since: int | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Entries and exits of a segment, newest first."""
+        self.get(name)
+        return [
+            {"contact_id": c, "entered_at": e, "exited_at": x}
+            for c, e, x in self.store.segment_history(name, since=since, limit=limit)
+        ]
+
+
+def load_segment_file(path: Path) -> list[Segment]:
+    """Segments from a TOML (``[[segments]]``), JSON (a list) or text file
+    (``name: rule`` per line; ``#`` comments)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    items: list[Mapping[str, Any]]
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            items = tomllib.loads(text).get("segments", [])
+        elif suffix == ".json":
+            data = msgspec.json.decode(text.encode())
+            items = data["segments"] if isinstance(data, dict) else data
+        else:
+            items = []
+            for n, line in enumerate(text.splitlines(), 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                if ":" not in line:
+                    raise ConfigError(f"{path}:{n}: expected 'name: rule'")
+                name, rule = line.split(":", 1)
+                items.append({"name": name.strip(), "rule": rule.strip()})
+    except (tomllib.TOMLDecodeError, msgspec.DecodeError) as exc:
+        raise ConfigError(f"{path}: cannot parse: {exc}") from None
+    out = []
+    for i, it in enumerate(items):
+        try:
+            out.append(msgspec.convert(dict(it), Segment))
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"{path}: segments[{i}]: {exc}") from None
+    return out
