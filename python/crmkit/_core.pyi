@@ -257,3 +257,19 @@ class SegmentPlan:
         """Clause tree {"text", "value", "null", "children"} for one contact."""
     def exclusive(self, snapshot: Snapshot, as_of: int, other: str = "other") -> list[str]:
         """First matching segment (plan order) per contact, in row order, else ``other``."""
+
+# -- rfm ---------------------------------------------------------------------
+def rfm_scores(
+    ids: list[int],
+    contact_id: list[int],
+    time: list[int],
+    amount: list[float | None],
+    as_of: int,
+    *,
+    bins: int = 5,
+) -> tuple[
+    list[int | None], list[int], list[float], list[int | None], list[int | None], list[int | None]
+]:
+    """RFM measures and scores aligned with ``ids``: recency_days, frequency, monetary,
+    r, f, m (scores 1..bins, ties share a score; ``None`` for contacts without a
+    purchase at or before ``as_of``)."""

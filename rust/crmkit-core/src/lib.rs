@@ -12,6 +12,7 @@ pub mod csvread;
 pub mod dedupe;
 pub mod error;
 pub mod normalize;
+pub mod rfm;
 pub mod segments;
 
 pub use error::{CoreError, CoreResult};

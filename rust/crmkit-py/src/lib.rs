@@ -10,6 +10,7 @@ mod csvread;
 mod dedupe;
 mod errors;
 mod normalize;
+mod rfm;
 #[allow(clippy::type_complexity)]
 mod segments;
 
@@ -29,6 +30,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     normalize::register(m)?;
+    rfm::register(m)?;
     csvread::register(m)?;
     dedupe::register(m)?;
     segments::register(m)?;
