@@ -182,16 +182,17 @@ def parse_rule(rule: str | dict[str, Any], schema: dict[str, str] | None = None)
 def rule_to_text(rule: str | dict[str, Any]) -> str:
     """The canonical text form of a rule (tree or text)."""
 
+@final
 class Snapshot:
     """A columnar snapshot of contacts (and their interactions) for the segment engine."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         ids: Sequence[int],
         columns: dict[str, Any],
         schema: dict[str, str],
         interactions: dict[str, Any] | None = None,
-    ) -> None:
+    ) -> Snapshot:
         """Columns hold one value (or None) per id; interactions are parallel lists
         ``contact_id``, ``kind``, ``time`` (epoch seconds) and optional ``amount``."""
 
@@ -200,6 +201,7 @@ class Snapshot:
     def ids(self) -> list[int]:
         """Contact ids in row order."""
 
+@final
 class SegmentResult:
     """Memberships of every segment of a plan at one as-of time."""
 
@@ -219,15 +221,16 @@ class SegmentResult:
         """Members' row indices as a serialized roaring bitmap."""
     def diff(self, previous: SegmentResult) -> dict[str, tuple[list[int], list[int]]]:
         """{segment: (entered ids, exited ids)} since ``previous``."""
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object, /) -> bool:
         """Same segment names, as-of time and memberships."""
 
+@final
 class SegmentPlan:
     """Segments compiled into one predicate graph with shared sub-expressions."""
 
-    def __init__(
-        self, segments: Iterable[tuple[str, str | dict[str, Any]]], schema: dict[str, str]
-    ) -> None:
+    def __new__(
+        cls, segments: Iterable[tuple[str, str | dict[str, Any]]], schema: dict[str, str]
+    ) -> SegmentPlan:
         """Compile (name, rule) pairs in priority order; raises RuleError."""
     @property
     def names(self) -> list[str]:
