@@ -16,7 +16,7 @@ done
 echo "== cargo fmt / clippy / test"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test -p crmkit-core --locked --release
+cargo test -p crmkit-core --locked
 
 echo "== ruff / mypy"
 ruff check python tests benches plugins examples
