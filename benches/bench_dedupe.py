@@ -1,0 +1,67 @@
+"""End-to-end dedupe over the store: read contacts → match → clusters → merge plan.
+
+What a user waits for in ``crmkit dedupe --dry-run``. The store is built once per
+session (import of the generated sample with ``key = "external_id"``) and is not
+timed. Run for real with ``pytest benches/bench_dedupe.py --benchmark-enable -s``
+(100k contacts; ``CRMKIT_BENCH_ROWS`` overrides); by default
+(``--benchmark-disable``) each bench runs once on 3,000 rows as a smoke test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crmkit.dedupe import DedupeResult, find_duplicates
+from crmkit.kernel import Kernel
+from crmkit.merge import MergePlan, build_plan
+from crmkit.sample import generate
+
+
+def _size(request: pytest.FixtureRequest, full: int) -> int:
+    opt = request.config.getoption
+    enabled = bool(opt("benchmark_enable")) or not opt("benchmark_disable")
+    return int(os.environ.get("CRMKIT_BENCH_ROWS", full)) if enabled else 3000
+
+
+@pytest.fixture
+def kernel(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    n = _size(request, 100_000)
+    info = generate(tmp_path, contacts=n, with_interactions=False, with_companies=False)
+    k = Kernel.open(tmp_path / "crm.db", disable_plugin_autoload=True)
+    t0 = time.perf_counter()
+    k.import_file(info.contacts_path, key="external_id")
+    print(f"\nrows={n} import={time.perf_counter() - t0:.2f}s (not timed)")
+    yield k
+    k.close()
+
+
+def test_store_to_clusters_to_plan(benchmark: Any, kernel: Kernel) -> None:
+    times: dict[str, float] = {}
+
+    def run() -> tuple[DedupeResult, MergePlan]:
+        marks: list[tuple[str, float]] = [("start", time.perf_counter())]
+
+        def step(name: str) -> None:
+            marks.append((name, time.perf_counter()))
+
+        res = find_duplicates(kernel.store, progress=step)
+        plan = build_plan(kernel.store, res, progress=step)
+        marks.append(("end", time.perf_counter()))
+        for (name, t0), (_, t1) in itertools.pairwise(marks):
+            times[name] = t1 - t0
+        times["total"] = marks[-1][1] - marks[0][1]
+        return res, plan
+
+    res, plan = benchmark.pedantic(run, rounds=1, iterations=1)
+    parts = " ".join(f"{k}={v:.2f}s" for k, v in times.items() if k != "start")
+    print(
+        f"\ncontacts={len(res.ids)} clusters={len(res.clusters)} merges={len(plan)} "
+        f"merged={plan.merged} {parts}"
+    )
+    assert len(plan) == len(res.clusters) and plan.merged == res.duplicates

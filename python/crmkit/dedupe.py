@@ -1,0 +1,556 @@
+"""Find duplicate contacts: over the store, or over a CSV/JSONL file with no store.
+
+The matching itself runs in Rust (:class:`crmkit._core.Matcher`: blocking,
+Fellegi-Sunter weights trained by EM, clusters). This module validates the
+settings, turns stored (display-form) values into match keys, and shapes the
+result. Example::
+
+    from crmkit import Kernel
+    from crmkit.dedupe import DedupeConfig, find_duplicates
+
+    with Kernel.open("crm.db") as k:
+        found = find_duplicates(k.store, DedupeConfig(threshold=0.8))
+        for cluster_id, ids in found.clusters.items():
+            print(cluster_id, ids)
+
+Messages and warnings name fields and row numbers, never values.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from crmkit import _core
+from crmkit.errors import ConfigError, SourceError
+from crmkit.plugins import format_validation_error
+
+if TYPE_CHECKING:
+    from crmkit.kernel import Kernel
+    from crmkit.store.base import Store
+    from crmkit.workflow import DedupeSection
+
+MatchField = Literal[
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "postcode",
+    "city",
+    "street",
+    "birth_date",
+    "company",
+]
+MATCH_FIELDS: tuple[str, ...] = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "postcode",
+    "city",
+    "street",
+    "birth_date",
+    "company",
+)
+"""The contact fields the matcher compares."""
+
+_TRANSFORMS = frozenset(
+    {"exact", "phonetic", "initial", "year", "local", "domain", "nick", "nickinitial"}
+)
+_PART = re.compile(r"^([a-z_]+(?:\+[a-z_]+)*)(?::([a-z]+\d*))?$")
+
+Progress = Callable[[str], None]
+"""Called with the name of each long step as it starts (``"reading"``, ``"matching"`` …)."""
+
+
+class DedupeConfig(BaseModel):
+    """Dedupe settings (the ``[dedupe]`` workflow section and the CLI options).
+
+    Every setting is optional; the defaults suit contacts. ``blocking`` is a list
+    of rules, each a list of ``field[+field][:transform]`` parts (transforms:
+    ``exact``, ``prefixN``, ``phonetic``, ``initial``, ``year``, ``local``,
+    ``domain``, ``nick``, ``nickinitial``); pairs sharing every part of any rule
+    are compared.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Match probability at or above which two contacts are duplicates (default 0.5)."""
+    fields: list[MatchField] | None = None
+    """The fields compared (default: every field present)."""
+    blocking: list[list[str]] | None = None
+    """Blocking rules (default: the engine's rules for contacts)."""
+    max_block: int | None = Field(default=None, ge=2)
+    """Blocks larger than this are compared within a sorted window only."""
+    window: int | None = Field(default=None, ge=1)
+    """The sorted window's width for oversized blocks."""
+    max_pairs_per_record: float | None = Field(default=None, gt=0)
+    """Budget of candidate pairs per record before rules are capped."""
+    guard: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Chaining guard: how strongly a weak link between two clusters is refused."""
+    seed: int | None = None
+    """Random seed of the training sample."""
+
+    @field_validator("blocking")
+    @classmethod
+    def _rules(cls, rules: list[list[str]] | None) -> list[list[str]] | None:
+        if rules is None:
+            return None
+        if not rules:
+            raise ValueError("give at least one blocking rule, or leave blocking out")
+        for i, rule in enumerate(rules):
+            if not rule:
+                raise ValueError(f"rule {i} is empty")
+            for part in rule:
+                m = _PART.match(part)
+                if m is None:
+                    raise ValueError(f"rule {i}: {part!r} is not field[+field][:transform]")
+                for f in m.group(1).split("+"):
+                    if f not in MATCH_FIELDS:
+                        raise ValueError(
+                            f"rule {i}: unknown field {f!r} (known: {', '.join(MATCH_FIELDS)})"
+                        )
+                t = m.group(2)
+                if t is not None and t not in _TRANSFORMS and not re.fullmatch(r"prefix\d+", t):
+                    raise ValueError(f"rule {i}: unknown transform {t!r}")
+        return rules
+
+    def engine_config(self) -> dict[str, Any]:
+        """The settings as the Rust matcher takes them (unset keys left out)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None and k in _ENGINE_KEYS}
+
+
+_ENGINE_KEYS = frozenset(
+    {
+        "threshold",
+        "fields",
+        "blocking",
+        "max_block",
+        "window",
+        "max_pairs_per_record",
+        "guard",
+        "seed",
+    }
+)
+
+
+def parse_config(data: Mapping[str, Any] | None, *, where: str = "dedupe") -> DedupeConfig:
+    """Validate ``data`` into a :class:`DedupeConfig`; errors name the field."""
+    try:
+        return DedupeConfig.model_validate(dict(data or {}))
+    except ValidationError as exc:
+        lines = format_validation_error(exc).splitlines()
+        raise ConfigError(
+            f"{where}: invalid settings: {'; '.join(x.strip() for x in lines)}"
+        ) from None
+
+
+class Pair(msgspec.Struct, frozen=True):
+    """Two contact ids judged duplicates, with the match probability."""
+
+    left: int
+    right: int
+    probability: float
+
+
+class DedupeResult(msgspec.Struct, kw_only=True):
+    """Clusters of duplicates and the scored pairs behind them (ids only).
+
+    ``clusters`` maps a cluster id (its smallest contact id, stable across runs
+    while the cluster is unchanged) to its ids in ascending order; only clusters
+    of two or more are listed. ``assignment`` holds every id's cluster id.
+    """
+
+    ids: list[int]
+    assignment: list[int]
+    clusters: dict[int, list[int]]
+    pairs: list[Pair]
+    warnings: list[str]
+    stats: dict[str, float]
+    matcher: Any = None
+    """The fitted :class:`crmkit._core.Matcher` (for :func:`explain`), or None."""
+
+    @property
+    def duplicates(self) -> int:
+        """Records that would be merged away (cluster sizes minus one, summed)."""
+        return sum(len(v) - 1 for v in self.clusters.values())
+
+    def cluster_pairs(self) -> dict[int, list[Pair]]:
+        """The scored pairs inside each cluster, by cluster id."""
+        where = dict(zip(self.ids, self.assignment, strict=True))
+        out: dict[int, list[Pair]] = {}
+        for p in self.pairs:
+            c = where.get(p.left)
+            if c is not None and c == where.get(p.right):
+                out.setdefault(c, []).append(p)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Counts only (no personal data), for logs, audit and ``--json``."""
+        sizes: dict[int, int] = {}
+        for v in self.clusters.values():
+            sizes[len(v)] = sizes.get(len(v), 0) + 1
+        return {
+            "records": len(self.ids),
+            "clusters": len(self.clusters),
+            "duplicates": self.duplicates,
+            "pairs": len(self.pairs),
+            "cluster_sizes": {str(k): v for k, v in sorted(sizes.items())},
+            "warnings": list(self.warnings),
+            "stats": dict(self.stats),
+        }
+
+
+# -- match keys ----------------------------------------------------------------
+
+
+def _lower(values: Sequence[Any]) -> list[str | None]:
+    out: list[str | None] = []
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        s = " ".join(str(v).lower().split())
+        out.append(s or None)
+    return out
+
+
+def _phone_key(values: Sequence[Any]) -> list[str | None]:
+    out: list[str | None] = []
+    for v in values:
+        d = "".join(c for c in str(v) if c.isdigit()) if v is not None else ""
+        out.append(d[-9:] if len(d) >= 7 else None)
+    return out
+
+
+def _date_key(values: Sequence[Any]) -> list[str | None]:
+    out: list[str | None] = []
+    for v in values:
+        s = str(v).strip()[:10] if v is not None else ""
+        out.append(s if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s) else None)
+    return out
+
+
+def match_keys(columns: Mapping[str, Sequence[Any]]) -> dict[str, list[str | None]]:
+    """Match keys for the matcher from normalized contact columns.
+
+    Names become ASCII-folded lowercase keys, emails drop ``+tags`` and Gmail
+    dots, phones keep their last nine digits (so national and international
+    forms agree), dates keep ``YYYY-MM-DD``, other text is lowercased with its
+    whitespace collapsed. Columns that are not match fields are left out.
+    """
+    out: dict[str, list[str | None]] = {}
+    for f, col in columns.items():
+        if f not in MATCH_FIELDS:
+            continue
+        vals = [None if v is None else str(v) for v in col]
+        if f in ("first_name", "last_name"):
+            out[f] = _core.name_keys(vals)
+        elif f == "email":
+            out[f] = _core.normalize_emails(
+                [v.strip().lower() if v else None for v in vals],
+                strip_plus=True,
+                fold_gmail_dots=True,
+            )
+        elif f == "phone":
+            out[f] = _phone_key(vals)
+        elif f == "birth_date":
+            out[f] = _date_key(vals)
+        else:
+            out[f] = _lower(vals)
+    return out
+
+
+# -- matching ------------------------------------------------------------------
+
+
+def run_matcher(
+    columns: Mapping[str, Sequence[Any]],
+    ids: Sequence[int],
+    config: DedupeConfig | None = None,
+    *,
+    progress: Progress | None = None,
+) -> DedupeResult:
+    """Match rows given as normalized columns; ``ids`` name the rows (unique)."""
+    cfg = config or DedupeConfig()
+    keys = match_keys(columns)
+    if cfg.fields:
+        keys = {f: v for f, v in keys.items() if f in cfg.fields}
+    if not keys:
+        raise ConfigError(f"nothing to match on: no column holds any of {', '.join(MATCH_FIELDS)}")
+    try:
+        matcher = _core.Matcher(cfg.engine_config())
+    except _core.ConfigError as exc:
+        raise ConfigError(f"dedupe: {exc}") from None
+    if progress:
+        progress("matching")
+    matcher.fit(keys, list(ids))
+    res = matcher.predict(cfg.threshold)
+    assignment = list(res.clusters)
+    groups: dict[int, list[int]] = {}
+    for i, c in zip(ids, assignment, strict=True):
+        groups.setdefault(c, []).append(i)
+    clusters = {c: sorted(v) for c, v in sorted(groups.items()) if len(v) > 1}
+    pairs = [Pair(a, b, p) for a, b, p in zip(res.left, res.right, res.probability, strict=True)]
+    return DedupeResult(
+        ids=list(ids),
+        assignment=assignment,
+        clusters=clusters,
+        pairs=pairs,
+        warnings=list(res.warnings),
+        stats=dict(res.stats),
+        matcher=matcher,
+    )
+
+
+def find_duplicates(
+    store: Store,
+    config: DedupeConfig | None = None,
+    *,
+    progress: Progress | None = None,
+) -> DedupeResult:
+    """Find clusters of duplicates among the store's live contacts."""
+    cfg = config or DedupeConfig()
+    fields = list(cfg.fields or MATCH_FIELDS)
+    if progress:
+        progress("reading")
+    ids, cols = store.contact_columns(fields)
+    if not ids:
+        return DedupeResult(ids=[], assignment=[], clusters={}, pairs=[], warnings=[], stats={})
+    return run_matcher(cols, ids, cfg, progress=progress)
+
+
+def explain(result: DedupeResult, left: int, right: int) -> dict[str, Any]:
+    """Each field's comparison level and weight for contacts ``left`` and ``right``.
+
+    Both ids must be among the records matched. The total weight is the prior
+    plus every field's weight and term-frequency adjustment.
+    """
+    if result.matcher is None:
+        raise ConfigError("nothing was matched; run dedupe over some records first")
+    known = set(result.ids)
+    for i in (left, right):
+        if i not in known:
+            raise ConfigError(f"contact {i} is not among the live contacts matched")
+    out: dict[str, Any] = result.matcher.explain(left, right)
+    return out
+
+
+# -- files (no store) ----------------------------------------------------------
+
+
+class FileDedupeReport(msgspec.Struct, kw_only=True):
+    """What :func:`dedupe_file` did (counts and field names only)."""
+
+    rows: int
+    clusters: int
+    duplicates: int
+    fields: list[str]
+    rejected: int
+    warnings: list[str]
+    out: str
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str | None]], int]:
+    reader = _core.CsvReader(path)
+    headers = list(reader.headers)
+    rows: list[list[str | None]] = []
+    rejected = 0
+    for cols, _lines, _ends, rejects in reader:
+        rejected += len(rejects)
+        if cols:
+            rows.extend([list(r) for r in zip(*cols, strict=True)])
+    return headers, rows, rejected
+
+
+def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    dec = msgspec.json.Decoder()
+    objs: list[dict[str, Any]] = []
+    rejected = 0
+    with path.open("rb") as f:
+        for raw in f:
+            if not raw.strip():
+                continue
+            try:
+                obj = dec.decode(raw)
+            except msgspec.DecodeError:
+                rejected += 1
+                continue
+            if isinstance(obj, dict):
+                objs.append(obj)
+            else:
+                rejected += 1
+    return objs, rejected
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    s = str(v).strip()
+    return s or None
+
+
+def dedupe_file(
+    path: str | Path,
+    out: str | Path,
+    config: DedupeConfig | None = None,
+    *,
+    format: str | None = None,
+    preset: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    default_region: str = "US",
+    progress: Progress | None = None,
+) -> FileDedupeReport:
+    """Find duplicates in a CSV or JSONL file of contacts and write it back with ``cluster_id``.
+
+    Every row read is written to ``out`` (CSV in, CSV out, UTF-8, cells
+    trimmed as the CSV reader gives them; JSONL in, JSONL out) with a ``cluster_id`` column: the 1-based row number of the
+    cluster's first row, so every row of one cluster shares it and a row with
+    no duplicate has its own number. Headers are mapped to fields as imports
+    map them (``preset``, ``columns`` overrides). No store is opened.
+    """
+    from crmkit.kernel import guess_format
+    from crmkit.mapping import map_headers
+
+    src, dst = Path(path), Path(out)
+    if not src.is_file():
+        raise SourceError(f"{src}: no such file")
+    fmt = format or guess_format(src)
+    if fmt not in ("csv", "jsonl"):
+        raise ConfigError(f"unknown format {fmt!r} (csv or jsonl)")
+    if progress:
+        progress("reading")
+    headers: list[str]
+    rows: list[list[str | None]] = []
+    objs: list[dict[str, Any]] = []
+    if fmt == "csv":
+        try:
+            headers, rows, rejected = _read_csv(src)
+        except _core.InvalidInputError as exc:
+            msg = str(exc)
+            raise SourceError(msg if src.name in msg else f"{src}: {msg}") from None
+        n = len(rows)
+    else:
+        objs, rejected = _read_jsonl(src)
+        seen: dict[str, None] = {}
+        for o in objs:
+            seen.update(dict.fromkeys(o))
+        headers = list(seen)
+        n = len(objs)
+    if n == 0:
+        raise SourceError(f"{src}: no rows to deduplicate")
+    fields = map_headers(headers, "contacts", preset=preset, overrides=columns)
+    cols: dict[str, list[str | None]] = {}
+    for j, f in enumerate(fields):
+        if f is None or f in cols:
+            continue
+        if f in MATCH_FIELDS or f == "country":
+            if fmt == "csv":
+                cols[f] = [_text(r[j]) for r in rows]
+            else:
+                h = headers[j]
+                cols[f] = [_text(o.get(h)) for o in objs]
+    warnings: list[str] = []
+    if not any(f in cols for f in MATCH_FIELDS):
+        raise ConfigError(
+            f"{src}: no column maps to a field to match on ({', '.join(MATCH_FIELDS)}); "
+            "map one with --map HEADER=FIELD"
+        )
+    norm_in: dict[str, list[str | None]] = {
+        f: cols[f]
+        for f in ("email", "phone", "first_name", "last_name", "country", "postcode")
+        if f in cols
+    }
+    normalized, _issues = _core.normalize_contact_columns(norm_in, default_region=default_region)
+    cols.update(normalized)
+    cols.pop("country", None)
+    res = run_matcher(cols, list(range(n)), config, progress=progress)
+    warnings.extend(res.warnings)
+    if progress:
+        progress("writing")
+    cluster_ids = [c + 1 for c in res.assignment]
+    tmp = dst.with_name(dst.name + ".tmp")
+    try:
+        if fmt == "csv":
+            with tmp.open("w", newline="", encoding="utf-8") as ft:
+                w = csv.writer(ft, lineterminator="\n")
+                w.writerow([*headers, "cluster_id"])
+                for r, c in zip(rows, cluster_ids, strict=True):
+                    w.writerow([*("" if v is None else v for v in r), c])
+        else:
+            enc = msgspec.json.Encoder()
+            with tmp.open("wb") as fb:
+                for o, c in zip(objs, cluster_ids, strict=True):
+                    fb.write(enc.encode({**o, "cluster_id": c}))
+                    fb.write(b"\n")
+        tmp.replace(dst)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SourceError(f"{dst}: cannot write ({exc.strerror})") from None
+    return FileDedupeReport(
+        rows=n,
+        clusters=len(res.clusters),
+        duplicates=res.duplicates,
+        fields=[f for f in MATCH_FIELDS if f in cols],
+        rejected=rejected,
+        warnings=warnings,
+        out=str(dst),
+    )
+
+
+__all__ = [
+    "MATCH_FIELDS",
+    "DedupeConfig",
+    "DedupeResult",
+    "FileDedupeReport",
+    "Pair",
+    "dedupe_file",
+    "explain",
+    "find_duplicates",
+    "match_keys",
+    "parse_config",
+    "run_dedupe_step",
+    "run_matcher",
+]
+
+
+# -- workflow step -------------------------------------------------------------
+
+
+def run_dedupe_step(
+    kernel: Kernel, section: DedupeSection, *, dry_run: bool = False
+) -> dict[str, Any]:
+    """The workflow's ``[dedupe]`` step: find, plan and (unless ``dry_run`` or
+    ``apply = false``) merge; returns counts for the run summary."""
+    from crmkit.merge import apply_plan, build_plan
+
+    cfg = DedupeConfig.model_validate({k: getattr(section, k) for k in DedupeConfig.model_fields})
+    res = find_duplicates(kernel.store, cfg)
+    out: dict[str, Any] = {
+        "contacts": len(res.ids),
+        "clusters": len(res.clusters),
+        "duplicates": res.duplicates,
+        "warnings": len(res.warnings),
+    }
+    if not res.clusters or dry_run or not section.apply:
+        out["merged"] = 0
+        return out
+    opts = {"sources": list(section.sources)} if section.sources else {}
+    plan = build_plan(
+        kernel.store,
+        res,
+        rule=section.rule,
+        survivor=section.survivor,
+        options=opts,
+    )
+    events = apply_plan(kernel, plan, actor="workflow")
+    out["merged"] = sum(len(e.merged_ids) for e in events)
+    out["merges"] = len(events)
+    return out

@@ -1,0 +1,394 @@
+"""Merges and their undo over the SQLite store.
+
+:func:`apply_merges` writes a batch of merges in one transaction: it updates
+each survivor, points the merged contacts at it (``merged_into``), relinks
+their interactions, consents and segment memberships, and records a merge
+event holding a ``before`` image of every row it touched. :func:`undo_merge`
+puts those rows back exactly as they were.
+
+Everything is keyed by ids; nothing personal goes into the audit log.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from crmkit.errors import NotFoundError, StoreError
+from crmkit.records import MergeEvent
+from crmkit.store.sqlite import SQLiteStore, from_epoch
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+LINKED_TABLES: tuple[str, ...] = ("interactions", "consents", "memberships")
+"""Tables whose ``contact_id`` moves to the survivor on a merge."""
+
+_CHUNK = 900
+
+
+class MergeSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One merge to apply: the survivor's new column values and the ids merged into it.
+
+    ``values`` maps contacts columns (plain fields, ``tags`` as a list,
+    ``attrs`` as a dict) to the survivor's values after the merge; columns not
+    named keep their value. ``provenance`` says which contact each field came
+    from; ``explanation`` holds the scored pairs (ids and probabilities).
+    """
+
+    survivor_id: int
+    merged_ids: tuple[int, ...]
+    values: dict[str, Any] = msgspec.field(default_factory=dict)
+    score: float | None = None
+    explanation: dict[str, Any] = msgspec.field(default_factory=dict)
+    provenance: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class MergeConflictError(StoreError):
+    """A merge cannot be applied or undone in the store's current state."""
+
+
+_WRITABLE = frozenset(
+    {
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "company",
+        "job_title",
+        "street",
+        "city",
+        "region",
+        "postcode",
+        "country",
+        "birth_date",
+        "lifecycle_stage",
+        "tags",
+        "attrs",
+    }
+)
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _contact_columns(conn: sqlite3.Connection) -> list[str]:
+    return [r[1] for r in conn.execute("PRAGMA table_info(contacts)")]
+
+
+def contact_rows(store: SQLiteStore, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Whole contacts rows by id, as stored (``tags``/``attrs`` decoded from JSON)."""
+    conn = store.conn
+    names = _contact_columns(conn)
+    out: dict[int, dict[str, Any]] = {}
+    uniq = list(dict.fromkeys(ids))
+    for i in range(0, len(uniq), _CHUNK):
+        chunk = uniq[i : i + _CHUNK]
+        for row in conn.execute(
+            f"SELECT * FROM contacts WHERE id IN ({_marks(len(chunk))})", tuple(chunk)
+        ):
+            d = dict(zip(names, row, strict=True))
+            d["tags"] = _decode(d["tags"]) if d.get("tags") else []
+            d["attrs"] = _decode(d["attrs"]) if d.get("attrs") else {}
+            out[d["id"]] = d
+    return out
+
+
+def _raw_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> list[dict[str, Any]]:
+    names = _contact_columns(conn)
+    rows = conn.execute(
+        f"SELECT * FROM contacts WHERE id IN ({_marks(len(ids))}) ORDER BY id", tuple(ids)
+    ).fetchall()
+    return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def _freeze(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as JSON-safe data that keeps BLOBs apart from TEXT (``{"$blob": hex}``)."""
+    return {k: {"$blob": v.hex()} if isinstance(v, bytes) else v for k, v in row.items()}
+
+
+def _thaw(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: bytes.fromhex(v["$blob"]) if isinstance(v, dict) and "$blob" in v else v
+        for k, v in row.items()
+    }
+
+
+def _event(row: tuple[Any, ...]) -> MergeEvent:
+    return MergeEvent(
+        id=row[0],
+        survivor_id=row[1],
+        merged_ids=tuple(_decode(row[2])),
+        score=row[3],
+        explanation=_decode(row[4]) if row[4] else {},
+        provenance=_decode(row[5]) if row[5] else {},
+        created_at=from_epoch(row[6]),
+        undone_at=from_epoch(row[7]),
+    )
+
+
+_EVENT_COLS = "id, survivor_id, merged_ids, score, explanation, provenance, created_at, undone_at"
+
+
+def apply_merges(
+    store: SQLiteStore,
+    specs: Sequence[MergeSpec],
+    *,
+    actor: str = "crmkit",
+    on_merge: Callable[[int], None] | None = None,
+) -> list[MergeEvent]:
+    """Apply ``specs`` in one transaction and return their merge events.
+
+    Every id must be a live contact (not merged, present) and appear in one
+    spec only; otherwise nothing is written and :class:`MergeConflictError`
+    says which id. ``on_merge`` is called with the count applied so far after
+    each merge (progress); if it raises, nothing is written.
+    """
+    seen: set[int] = set()
+    for s in specs:
+        if s.survivor_id in s.merged_ids or not s.merged_ids:
+            raise MergeConflictError(
+                f"merge of contact {s.survivor_id}: merged ids must be other contacts"
+            )
+        for i in (s.survivor_id, *s.merged_ids):
+            if i in seen:
+                raise MergeConflictError(f"contact {i} appears in more than one merge")
+            seen.add(i)
+    for k in (k for s in specs for k in s.values):
+        if k not in _WRITABLE:
+            raise MergeConflictError(f"cannot set contacts column {k!r} in a merge")
+    now = int(time.time())
+    events: list[MergeEvent] = []
+    conn = store.conn
+    try:
+        with store.transaction():
+            for n, s in enumerate(specs, 1):
+                ids = [s.survivor_id, *s.merged_ids]
+                before = _raw_rows(conn, ids)
+                found = {r["id"]: r for r in before}
+                for i in ids:
+                    r = found.get(i)
+                    if r is None:
+                        raise MergeConflictError(f"contact {i} does not exist")
+                    if r["merged_into"] is not None:
+                        raise MergeConflictError(
+                            f"contact {i} was already merged into contact {r['merged_into']}"
+                        )
+                merged = list(s.merged_ids)
+                links: dict[str, dict[str, int]] = {}
+                for table in LINKED_TABLES:
+                    rows = conn.execute(
+                        f"SELECT id, contact_id FROM {table} WHERE contact_id IN "
+                        f"({_marks(len(merged))}) ORDER BY id",
+                        merged,
+                    ).fetchall()
+                    links[table] = {str(r[0]): r[1] for r in rows}
+                    if rows:
+                        conn.execute(
+                            f"UPDATE {table} SET contact_id = ? WHERE contact_id IN "
+                            f"({_marks(len(merged))})",
+                            (s.survivor_id, *merged),
+                        )
+                # Merged rows leave the live set first, so the survivor may take their email.
+                conn.execute(
+                    f"UPDATE contacts SET merged_into = ?, updated_at = ? WHERE id IN "
+                    f"({_marks(len(merged))})",
+                    (s.survivor_id, now, *merged),
+                )
+                vals = dict(s.values)
+                if "tags" in vals:
+                    vals["tags"] = _encode(list(vals["tags"])) if vals["tags"] else None
+                if "attrs" in vals:
+                    vals["attrs"] = _encode(dict(vals["attrs"])) if vals["attrs"] else None
+                cols = sorted(vals)
+                sets = "".join(f"{c} = ?, " for c in cols)
+                conn.execute(
+                    f"UPDATE contacts SET {sets}updated_at = ? WHERE id = ?",
+                    (*(vals[c] for c in cols), now, s.survivor_id),
+                )
+                provenance = {**s.provenance, "survivor_updated_at": now}
+                image = {"contacts": [_freeze(r) for r in before], "links": links}
+                cur = conn.execute(
+                    "INSERT INTO merges(survivor_id, merged_ids, score, explanation, provenance, "
+                    "before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        s.survivor_id,
+                        _encode(merged).decode(),
+                        s.score,
+                        _encode(s.explanation).decode() if s.explanation else None,
+                        _encode(provenance).decode(),
+                        _encode(image).decode(),
+                        now,
+                    ),
+                )
+                mid = int(cur.lastrowid or 0)
+                store.audit("contacts.merge", actor=actor, ids=ids, details={"merge_id": mid})
+                events.append(
+                    MergeEvent(
+                        id=mid,
+                        survivor_id=s.survivor_id,
+                        merged_ids=tuple(merged),
+                        score=s.score,
+                        explanation=dict(s.explanation),
+                        provenance=provenance,
+                        created_at=datetime.fromtimestamp(now, UTC),
+                    )
+                )
+                if on_merge is not None:
+                    on_merge(n)
+    except sqlite3.IntegrityError as exc:
+        raise MergeConflictError(f"merge not applied: a store constraint failed ({exc})") from None
+    return events
+
+
+def list_merges(
+    store: SQLiteStore, *, limit: int = 50, include_undone: bool = True
+) -> list[MergeEvent]:
+    """Merge events, newest first."""
+    sql = f"SELECT {_EVENT_COLS} FROM merges"
+    if not include_undone:
+        sql += " WHERE undone_at IS NULL"
+    rows = store.conn.execute(sql + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+    return [_event(r) for r in rows]
+
+
+def get_merge(store: SQLiteStore, merge_id: int) -> MergeEvent:
+    """One merge event; :class:`NotFoundError` when there is none with that id."""
+    row = store.conn.execute(
+        f"SELECT {_EVENT_COLS} FROM merges WHERE id = ?", (merge_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no merge with id {merge_id}")
+    return _event(row)
+
+
+def merge_before(store: SQLiteStore, merge_id: int) -> dict[str, Any]:
+    """The ``before`` image of a merge: ``{"contacts": [row, …], "links": {table: {id: contact_id}}}``."""
+    row = store.conn.execute("SELECT before FROM merges WHERE id = ?", (merge_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no merge with id {merge_id}")
+    image: dict[str, Any] = _decode(row[0]) if row[0] else {"contacts": [], "links": {}}
+    return image
+
+
+def undo_merge(
+    store: SQLiteStore, merge_id: int, *, actor: str = "crmkit", force: bool = False
+) -> MergeEvent:
+    """Put back every row merge ``merge_id`` touched, exactly as it was before it.
+
+    Refused (:class:`MergeConflictError`, nothing written) when the merge was
+    already undone, when a later merge that is still in force involves one of
+    its contacts (undo that one first), or when the survivor changed after the
+    merge (an import updated it): ``force=True`` restores the pre-merge values
+    anyway, losing that later change to the survivor's fields.
+    """
+    conn = store.conn
+    ev = get_merge(store, merge_id)
+    if ev.undone_at is not None:
+        raise MergeConflictError(f"merge {merge_id} was already undone")
+    ids = {ev.survivor_id, *ev.merged_ids}
+    for later in conn.execute(
+        "SELECT id, survivor_id, merged_ids FROM merges WHERE id > ? AND undone_at IS NULL "
+        "ORDER BY id",
+        (merge_id,),
+    ):
+        if ids & {later[1], *_decode(later[2])}:
+            raise MergeConflictError(
+                f"merge {merge_id} cannot be undone: later merge {later[0]} involves "
+                f"its contacts; undo merge {later[0]} first"
+            )
+    image = merge_before(store, merge_id)
+    stamp = ev.provenance.get("survivor_updated_at")
+    now = int(time.time())
+    try:
+        with store.transaction():
+            cur = conn.execute(
+                "SELECT updated_at, merged_into FROM contacts WHERE id = ?", (ev.survivor_id,)
+            ).fetchone()
+            if cur is None:
+                raise MergeConflictError(
+                    f"merge {merge_id} cannot be undone: contact {ev.survivor_id} no longer exists"
+                )
+            if cur[1] is not None:
+                raise MergeConflictError(
+                    f"merge {merge_id} cannot be undone: contact {ev.survivor_id} was merged "
+                    f"into contact {cur[1]} since"
+                )
+            if not force and stamp is not None and cur[0] != stamp:
+                raise MergeConflictError(
+                    f"merge {merge_id}: contact {ev.survivor_id} changed after the merge; "
+                    "undo with force to restore the pre-merge values anyway"
+                )
+            rows = [_thaw(r) for r in image["contacts"]]
+            # The survivor first: merged rows rejoin the live set after it gives back their email.
+            rows = sorted(rows, key=lambda r: r["id"] != ev.survivor_id)
+            for r in rows:
+                cols = [c for c in r if c != "id"]
+                conn.execute(
+                    f"UPDATE contacts SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+                    (*(r[c] for c in cols), r["id"]),
+                )
+            for table, moved in image["links"].items():
+                if table not in LINKED_TABLES:
+                    continue
+                conn.executemany(
+                    f"UPDATE {table} SET contact_id = ? WHERE id = ?",
+                    [(old, int(i)) for i, old in moved.items()],
+                )
+            conn.execute("UPDATE merges SET undone_at = ? WHERE id = ?", (now, merge_id))
+            store.audit(
+                "contacts.merge.undo",
+                actor=actor,
+                ids=sorted(ids),
+                details={"merge_id": merge_id},
+            )
+    except sqlite3.IntegrityError:
+        raise MergeConflictError(
+            f"merge {merge_id} cannot be undone: another live contact now has the email "
+            "of one of its merged contacts"
+        ) from None
+    return MergeEvent(
+        id=ev.id,
+        survivor_id=ev.survivor_id,
+        merged_ids=ev.merged_ids,
+        score=ev.score,
+        explanation=ev.explanation,
+        provenance=ev.provenance,
+        created_at=ev.created_at,
+        undone_at=datetime.fromtimestamp(now, UTC),
+    )
+
+
+def undo_check(store: SQLiteStore, merge_id: int) -> Mapping[str, Any]:
+    """Whether merge ``merge_id`` can be undone now: ``{"ok": bool, "reason": str | None}``."""
+    ev = get_merge(store, merge_id)
+    if ev.undone_at is not None:
+        return {"ok": False, "reason": "already undone"}
+    ids = {ev.survivor_id, *ev.merged_ids}
+    for later in store.conn.execute(
+        "SELECT id, survivor_id, merged_ids FROM merges WHERE id > ? AND undone_at IS NULL",
+        (merge_id,),
+    ):
+        if ids & {later[1], *_decode(later[2])}:
+            return {"ok": False, "reason": f"later merge {later[0]} involves its contacts"}
+    return {"ok": True, "reason": None}
+
+
+__all__ = [
+    "LINKED_TABLES",
+    "MergeConflictError",
+    "MergeSpec",
+    "apply_merges",
+    "contact_rows",
+    "get_merge",
+    "list_merges",
+    "merge_before",
+    "undo_check",
+    "undo_merge",
+]
