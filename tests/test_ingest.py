@@ -65,7 +65,9 @@ def snapshot(k: Kernel) -> list[tuple[object, ...]]:
     for table in ("contacts", "identities", "interactions", "attributes"):
         for row in k.store.iter_table(table):
             if table == "contacts":
-                row = tuple(v for i, v in enumerate(row) if i not in (20, 21))
+                row = tuple(
+                    v for i, v in enumerate(row) if i not in (19, 20)
+                )  # created_at, updated_at
             elif table == "attributes":
                 row = row[:3]
             out.append((table, *row))

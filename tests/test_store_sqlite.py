@@ -91,3 +91,15 @@ def test_read_only_connection_write_is_a_store_error(tmp_path: Path) -> None:
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="does not exist"):
         SQLiteStore(tmp_path / "nope" / "a.db")
+
+
+def test_a_merged_away_email_resolves_to_its_survivor(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "a.db")
+    r = s.upsert_contacts({"email": ["a@x.com", "b@x.com"]}, key="email", source="t")
+    a, b = r.ids
+    s.conn.execute("UPDATE contacts SET merged_into = ? WHERE id = ?", (a, b))
+    assert s.lookup_contacts("email", ["b@x.com"]) == {"b@x.com": a}
+    again = s.upsert_contacts({"email": ["b@x.com"], "city": ["Paris"]}, key="email", source="t")
+    assert again.updated == [a] and again.created == []
+    assert s.count_contacts() == 1
+    s.close()

@@ -334,15 +334,18 @@ class SQLiteStore:
                     (source, *chunk),
                 ).fetchall()
             elif field in ("email", "phone"):
+                # Live contacts first; a value held only by a merged-away record
+                # resolves to the survivor it was merged into.
                 rows = conn.execute(
-                    f"SELECT {field}, id FROM contacts WHERE merged_into IS NULL AND {field} IN ({marks}) ORDER BY id",
+                    f"SELECT {field}, id FROM contacts WHERE {field} IN ({marks}) "
+                    "ORDER BY merged_into IS NOT NULL, id",
                     tuple(chunk),
                 ).fetchall()
             else:
                 raise ConfigError(f"cannot look contacts up by {field!r}")
             for v, cid in rows:
                 out.setdefault(v, cid)
-        if field == "external_id" and out:
+        if out:
             resolved = self._resolve(conn, list(out.values()))
             out = {k: resolved[v] for k, v in out.items()}
         return out
