@@ -307,3 +307,43 @@ def test_contacts_merged_hook_fires_after_commit(tmp_path: Path) -> None:
         assert len(seen) == 1 and seen[0][0] == events and seen[0][1] == 3
     finally:
         k.close()
+
+
+def test_hook_register_survivorship_rules(tmp_path: Path) -> None:
+    """A plugin's survivorship rule is chosen by name and decides the merged values."""
+    from crmkit import hookimpl
+    from crmkit.kernel import Kernel
+    from crmkit.plugins import make_plugin_manager
+    from crmkit.settings import Settings
+
+    def newest_first_name(field, candidates, options):  # type: ignore[no-untyped-def]
+        if field != "first_name":
+            return None
+        return max(candidates, key=lambda r: r["id"])["id"]
+
+    class Plugin:
+        @hookimpl
+        def crmkit_register_survivorship_rules(self, register):  # type: ignore[no-untyped-def]
+            register("newest_first_name", newest_first_name)
+
+    settings = Settings(db=tmp_path / "crm.db", disable_plugin_autoload=True)
+    mgr = make_plugin_manager(settings)
+    mgr.pm.register(Plugin(), name="rules-plugin")
+    k = Kernel(settings, manager=mgr)
+    ids = k.store.upsert_contacts(
+        {"email": ["a@x.com", "b@x.com"], "first_name": ["Ann", "Annie"]}, key="email", source="t"
+    ).ids
+    assert "newest_first_name" in k.survivorship_rules
+    plan = k.plan_merges({1: list(ids)}, rule="newest_first_name")  # type: ignore[arg-type]
+    events = k.merge(plan)
+    assert k.contact(ids[1]).first_name == "Annie"  # type: ignore[arg-type]
+    k.undo_merge(events[0].id)
+    assert k.contact(ids[0]).first_name == "Ann"  # type: ignore[arg-type]
+    # A second plugin taking the same name is named in the error.
+    from crmkit.errors import PluginError
+    from crmkit.plugins import Registry
+
+    mgr.pm.register(type("Again", (Plugin,), {})(), name="again")
+    with pytest.raises(PluginError, match="already registered by plugin 'rules-plugin'"):
+        Registry(mgr, strict=True)
+    k.close()

@@ -549,6 +549,7 @@ def run_dedupe_step(
         rule=section.rule,
         survivor=section.survivor,
         options=opts,
+        rules=kernel.survivorship_rules,
     )
     events = apply_plan(kernel, plan, actor="workflow")
     out["merged"] = sum(len(e.merged_ids) for e in events)

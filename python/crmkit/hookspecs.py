@@ -107,6 +107,26 @@ def crmkit_register_engines(register: Callable[[type[Engine]], None]) -> None:
 
 
 @hookspec
+def crmkit_register_survivorship_rules(
+    register: Callable[[str, Callable[..., int | None]], None],
+) -> None:
+    """Register survivorship rules that choose field values when duplicates merge.
+
+    Call ``register(name, rule)``. A rule is called once per field of each
+    merged cluster as ``rule(field, candidates, options)``: ``field`` is a
+    contact field or ``"address"`` (street, city, region, postcode and country
+    chosen together), ``candidates`` are the stored rows that have a value
+    (the survivor first) and ``options`` come from the workflow or CLI. It
+    returns the id of the contact whose value wins, or ``None`` to keep the
+    survivor's. Users choose a rule by name (``rule = "<name>"`` in
+    ``[dedupe]``, ``crmkit dedupe --rule <name>``); a name already taken is an
+    error that names the plugin.
+
+    .. versionadded:: 1.0
+    """
+
+
+@hookspec
 def crmkit_register_commands(cli: click.Group) -> None:
     """Add commands to the ``crmkit`` command line.
 

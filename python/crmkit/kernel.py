@@ -28,6 +28,9 @@ from crmkit.settings import Settings, load_settings
 from crmkit.store.base import ContactQuery, Store
 
 if TYPE_CHECKING:
+    from crmkit.dedupe import DedupeResult
+    from crmkit.merge import MergePlan
+    from crmkit.records import MergeEvent
     from crmkit.segments import Segments
 
 
@@ -203,6 +206,53 @@ class Kernel:
         from crmkit.segments import Segments
 
         return Segments(self)
+
+    # -- dedupe and merges -------------------------------------------------------
+
+    @property
+    def survivorship_rules(self) -> dict[str, Any]:
+        """Survivorship rules by name: the built-ins and those plugins registered."""
+        from crmkit.merge import RULES
+
+        return {**RULES, **{n: r for n, (r, _) in self.registry.survivorship.items()}}
+
+    def dedupe(self, config: Mapping[str, Any] | None = None) -> DedupeResult:
+        """Find duplicate clusters among live contacts (nothing is changed)."""
+        from crmkit.dedupe import find_duplicates, parse_config
+
+        return find_duplicates(self.store, parse_config(dict(config or {})))
+
+    def plan_merges(
+        self,
+        result: DedupeResult,
+        *,
+        rule: str = "most_complete",
+        survivor: str = "oldest",
+        options: Mapping[str, Any] | None = None,
+    ) -> MergePlan:
+        """A reviewable merge plan for a dedupe result (``plan.diff()``)."""
+        from crmkit.merge import build_plan
+
+        return build_plan(
+            self.store,
+            result,
+            rule=rule,
+            survivor=survivor,  # type: ignore[arg-type]
+            options=options,
+            rules=self.survivorship_rules,
+        )
+
+    def merge(self, plan: MergePlan, *, actor: str = "api") -> list[MergeEvent]:
+        """Apply a merge plan in one transaction; returns one merge event per cluster."""
+        from crmkit.merge import apply_plan
+
+        return apply_plan(self, plan, actor=actor)
+
+    def undo_merge(self, merge_id: int, *, actor: str = "api", force: bool = False) -> MergeEvent:
+        """Undo a merge exactly, from its record."""
+        from crmkit.merge import undo
+
+        return undo(self, merge_id, actor=actor, force=force)
 
     # -- categorize ------------------------------------------------------------
 

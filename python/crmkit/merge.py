@@ -301,21 +301,24 @@ def build_plan(
     survivor: Literal["oldest", "most_complete"] = "oldest",
     options: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    rules: Mapping[str, SurvivorshipRule] | None = None,
 ) -> MergePlan:
     """A merge plan for ``clusters`` (cluster id → contact ids, or a dedupe result).
 
-    ``rule`` names a survivorship rule (:data:`RULES`); ``survivor`` is
+    ``rule`` names a survivorship rule of ``rules`` (default :data:`RULES`, the
+    built-ins; :attr:`crmkit.Kernel.survivorship_rules` adds the plugins'); ``survivor`` is
     ``oldest`` (earliest created, then lowest id) or ``most_complete``;
     ``options`` go to the rule (``{"sources": [...]}`` for ``source_priority``).
     """
-    if rule not in RULES:
-        raise ConfigError(f"unknown survivorship rule {rule!r} (known: {', '.join(sorted(RULES))})")
+    rules = RULES if rules is None else rules
+    if rule not in rules:
+        raise ConfigError(f"unknown survivorship rule {rule!r} (known: {', '.join(sorted(rules))})")
     if survivor not in ("oldest", "most_complete"):
         raise ConfigError(f"survivor must be 'oldest' or 'most_complete', not {survivor!r}")
     opts = dict(options or {})
     if rule == "source_priority" and not opts.get("sources"):
         raise ConfigError("survivorship rule 'source_priority' needs a list of sources")
-    fn = RULES[rule]
+    fn = rules[rule]
     pairs: dict[int, list[tuple[int, int, float]]] = {}
     groups: Mapping[int, Sequence[int]]
     if isinstance(clusters, Mapping):

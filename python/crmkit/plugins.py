@@ -157,6 +157,24 @@ class Registry:
             "store": "crmkit_register_stores",
             "engine": "crmkit_register_engines",
         }
+        self.survivorship: dict[str, tuple[Any, str]] = {}
+        for impl in manager.pm.hook.crmkit_register_survivorship_rules.get_hookimpls():
+            owner = impl.plugin_name
+            try:
+                impl.function(register=self._rule_registrar(owner))
+            except Exception as exc:
+                if strict:
+                    raise PluginError(
+                        owner, f"crmkit_register_survivorship_rules failed: {exc}"
+                    ) from exc
+                log.warning(
+                    "plugin %r failed in crmkit_register_survivorship_rules: %s",
+                    owner,
+                    type(exc).__name__,
+                )
+                self.failures.append(
+                    LoadFailure(owner, f"crmkit_register_survivorship_rules: {exc}")
+                )
         for kind, hookname in hooks.items():
             caller = getattr(manager.pm.hook, hookname)
             for impl in caller.get_hookimpls():
@@ -184,6 +202,23 @@ class Registry:
                     owner, f"{kind} {name!r} is already registered by plugin {seen.owner!r}"
                 )
             self.kinds[kind][name] = Registered(cls, owner)
+
+        return register
+
+    def _rule_registrar(self, owner: str) -> Any:
+        def register(name: str, rule: Any) -> None:
+            from crmkit.merge import RULES
+
+            if not callable(rule):
+                raise PluginError(owner, f"survivorship rule {name!r} is not callable")
+            if name in RULES:
+                raise PluginError(owner, f"survivorship rule {name!r} is built in")
+            seen = self.survivorship.get(name)
+            if seen is not None:
+                raise PluginError(
+                    owner, f"survivorship rule {name!r} is already registered by plugin {seen[1]!r}"
+                )
+            self.survivorship[name] = (rule, owner)
 
         return register
 

@@ -177,6 +177,7 @@ def register(cli: click.Group) -> None:
                     survivor=survivor,  # type: ignore[arg-type]
                     options=opts,
                     progress=step,
+                    rules=kernel.survivorship_rules,
                 )
             events = []
             if do_apply and plan is not None and len(plan):
