@@ -10,7 +10,6 @@ timed. Run for real with ``pytest benches/bench_dedupe.py --benchmark-enable -s`
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,9 @@ from crmkit.merge import MergePlan, build_plan
 from crmkit.sample import generate
 
 
-def _size(request: pytest.FixtureRequest, full: int) -> int:
-    opt = request.config.getoption
-    enabled = bool(opt("benchmark_enable")) or not opt("benchmark_disable")
-    return int(os.environ.get("CRMKIT_BENCH_ROWS", full)) if enabled else 3000
-
-
 @pytest.fixture
-def kernel(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    n = _size(request, 100_000)
+def kernel(request: pytest.FixtureRequest, tmp_path: Path, bench_size: Any) -> Any:
+    n = bench_size(100_000)
     info = generate(tmp_path, contacts=n, with_interactions=False, with_companies=False)
     k = Kernel.open(tmp_path / "crm.db", disable_plugin_autoload=True)
     t0 = time.perf_counter()

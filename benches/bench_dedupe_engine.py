@@ -6,7 +6,6 @@ by default (``--benchmark-disable``) each runs once on a small input as a smoke 
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,13 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_dedupe_engine import _cluster_f1, _f1, _pairs_of, _sample
 
 
-def _size(request: pytest.FixtureRequest, full: int) -> int:
-    enabled = not request.config.getoption("benchmark_disable")
-    return int(os.environ.get("CRMKIT_BENCH_ROWS", full)) if enabled else 3000
-
-
-def test_fit_predict(benchmark: Any, request: pytest.FixtureRequest) -> None:
-    n = _size(request, 100_000)
+def test_fit_predict(benchmark: Any, request: pytest.FixtureRequest, bench_size: Any) -> None:
+    n = bench_size(100_000)
     cols, truth = _sample(n)
 
     def run() -> Any:
@@ -44,8 +38,10 @@ def test_fit_predict(benchmark: Any, request: pytest.FixtureRequest) -> None:
     assert pair_f1 > 0.8
 
 
-def test_pair_scoring_throughput(benchmark: Any, request: pytest.FixtureRequest) -> None:
-    n = _size(request, 100_000)
+def test_pair_scoring_throughput(
+    benchmark: Any, request: pytest.FixtureRequest, bench_size: Any
+) -> None:
+    n = bench_size(100_000)
     cols, _ = _sample(n)
     m = _core.Matcher()
     m.fit(cols)
@@ -57,8 +53,10 @@ def test_pair_scoring_throughput(benchmark: Any, request: pytest.FixtureRequest)
     print(f"\ncandidate pairs={pairs:.0f} scored+clustered in {dt:.3f}s: {pairs / dt:,.0f} pairs/s")
 
 
-def test_match_one_against_index(benchmark: Any, request: pytest.FixtureRequest) -> None:
-    n = _size(request, 100_000)
+def test_match_one_against_index(
+    benchmark: Any, request: pytest.FixtureRequest, bench_size: Any
+) -> None:
+    n = bench_size(100_000)
     cols, _ = _sample(n)
     m = _core.Matcher()
     m.fit(cols)
