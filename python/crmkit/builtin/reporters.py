@@ -1,4 +1,4 @@
-"""Built-in reporters: ``terminal``, ``json``, ``csv`` and ``jsonl``.
+"""Built-in reporters: ``terminal``, ``html``, ``json``, ``csv`` and ``jsonl``.
 
 Each renders a :class:`crmkit.kinds.Report` (a title and tables of plain
 values). ``render(report, out)`` writes to ``out`` when it is given, else to
@@ -21,8 +21,13 @@ as they are). ``jsonl`` keeps values as they are by default because JSON
 keeps types and spreadsheets do not evaluate it; set ``escape_formulas =
 true`` when its strings will be pasted into a spreadsheet.
 
-Rich is imported only when the terminal reporter renders, so importing this
-module stays cheap.
+``html`` writes one self-contained page with inline SVG charts (see
+:mod:`crmkit.builtin.html_report`); it needs ``path`` unless it is given a
+stream.
+
+Rich is imported only when the terminal reporter renders, and the HTML
+renderer only when the html reporter renders, so importing this module stays
+cheap.
 """
 
 from __future__ import annotations
@@ -182,6 +187,7 @@ class TerminalReporter(_FileReporter):
         console.print(Text(report.title, style="bold" if color else ""))
         if report.generated_at:
             console.print(Text(f"generated {report.generated_at}", style="dim" if color else ""))
+        section: str | None = None
         for table in report.tables:
             rows = table.rows
             hidden = 0
@@ -189,25 +195,25 @@ class TerminalReporter(_FileReporter):
                 hidden = len(rows) - self.config.max_rows
                 rows = rows[: self.config.max_rows]
             numeric = _numeric_columns(table)
-            rt = RichTable(
-                title=table.title,
-                title_justify="left",
-                box=style,
-                header_style="bold" if color else "",
-                title_style="bold" if color else "",
-                caption=table.note,
-                caption_justify="left",
-            )
+            if table.section is not None and table.section != section:
+                section = table.section
+                console.print()
+                console.print(Text(section.upper(), style="bold underline" if color else ""))
+            # Title and note go on their own lines so a narrow table does not wrap them.
+            rt = RichTable(box=style, header_style="bold" if color else "")
             for i, col in enumerate(table.columns):
                 rt.add_column(col, justify="right" if i in numeric else "left", overflow="fold")
             for row in rows:
                 rt.add_row(*(Text(cell_text(v)) for v in row))
             console.print()
+            console.print(Text(table.title, style="bold" if color else ""))
             console.print(rt)
             if not table.rows:
                 console.print(Text("(no rows)", style="dim" if color else ""))
             if hidden:
                 console.print(Text(f"... {hidden} more rows", style="dim" if color else ""))
+            if table.note:
+                console.print(Text(table.note, style="dim" if color else ""))
 
 
 def _numeric_columns(table: Table) -> set[int]:
@@ -366,10 +372,53 @@ class JsonlReporter(_FileReporter):
                     stream.write("\n")
 
 
+# -- html -------------------------------------------------------------------------------
+
+
+class HtmlReporterConfig(PluginConfig):
+    """Configuration of the ``html`` reporter."""
+
+    path: str
+    """Output file, relative to the workflow folder."""
+    title: str | None = None
+    """Page title; the report's title when omitted."""
+
+
+class HtmlReporter(Reporter):
+    """One self-contained HTML page: inline SVG charts, no script, no network request.
+
+    Readable on a phone and when printed; every chart has a title, a
+    description and its numbers as a table.
+    """
+
+    name = "html"
+    description = "One self-contained HTML page with charts (no network requests)."
+    Config: ClassVar[type[PluginConfig]] = HtmlReporterConfig
+
+    config: HtmlReporterConfig
+
+    def __init__(self, config: PluginConfig, context: PluginContext) -> None:
+        super().__init__(config, context)
+        self.path: Path = context.resolve(self.config.path)
+
+    def render(self, report: Report, out: TextIO | None) -> None:
+        """Write ``report`` as an HTML page to ``out``, else to ``path``."""
+        from crmkit.builtin.html_report import render_html
+
+        page = render_html(report, title=self.config.title)
+        if out is not None:
+            out.write(page)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(self.path)
+
+
 @hookimpl
 def crmkit_register_reporters(register: Callable[[type[Reporter]], None]) -> None:
     """Register the built-in reporters."""
-    for cls in (TerminalReporter, JsonReporter, CsvReporter, JsonlReporter):
+    for cls in (TerminalReporter, HtmlReporter, JsonReporter, CsvReporter, JsonlReporter):
         register(cls)
 
 
@@ -377,6 +426,8 @@ __all__ = [
     "FORMULA_PREFIXES",
     "CsvReporter",
     "CsvReporterConfig",
+    "HtmlReporter",
+    "HtmlReporterConfig",
     "JsonReporter",
     "JsonReporterConfig",
     "JsonlReporter",
