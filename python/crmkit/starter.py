@@ -42,6 +42,25 @@ use = "lifecycle"
 active_days = 180
 churn_days = 365
 
+[[categorize]]
+use = "rfm"
+
+[[segments]]
+name = "champions"
+rule = "rfm_segment in ('champions', 'loyal')"
+
+[[segments]]
+name = "vip"
+rule = "count(purchase, 365 days) >= 3 and sum(purchase.amount, 365 days) > 300"
+
+[[segments]]
+name = "us_newsletter"
+rule = "newsletter = true and country = 'US'"
+
+[[segments]]
+name = "going_quiet"
+rule = "in_segment('vip') and not last(purchase) within 60 days"
+
 [[campaigns]]
 name = "welcome-back"
 channel = "file"

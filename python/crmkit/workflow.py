@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from crmkit.dedupe import DedupeConfig
 from crmkit.errors import ConfigError
 from crmkit.plugins import Registry, format_validation_error
 from crmkit.records import AttributeType
@@ -58,16 +59,37 @@ class CategorizeStep(_WithPluginConfig):
 
 
 class CampaignStep(_Strict):
-    """``[[campaigns]]``: a message to an audience over a channel."""
+    """``[[campaigns]]``: a message to an audience over a channel.
+
+    ``template`` and ``html`` (and each follow-up's) are file paths relative
+    to the workflow file; every other key is a field of
+    :class:`crmkit.outreach.Campaign` (audience, timing, trigger, follow-ups,
+    unsubscribe URL, retry policy).
+    """
 
     name: str
     channel: str
     template: str
     subject: str | None = None
+    html: str | None = None
+    segment: str | None = None
+    contacts: list[int] | None = None
     where: dict[str, Any] = Field(default_factory=dict)
     purpose: str = "marketing"
     require_consent: bool = False
     channel_config: dict[str, Any] = Field(default_factory=dict)
+    send_at: str | None = None
+    window: str | None = None
+    timezone_field: str = "timezone"
+    default_timezone: str = "UTC"
+    trigger: dict[str, Any] | None = None
+    follow_ups: list[dict[str, Any]] = Field(default_factory=list)
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
+    max_attempts: int = 5
+    backoff_seconds: int = 60
+    rate_per_second: float | None = None
+    batch_size: int | None = None
 
 
 class ReportStep(_WithPluginConfig):
@@ -75,6 +97,29 @@ class ReportStep(_WithPluginConfig):
 
     use: str
     report: str = "summary"
+
+
+class DedupeSection(DedupeConfig):
+    """``[dedupe]``: find duplicates after the imports and merge them (undoable).
+
+    Takes the matching settings of :class:`crmkit.dedupe.DedupeConfig`
+    (``threshold``, ``fields``, ``blocking`` …); ``apply = false`` only counts
+    the clusters; ``rule``, ``survivor`` and ``sources`` choose the merged values.
+    """
+
+    apply: bool = True
+    rule: str = "most_complete"
+    survivor: Literal["oldest", "most_complete"] = "oldest"
+    sources: list[str] = Field(default_factory=list)
+
+
+class SegmentStep(_Strict):
+    """``[[segments]]``: a segment saved and evaluated on every run."""
+
+    name: str
+    rule: str | None = None
+    kind: Literal["dynamic", "static"] = "dynamic"
+    description: str | None = None
 
 
 class Workflow(_Strict):
@@ -86,6 +131,8 @@ class Workflow(_Strict):
     categorize: list[CategorizeStep] = Field(default_factory=list)
     campaigns: list[CampaignStep] = Field(default_factory=list)
     reports: list[ReportStep] = Field(default_factory=list)
+    dedupe: DedupeSection | None = None
+    segments: list[SegmentStep] = Field(default_factory=list)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
 
@@ -119,6 +166,16 @@ def load_workflow(path: Path, registry: Registry) -> Workflow:
         check("categorizer", c.use, c.plugin_config(), f"categorize[{i}]")
     for i, cp in enumerate(wf.campaigns):
         check("channel", cp.channel, cp.channel_config, f"campaigns[{i}].channel_config")
+    for i, g in enumerate(wf.segments):
+        if g.kind == "dynamic" and not g.rule:
+            errors.append(f"segments[{i}].rule: a dynamic segment needs a rule")
+        elif g.rule:
+            from crmkit import _core
+
+            try:
+                _core.parse_rule(g.rule)
+            except _core.RuleError as exc:
+                errors.append(f"segments[{i}].rule: " + str(exc).replace("\n", "\n    "))
     for i, r in enumerate(wf.reports):
         check("reporter", r.use, r.plugin_config(), f"reports[{i}]")
     names = [
@@ -144,7 +201,7 @@ def run_workflow(
 
     Reports without a ``path`` go to ``report_stream`` (default stdout).
     """
-    from crmkit.outreach import run_campaign
+    from crmkit.outreach import make_campaign, run_campaign
 
     run_id = kernel.new_run_id()
     summary: dict[str, Any] = {"run_id": run_id, "steps": []}
@@ -196,37 +253,65 @@ def run_workflow(
             }
 
         step(f"import {name}", do_import)
+    if wf.dedupe is not None:
+        from crmkit.dedupe import run_dedupe_step
+
+        section = wf.dedupe
+        step("dedupe", lambda: run_dedupe_step(kernel, section, dry_run=dry_run))
     if not dry_run:
         for c in wf.categorize:
             step(
                 f"categorize {c.use}",
                 lambda c=c: {"updated": kernel.categorize([(c.use, c.plugin_config())])[c.use]},
             )
+    if wf.segments and not dry_run:
+
+        def do_segments() -> dict[str, Any]:
+            from crmkit.records import Segment
+
+            kernel.segments.add(
+                [
+                    Segment(name=g.name, rule=g.rule, kind=g.kind, description=g.description)
+                    for g in wf.segments
+                ]
+            )
+            r = kernel.segments.run()
+            return {"counts": r.counts, "entered": r.entered, "exited": r.exited}
+
+        step("segments", do_segments)
     for cp in wf.campaigns:
 
         def do_campaign(cp: CampaignStep = cp) -> dict[str, Any]:
-            tpath = base / cp.template
-            if not tpath.exists():
-                raise ConfigError(f"campaign {cp.name!r}: template {cp.template} not found")
-            r = run_campaign(
-                kernel,
-                name=cp.name,
-                channel=cp.channel,
-                channel_config=cp.channel_config,
-                template=tpath.read_text(encoding="utf-8"),
-                subject=cp.subject,
-                where=cp.where,
-                purpose=cp.purpose,
-                require_consent=cp.require_consent,
-                dry_run=dry_run,
-                base_dir=base,
-            )
+            def read(rel: str) -> str:
+                tpath = base / rel
+                if not tpath.exists():
+                    raise ConfigError(f"campaign {cp.name!r}: template {rel} not found")
+                return tpath.read_text(encoding="utf-8")
+
+            data = cp.model_dump(exclude_none=True)
+            data["template"] = read(cp.template)
+            if cp.html:
+                data["html"] = read(cp.html)
+            data["follow_ups"] = [
+                {
+                    **fu,
+                    "template": read(str(fu.get("template", ""))),
+                    **({"html": read(str(fu["html"]))} if fu.get("html") else {}),
+                }
+                for fu in cp.follow_ups
+            ]
+            data["base_dir"] = str(base)
+            r = run_campaign(kernel, make_campaign(data), dry_run=dry_run)
             return {
                 "campaign": cp.name,
                 "audience": r.audience,
                 "queued": r.queued,
+                "already": r.already,
+                "scheduled": r.scheduled,
                 "sent": r.sent,
                 "failed": r.failed,
+                "retrying": r.retrying,
+                "unknown": r.unknown,
                 "excluded": r.excluded,
             }
 

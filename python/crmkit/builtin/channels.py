@@ -8,14 +8,21 @@ file and deliver the messages themselves.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import hashlib
+import hmac
 import os
+import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import msgspec
+from pydantic import Field
 
 from crmkit.errors import ChannelError
 from crmkit.hookspecs import hookimpl
@@ -38,6 +45,10 @@ class _Callback(msgspec.Struct, frozen=True, kw_only=True):
     status: DeliveryStatus | None = None
     unsubscribe: bool = False
     detail: str | None = None
+
+
+class _KeyOnly(msgspec.Struct):
+    key: str
 
 
 _encoder = msgspec.json.Encoder()
@@ -118,6 +129,29 @@ class FileChannel(Channel):
                 f"file channel: cannot write outbox {str(self.path)!r}: {exc.strerror or exc}"
             ) from None
         return results
+
+    def reconcile(self, messages: Sequence[Message]) -> list[SendResult]:
+        """Settle messages whose outcome is unknown by looking for them in the outbox.
+
+        A message whose key is in the file was written (``sent``); one that is
+        not never left (``retry``: safe to send again).
+        """
+        present: set[str] = set()
+        if self.path.exists():
+            dec = msgspec.json.Decoder(_KeyOnly)
+            with open(self.path, "rb") as f:
+                for line in f:
+                    if line.endswith(b"\n"):
+                        try:
+                            present.add(dec.decode(line).key)
+                        except msgspec.DecodeError:
+                            continue
+        return [
+            SendResult(key=m.key, status="sent", provider_id=provider_id_for(m.key))
+            if m.key in present
+            else SendResult(key=m.key, status="retry")
+            for m in messages
+        ]
 
     def parse_callback(self, payload: bytes, headers: Mapping[str, str]) -> list[CallbackEvent]:
         """Parse ``{"key" or "provider_id", "status"}`` (or a list of them).
@@ -220,10 +254,737 @@ def read_outbox(path: str | Path) -> list[dict[str, Any]]:
         return [msgspec.json.decode(line) for line in f if line.strip()]
 
 
+# -- shared helpers for provider channels ------------------------------------------------
+
+
+def _secret_from_env(channel: str, var: str | None, what: str) -> str | None:
+    """The value of environment variable ``var``; ChannelError naming ``var`` when unset."""
+    if not var:
+        return None
+    value = os.environ.get(var)
+    if not value:
+        raise ChannelError(f"{channel} channel: environment variable {var} ({what}) is not set")
+    return value
+
+
+def _parse_generic(channel: str, payload: bytes) -> list[CallbackEvent]:
+    """``{"key" or "provider_id", "status"}`` objects (or a list): the generic callback shape."""
+    body = payload.strip()
+    try:
+        items = _callback_many.decode(body) if body[:1] == b"[" else [_callback_one.decode(body)]
+    except msgspec.DecodeError:
+        raise ChannelError(
+            f"{channel} channel: callback body must be a JSON object (or list) with "
+            "'key' or 'provider_id' and a delivery 'status'"
+        ) from None
+    events = []
+    for item in items:
+        if item.key is None and item.provider_id is None:
+            raise ChannelError(f"{channel} channel: callback names neither 'key' nor 'provider_id'")
+        if item.status is None and not item.unsubscribe:
+            raise ChannelError(f"{channel} channel: callback has no 'status'")
+        events.append(
+            CallbackEvent(
+                key=item.key,
+                provider_id=item.provider_id,
+                status=item.status,
+                unsubscribe=item.unsubscribe,
+                detail=item.detail,
+            )
+        )
+    return events
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        from email.utils import parsedate_to_datetime
+
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _http_result(key: str, status: int, retry_after: str | None, pid: str | None) -> SendResult:
+    """A send result from an HTTP status: 2xx sent, 408/429/5xx retry, other 4xx failed."""
+    if 200 <= status < 300:
+        return SendResult(key=key, status="sent", provider_id=pid)
+    if status in (408, 425, 429) or status >= 500:
+        return SendResult(
+            key=key,
+            status="retry",
+            error=f"provider answered HTTP {status}",
+            retry_after=_retry_after(retry_after),
+        )
+    return SendResult(key=key, status="failed", error=f"provider refused: HTTP {status}")
+
+
+# -- email ------------------------------------------------------------------------------
+
+
+class EmailChannelConfig(PluginConfig):
+    """Configuration of the ``email`` channel (SMTP)."""
+
+    host: str = "localhost"
+    """SMTP server host."""
+    port: int | None = None
+    """SMTP port; default 25 (``none``), 587 (``starttls``) or 465 (``ssl``)."""
+    security: Literal["none", "starttls", "ssl"] = "starttls"
+    """Transport security: plain, STARTTLS after connecting, or TLS from the start."""
+    username: str | None = None
+    """Login name (the password is never in the config)."""
+    password_env: str | None = None
+    """Name of the environment variable holding the password."""
+    sender: str
+    """The ``From`` address (``Name <addr@example.com>`` allowed)."""
+    reply_to: str | None = None
+    timeout: float = 30.0
+    """Seconds to wait on the server."""
+    verify_tls: bool = True
+    """Check the server's certificate (turn off only for a local test server)."""
+    rate_per_second: float | None = None
+    """Send at most this many messages per second."""
+
+
+class EmailChannel(Channel):
+    """Sends each message over SMTP (smtplib), keeping one connection open.
+
+    Each message gets a ``Message-ID`` derived from its outbox key, which is
+    also its ``provider_id``; headers given by the kernel (``List-Unsubscribe``
+    and ``List-Unsubscribe-Post`` for one-click unsubscribe, RFC 8058) are
+    written as they are. A text body and, when present, an HTML alternative.
+
+    Outcomes: a refusal before the message data is sent is ``retry`` (4xx) or
+    ``failed`` (5xx); a broken connection while the data is being sent or
+    acknowledged is ``unknown`` (the server may have accepted it), never
+    retried blindly.
+    """
+
+    name = "email"
+    description = "Send email over SMTP (STARTTLS or SSL; password from the environment)."
+    Config: ClassVar[type[PluginConfig]] = EmailChannelConfig
+    max_batch: ClassVar[int] = 500
+    address_field: ClassVar[str] = "email"
+
+    config: EmailChannelConfig
+
+    def __init__(self, config: PluginConfig, context: PluginContext) -> None:
+        super().__init__(config, context)
+        self._smtp: Any = None
+        from email.utils import parseaddr
+
+        addr = parseaddr(self.config.sender)[1]
+        if "@" not in addr:
+            raise ChannelError("email channel: 'sender' is not an email address")
+        self._envelope_from = addr
+        self._domain = addr.rsplit("@", 1)[1]
+
+    def _port(self) -> int:
+        c = self.config
+        return c.port or {"none": 25, "starttls": 587, "ssl": 465}[c.security]
+
+    def _connect(self) -> Any:
+        import smtplib
+        import ssl
+
+        c = self.config
+        password = _secret_from_env("email", c.password_env, "SMTP password")
+        ctx = ssl.create_default_context()
+        if not c.verify_tls:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        try:
+            smtp: smtplib.SMTP
+            if c.security == "ssl":
+                smtp = smtplib.SMTP_SSL(c.host, self._port(), timeout=c.timeout, context=ctx)
+            else:
+                smtp = smtplib.SMTP(c.host, self._port(), timeout=c.timeout)
+            if smtp.sock is not None:
+                import socket
+
+                with contextlib.suppress(OSError):
+                    smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            smtp.ehlo()
+            if c.security == "starttls":
+                smtp.starttls(context=ctx)
+                smtp.ehlo()
+            if c.username:
+                smtp.login(c.username, password or "")
+        except smtplib.SMTPAuthenticationError:
+            raise ChannelError("email channel: the SMTP server refused the login") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ChannelError(
+                f"email channel: cannot connect to {c.host}:{self._port()} "
+                f"({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc})"
+            ) from None
+        return smtp
+
+    def check(self) -> None:
+        """Connect (and log in) once; raise :class:`ChannelError` when that fails."""
+        self._ensure()
+
+    def _ensure(self) -> Any:
+        if self._smtp is None:
+            self._smtp = self._connect()
+        return self._smtp
+
+    def close(self) -> None:
+        """Say QUIT and close the connection."""
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except Exception:  # already gone
+                self._smtp.close()
+            self._smtp = None
+
+    def message_id(self, key: str) -> str:
+        """The ``Message-ID`` (and provider id) of the message with outbox ``key``."""
+        return f"<{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}@{self._domain}>"
+
+    def build(self, msg: Message) -> bytes:
+        """The RFC 5322 bytes of ``msg`` (CRLF line ends).
+
+        Plain ASCII headers (the usual case) are written directly; a header
+        that needs encoding or folding goes through :mod:`email`'s generator.
+        A header value holding a line break is refused (header injection).
+        """
+        from email.utils import formatdate
+
+        headers: list[tuple[str, str]] = [("From", self.config.sender), ("To", msg.to)]
+        if msg.subject is not None:
+            headers.append(("Subject", msg.subject))
+        headers.append(("Date", formatdate(usegmt=True)))
+        headers.append(("Message-ID", self.message_id(msg.key)))
+        if self.config.reply_to:
+            headers.append(("Reply-To", self.config.reply_to))
+        headers.extend(msg.headers.items())
+        for name, value in headers:
+            if "\r" in value or "\n" in value or not _HEADER_NAME.match(name):
+                raise ChannelError(f"email channel: header {name!r} holds a line break")
+        if not all(_plain_header(n, v) for n, v in headers):
+            return self._build_slow(msg, headers)
+        out = [f"{n}: {v}\r\n" for n, v in headers]
+        out.append("MIME-Version: 1.0\r\n")
+        if msg.html is None:
+            out.extend(_text_part("plain", msg.body))
+        else:
+            boundary = "=_" + hashlib.sha256(msg.key.encode()).hexdigest()[:24]
+            out.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n')
+            out.append(f"--{boundary}\r\n")
+            out.extend(_text_part("plain", msg.body))
+            out.append(f"\r\n--{boundary}\r\n")
+            out.extend(_text_part("html", msg.html))
+            out.append(f"\r\n--{boundary}--\r\n")
+        return "".join(out).encode("ascii")
+
+    def _build_slow(self, msg: Message, headers: list[tuple[str, str]]) -> bytes:
+        from email.message import EmailMessage
+        from email.policy import SMTP
+
+        em = EmailMessage(policy=SMTP)
+        for name, value in headers:
+            em[name] = value
+        em.set_content(msg.body)
+        if msg.html is not None:
+            em.add_alternative(msg.html, subtype="html")
+        return em.as_bytes()
+
+    def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+        """Send each message in turn over the open connection (reconnecting if it drops)."""
+        import smtplib
+
+        results: list[SendResult] = []
+        for i, msg in enumerate(messages):
+            try:
+                smtp = self._ensure()
+            except ChannelError as exc:
+                results.extend(
+                    SendResult(key=m.key, status="retry", error=str(exc)) for m in messages[i:]
+                )
+                return results
+            try:
+                data = self.build(msg)
+            except ChannelError as exc:
+                results.append(SendResult(key=msg.key, status="failed", error=str(exc)))
+                continue
+            phase = ["envelope"]
+            try:
+                refused = self._transact(smtp, msg, data, phase)
+                if refused is not None:
+                    results.append(refused)
+                    continue
+            except (OSError, smtplib.SMTPException) as exc:
+                self._drop()
+                if phase[0] == "envelope":
+                    results.append(
+                        SendResult(
+                            key=msg.key,
+                            status="retry",
+                            error=f"connection lost before sending ({type(exc).__name__})",
+                        )
+                    )
+                else:
+                    results.append(
+                        SendResult(
+                            key=msg.key,
+                            status="unknown",
+                            provider_id=self.message_id(msg.key),
+                            error=f"connection lost while sending ({type(exc).__name__})",
+                        )
+                    )
+                continue
+            results.append(
+                SendResult(key=msg.key, status="sent", provider_id=self.message_id(msg.key))
+            )
+        return results
+
+    def _transact(
+        self, smtp: Any, msg: Message, data: bytes, phase: list[str]
+    ) -> SendResult | None:
+        """One SMTP transaction; a refusal as a result, ``None`` when accepted.
+
+        With the server's PIPELINING extension (RFC 2920) MAIL, RCPT and DATA
+        go in one write. ``phase[0]`` becomes ``"data"`` once the message data
+        starts to leave: a failure after that point has an unknown outcome.
+        """
+        import smtplib
+
+        rcpt = smtplib.quoteaddr(msg.to)
+        if rcpt == "<>" or any(c in rcpt for c in "\r\n"):
+            return SendResult(key=msg.key, status="failed", error="invalid recipient address")
+        mail = f"MAIL FROM:<{self._envelope_from}>\r\n"
+        if smtp.has_extn("pipelining"):
+            smtp.send(f"{mail}RCPT TO:{rcpt}\r\nDATA\r\n")
+            codes = [smtp.getreply()[0] for _ in range(3)]
+        else:
+            codes = [smtp.docmd(mail.strip())[0]]
+            if codes[0] == 250:
+                codes.append(smtp.docmd(f"RCPT TO:{rcpt}")[0])
+                if codes[1] in (250, 251):
+                    codes.append(smtp.docmd("DATA")[0])
+        if codes[0] != 250:
+            if len(codes) == 3 and codes[2] == 354:
+                raise smtplib.SMTPServerDisconnected("server accepted DATA after refusing MAIL")
+            smtp.rset()
+            return _smtp_refusal(msg.key, codes[0], "sender")
+        if codes[1] not in (250, 251):
+            if len(codes) == 3 and codes[2] == 354:
+                raise smtplib.SMTPServerDisconnected("server accepted DATA after refusing RCPT")
+            smtp.rset()
+            return _smtp_refusal(msg.key, codes[1], "recipient")
+        if codes[2] != 354:
+            smtp.rset()
+            return _smtp_refusal(msg.key, codes[2], "message")
+        phase[0] = "data"
+        body = _DOT_LINE.sub(b"..", data)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        smtp.send(body + b".\r\n")
+        code = smtp.getreply()[0]
+        if code != 250:
+            return _smtp_refusal(msg.key, code, "message")
+        return None
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            with contextlib.suppress(Exception):
+                self._smtp.close()
+            self._smtp = None
+
+    def parse_callback(self, payload: bytes, headers: Mapping[str, str]) -> list[CallbackEvent]:
+        """Bounce and complaint reports in the generic JSON shape (see the ``file`` channel)."""
+        return _parse_generic("email", payload)
+
+
+_HEADER_NAME = re.compile(r"^[!-9;-~]+$")
+_DOT_LINE = re.compile(rb"(?m)^\.")
+
+
+def _plain_header(name: str, value: str) -> bool:
+    """True when ``name: value`` can be written as is (ASCII, short, no encoding)."""
+    return value.isascii() and len(name) + len(value) < 900 and "=?" not in value
+
+
+def _text_part(subtype: str, text: str) -> list[str]:
+    """Headers and body of one text part: 7bit when it can be, else base64."""
+    crlf = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+    if not crlf.endswith("\r\n"):
+        crlf += "\r\n"
+    if crlf.isascii() and max(map(len, crlf.split("\r\n"))) <= 990:
+        return [
+            f'Content-Type: text/{subtype}; charset="utf-8"\r\n',
+            "Content-Transfer-Encoding: 7bit\r\n\r\n",
+            crlf,
+        ]
+    raw = binascii.b2a_base64(text.encode("utf-8"), newline=False).decode("ascii")
+    lines = "\r\n".join(raw[i : i + 76] for i in range(0, len(raw), 76))
+    return [
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n',
+        "Content-Transfer-Encoding: base64\r\n\r\n",
+        lines + "\r\n",
+    ]
+
+
+def _smtp_refusal(key: str, code: int, what: str) -> SendResult:
+    if 400 <= code < 500:
+        return SendResult(key=key, status="retry", error=f"SMTP {code}: {what} deferred")
+    return SendResult(key=key, status="failed", error=f"SMTP {code}: {what} refused")
+
+
+# -- webhook ------------------------------------------------------------------------------
+
+
+class WebhookChannelConfig(PluginConfig):
+    """Configuration of the ``webhook`` channel."""
+
+    url: str
+    """Where each message is POSTed."""
+    secret_env: str = "CRMKIT_WEBHOOK_SECRET"
+    """Environment variable holding the signing secret (``whsec_<base64>`` or raw)."""
+    event_type: str = "crmkit.message"
+    timeout: float = 10.0
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra request headers."""
+    resend_unknown: bool = False
+    """Resend messages whose outcome is unknown, with the same ``webhook-id``
+    (safe only when the receiver drops ids it has seen, as the scheme asks)."""
+    rate_per_second: float | None = None
+
+
+def standard_webhook_signature(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` (Standard Webhooks)."""
+    mac = hmac.new(secret, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode("ascii")
+
+
+def webhook_secret_bytes(secret: str) -> bytes:
+    """The key bytes of a Standard Webhooks secret (``whsec_`` + base64, or raw text)."""
+    if secret.startswith("whsec_"):
+        return base64.b64decode(secret[len("whsec_") :])
+    return secret.encode("utf-8")
+
+
+class _WebhookBody(msgspec.Struct, kw_only=True):
+    type: str
+    timestamp: str
+    data: dict[str, Any]
+
+
+class WebhookChannel(Channel):
+    """POSTs each message as JSON, signed per the Standard Webhooks scheme.
+
+    Headers: ``webhook-id`` (the outbox key, also sent as ``Idempotency-Key``),
+    ``webhook-timestamp`` (epoch seconds) and ``webhook-signature``
+    (``v1,<base64 HMAC-SHA256 of id.timestamp.body>``). 2xx is sent; 408, 429
+    and 5xx are retried (``Retry-After`` honoured); other 4xx fail; a timeout
+    after the request left is ``unknown``.
+    """
+
+    name = "webhook"
+    description = "POST messages to a URL, signed (Standard Webhooks)."
+    Config: ClassVar[type[PluginConfig]] = WebhookChannelConfig
+    max_batch: ClassVar[int] = 100
+    address_field: ClassVar[str] = "id"
+
+    config: WebhookChannelConfig
+
+    def __init__(self, config: PluginConfig, context: PluginContext) -> None:
+        super().__init__(config, context)
+        self._client: Any = None
+
+    def _secret(self) -> bytes:
+        raw = _secret_from_env("webhook", self.config.secret_env, "signing secret")
+        assert raw is not None
+        try:
+            return webhook_secret_bytes(raw)
+        except ValueError:
+            raise ChannelError(
+                f"webhook channel: {self.config.secret_env} is not valid base64 after 'whsec_'"
+            ) from None
+
+    def check(self) -> None:
+        """Raise :class:`ChannelError` when the URL or the secret is unusable."""
+        if not self.config.url.startswith(("http://", "https://")):
+            raise ChannelError("webhook channel: 'url' must start with http:// or https://")
+        self._secret()
+
+    def _http(self) -> Any:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(timeout=self.config.timeout)
+        return self._client
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+        """POST each message; one result per message."""
+        import httpx
+
+        secret = self._secret()
+        client = self._http()
+        results: list[SendResult] = []
+        for msg in messages:
+            ts = int(time.time())
+            body = _encoder.encode(
+                _WebhookBody(
+                    type=self.config.event_type,
+                    timestamp=datetime.fromtimestamp(ts, UTC).isoformat(),
+                    data={
+                        "key": msg.key,
+                        "contact_id": msg.contact_id,
+                        "subject": msg.subject,
+                        "body": msg.body,
+                        "html": msg.html,
+                        "metadata": msg.metadata,
+                    },
+                )
+            )
+            headers = {
+                **self.config.headers,
+                "content-type": "application/json",
+                "webhook-id": msg.key,
+                "webhook-timestamp": str(ts),
+                "webhook-signature": standard_webhook_signature(secret, msg.key, ts, body),
+                "idempotency-key": msg.key,
+            }
+            try:
+                resp = client.post(self.config.url, content=body, headers=headers)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                results.append(
+                    SendResult(
+                        key=msg.key, status="retry", error=f"cannot connect ({type(exc).__name__})"
+                    )
+                )
+                continue
+            except httpx.HTTPError as exc:
+                results.append(
+                    SendResult(
+                        key=msg.key,
+                        status="unknown",
+                        error=f"no answer after sending ({type(exc).__name__})",
+                    )
+                )
+                continue
+            results.append(
+                _http_result(msg.key, resp.status_code, resp.headers.get("retry-after"), msg.key)
+            )
+        return results
+
+    def reconcile(self, messages: Sequence[Message]) -> list[SendResult]:
+        """With ``resend_unknown``, resend under the same ``webhook-id``; else leave unknown."""
+        status: Literal["retry", "unknown"] = "retry" if self.config.resend_unknown else "unknown"
+        return [SendResult(key=m.key, status=status) for m in messages]
+
+    def parse_callback(self, payload: bytes, headers: Mapping[str, str]) -> list[CallbackEvent]:
+        """Status reports in the generic JSON shape (see the ``file`` channel)."""
+        return _parse_generic("webhook", payload)
+
+
+# -- sms ------------------------------------------------------------------------------------
+
+STOP_WORDS: frozenset[str] = frozenset(
+    {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout", "revoke"}
+)
+"""Inbound SMS bodies read as an opt-out."""
+
+_SMS_STATUS: dict[str, DeliveryStatus | None] = {
+    "delivered": "delivered",
+    "undelivered": "bounced",
+    "failed": "failed",
+    "sent": None,
+    "queued": None,
+    "accepted": None,
+    "sending": None,
+    "scheduled": None,
+}
+
+
+class SmsChannelConfig(PluginConfig):
+    """Configuration of the ``sms`` channel (the common SMS-provider REST shape)."""
+
+    base_url: str
+    """The provider's API root, e.g. ``https://api.provider.example/2010-04-01``."""
+    account: str
+    """Account id: the basic-auth user name and ``{account}`` in ``path``."""
+    token_env: str
+    """Environment variable holding the API token (the basic-auth password)."""
+    sender: str
+    """The ``From`` number or sender id."""
+    path: str = "/Accounts/{account}/Messages.json"
+    status_callback: str | None = None
+    """URL the provider should post delivery statuses to."""
+    timeout: float = 10.0
+    rate_per_second: float | None = None
+
+
+class SmsChannel(Channel):
+    """Sends SMS through a provider's REST API (form POST, basic auth).
+
+    Each message is one ``POST {base_url}{path}`` with ``To``, ``From``,
+    ``Body`` (and ``StatusCallback``); the JSON answer's ``sid`` (or ``id``) is
+    the provider id. 429 and 5xx are retried (``Retry-After`` honoured).
+    Status callbacks are form posts with ``MessageSid`` and ``MessageStatus``;
+    an inbound message whose body is a stop word (``STOP``, …) is an opt-out.
+    """
+
+    name = "sms"
+    description = "Send SMS through a provider's REST API (configurable base URL)."
+    Config: ClassVar[type[PluginConfig]] = SmsChannelConfig
+    max_batch: ClassVar[int] = 100
+    address_field: ClassVar[str] = "phone"
+
+    config: SmsChannelConfig
+
+    def __init__(self, config: PluginConfig, context: PluginContext) -> None:
+        super().__init__(config, context)
+        self._client: Any = None
+
+    def check(self) -> None:
+        """Raise :class:`ChannelError` when the base URL or the token is unusable."""
+        if not self.config.base_url.startswith(("http://", "https://")):
+            raise ChannelError("sms channel: 'base_url' must start with http:// or https://")
+        _secret_from_env("sms", self.config.token_env, "API token")
+
+    def _http(self) -> Any:
+        if self._client is None:
+            import httpx
+
+            token = _secret_from_env("sms", self.config.token_env, "API token") or ""
+            self._client = httpx.Client(
+                timeout=self.config.timeout, auth=(self.config.account, token)
+            )
+        return self._client
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+        """POST each message; one result per message."""
+        import httpx
+
+        client = self._http()
+        url = self.config.base_url.rstrip("/") + self.config.path.format(
+            account=self.config.account
+        )
+        results: list[SendResult] = []
+        for msg in messages:
+            form = {"To": msg.to, "From": self.config.sender, "Body": msg.body}
+            if self.config.status_callback:
+                form["StatusCallback"] = self.config.status_callback
+            try:
+                resp = client.post(url, data=form, headers={"idempotency-key": msg.key})
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                results.append(
+                    SendResult(
+                        key=msg.key, status="retry", error=f"cannot connect ({type(exc).__name__})"
+                    )
+                )
+                continue
+            except httpx.HTTPError as exc:
+                results.append(
+                    SendResult(
+                        key=msg.key,
+                        status="unknown",
+                        error=f"no answer after sending ({type(exc).__name__})",
+                    )
+                )
+                continue
+            pid = None
+            if 200 <= resp.status_code < 300:
+                try:
+                    answer = msgspec.json.decode(resp.content)
+                except msgspec.DecodeError:
+                    answer = None
+                if isinstance(answer, dict):
+                    raw = answer.get("sid") or answer.get("id")
+                    pid = str(raw) if raw is not None else None
+                if pid is None:
+                    results.append(
+                        SendResult(
+                            key=msg.key,
+                            status="unknown",
+                            error="provider accepted the request but returned no message id",
+                        )
+                    )
+                    continue
+            results.append(
+                _http_result(msg.key, resp.status_code, resp.headers.get("retry-after"), pid)
+            )
+        return results
+
+    def parse_callback(self, payload: bytes, headers: Mapping[str, str]) -> list[CallbackEvent]:
+        """A status callback (``MessageSid``, ``MessageStatus``) or an inbound message.
+
+        Raises :class:`ChannelError` when the body is neither.
+        """
+        from urllib.parse import parse_qs
+
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ChannelError("sms channel: callback body is not UTF-8 form data") from None
+        form = {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+        sid = form.get("MessageSid") or form.get("SmsSid")
+        status = form.get("MessageStatus") or form.get("SmsStatus")
+        if sid and status and status.lower() in _SMS_STATUS:
+            mapped = _SMS_STATUS[status.lower()]
+            if mapped is None:
+                return []
+            detail = form.get("ErrorCode")
+            return [
+                CallbackEvent(
+                    provider_id=sid,
+                    status=mapped,
+                    detail=f"error code {detail}" if detail else None,
+                )
+            ]
+        sender, body = form.get("From"), form.get("Body")
+        if sender and body is not None:
+            if body.strip().lower() in STOP_WORDS:
+                return [CallbackEvent(unsubscribe=True, address=sender, detail="inbound stop")]
+            return []
+        raise ChannelError(
+            "sms channel: callback is neither a status report (MessageSid, MessageStatus) "
+            "nor an inbound message (From, Body)"
+        )
+
+
 @hookimpl
 def crmkit_register_channels(register: Callable[[type[Channel]], None]) -> None:
     """Register the built-in channels."""
     register(FileChannel)
+    register(EmailChannel)
+    register(WebhookChannel)
+    register(SmsChannel)
 
 
-__all__ = ["FileChannel", "FileChannelConfig", "OutboxEntry", "provider_id_for", "read_outbox"]
+__all__ = [
+    "STOP_WORDS",
+    "EmailChannel",
+    "EmailChannelConfig",
+    "FileChannel",
+    "FileChannelConfig",
+    "OutboxEntry",
+    "SmsChannel",
+    "SmsChannelConfig",
+    "WebhookChannel",
+    "WebhookChannelConfig",
+    "provider_id_for",
+    "read_outbox",
+    "standard_webhook_signature",
+    "webhook_secret_bytes",
+]
