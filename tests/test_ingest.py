@@ -228,3 +228,18 @@ def test_hubspot_preset(kernel: Kernel, tmp_path: Path) -> None:
         "customer",
     )
     assert c.phone == "+442079460958"
+
+
+def test_consent_column_is_recorded_with_file_and_line(kernel: Kernel, tmp_path: Path) -> None:
+    from crmkit.ingest import ConsentColumn
+
+    f = write_csv(tmp_path / "c.csv", rows(4))  # Newsletter: no, yes, yes, no
+    rep = kernel.import_file(f, consent=[ConsentColumn(column="newsletter")])
+    assert (rep.consents_given, rep.consents_withdrawn) == (2, 2)
+    ids = [kernel.find_contacts(email=f"ann.lee{i}@example.com")[0].id for i in range(4)]
+    status = kernel.store.consent_status(ids, channel="email", purpose="marketing")
+    assert [status[i] for i in ids] == ["withdrawn", "given", "given", "withdrawn"]
+    evidence = kernel.store.conn.execute(  # type: ignore[attr-defined]
+        "SELECT evidence FROM consents WHERE contact_id = ?", (ids[1],)
+    ).fetchone()[0]
+    assert evidence.endswith("c.csv:3")

@@ -76,6 +76,21 @@ def _progress_bar(label: str) -> tuple[Callable[[int], None], Callable[[], None]
     return (lambda n: prog.advance(task, n)), prog.stop
 
 
+def _consent_column(spec: str) -> Any:
+    from crmkit.ingest import ConsentColumn
+
+    parts = [p.strip() for p in spec.split(":")]
+    if not parts[0] or len(parts) > 3:
+        raise click.BadParameter(
+            f"{spec!r} is not COLUMN[:CHANNEL[:PURPOSE]]", param_hint="--consent"
+        )
+    return ConsentColumn(
+        column=parts[0],
+        channel=parts[1] if len(parts) > 1 else "email",
+        purpose=parts[2] if len(parts) > 2 else "marketing",
+    )
+
+
 def build_cli(manager: PluginManager | None = None) -> click.Group:
     """Build the command group; plugins add commands through ``crmkit_register_commands``."""
 
@@ -178,6 +193,13 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
         type=click.Path(dir_okay=False, path_type=Path),
         help="Default FILE.rejects.csv.",
     )
+    @click.option(
+        "--consent",
+        "consents",
+        multiple=True,
+        metavar="COLUMN[:CHANNEL[:PURPOSE]]",
+        help="Record a consent column (yes/no) in the ledger; default channel email, purpose marketing.",
+    )
     @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_obj
@@ -190,6 +212,7 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
         preset: str | None,
         maps: tuple[str, ...],
         rejects: Path | None,
+        consents: tuple[str, ...],
         dry_run: bool,
         as_json: bool,
     ) -> None:
@@ -233,6 +256,7 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
                 rejects=rejects,
                 dry_run=dry_run,
                 on_batch=advance,
+                consent=[_consent_column(c) for c in consents],
             )
         finally:
             stop()

@@ -51,6 +51,8 @@ class IngestReport(msgspec.Struct, kw_only=True):
     updated: int = 0
     interactions_added: int = 0
     companies: int = 0
+    consents_given: int = 0
+    consents_withdrawn: int = 0
     rejected_rows: int = 0
     dropped_values: int = 0
     resumed: bool = False
@@ -58,6 +60,17 @@ class IngestReport(msgspec.Struct, kw_only=True):
     attribute_types: dict[str, str] = msgspec.field(default_factory=dict)
     inferred: list[str] = msgspec.field(default_factory=list)
     rejects_path: str | None = None
+
+
+class ConsentColumn(msgspec.Struct, frozen=True, kw_only=True):
+    """A column of an import that carries consent (an opt-in or an opt-out flag)."""
+
+    column: str
+    """The column's field name after mapping (``Newsletter`` → ``newsletter``)."""
+    channel: str = "email"
+    purpose: str = "marketing"
+    opt_out: bool = False
+    """True for "do not contact" columns, where a yes withdraws consent."""
 
 
 class _Rollback(Exception):
@@ -126,6 +139,7 @@ class Ingester:
         full: bool = False,
         list_separator: str = ";",
         on_batch: Callable[[int], None] | None = None,
+        consent: Sequence[ConsentColumn] = (),
     ) -> None:
         if key not in ("email", "external_id"):
             raise ConfigError(f"key must be 'email' or 'external_id', not {key!r}")
@@ -139,6 +153,7 @@ class Ingester:
         self.full = full
         self.list_separator = list_separator
         self.on_batch = on_batch
+        self.consent = list(consent)
         self.rejects = RejectWriter(rejects)
         self.report = IngestReport(
             source=name, dry_run=dry_run, rejects_path=str(rejects) if rejects else None
@@ -329,7 +344,33 @@ class Ingester:
         )
         self.report.created += len(res.created)
         self.report.updated += len(res.updated)
+        if self.consent:
+            self._consents(batch, res.ids)
         return res.created, res.updated
+
+    def _consents(self, batch: Batch, ids: Sequence[int | None]) -> None:
+        from crmkit.consent import consent_from_column
+        from crmkit.store.sqlite import SQLiteStore
+
+        if not isinstance(self.store, SQLiteStore):
+            raise ConfigError("consent columns need the SQLite store")
+        for cc in self.consent:
+            values = batch.columns.get(cc.column)
+            if values is None:
+                continue
+            counts = consent_from_column(
+                self.store,
+                ids,
+                values,
+                channel=cc.channel,
+                purpose=cc.purpose,
+                source=self.name,
+                file=batch.file,
+                lines=batch.lines,
+                opt_out=cc.opt_out,
+            )
+            self.report.consents_given += counts.get("given", 0)
+            self.report.consents_withdrawn += counts.get("withdrawn", 0)
 
     # -- interactions ----------------------------------------------------------
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crmkit.errors import ConfigError, NotFoundError
-from crmkit.ingest import Ingester, IngestReport
+from crmkit.ingest import ConsentColumn, Ingester, IngestReport
 from crmkit.kinds import Categorizer, Report, Reporter, Source
 from crmkit.plugins import Hooks, PluginManager, Registry, make_plugin_manager
 from crmkit.records import AttributeType, Contact, Interaction
@@ -119,13 +119,16 @@ class Kernel:
         dry_run: bool = False,
         full: bool = False,
         on_batch: Callable[[int], None] | None = None,
+        consent: Sequence[ConsentColumn] = (),
     ) -> IngestReport:
         """Import everything new from ``source`` into the store.
 
         ``name`` identifies the source across runs (its checkpoint and its
         identities); ``key`` is the upsert key (``email`` or ``external_id``);
         ``rejects`` is the CSV file that lists every row or value not imported;
-        ``full`` ignores the checkpoint and reads everything again.
+        ``full`` ignores the checkpoint and reads everything again;
+        ``consent`` names columns whose values are recorded in the consent
+        ledger with the file and line as evidence.
         """
         ing = Ingester(
             self,
@@ -137,6 +140,7 @@ class Kernel:
             dry_run=dry_run,
             full=full,
             on_batch=on_batch,
+            consent=consent,
         )
         return ing.run()
 
@@ -153,6 +157,7 @@ class Kernel:
         dry_run: bool = False,
         name: str | None = None,
         on_batch: Callable[[int], None] | None = None,
+        consent: Sequence[ConsentColumn] = (),
     ) -> IngestReport:
         """Import one CSV or JSONL file; the format is guessed from its name and contents."""
         p = Path(path)
@@ -174,6 +179,7 @@ class Kernel:
             rejects=rejects,
             dry_run=dry_run,
             on_batch=on_batch,
+            consent=consent,
         )
 
     # -- contacts --------------------------------------------------------------

@@ -162,6 +162,19 @@ class Channel(Plugin):
         """Parse a provider callback (delivery status, inbound STOP)."""
         return []
 
+    def reconcile(self, messages: Sequence[Message]) -> list[SendResult]:
+        """Settle messages whose outcome was left unknown (a crash mid-send).
+
+        Return a result for each message the provider can answer for (``sent``
+        when it got it, ``failed`` when it refused it); leave out the others,
+        which stay ``unknown`` until a callback or ``crmkit outbox resolve``.
+        The kernel never re-sends an unknown message blindly.
+        """
+        return []
+
+    def close(self) -> None:
+        """Release connections; called after each outbox pass."""
+
 
 class Table(msgspec.Struct, kw_only=True):
     """A titled table of plain values, the unit of every report."""

@@ -24,6 +24,7 @@ use = "csv"
 name = "contacts"
 path = "data/contacts.csv"
 key = "email"                      # upsert on the normalized email
+consent = [{ column = "newsletter", channel = "email", purpose = "marketing" }]
 
 [[sources]]
 use = "csv"

@@ -42,6 +42,15 @@ class StoreSection(_Strict):
     url: str | None = None
 
 
+class ConsentSpec(_Strict):
+    """A column of a source that carries consent (``Newsletter = yes``)."""
+
+    column: str
+    channel: str = "email"
+    purpose: str = "marketing"
+    opt_out: bool = False
+
+
 class SourceStep(_WithPluginConfig):
     """``[[sources]]``: a source plugin and how its records are upserted."""
 
@@ -50,6 +59,7 @@ class SourceStep(_WithPluginConfig):
     key: Literal["email", "external_id"] = "email"
     rejects: str | None = None
     attributes: dict[str, AttributeType] = Field(default_factory=dict)
+    consent: list[ConsentSpec] = Field(default_factory=list)
 
 
 class CategorizeStep(_WithPluginConfig):
@@ -236,8 +246,16 @@ def run_workflow(
             rejects: Path = rejects,
             attrs: dict[str, AttributeType] = attrs,
         ) -> dict[str, Any]:
+            from crmkit.ingest import ConsentColumn
+
             r = kernel.ingest(
-                src, name=name, key=s.key, attributes=attrs, rejects=rejects, dry_run=dry_run
+                src,
+                name=name,
+                key=s.key,
+                attributes=attrs,
+                rejects=rejects,
+                dry_run=dry_run,
+                consent=[ConsentColumn(**c.model_dump()) for c in s.consent],
             )
             return {
                 "source": name,
@@ -247,6 +265,7 @@ def run_workflow(
                 "updated": r.updated,
                 "interactions": r.interactions_added,
                 "companies": r.companies,
+                "consents": r.consents_given + r.consents_withdrawn,
                 "rejected": r.rejected_rows,
                 "dropped_values": r.dropped_values,
                 "rejects": r.rejects_path,
