@@ -109,8 +109,8 @@ class CsvReader:
 #
 # config keys (all optional): threshold (0-1, default 0.5), blocking
 # (list of rules, each a list of "field[+field][:transform]" parts; transforms:
-# exact, prefixN, phonetic, initial, year, local, domain, nick, nickinitial),
-# max_block (12), window (3), max_pairs_per_record (20.0), train_pairs
+# exact, prefixN, suffixN, phonetic, initial, year, local, domain, letters, nick,
+# nickinitial), max_block (8), window (2), all_pairs_prior (true), max_pairs_per_record (20.0), train_pairs
 # (300000), random_pairs (300000), em_max_iter (200), em_tol (1e-6), guard
 # (chaining guard, 0-1, default 0.5), seed, fields (list of field names).
 

@@ -61,7 +61,7 @@ MATCH_FIELDS: tuple[str, ...] = (
 """The contact fields the matcher compares."""
 
 _TRANSFORMS = frozenset(
-    {"exact", "phonetic", "initial", "year", "local", "domain", "nick", "nickinitial"}
+    {"exact", "phonetic", "initial", "year", "local", "domain", "nick", "nickinitial", "letters"}
 )
 _PART = re.compile(r"^([a-z_]+(?:\+[a-z_]+)*)(?::([a-z]+\d*))?$")
 
@@ -74,8 +74,8 @@ class DedupeConfig(BaseModel):
 
     Every setting is optional; the defaults suit contacts. ``blocking`` is a list
     of rules, each a list of ``field[+field][:transform]`` parts (transforms:
-    ``exact``, ``prefixN``, ``phonetic``, ``initial``, ``year``, ``local``,
-    ``domain``, ``nick``, ``nickinitial``); pairs sharing every part of any rule
+    ``exact``, ``prefixN``, ``suffixN``, ``phonetic``, ``initial``, ``year``, ``local``,
+    ``domain``, ``letters``, ``nick``, ``nickinitial``); pairs sharing every part of any rule
     are compared.
     """
 
@@ -118,7 +118,11 @@ class DedupeConfig(BaseModel):
                             f"rule {i}: unknown field {f!r} (known: {', '.join(MATCH_FIELDS)})"
                         )
                 t = m.group(2)
-                if t is not None and t not in _TRANSFORMS and not re.fullmatch(r"prefix\d+", t):
+                if (
+                    t is not None
+                    and t not in _TRANSFORMS
+                    and not re.fullmatch(r"(prefix|suffix)\d+", t)
+                ):
                     raise ValueError(f"rule {i}: unknown transform {t!r}")
         return rules
 

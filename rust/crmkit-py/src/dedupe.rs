@@ -43,6 +43,7 @@ fn parse_config(py: Python<'_>, d: Option<&Bound<'_, PyDict>>) -> PyResult<Confi
             "em_tol" => c.em_tol = v.extract().map_err(bad)?,
             "guard" => c.guard = v.extract().map_err(bad)?,
             "seed" => c.seed = v.extract().map_err(bad)?,
+            "all_pairs_prior" => c.all_pairs_prior = v.extract().map_err(bad)?,
             "fields" => {
                 let names: Vec<String> = v.extract().map_err(bad)?;
                 c.fields = Some(names.iter().map(|n| parse_field(py, n)).collect::<PyResult<_>>()?);
@@ -63,7 +64,7 @@ fn parse_config(py: Python<'_>, d: Option<&Bound<'_, PyDict>>) -> PyResult<Confi
                     py,
                     format!(
                         "unknown config key '{key}'; known keys: threshold, blocking, max_block, window, \
-                         max_pairs_per_record, train_pairs, random_pairs, em_max_iter, em_tol, guard, seed, fields"
+                         max_pairs_per_record, train_pairs, random_pairs, em_max_iter, em_tol, guard, seed, fields, all_pairs_prior"
                     ),
                 ))
             }

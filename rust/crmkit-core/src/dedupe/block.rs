@@ -27,6 +27,11 @@ pub enum Transform {
     Exact,
     /// The first `n` characters.
     Prefix(usize),
+    /// The last `n` characters.
+    Suffix(usize),
+    /// The letters only (of an email: of its local part), so
+    /// `mary.garcia@x` and `marygarcia27@y` share a key.
+    Letters,
     /// The Double Metaphone code (names, city).
     Phonetic,
     /// The first character.
@@ -64,8 +69,8 @@ pub struct Rule {
 
 impl Rule {
     /// Parse a rule from its parts, each `field[+field][:transform]` where
-    /// transform is one of `exact`, `prefixN`, `phonetic`, `initial`, `year`,
-    /// `local`, `domain`, `nick`, `nickinitial`.
+    /// transform is one of `exact`, `prefixN`, `suffixN`, `phonetic`,
+    /// `initial`, `year`, `local`, `domain`, `nick`, `nickinitial`, `letters`.
     pub fn parse(parts: &[&str]) -> CoreResult<Rule> {
         if parts.is_empty() {
             return Err(CoreError::Config(
@@ -98,11 +103,15 @@ impl Rule {
                 "domain" => Transform::Domain,
                 "nick" => Transform::Nick,
                 "nickinitial" => Transform::NickInitial,
-                _ => match tr
-                    .strip_prefix("prefix")
-                    .and_then(|n| n.parse::<usize>().ok())
-                {
-                    Some(n) if n > 0 => Transform::Prefix(n),
+                "letters" => Transform::Letters,
+                _ => match (
+                    tr.strip_prefix("prefix")
+                        .and_then(|n| n.parse::<usize>().ok()),
+                    tr.strip_prefix("suffix")
+                        .and_then(|n| n.parse::<usize>().ok()),
+                ) {
+                    (Some(n), _) if n > 0 => Transform::Prefix(n),
+                    (_, Some(n)) if n > 0 => Transform::Suffix(n),
                     _ => {
                         return Err(CoreError::Config(format!(
                             "unknown transform '{tr}' in blocking rule '{p}'"
@@ -137,6 +146,9 @@ pub fn default_rules() -> Vec<Rule> {
         &["first_name:phonetic", "birth_date"],
         &["company", "last_name:phonetic"],
         &["first_name+last_name:phonetic"],
+        &["email:letters"],
+        &["company", "first_name:nick"],
+        &["first_name:nick", "city", "last_name:initial"],
     ]
     .iter()
     .map(|p| Rule::parse(p).expect("default rules parse"))
@@ -160,6 +172,17 @@ fn piece(side: &Side<'_>, f: Field, t: Transform) -> Option<String> {
     let out: String = match t {
         Transform::Exact => s.to_string(),
         Transform::Prefix(n) => s.chars().take(n).collect(),
+        Transform::Suffix(n) => {
+            let k = s.chars().count();
+            if k < n {
+                return None;
+            }
+            s.chars().skip(k - n).collect()
+        }
+        Transform::Letters => {
+            let src = if f == Field::Email { v.local() } else { s };
+            src.chars().filter(|c| c.is_alphabetic()).collect()
+        }
         Transform::Phonetic => {
             if v.code.is_empty() {
                 return None;
@@ -403,7 +426,48 @@ mod tests {
         assert!(Rule::parse(&["frist_name"]).is_err());
         assert!(Rule::parse(&["email:soundex"]).is_err());
         assert!(Rule::parse(&[]).is_err());
+        assert!(Rule::parse(&["last_name:suffix0"]).is_err());
         assert!(default_rules().len() >= 8);
+    }
+
+    #[test]
+    fn suffix_and_letters_keys() {
+        let (d, _) = Dataset::from_columns(
+            vec![1, 2, 3],
+            vec![
+                (
+                    Field::LastName,
+                    vec![
+                        Some("kelley".into()),
+                        Some("kekley".into()),
+                        Some("ley".into()),
+                    ],
+                ),
+                (
+                    Field::Email,
+                    vec![
+                        Some("mary.garcia@x.org".into()),
+                        Some("marygarcia27@y.com".into()),
+                        Some("mary@x.org".into()),
+                    ],
+                ),
+            ],
+        )
+        .unwrap();
+        let key = |rule: &[&str], r: usize| {
+            key_of(&Rule::parse(rule).unwrap(), &Side::of_row(&d, &[], r))
+        };
+        assert_eq!(
+            key(&["last_name:suffix3"], 0),
+            key(&["last_name:suffix3"], 1)
+        );
+        assert_eq!(key(&["last_name:suffix4"], 2), None);
+        assert_ne!(
+            key(&["last_name:suffix4"], 0),
+            key(&["last_name:suffix4"], 1)
+        );
+        assert_eq!(key(&["email:letters"], 0), key(&["email:letters"], 1));
+        assert_ne!(key(&["email:letters"], 0), key(&["email:letters"], 2));
     }
 
     #[test]

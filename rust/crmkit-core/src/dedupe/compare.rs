@@ -5,7 +5,7 @@
 //! from the strongest agreement to the weakest. The first level whose test
 //! passes wins. [`level_names`] lists them per field.
 
-use strsim::{jaro_winkler, osa_distance};
+use super::metric::{jaro_winkler, jaro_winkler_bag_bound, jaro_winkler_bound, within_edits};
 
 use super::data::{Dataset, Field, Value, NULL, UNSEEN};
 use super::nicknames;
@@ -97,7 +97,83 @@ fn same(ca: u32, a: &Value, cb: u32, b: &Value) -> bool {
 }
 
 fn close_edit(a: &str, b: &str, max: usize) -> bool {
-    a.len().abs_diff(b.len()) <= max && osa_distance(a, b) <= max
+    within_edits(a, b, max)
+}
+
+fn word_hash(w: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = ahash::RandomState::with_seeds(0x5851_f42d, 0x4c95_7f2d, 0x1405_7b7e, 0xf767_814f)
+        .build_hasher();
+    h.write(w.as_bytes());
+    h.finish()
+}
+
+/// The sorted, distinct hashes of the lowercase words of a string, company
+/// suffixes (`inc`, `ltd`, ...) left out.
+pub fn token_hashes(s: &str) -> Vec<u64> {
+    let mut t: Vec<u64> = s
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .filter(|w| !COMPANY_STOP.contains(&w.as_str()))
+        .map(|w| word_hash(&w))
+        .collect();
+    t.sort_unstable();
+    t.dedup();
+    t
+}
+
+/// Overlap coefficient of two sorted, distinct hash sets.
+pub fn overlap_sorted(a: &[u64], b: &[u64]) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let (mut i, mut j, mut common) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    common as f64 / a.len().min(b.len()) as f64
+}
+
+/// Hash of a postcode's district: the part before the space, or the first
+/// three characters of a postcode of four or more; 0 when there is none.
+pub fn district_hash(s: &str) -> u64 {
+    match s.split_once(' ') {
+        Some((d, _)) => word_hash(d) | 1,
+        None if s.chars().count() >= 4 => {
+            let end = s.char_indices().nth(3).map_or(s.len(), |(k, _)| k);
+            word_hash(&s[..end]) | 1
+        }
+        None => 0,
+    }
+}
+
+/// Whether the Jaro-Winkler similarity of two strings reaches `t` (skips
+/// the metric when the lengths alone rule it out).
+pub fn jw_at_least(a: &str, b: &str, t: f64) -> bool {
+    if a.is_ascii() && b.is_ascii() && jaro_winkler_bound(a.len(), b.len()) < t {
+        return false;
+    }
+    jaro_winkler_bag_bound(a, b) >= t && jaro_winkler(a, b) >= t
+}
+
+/// Jaro-Winkler similarity, or 0 when it cannot reach `floor`.
+fn jw_from(a: &str, b: &str, floor: f64) -> f64 {
+    if a.is_ascii()
+        && b.is_ascii()
+        && (jaro_winkler_bound(a.len(), b.len()) < floor || jaro_winkler_bag_bound(a, b) < floor)
+    {
+        return 0.0;
+    }
+    jaro_winkler(a, b)
 }
 
 const COMPANY_STOP: &[&str] = &[
@@ -122,23 +198,7 @@ const COMPANY_STOP: &[&str] = &[
 /// Overlap coefficient of the word sets of two strings (ignoring company
 /// suffixes such as `inc`, `ltd`): |A ∩ B| / min(|A|, |B|).
 pub fn token_overlap(a: &str, b: &str) -> f64 {
-    fn tokens(s: &str) -> Vec<String> {
-        let mut t: Vec<String> = s
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .filter(|w| !COMPANY_STOP.contains(&w.as_str()))
-            .collect();
-        t.sort();
-        t.dedup();
-        t
-    }
-    let (ta, tb) = (tokens(a), tokens(b));
-    if ta.is_empty() || tb.is_empty() {
-        return 0.0;
-    }
-    let common = ta.iter().filter(|w| tb.contains(w)).count();
-    common as f64 / ta.len().min(tb.len()) as f64
+    overlap_sorted(&token_hashes(a), &token_hashes(b))
 }
 
 fn is_initial_of(short: &str, long: &str) -> bool {
@@ -160,7 +220,7 @@ pub fn compare_values(field: Field, ca: u32, a: &Value, cb: u32, b: &Value) -> u
             } else if is_initial_of(x, y) || is_initial_of(y, x) {
                 5
             } else {
-                let jw = jaro_winkler(x, y);
+                let jw = jw_from(x, y, 0.80);
                 if jw >= 0.92 {
                     3
                 } else if !a.code.is_empty() && a.code == b.code {
@@ -173,12 +233,12 @@ pub fn compare_values(field: Field, ca: u32, a: &Value, cb: u32, b: &Value) -> u
             }
         }
         Field::LastName => {
-            let jw = jaro_winkler(x, y);
+            let jw = jw_from(x, y, 0.80);
             if jw >= 0.92 || (x.len() >= 5 && close_edit(x, y, 1)) {
                 2
             } else if !a.code.is_empty() && a.code == b.code {
                 3
-            } else if jw >= 0.80 || token_overlap(x, y) >= 1.0 {
+            } else if jw >= 0.80 || overlap_sorted(&a.tokens, &b.tokens) >= 1.0 {
                 4
             } else {
                 5
@@ -192,7 +252,7 @@ pub fn compare_values(field: Field, ca: u32, a: &Value, cb: u32, b: &Value) -> u
                 } else {
                     3
                 }
-            } else if la.len() >= 4 && (jaro_winkler(la, lb) >= 0.92 || close_edit(la, lb, 1)) {
+            } else if la.len() >= 4 && (close_edit(la, lb, 1) || jw_at_least(la, lb, 0.92)) {
                 4
             } else {
                 6
@@ -206,27 +266,21 @@ pub fn compare_values(field: Field, ca: u32, a: &Value, cb: u32, b: &Value) -> u
             }
         }
         Field::Postcode => {
-            let district = |s: &str| -> Option<String> {
-                match s.split_once(' ') {
-                    Some((d, _)) => Some(d.to_string()),
-                    None if s.chars().count() >= 4 => Some(s.chars().take(3).collect()),
-                    None => None,
-                }
-            };
-            match (district(x), district(y)) {
-                (Some(p), Some(q)) if p == q => 2,
-                _ => 3,
+            if a.district != 0 && a.district == b.district {
+                2
+            } else {
+                3
             }
         }
         Field::City => {
-            if jaro_winkler(x, y) >= 0.9 || (!a.code.is_empty() && a.code == b.code) {
+            if (!a.code.is_empty() && a.code == b.code) || jw_at_least(x, y, 0.9) {
                 2
             } else {
                 3
             }
         }
         Field::Street | Field::Company => {
-            if token_overlap(x, y) >= 0.8 || jaro_winkler(x, y) >= 0.9 {
+            if overlap_sorted(&a.tokens, &b.tokens) >= 0.8 || jw_at_least(x, y, 0.9) {
                 2
             } else {
                 3
@@ -256,7 +310,9 @@ pub fn compare_values(field: Field, ca: u32, a: &Value, cb: u32, b: &Value) -> u
 }
 
 /// Whether an email local part restates the record's own name: it contains
-/// the surname and the first name (or starts with the first initial).
+/// the surname and the first name (or starts with the first initial), or it
+/// is made of the name alone: the first name or surname, with nothing left
+/// but the other name's initial (`ashleyj`, `davidg`, `emma`).
 pub fn email_restates_name(local: &str, first: Option<&str>, last: Option<&str>) -> bool {
     let letters = |s: &str| -> String {
         s.chars()
@@ -265,18 +321,62 @@ pub fn email_restates_name(local: &str, first: Option<&str>, last: Option<&str>)
             .collect()
     };
     let l = letters(local);
-    let Some(last) = last.map(letters).filter(|s| s.len() >= 2) else {
-        return false;
-    };
-    if !l.contains(&last) {
-        return false;
-    }
-    match first.map(letters).filter(|s| !s.is_empty()) {
-        Some(f) => {
-            l.contains(&f) || l.starts_with(&f[..f.chars().next().map_or(0, char::len_utf8)])
+    let first = first.map(letters).filter(|s| !s.is_empty());
+    let last = last.map(letters).filter(|s| s.len() >= 2);
+    if let Some(last) = &last {
+        if l.contains(last.as_str()) {
+            if let Some(f) = &first {
+                if l.contains(f.as_str())
+                    || l.starts_with(&f[..f.chars().next().map_or(0, char::len_utf8)])
+                {
+                    return true;
+                }
+            }
         }
-        None => false,
     }
+    // The name alone, plus at most the other name's initial.
+    let initial = |s: &Option<String>| s.as_deref().and_then(|s| s.chars().next());
+    let alone = |name: &Option<String>, other: &Option<String>| -> bool {
+        let Some(n) = name.as_deref().filter(|n| n.chars().count() >= 3) else {
+            return false;
+        };
+        let Some(rest) = l.strip_prefix(n) else {
+            return false;
+        };
+        let mut cs = rest.chars();
+        match (cs.next(), cs.next()) {
+            (None, _) => true,
+            (Some(c), None) => initial(other) == Some(c),
+            _ => false,
+        }
+    };
+    alone(&first, &last) || alone(&last, &first)
+}
+
+/// Whether two email local parts carry different numbers: both have digits
+/// and they differ, or one has digits and their letters are the same.
+pub fn digits_conflict(a: &str, b: &str) -> bool {
+    let (da, db) = (
+        local_digits(a).next().is_some(),
+        local_digits(b).next().is_some(),
+    );
+    match (da, db) {
+        (true, true) => !local_digits(a).eq(local_digits(b)),
+        (false, false) => false,
+        _ => {
+            let letters = |s: &str| {
+                s.bytes()
+                    .filter(|c| !c.is_ascii_digit())
+                    .collect::<Vec<u8>>()
+            };
+            letters(a) == letters(b)
+        }
+    }
+}
+
+/// The digits of an email local part (`ann.lee84` → `84`), compared as-is.
+fn local_digits(local: &str) -> impl Iterator<Item = u8> + '_ {
+    local.bytes().filter(u8::is_ascii_digit)
 }
 
 /// One side of a comparison: a value and its dictionary code per field, plus
@@ -287,6 +387,8 @@ pub struct Side<'a> {
     pub values: [Option<(u32, &'a Value)>; 9],
     /// Whether the email local part restates the row's name.
     pub email_restates: bool,
+    /// [`Dataset::uid`] of the dictionaries the codes index (0: no caching).
+    pub uid: u64,
 }
 
 impl<'a> Side<'a> {
@@ -304,8 +406,57 @@ impl<'a> Side<'a> {
         Side {
             values,
             email_restates: restates.get(row).copied().unwrap_or(false),
+            uid: ds.uid,
         }
     }
+}
+
+/// Fields whose levels are cached per pair of dictionary codes: few distinct
+/// values, so the same pair of values comes up again and again.
+fn cached(f: Field) -> bool {
+    matches!(f, Field::LastName)
+}
+
+/// Entries a thread's level cache may hold before it is cleared.
+const CACHE_CAP: usize = 1 << 20;
+
+struct LevelCache {
+    uid: u64,
+    maps: Vec<ahash::AHashMap<u64, u8>>,
+}
+
+thread_local! {
+    static CACHE: std::cell::RefCell<LevelCache> = std::cell::RefCell::new(LevelCache {
+        uid: 0,
+        maps: (0..9).map(|_| ahash::AHashMap::new()).collect(),
+    });
+}
+
+/// [`compare_values`], through a per-thread cache keyed by dictionary codes
+/// when both values come from the dataset `uid` (levels are a pure function
+/// of the two values, so the cache cannot change a result).
+fn compare_cached(f: Field, uid: u64, ca: u32, a: &Value, cb: u32, b: &Value) -> u8 {
+    if uid == 0 || ca >= UNSEEN || cb >= UNSEEN || ca == cb || !cached(f) {
+        return compare_values(f, ca, a, cb, b);
+    }
+    let key = (u64::from(ca) << 32) | u64::from(cb);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.uid != uid {
+            c.uid = uid;
+            c.maps.iter_mut().for_each(|m| m.clear());
+        }
+        let map = &mut c.maps[f.index()];
+        if let Some(&l) = map.get(&key) {
+            return l;
+        }
+        let l = compare_values(f, ca, a, cb, b);
+        if map.len() >= CACHE_CAP {
+            map.clear();
+        }
+        map.insert(key, l);
+        l
+    })
 }
 
 /// Compute the level of every present field for a pair; returns whether the
@@ -315,15 +466,34 @@ pub fn compare_sides(fields: &[Field], a: &Side<'_>, b: &Side<'_>, out: &mut [u8
         let k = f.index();
         out[k] = match (a.values[k], b.values[k]) {
             (Some((ca, va)), Some((cb, vb))) => {
-                let mut l = compare_values(f, ca, va, cb, vb);
+                let uid = if a.uid == b.uid { a.uid } else { 0 };
+                let mut l = compare_cached(f, uid, ca, va, cb, vb);
+                if f == Field::Email && l == 4 && digits_conflict(va.local(), vb.local()) {
+                    // `thomaspena74` / `thomaspen73`, `maryward` / `maryward99`:
+                    // name-like locals told apart by their numbers.
+                    l = 5;
+                }
                 if f == Field::Email && (3..=4).contains(&l) && a.email_restates && b.email_restates
                 {
-                    l = 5;
+                    // Equal non-empty digits (`annlee84`, `ann.lee84`) are
+                    // evidence of their own, beyond the restated names.
+                    let (la, lb) = (va.local(), vb.local());
+                    let digits =
+                        local_digits(la).next().is_some() && local_digits(la).eq(local_digits(lb));
+                    if !(l == 4 && digits) {
+                        l = 5;
+                    }
                 }
                 l
             }
             _ => L_NULL,
         };
+    }
+    // A shared postcode already says the city is the same: counting the city
+    // too would weigh one address twice (households, neighbours).
+    let (pi, ci) = (Field::Postcode.index(), Field::City.index());
+    if fields.contains(&Field::City) && out[pi] == L_EXACT && out[ci] == L_EXACT {
+        out[ci] = L_NULL;
     }
     let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
     let good = |l: u8, f: Field| {
@@ -336,7 +506,7 @@ pub fn compare_sides(fields: &[Field], a: &Side<'_>, b: &Side<'_>, out: &mut [u8
             let cross = |x: &Value, y: &Value| -> Option<u8> {
                 if x.text == y.text {
                     Some(L_EXACT)
-                } else if x.text.len() >= 3 && jaro_winkler(&x.text, &y.text) >= 0.92 {
+                } else if x.text.len() >= 3 && jw_at_least(&x.text, &y.text, 0.92) {
                     Some(2)
                 } else {
                     None
@@ -432,11 +602,31 @@ mod tests {
         ));
         assert!(email_restates_name("jsmith", Some("john"), Some("smith")));
         assert!(!email_restates_name("jsmith", Some("ann"), Some("smith")));
+        assert!(email_restates_name(
+            "ashleyj",
+            Some("ashley"),
+            Some("jones")
+        ));
+        assert!(email_restates_name("emma", Some("emma"), Some("anderson")));
+        assert!(!email_restates_name(
+            "emmaz",
+            Some("emma"),
+            Some("anderson")
+        ));
+        assert!(!email_restates_name(
+            "moondragon60",
+            Some("susan"),
+            Some("gladling")
+        ));
         assert!(!email_restates_name(
             "cooldude",
             Some("john"),
             Some("smith")
         ));
+        assert!(digits_conflict("thomaspena74", "thomaspen73"));
+        assert!(digits_conflict("maryward", "maryward99"));
+        assert!(!digits_conflict("helenkelly27", "helenelly27"));
+        assert!(!digits_conflict("annlee", "anlee"));
     }
 
     #[test]
@@ -456,6 +646,7 @@ mod tests {
             Side {
                 values,
                 email_restates: false,
+                uid: 0,
             }
         };
         let f: &'static [Value; 2] = Box::leak(Box::new(f));

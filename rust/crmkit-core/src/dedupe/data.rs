@@ -93,6 +93,11 @@ pub struct Value {
     pub date: u32,
     /// Byte offset of the `@` in an email, else 0.
     pub at: u32,
+    /// Sorted, distinct hashes of the words (last name, street, company;
+    /// company suffixes such as `inc` left out), for token overlap.
+    pub tokens: Box<[u64]>,
+    /// Hash of the postcode district (`sw1a` of `sw1a 1aa`), 0 if none.
+    pub district: u64,
 }
 
 impl Value {
@@ -119,7 +124,11 @@ impl Value {
             }
             Field::BirthDate => v.date = parse_date(text),
             Field::Email => v.at = text.rfind('@').unwrap_or(text.len()) as u32,
+            Field::Postcode => v.district = super::compare::district_hash(text),
             _ => {}
+        }
+        if matches!(field, Field::LastName | Field::Street | Field::Company) {
+            v.tokens = super::compare::token_hashes(text).into();
         }
         v
     }
@@ -258,7 +267,12 @@ pub struct Dataset {
     pub ids: Vec<i64>,
     /// One entry per [`Field::ALL`]; `None` when the field is absent.
     pub columns: Vec<Option<Column>>,
+    /// A process-unique id of this dataset's dictionaries (never 0), which
+    /// keys caches of comparison levels by dictionary code.
+    pub uid: u64,
 }
+
+static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Dataset {
     /// Build a dataset from named columns and row ids.
@@ -317,7 +331,8 @@ impl Dataset {
                 other => other,
             })
             .collect();
-        Ok((Dataset { ids, columns }, warnings))
+        let uid = NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok((Dataset { ids, columns, uid }, warnings))
     }
 
     /// Number of rows.

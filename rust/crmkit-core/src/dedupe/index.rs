@@ -142,6 +142,7 @@ impl Index {
         let me = Side {
             values,
             email_restates,
+            uid: 0,
         };
         let my_sort = sort_key(&me);
         let side = |r: usize| Side::of_row(&self.ds, &self.restates, r);

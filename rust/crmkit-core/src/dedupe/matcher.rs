@@ -39,6 +39,9 @@ pub struct Config {
     pub seed: u64,
     /// Fields to compare (default: every field present).
     pub fields: Option<Vec<Field>>,
+    /// Score against all pairs of rows (random-pair `u`, `λ` over all
+    /// pairs; see [`score::to_all_pairs`]) rather than against candidate pairs.
+    pub all_pairs_prior: bool,
 }
 
 impl Default for Config {
@@ -46,8 +49,8 @@ impl Default for Config {
         Config {
             threshold: 0.5,
             rules: block::default_rules(),
-            max_block: 12,
-            window: 3,
+            max_block: 8,
+            window: 2,
             max_pairs_per_record: 20.0,
             train_pairs: 300_000,
             random_pairs: 300_000,
@@ -56,6 +59,7 @@ impl Default for Config {
             guard: 0.5,
             seed: 0x5eed,
             fields: None,
+            all_pairs_prior: true,
         }
     }
 }
@@ -477,7 +481,7 @@ fn train(
             _ => patterns.push((p, 1)),
         }
     }
-    score::train_em(
+    let mut model = score::train_em(
         fields,
         &patterns,
         labelled,
@@ -488,7 +492,11 @@ fn train(
             m_prior_share: score::M_PRIOR_SHARE,
             u_prior_share: score::U_PRIOR_SHARE,
         },
-    )
+    );
+    if config.all_pairs_prior {
+        score::to_all_pairs(&mut model, &ds.columns, &u_random, candidates.len(), n);
+    }
+    model
 }
 
 #[cfg(test)]

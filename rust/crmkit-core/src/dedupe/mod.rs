@@ -3,6 +3,7 @@
 //! - [`data`]: the columnar, interned input ([`Dataset`]).
 //! - [`block`]: blocking rules and candidate pairs.
 //! - [`compare`]: field comparisons with graded levels.
+//! - [`metric`]: allocation-free string metrics.
 //! - [`nicknames`]: given-name nickname groups.
 //! - [`score`]: Fellegi-Sunter weights, EM training, term frequencies.
 //! - [`cluster`]: connected components with a chaining guard.
@@ -20,6 +21,7 @@ pub mod compare;
 pub mod data;
 pub mod index;
 pub mod matcher;
+pub mod metric;
 pub mod nicknames;
 pub mod score;
 

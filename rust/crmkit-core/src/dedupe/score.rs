@@ -18,6 +18,10 @@
 //!    EM runs over distinct comparison vectors with their counts, so each
 //!    iteration costs the number of distinct patterns, not of pairs.
 //! 3. Labelled pairs, when given, enter every M-step with their known class.
+//! 4. By default ([`to_all_pairs`]) the fitted model is then restated over all
+//!    pairs of rows: `u` from random pairs (exact level counted from the
+//!    values), `λ` = expected matching pairs / all pairs, so the odds of a
+//!    pair of namesakes fall as the data grows.
 //!
 //! Null and [`compare::is_neutral`] levels weigh 0. Term frequencies: an
 //! exact match on a value with relative frequency `tf` gets
@@ -29,7 +33,7 @@ use super::data::{Column, Field};
 use crate::{CoreError, CoreResult};
 
 /// Bound (in bits) of a term-frequency adjustment.
-pub const TF_CLAMP: f64 = 5.0;
+pub const TF_CLAMP: f64 = 12.0;
 /// Strength (pseudo-count) of the random-pair prior on `u` in EM.
 pub const U_PRIOR_STRENGTH: f64 = 50.0;
 /// Strength of the generic `m` prior (exact likely, different unlikely among
@@ -256,6 +260,58 @@ pub fn train_em(
     model
 }
 
+/// Share of random pairs of non-null values that agree exactly: `Σ tf_k²`.
+pub fn exact_agreement(col: &Column) -> f64 {
+    let n = col.non_null.max(1) as f64;
+    col.counts.iter().map(|&c| (c as f64 / n).powi(2)).sum()
+}
+
+/// Turn a model fitted on candidate pairs into one over *all* pairs of rows.
+///
+/// EM on candidate pairs gives `m` and the share of matches among candidates.
+/// Scored against all pairs instead, `u` is the random-pair estimate, except
+/// for the exact level, counted from the values themselves: the pairs of
+/// distinct rows sharing a value, less the matching pairs expected among
+/// them, over all pairs of rows with a value. `λ` is the expected number of
+/// matching pairs over the number of pairs of rows. A pair's odds then fall as
+/// namesakes grow with the data, while pairs that agree on rare values or
+/// identifiers keep theirs: the threshold holds as N grows.
+pub fn to_all_pairs(
+    model: &mut Model,
+    columns: &[Option<Column>],
+    u_random: &[Vec<f64>],
+    candidates: usize,
+    rows: usize,
+) {
+    let all = (rows as f64) * (rows as f64 - 1.0) / 2.0;
+    if all < 1.0 {
+        return;
+    }
+    let matches = (model.prior * candidates as f64).max(1.0);
+    model.prior = (matches / all).clamp(1e-12, 0.5);
+    let share = matches / all;
+    for (fm, ur) in model.fields.iter_mut().zip(u_random) {
+        let Some(col) = columns[fm.field.index()].as_ref() else {
+            continue;
+        };
+        let n = fm.u.len();
+        let nn = col.non_null as f64;
+        let pairs = (nn * (nn - 1.0) / 2.0).max(1.0);
+        let agree: f64 = col
+            .counts
+            .iter()
+            .map(|&c| c as f64 * (c as f64 - 1.0) / 2.0)
+            .sum();
+        let matching = share * pairs * fm.m[L_EXACT as usize];
+        let exact = ((agree - matching).max(0.5) / pairs).clamp(1e-12, 0.5);
+        let rest: f64 = ur[2..n].iter().sum();
+        fm.u[L_EXACT as usize] = exact;
+        for l in 2..n {
+            fm.u[l] = (1.0 - exact) * ur[l] / rest.max(1e-300);
+        }
+    }
+}
+
 /// Per-code term-frequency adjustments (bits) of a column's exact matches.
 pub fn tf_table(col: &Column) -> Vec<f32> {
     let n = col.non_null.max(1) as f64;
@@ -404,6 +460,36 @@ mod tests {
         let col = Column::build(Field::LastName, &raw);
         let t = tf_table(&col);
         assert!(t[0] < 0.0 && t[1] > 0.0 && t[1] < t[2]);
+    }
+
+    #[test]
+    fn all_pairs_model_uses_exact_frequencies_and_scales_the_prior() {
+        let raw: Vec<Option<String>> = ["a", "a", "b", "c"]
+            .iter()
+            .map(|s| Some(s.to_string()))
+            .collect();
+        let mut columns: Vec<Option<Column>> = vec![None; 9];
+        columns[Field::City.index()] = Some(Column::build(Field::City, &raw));
+        let mut model = Model {
+            prior: 0.25,
+            fields: vec![FieldModel {
+                field: Field::City,
+                m: vec![0.0, 0.8, 0.1, 0.1],
+                u: vec![0.0, 0.3, 0.3, 0.4],
+            }],
+            iterations: 1,
+        };
+        let ur = vec![vec![0.0, 0.5, 0.25, 0.25]];
+        to_all_pairs(&mut model, &columns, &ur, 4, 4);
+        let fm = &model.fields[0];
+        // One pair of rows shares a value ("a"); one matching pair is
+        // expected among the 6 pairs, agreeing exactly with m = 0.8, which
+        // leaves 0.2 non-matching agreeing pairs, floored at half a pair.
+        assert!((fm.u[1] - 0.5 / 6.0).abs() < 1e-12, "{:?}", fm.u);
+        let rest = 1.0 - fm.u[1];
+        assert!((fm.u[2] - rest / 2.0).abs() < 1e-12 && (fm.u[3] - rest / 2.0).abs() < 1e-12);
+        assert!((model.prior - 1.0 / 6.0).abs() < 1e-12);
+        model.validate().unwrap();
     }
 
     #[test]
