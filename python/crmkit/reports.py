@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 from crmkit.errors import ConfigError
 from crmkit.kinds import Report, Table
+from crmkit.records import CONTACT_FIELDS
 
 if TYPE_CHECKING:
     from crmkit.kernel import Kernel
@@ -79,22 +80,7 @@ SENT_STATUSES: tuple[str, ...] = ("sent", "delivered", "bounced", "complained")
 DELIVERED_STATUSES: tuple[str, ...] = ("delivered", "complained")
 """Delivery statuses of a message that reached its recipient."""
 
-CONTACT_COLUMNS: tuple[str, ...] = (
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "job_title",
-    "street",
-    "city",
-    "region",
-    "postcode",
-    "country",
-    "birth_date",
-    "lifecycle_stage",
-    "tags",
-)
+CONTACT_COLUMNS: tuple[str, ...] = tuple(f for f in CONTACT_FIELDS if f != "external_id")
 """The contact columns whose completeness the ``customers`` report measures."""
 
 SIGNUP_ATTRIBUTES: tuple[str, ...] = ("signed_up", "signup_date", "signup", "joined", "joined_at")

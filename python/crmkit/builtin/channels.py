@@ -640,6 +640,26 @@ def _smtp_refusal(key: str, code: int, what: str) -> SendResult:
 # -- webhook ------------------------------------------------------------------------------
 
 
+def _post(client: Any, key: str, url: str, **kwargs: Any) -> tuple[Any, SendResult | None]:
+    """POST one message: the response, or the result to record when none came.
+
+    A connection that never opened is retried (nothing was sent); an error after
+    the request went out leaves the outcome ``unknown`` (never re-sent blindly).
+    """
+    import httpx
+
+    try:
+        return client.post(url, **kwargs), None
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        return None, SendResult(
+            key=key, status="retry", error=f"cannot connect ({type(exc).__name__})"
+        )
+    except httpx.HTTPError as exc:
+        return None, SendResult(
+            key=key, status="unknown", error=f"no answer after sending ({type(exc).__name__})"
+        )
+
+
 class WebhookChannelConfig(PluginConfig):
     """Configuration of the ``webhook`` channel."""
 
@@ -729,7 +749,6 @@ class WebhookChannel(Channel):
 
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
         """POST each message; one result per message."""
-        import httpx
 
         secret = self._secret()
         client = self._http()
@@ -758,23 +777,9 @@ class WebhookChannel(Channel):
                 "webhook-signature": standard_webhook_signature(secret, msg.key, ts, body),
                 "idempotency-key": msg.key,
             }
-            try:
-                resp = client.post(self.config.url, content=body, headers=headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                results.append(
-                    SendResult(
-                        key=msg.key, status="retry", error=f"cannot connect ({type(exc).__name__})"
-                    )
-                )
-                continue
-            except httpx.HTTPError as exc:
-                results.append(
-                    SendResult(
-                        key=msg.key,
-                        status="unknown",
-                        error=f"no answer after sending ({type(exc).__name__})",
-                    )
-                )
+            resp, failure = _post(client, msg.key, self.config.url, content=body, headers=headers)
+            if failure is not None:
+                results.append(failure)
                 continue
             results.append(
                 _http_result(msg.key, resp.status_code, resp.headers.get("retry-after"), msg.key)
@@ -874,7 +879,6 @@ class SmsChannel(Channel):
 
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
         """POST each message; one result per message."""
-        import httpx
 
         client = self._http()
         url = self.config.base_url.rstrip("/") + self.config.path.format(
@@ -885,23 +889,11 @@ class SmsChannel(Channel):
             form = {"To": msg.to, "From": self.config.sender, "Body": msg.body}
             if self.config.status_callback:
                 form["StatusCallback"] = self.config.status_callback
-            try:
-                resp = client.post(url, data=form, headers={"idempotency-key": msg.key})
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                results.append(
-                    SendResult(
-                        key=msg.key, status="retry", error=f"cannot connect ({type(exc).__name__})"
-                    )
-                )
-                continue
-            except httpx.HTTPError as exc:
-                results.append(
-                    SendResult(
-                        key=msg.key,
-                        status="unknown",
-                        error=f"no answer after sending ({type(exc).__name__})",
-                    )
-                )
+            resp, failure = _post(
+                client, msg.key, url, data=form, headers={"idempotency-key": msg.key}
+            )
+            if failure is not None:
+                results.append(failure)
                 continue
             pid = None
             if 200 <= resp.status_code < 300:

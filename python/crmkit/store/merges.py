@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from crmkit.errors import NotFoundError, StoreError
-from crmkit.records import MergeEvent
+from crmkit.records import CONTACT_FIELDS, MergeEvent
 from crmkit.store.sqlite import SQLiteStore, from_epoch
 
 _encode = msgspec.json.encode
@@ -53,25 +53,7 @@ class MergeConflictError(StoreError):
     """A merge cannot be applied or undone in the store's current state."""
 
 
-_WRITABLE = frozenset(
-    {
-        "email",
-        "first_name",
-        "last_name",
-        "phone",
-        "company",
-        "job_title",
-        "street",
-        "city",
-        "region",
-        "postcode",
-        "country",
-        "birth_date",
-        "lifecycle_stage",
-        "tags",
-        "attrs",
-    }
-)
+_WRITABLE = frozenset({*(f for f in CONTACT_FIELDS if f != "external_id"), "attrs"})
 
 
 def _marks(n: int) -> str:
