@@ -22,7 +22,7 @@ import csv
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -47,17 +47,7 @@ MatchField = Literal[
     "birth_date",
     "company",
 ]
-MATCH_FIELDS: tuple[str, ...] = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "postcode",
-    "city",
-    "street",
-    "birth_date",
-    "company",
-)
+MATCH_FIELDS: tuple[str, ...] = get_args(MatchField)
 """The contact fields the matcher compares."""
 
 _TRANSFORMS = frozenset(

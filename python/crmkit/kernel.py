@@ -268,16 +268,21 @@ class Kernel:
         *,
         as_of: float | None = None,
     ) -> dict[str, int]:
-        """Run categorizers over the whole base; returns contacts updated per categorizer."""
+        """Run categorizers over the whole base; returns contacts updated per categorizer.
+
+        All of them read one snapshot taken before the first runs, so none sees
+        another's output of this call (run them in separate calls for that).
+        """
         from crmkit.snapshot import build_snapshot
 
         items: list[tuple[str, Mapping[str, Any]]] = []
         for u in uses if uses is not None else self.registry.names("categorizer"):
             items.append((u, {}) if isinstance(u, str) else (u[0], u[1]))
         out: dict[str, int] = {}
+        # One snapshot for every categorizer: reading the store is the costly part.
+        snap = build_snapshot(self.store, as_of=as_of)
         for use, cfg in items:
             cat: Categorizer = self.plugin("categorizer", use, cfg)
-            snap = build_snapshot(self.store, as_of=as_of)
             cols = cat.categorize(snap)
             declared = {k: v for k, v in cat.produces.items() if k != "lifecycle_stage"}
             with self.store.transaction():
