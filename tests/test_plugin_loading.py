@@ -140,6 +140,30 @@ def test_allow_list_loads_only_named_plugins(site: Site) -> None:
     assert failures == {}
 
 
+@pytest.mark.parametrize("raw", ["broken, beta", '["broken", "beta"]'])
+def test_block_list_from_the_environment(
+    site: Site, monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    site.good("alpha")
+    site.good("beta")
+    site.install("broken", BROKEN_IMPORT)
+    monkeypatch.setenv("CRMKIT_PLUGINS_BLOCK", raw)
+    monkeypatch.setenv("CRMKIT_STRICT_PLUGINS", "yes")
+    loaded, failures = _loaded(Settings())
+    assert "alpha" in loaded and failures == {}
+    assert not loaded & {"beta", "broken"}
+
+
+def test_settings_given_in_code_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMKIT_DEFAULT_REGION", "FR")
+    monkeypatch.setenv("CRMKIT_DEBUG", "true")
+    assert Settings().default_region == "FR" and Settings().debug is True
+    assert Settings(default_region="DE").default_region == "DE"
+    monkeypatch.setenv("CRMKIT_DEBUG", "perhaps")
+    with pytest.raises(ValueError, match="debug"):
+        Settings()
+
+
 def test_block_list_wins_over_allow_list(site: Site) -> None:
     site.good("alpha")
     loaded, _ = _loaded(Settings(plugins_allow=["alpha"], plugins_block=["alpha"]))

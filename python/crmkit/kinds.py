@@ -34,9 +34,13 @@ if TYPE_CHECKING:
 
 
 class PluginConfig(BaseModel):
-    """Base of every plugin's ``Config``: unknown keys are errors."""
+    """Base of every plugin's ``Config``: unknown keys are errors.
 
-    model_config = ConfigDict(extra="forbid")
+    Validators are built on first use (``defer_build``), so that loading many
+    plugins costs nothing until one of them is configured.
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class PluginContext(msgspec.Struct, kw_only=True):

@@ -6,17 +6,28 @@ only and never from files in a repository.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ENV_PREFIX = "CRMKIT_"
 
 
-class Settings(BaseSettings):
-    """Settings of one kernel. Every field maps to ``CRMKIT_<FIELD>``."""
+class Settings(BaseModel):
+    """Settings of one kernel. Every field maps to ``CRMKIT_<FIELD>``.
 
-    model_config = SettingsConfigDict(env_prefix="CRMKIT_", extra="forbid")
+    Values given to the constructor win over the environment. A list setting
+    is read from the environment as a JSON array or as comma-separated names
+    (``CRMKIT_PLUGINS_BLOCK=a,b``). The environment is read with a few lines of
+    code rather than pydantic-settings, which alone would double the start-up
+    time of every ``crmkit`` command.
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     db: Path = Field(default=Path("crmkit.db"), description="The store: a SQLite path or a URL.")
     plugins_allow: list[str] | None = Field(
@@ -36,6 +47,19 @@ class Settings(BaseSettings):
     )
     debug: bool = Field(default=False, description="Show tracebacks on errors.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_environment(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        merged: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            if raw is not None and name not in data:
+                merged[name] = _list_value(raw) if _is_list(field.annotation) else raw
+        merged.update(data)
+        return merged
+
     @property
     def store_url(self) -> str:
         """The store as a URL (``sqlite:///path`` for a bare path)."""
@@ -47,6 +71,25 @@ def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, with explicit ``overrides`` winning."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**clean)  # type: ignore[arg-type]
+
+
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) is list:
+        return True
+    return get_origin(annotation) in (Union, UnionType) and any(
+        _is_list(a) for a in get_args(annotation)
+    )
+
+
+def _list_value(raw: str) -> Any:
+    """A list from the environment: a JSON array or comma-separated text."""
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass  # validation reports the bad value by the setting's name
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def env_flag(name: str) -> bool:
