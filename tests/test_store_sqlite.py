@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from crmkit.errors import StoreError
-from crmkit.store.schema import SCHEMA_VERSION
+from crmkit.store.schema import DEFERRABLE_INDEXES, SCHEMA_VERSION
 from crmkit.store.sqlite import SQLiteStore
 from crmkit.testing.stores import StoreConformance
 
@@ -102,4 +102,59 @@ def test_a_merged_away_email_resolves_to_its_survivor(tmp_path: Path) -> None:
     again = s.upsert_contacts({"email": ["b@x.com"], "city": ["Paris"]}, key="email", source="t")
     assert again.updated == [a] and again.created == []
     assert s.count_contacts() == 1
+    s.close()
+
+
+def _indexes(s: SQLiteStore) -> set[str]:
+    return {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+
+def test_bulk_load_defers_index_upkeep_and_rebuilds(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "a.db")
+    with s.bulk_load():
+        assert not _indexes(s) & set(DEFERRABLE_INDEXES)
+        s.upsert_contacts({"email": ["a@x.com"], "phone": ["+15550001"]}, key="email", source="t")
+    assert set(DEFERRABLE_INDEXES) <= _indexes(s)
+    plan = s.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM contacts WHERE phone = '+15550001'"
+    ).fetchall()
+    assert "contacts_phone" in str(plan)
+    s.close()
+
+
+def test_bulk_load_killed_midway_is_whole_again_on_open(tmp_path: Path) -> None:
+    p = tmp_path / "a.db"
+    SQLiteStore(p).close()
+    conn = sqlite3.connect(p)
+    for name in DEFERRABLE_INDEXES:  # what a process killed inside a bulk load leaves
+        conn.execute(f"DROP INDEX {name}")
+    conn.commit()
+    conn.close()
+    s = SQLiteStore(p)
+    assert set(DEFERRABLE_INDEXES) <= _indexes(s)
+    s.close()
+
+
+def test_bulk_load_keeps_indexes_on_a_large_store(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "a.db")
+    s.BULK_LOAD_MAX_ROWS = 2
+    s.upsert_contacts({"email": ["a@x.com", "b@x.com"]}, key="email", source="t")
+    with s.bulk_load():
+        assert set(DEFERRABLE_INDEXES) <= _indexes(s)
+    s.close()
+
+
+def test_email_lookups_never_scan_the_contacts_table(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "a.db")
+    s.upsert_contacts({"email": [f"u{i}@x.com" for i in range(50)]}, key="email", source="t")
+    s.conn.execute("ANALYZE")
+    plans: list[str] = []
+    s.conn.set_trace_callback(plans.append)
+    s.lookup_contacts("email", ["u1@x.com", "zz@x.com"])
+    s.conn.set_trace_callback(None)
+    queries = [q for q in plans if q.startswith("SELECT email")]
+    assert len(queries) == 2
+    for q in queries:
+        detail = str(s.conn.execute("EXPLAIN QUERY PLAN " + q).fetchall())
+        assert "SCAN contacts" not in detail, detail
     s.close()

@@ -175,7 +175,8 @@ class Ingester:
                 except _Rollback:
                     pass
             else:
-                self._loop(state, state_key)
+                with self.store.bulk_load():
+                    self._loop(state, state_key)
                 self.store.audit(
                     "import",
                     actor=f"source:{self.name}",

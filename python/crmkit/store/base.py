@@ -74,6 +74,12 @@ class Store(Protocol):
     def schema_version(self) -> int:
         """The schema version of the opened store (migrated to the latest on open)."""
 
+    def bulk_load(self) -> AbstractContextManager[None]:
+        """A hint that many writes follow (an import): the store may defer
+        index upkeep to the end of the block. Every read and write inside the
+        block stays correct; a store killed inside the block is whole again
+        when next opened. Nested calls join the outermost one."""
+
     # -- contacts --------------------------------------------------------------
 
     def upsert_contacts(

@@ -175,7 +175,21 @@ MIGRATIONS: list[list[str]] = [
             summary TEXT
         )""",
     ],
+    # 2: look up a merged-away record's email by index (the unique index only
+    # holds live records), so that an upsert never scans the contacts table.
+    [
+        "CREATE INDEX contacts_email_merged ON contacts(email) WHERE merged_into IS NOT NULL",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this crmkit writes."""
+
+DEFERRABLE_INDEXES: dict[str, str] = {
+    "contacts_phone": "CREATE INDEX IF NOT EXISTS contacts_phone ON contacts(phone)",
+    "identities_contact": "CREATE INDEX IF NOT EXISTS identities_contact ON identities(contact_id)",
+}
+"""Indexes a bulk load may drop and rebuild at its end: no upsert reads them,
+and building one over sorted data at the end is several times cheaper than
+keeping it up to date row by row. Opening a store rebuilds any that are missing
+(a bulk load that was killed)."""

@@ -25,14 +25,14 @@ from crmkit.records import (
     Segment,
 )
 from crmkit.store.base import ContactQuery, UpsertResult
-from crmkit.store.schema import MIGRATIONS, SCHEMA_VERSION
+from crmkit.store.schema import DEFERRABLE_INDEXES, MIGRATIONS, SCHEMA_VERSION
 
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
 
 # Built-in contact columns stored as plain TEXT columns (tags and external_id aside).
 _PLAIN: tuple[str, ...] = tuple(f for f in CONTACT_FIELDS if f not in ("tags", "external_id"))
-_CHUNK = 10_000  # bound parameters per IN (...) query; SQLite allows 32,766
+_CHUNK = 8192  # bound parameters per IN (...) query; SQLite allows 32,766
 ATTRIBUTE_TYPES: frozenset[str] = frozenset(
     {"string", "integer", "number", "boolean", "date", "datetime", "list"}
 )
@@ -70,9 +70,22 @@ def _path_from_url(url: str) -> Path:
     return Path(url)
 
 
-def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+def _padded(values: Sequence[Any]) -> list[Any]:
+    """``values`` for an ``IN (...)`` list, padded to a power-of-two length by
+    repeating the last value (which changes no result). The connection caches
+    one compiled statement per distinct SQL text, and a statement with a long
+    IN list is large: without padding, every batch of an import would add one
+    more to the cache."""
+    out = list(values)
+    if out:
+        out.extend([out[-1]] * ((1 << (len(out) - 1).bit_length()) - len(out)))
+    return out
+
+
+def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
+    """``seq`` in padded chunks for ``IN (...)`` lists (see :func:`_padded`)."""
     for i in range(0, len(seq), size):
-        yield seq[i : i + size]
+        yield _padded(seq[i : i + size])
 
 
 class SQLiteStore:
@@ -87,6 +100,7 @@ class SQLiteStore:
         self.path = _path_from_url(str(url))
         self.url = f"sqlite:///{self.path}"
         self._depth = 0
+        self._bulk = False
         self._lock = threading.RLock()
         name = self.path.name
         if self.path.parent and not self.path.parent.exists():
@@ -100,6 +114,7 @@ class SQLiteStore:
             self.conn.execute("PRAGMA temp_store=MEMORY")
             self.conn.execute("PRAGMA cache_size=-65536")
             self._migrate()
+            self._restore_indexes()
         except sqlite3.DatabaseError as exc:
             raise StoreError(_explain(exc, self.path)) from None
         self._name = name
@@ -145,6 +160,44 @@ class SQLiteStore:
             except sqlite3.DatabaseError as exc:
                 self.conn.execute("ROLLBACK")
                 raise StoreError(_explain(exc, self.path)) from None
+
+    BULK_LOAD_MAX_ROWS = 200_000
+    """A bulk load defers index upkeep only while the store holds fewer
+    contacts than this: rebuilding an index costs time in proportion to the
+    whole table, which must stay small next to what the load saves."""
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        if self._bulk or self._depth:
+            yield
+            return
+        (count,) = self.conn.execute("SELECT count(*) FROM contacts").fetchone()
+        if count >= self.BULK_LOAD_MAX_ROWS:
+            yield
+            return
+        present = self._present_indexes()
+        with self._write() as conn:
+            for name in DEFERRABLE_INDEXES:
+                if name in present:
+                    conn.execute(f"DROP INDEX {name}")
+        self._bulk = True
+        try:
+            yield
+        finally:
+            self._bulk = False
+            self._restore_indexes()
+
+    def _present_indexes(self) -> set[str]:
+        return {
+            r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+
+    def _restore_indexes(self) -> None:
+        missing = [n for n in DEFERRABLE_INDEXES if n not in self._present_indexes()]
+        if missing:
+            with self._write() as conn:
+                for name in missing:
+                    conn.execute(DEFERRABLE_INDEXES[name])
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -333,11 +386,27 @@ class SQLiteStore:
                     f"SELECT external_id, contact_id FROM identities WHERE source = ? AND external_id IN ({marks})",
                     (source, *chunk),
                 ).fetchall()
-            elif field in ("email", "phone"):
+            elif field == "email":
                 # Live contacts first; a value held only by a merged-away record
-                # resolves to the survivor it was merged into.
+                # resolves to the survivor it was merged into. Two queries, so
+                # that each uses its partial index.
                 rows = conn.execute(
-                    f"SELECT {field}, id FROM contacts WHERE {field} IN ({marks}) "
+                    f"SELECT email, id FROM contacts WHERE email IN ({marks}) "
+                    "AND merged_into IS NULL",
+                    tuple(chunk),
+                ).fetchall()
+                found = {v for v, _ in rows}
+                if len(found) < len(chunk):
+                    rest = _padded([v for v in chunk if v not in found])
+                    rows += conn.execute(
+                        "SELECT email, id FROM contacts INDEXED BY contacts_email_merged "
+                        f"WHERE email IN ({','.join('?' * len(rest))}) "
+                        "AND merged_into IS NOT NULL ORDER BY id",
+                        tuple(rest),
+                    ).fetchall()
+            elif field == "phone":
+                rows = conn.execute(
+                    f"SELECT phone, id FROM contacts WHERE phone IN ({marks}) "
                     "ORDER BY merged_into IS NOT NULL, id",
                     tuple(chunk),
                 ).fetchall()

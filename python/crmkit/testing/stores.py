@@ -106,6 +106,27 @@ class StoreConformance:
         assert store.count_contacts() == 2
         assert store.get_state("s") is None
 
+    def test_bulk_load_reads_and_writes_as_usual(self, store: Store) -> None:
+        before = store.upsert_contacts(_contacts(3), key="email", source="t")
+        with store.bulk_load(), store.bulk_load():
+            r = store.upsert_contacts(
+                {**_contacts(4, offset=2), "phone": ["+15550001", None, None, "+15550004"]},
+                key="email",
+                source="t",
+            )
+            assert r.updated == before.ids[2:] and len(r.created) == 3
+            store.upsert_contacts(
+                {"external_id": ["X1"], "email": ["user5@example.com"]},
+                key="external_id",
+                source="crm",
+            )
+            assert store.lookup_contacts("phone", ["+15550004"]) == {"+15550004": r.ids[3]}
+        assert store.count_contacts() == 6
+        assert store.lookup_contacts("phone", ["+15550001"]) == {"+15550001": r.ids[0]}
+        assert store.lookup_contacts("external_id", ["X1"], source="crm") == {"X1": r.ids[3]}
+        found = store.find_contacts(ContactQuery(phone="+15550004"))
+        assert [c.id for c in found] == [r.ids[3]]
+
     def test_find_and_columns(self, store: Store) -> None:
         r = store.upsert_contacts(_contacts(6), key="email", source="t")
         found = store.find_contacts(ContactQuery(text="first3"))
