@@ -158,3 +158,13 @@ def test_email_lookups_never_scan_the_contacts_table(tmp_path: Path) -> None:
         detail = str(s.conn.execute("EXPLAIN QUERY PLAN " + q).fetchall())
         assert "SCAN contacts" not in detail, detail
     s.close()
+
+
+def test_lookup_of_emails_all_live_or_all_missing(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "a.db")
+    r = s.upsert_contacts({"email": ["a@x.com", "b@x.com", "c@x.com"]}, key="email", source="t")
+    assert s.lookup_contacts("email", ["a@x.com", "b@x.com", "c@x.com"]) == dict(
+        zip(["a@x.com", "b@x.com", "c@x.com"], r.ids, strict=True)
+    )
+    assert s.lookup_contacts("email", ["z@x.com"] * 3) == {}
+    s.close()

@@ -46,6 +46,18 @@ def normalize_postcodes(
     """Clean postal codes; with each row's country (alpha-2) its shape rules apply
     (``"sw1a1aa"``/GB -> ``"SW1A 1AA"``, ``"2134"``/US -> ``"02134"``)."""
 
+def convert_column(
+    values: list[Any], typ: str, list_separator: str = ";"
+) -> tuple[list[Any], list[int]]:
+    """``values`` (``str | None``) converted to attribute type ``typ``, and the indexes
+    of the values not converted (bad values, rare forms, non-text values), which are
+    ``None`` in the list for the caller to convert one by one."""
+
+def encode_json_objects(names: list[str], columns: list[list[Any]]) -> list[bytes | None] | None:
+    """One JSON object per row from typed columns, ``None`` values left out; ``None``
+    for a row without values. ``None`` as a whole when a value is of a kind it does
+    not encode (a dict, a big integer)."""
+
 def normalize_contact_columns(
     columns: dict[str, list[str | None]],
     *,
@@ -182,6 +194,12 @@ def parse_rule(rule: str | dict[str, Any], schema: dict[str, str] | None = None)
 def rule_to_text(rule: str | dict[str, Any]) -> str:
     """The canonical text form of a rule (tree or text)."""
 
+def email_domains(emails: Sequence[str | None]) -> list[str | None]:
+    """The domain of each email (text after the last ``@``; ``None`` without one)."""
+
+def row_positions(ids: Sequence[int], keys: Sequence[int]) -> list[int]:
+    """The position in ``ids`` of each key (raises when a key is not in ``ids``)."""
+
 @final
 class Snapshot:
     """A columnar snapshot of contacts (and their interactions) for the segment engine."""
@@ -192,9 +210,14 @@ class Snapshot:
         columns: dict[str, Any],
         schema: dict[str, str],
         interactions: dict[str, Any] | None = None,
+        *,
+        coerce: bool = False,
     ) -> Snapshot:
         """Columns hold one value (or None) per id; interactions are parallel lists
-        ``contact_id``, ``kind``, ``time`` (epoch seconds) and optional ``amount``."""
+        ``contact_id``, ``kind``, ``time`` (epoch seconds) and optional ``amount``.
+        With ``coerce`` values are converted leniently while read (``str(v)`` for
+        strings, ``int``/``float`` of text, ``bool(v)``, ISO 8601 text to epoch
+        seconds for dates; unparsable dates and non-list tags become None)."""
 
     def __len__(self) -> int: ...
     @property

@@ -244,6 +244,12 @@ def infer_type(values: Sequence[Any]) -> AttributeType:
     return "string"
 
 
+def _integral(f: float) -> int:
+    if not f.is_integer():
+        raise ValueError("not integral")
+    return int(f)
+
+
 def convert(value: Any, typ: AttributeType, *, list_separator: str = ";") -> Any:
     """``value`` converted to ``typ``; raises ValueError with a reason (no value in it)."""
     if value is None:
@@ -260,12 +266,15 @@ def convert(value: Any, typ: AttributeType, *, list_separator: str = ";") -> Any
     if typ == "integer":
         if isinstance(s, bool):
             raise ValueError("expected an integer")
+        if isinstance(s, int):
+            return s
         try:
-            return int(s)
-        except (TypeError, ValueError):
-            f = float(s)
-            if f.is_integer():
-                return int(f)
+            return int(s) if isinstance(s, str) else _integral(float(s))
+        except (TypeError, ValueError, OverflowError):
+            pass
+        try:
+            return _integral(float(s))
+        except (TypeError, ValueError, OverflowError):
             raise ValueError("expected an integer") from None
     if typ == "number":
         try:
@@ -316,59 +325,23 @@ def _text_of(v: Any) -> str | None:
     return msgspec.json.encode(v).decode()
 
 
-_BOOL_WORDS: dict[str, bool] = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE - {""}, False)}
-
-
 def convert_column(
     values: Sequence[Any], typ: AttributeType, *, list_separator: str = ";"
 ) -> tuple[list[Any], list[tuple[int, str]]]:
     """A whole column converted to ``typ``, and ``(row, reason)`` for each value that
-    does not fit (those become ``None``). Fast paths cover clean columns; a column
-    with bad values falls back to converting value by value to name each one."""
-    try:
-        if typ == "string":
-            return clean_text_column(values), []
-        if typ == "list":
-            sep = list_separator
-            return (
-                [
-                    None
-                    if v is None
-                    else [p.strip() for p in v.split(sep) if p.strip()]
-                    if v.__class__ is str
-                    else convert(v, "list", list_separator=sep)
-                    for v in values
-                ],
-                [],
-            )
-        if typ == "boolean":
-            words = _BOOL_WORDS
-            out_b: list[Any] = []
-            for v in values:
-                if v is None or v.__class__ is bool:
-                    out_b.append(v)
-                else:
-                    s = str(v).strip().lower()
-                    out_b.append(None if s == "" else words[s])
-            return out_b, []
-        if typ == "integer":
-            return [None if v is None or v == "" else int(v) for v in values], []
-        if typ == "number":
-            return [None if v is None or v == "" else float(v) for v in values], []
-        if typ == "date":
-            fromiso = date.fromisoformat
-            return [
-                None if v is None or v == "" else fromiso(v.strip()[:10]).isoformat()
-                for v in values
-            ], []
-    except (KeyError, ValueError, TypeError, AttributeError):
-        pass
-    out: list[Any] = []
+    does not fit (those become ``None``). Text values are converted in Rust; the
+    few it leaves (bad values, rare forms, values that are not text) are
+    converted here one by one with :func:`convert`, which names each reason."""
+    if typ == "string":
+        return clean_text_column(values), []
+    from crmkit import _core
+
+    vals = values if isinstance(values, list) else list(values)
+    out, unsure = _core.convert_column(vals, typ, list_separator)
     errors: list[tuple[int, str]] = []
-    for i, v in enumerate(values):
+    for i in unsure:
         try:
-            out.append(convert(v, typ, list_separator=list_separator))
+            out[i] = convert(vals[i], typ, list_separator=list_separator)
         except ValueError as exc:
             errors.append((i, str(exc)))
-            out.append(None)
     return out, errors

@@ -304,16 +304,19 @@ class SQLiteStore:
                 if tags is not None
                 else [None] * n
             )
+            attr_col: list[bytes | None] | None = [None] * n
             if custom:
-                attr_col: list[bytes | None] = [
+                from crmkit import _core
+
+                attr_col = _core.encode_json_objects(custom, [list(columns[c]) for c in custom])
+            if attr_col is None:  # values Rust does not encode (dicts from JSON lines)
+                attr_col = [
                     enc(d) if d else None
                     for d in (
                         {c: v for c, v in zip(custom, row, strict=True) if v is not None}
                         for row in zip(*[columns[c] for c in custom], strict=True)
                     )
                 ]
-            else:
-                attr_col = [None] * n
 
             ins_sql = (
                 f"INSERT INTO contacts(id, {', '.join(plain)}{', ' if plain else ''}tags, attrs, "
@@ -396,8 +399,8 @@ class SQLiteStore:
                     tuple(chunk),
                 ).fetchall()
                 found = {v for v, _ in rows}
-                if len(found) < len(chunk):
-                    rest = _padded([v for v in chunk if v not in found])
+                rest = _padded(list(dict.fromkeys(v for v in chunk if v not in found)))
+                if rest:
                     rows += conn.execute(
                         "SELECT email, id FROM contacts INDEXED BY contacts_email_merged "
                         f"WHERE email IN ({','.join('?' * len(rest))}) "

@@ -4,9 +4,11 @@
 //! The binding crate (`crmkit-py`) is a thin layer over it.
 //!
 //! - [`normalize`]: bulk normalization of emails, phones and names.
+//! - [`convert`]: typed attribute values from text, and their JSON encoding.
 //! - [`dedupe`]: blocking, comparison, Fellegi-Sunter scoring and clustering.
 //! - [`segments`]: the segment rule language, its compiler and evaluator.
 
+pub mod convert;
 pub mod csvread;
 #[allow(clippy::type_complexity, clippy::needless_range_loop)]
 pub mod dedupe;

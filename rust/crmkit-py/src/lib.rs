@@ -6,6 +6,7 @@
 
 use pyo3::prelude::*;
 
+mod convert;
 mod csvread;
 mod dedupe;
 mod errors;
@@ -32,6 +33,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     normalize::register(m)?;
     rfm::register(m)?;
     csvread::register(m)?;
+    convert::register(m)?;
     dedupe::register(m)?;
     segments::register(m)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;

@@ -1,0 +1,138 @@
+//! Bindings for `crmkit_core::convert`: typed attribute columns for ingest.
+
+use crmkit_core::convert::{convert_text, json_objects, AttrType, Converted, JsonValue};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PyString};
+
+use crate::{py_err, Kind};
+
+/// `values` (a list of `str | None`) converted to attribute type `typ`.
+///
+/// Returns the converted list and the indexes of the values not converted
+/// here (bad values, rare forms, and values that are not strings): those are
+/// `None` in the list, and the caller converts them one by one, which also
+/// names the reason of each bad one.
+#[pyfunction]
+#[pyo3(signature = (values, typ, list_separator = ";"))]
+fn convert_column<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyList>,
+    typ: &str,
+    list_separator: &str,
+) -> PyResult<(Bound<'py, PyList>, Vec<usize>)> {
+    let typ = AttrType::parse(typ)
+        .ok_or_else(|| py_err(py, Kind::InvalidInput, format!("unknown type {typ:?}")))?;
+    let out = PyList::empty(py);
+    let mut unsure = Vec::new();
+    for (i, item) in values.iter().enumerate() {
+        if item.is_none() {
+            out.append(py.None())?;
+            continue;
+        }
+        let Ok(text) = item.cast::<PyString>() else {
+            unsure.push(i);
+            out.append(py.None())?;
+            continue;
+        };
+        let s = text.to_str()?;
+        match convert_text(s, typ, list_separator) {
+            Converted::Null => out.append(py.None())?,
+            Converted::Same(t) if t.len() == s.len() => out.append(&item)?,
+            Converted::Same(t) => out.append(PyString::new(py, t))?,
+            Converted::Text(t) => out.append(PyString::new(py, &t))?,
+            Converted::Int(n) => out.append(n)?,
+            Converted::Float(f) => out.append(f)?,
+            Converted::Bool(b) => out.append(b)?,
+            Converted::List(parts) => out.append(PyList::new(py, parts)?)?,
+            Converted::Unsure => {
+                unsure.push(i);
+                out.append(py.None())?;
+            }
+        }
+    }
+    Ok((out, unsure))
+}
+
+fn json_value<'a>(item: &'a Bound<'_, PyAny>) -> PyResult<Option<JsonValue<'a>>> {
+    if item.is_none() {
+        return Ok(Some(JsonValue::Missing));
+    }
+    if let Ok(b) = item.cast::<PyBool>() {
+        return Ok(Some(JsonValue::Bool(b.is_true())));
+    }
+    if let Ok(n) = item.cast::<PyInt>() {
+        return Ok(n.extract::<i64>().ok().map(JsonValue::Int));
+    }
+    if let Ok(f) = item.cast::<PyFloat>() {
+        return Ok(Some(JsonValue::Float(f.value())));
+    }
+    if let Ok(s) = item.cast::<PyString>() {
+        return Ok(Some(JsonValue::Str(s.to_str()?)));
+    }
+    if let Ok(list) = item.cast::<PyList>() {
+        let mut parts = Vec::with_capacity(list.len());
+        for part in list.iter() {
+            match part.cast::<PyString>() {
+                Ok(s) => parts.push(s.to_str()?.to_owned()),
+                Err(_) => return Ok(None),
+            }
+        }
+        return Ok(Some(JsonValue::List(parts)));
+    }
+    Ok(None)
+}
+
+/// One JSON object (bytes) per row from `columns` (name → list of values:
+/// `None`, bool, int, float, str or a list of str), keys in the given order,
+/// `None` values left out; `None` for a row without any value. Returns `None`
+/// as a whole when a value is of another kind (a dict, a big integer): the
+/// caller then encodes that batch itself.
+#[pyfunction]
+fn encode_json_objects<'py>(
+    py: Python<'py>,
+    names: Vec<String>,
+    columns: Vec<Bound<'py, PyList>>,
+) -> PyResult<Option<Bound<'py, PyList>>> {
+    if names.len() != columns.len() {
+        return Err(py_err(
+            py,
+            Kind::InvalidInput,
+            "names and columns differ in length".to_string(),
+        ));
+    }
+    let rows = columns.first().map_or(0, |c| c.len());
+    let items: Vec<Vec<Bound<'py, PyAny>>> = columns.iter().map(|c| c.iter().collect()).collect();
+    let mut cols: Vec<(&str, Vec<JsonValue<'_>>)> = Vec::with_capacity(names.len());
+    for (name, col) in names.iter().zip(&items) {
+        if col.len() != rows {
+            return Err(py_err(
+                py,
+                Kind::InvalidInput,
+                format!("column {name:?} has {} values, expected {rows}", col.len()),
+            ));
+        }
+        let mut values = Vec::with_capacity(rows);
+        for item in col {
+            match json_value(item)? {
+                Some(v) => values.push(v),
+                None => return Ok(None),
+            }
+        }
+        cols.push((name.as_str(), values));
+    }
+    let out = PyList::empty(py);
+    for row in json_objects(&cols, rows) {
+        match row {
+            Some(text) => out.append(PyBytes::new(py, text.as_bytes()))?,
+            None => out.append(py.None())?,
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Register the functions of this module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(convert_column, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_json_objects, m)?)?;
+    Ok(())
+}
