@@ -288,3 +288,14 @@ def test_contact_columns_errors() -> None:
         _core.normalize_contact_columns({"email": []}, default_region="XX")
     with pytest.raises(InvalidInputError, match='"email" must be a list of str'):
         _core.normalize_contact_columns({"email": [1]})  # type: ignore[list-item]
+
+
+def test_unchanged_values_come_back_as_the_same_objects() -> None:
+    email = "ann@example.com"
+    upper = "ANN@EXAMPLE.COM"
+    out, issues = _core.normalize_contact_columns(
+        {"email": [email, upper, None], "country": ["France", "FR", "fr"]}
+    )
+    assert out["email"] == [email, email, None] and issues == []
+    assert out["email"][0] is email and out["email"][1] is not upper
+    assert out["country"] == ["FR", "FR", "FR"]

@@ -4,9 +4,11 @@
 use crmkit_core::normalize::{
     self, contact::CONTACT_FIELDS, map_column, normalize_email, ContactOptions, EmailOptions,
 };
+use std::collections::HashMap;
+
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::{detach, py_err, Kind};
 
@@ -177,13 +179,50 @@ fn normalize_contact_columns<'py>(
         match normalized.iter().position(|(f, _)| *f == name) {
             Some(i) => {
                 let (_, vals) = normalized.swap_remove(i);
-                out.set_item(k, vals)?;
+                out.set_item(k, reuse_unchanged(py, &v, vals)?)?;
             }
             None => out.set_item(k, v)?,
         }
     }
     let issues = PyList::new(py, result.issues.iter().map(|i| (i.row, i.field, i.reason)))?;
     Ok((out, issues))
+}
+
+/// The output column as a list, reusing the input's string object wherever
+/// normalizing left a value unchanged, and one object per distinct short
+/// value (country codes) otherwise: most values of a clean export are
+/// unchanged, and a new string per value costs more than the normalizing.
+fn reuse_unchanged<'py>(
+    py: Python<'py>,
+    input: &Bound<'py, PyAny>,
+    values: Vec<Option<String>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let input = input.cast::<PyList>().ok();
+    let mut short: HashMap<String, Bound<'py, PyString>> = HashMap::new();
+    let out = PyList::empty(py);
+    for (i, value) in values.into_iter().enumerate() {
+        let Some(value) = value else {
+            out.append(py.None())?;
+            continue;
+        };
+        if let Some(item) = input.and_then(|l| l.get_item(i).ok()) {
+            if let Ok(s) = item.cast::<PyString>() {
+                if s.to_str().is_ok_and(|t| t == value) {
+                    out.append(item)?;
+                    continue;
+                }
+            }
+        }
+        if value.len() <= 3 {
+            let obj = short
+                .entry(value)
+                .or_insert_with_key(|k| PyString::new(py, k));
+            out.append(obj.clone())?;
+        } else {
+            out.append(PyString::new(py, &value))?;
+        }
+    }
+    Ok(out)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
