@@ -31,7 +31,13 @@ from crmkit.outreach import (
 from crmkit.records import Message, SendResult
 from crmkit.settings import Settings
 from crmkit.store import outbox
+from crmkit.store.sqlite import SQLiteStore
 from crmkit.testing import build_plugin_manager
+
+
+def _db(k: Kernel) -> SQLiteStore:
+    assert isinstance(k.store, SQLiteStore)
+    return k.store
 
 
 def _camp(tmp_path: Path, **kw: Any) -> dict[str, Any]:
@@ -68,7 +74,7 @@ def test_send_renders_records_and_never_sends_twice(tmp_path: Path) -> None:
     assert [(i.kind, i.channel, i.key) for i in tl] == [
         ("message", "file", f"delivery:welcome:0:{ids[0]}:file")
     ]
-    assert outbox.counts(k.store, campaign="welcome") == {"sent": 6}
+    assert outbox.counts(_db(k), campaign="welcome") == {"sent": 6}
 
 
 def test_outbox_rows_exist_before_the_channel_is_called(tmp_path: Path) -> None:
@@ -78,7 +84,7 @@ def test_outbox_rows_exist_before_the_channel_is_called(tmp_path: Path) -> None:
     real = FileChannel.send_batch
 
     def spy(self: FileChannel, messages: Sequence[Message]) -> list[SendResult]:
-        seen.append(outbox.counts(k.store))
+        seen.append(outbox.counts(_db(k)))
         return real(self, messages)
 
     FileChannel.send_batch = spy  # type: ignore[method-assign]
@@ -93,12 +99,12 @@ def test_dry_run_lists_every_exclusion_and_writes_nothing(tmp_path: Path) -> Non
     k = make_kernel(tmp_path)
     ids = seed(k, 6)
     k.store.set_attributes([ids[1]], {"email": [None]})  # no-op: COALESCE keeps the value
-    k.store.conn.execute("UPDATE contacts SET email = NULL WHERE id = ?", (ids[1],))
+    _db(k).conn.execute("UPDATE contacts SET email = NULL WHERE id = ?", (ids[1],))
     consent.record(
-        k.store, [ids[2]], channel="file", purpose="marketing", status="withdrawn", source="t"
+        _db(k), [ids[2]], channel="file", purpose="marketing", status="withdrawn", source="t"
     )
-    key = consent.load_secret(k.store)
-    consent.suppress(k.store, key, ["P3@Example.com "], scope="file", reason="bounced")
+    key = consent.load_secret(_db(k))
+    consent.suppress(_db(k), key, ["P3@Example.com "], scope="file", reason="bounced")
     r = run_campaign(k, _camp(tmp_path), dry_run=True)
     assert r.dry_run and r.audience == 6 and r.queued == 3
     assert sorted(r.exclusions) == sorted(
@@ -106,7 +112,7 @@ def test_dry_run_lists_every_exclusion_and_writes_nothing(tmp_path: Path) -> Non
     )
     assert r.excluded == {"no email": 1, "consent withdrawn": 1, "suppressed": 1}
     assert len(r.samples) == 3 and r.samples[0]["body"].startswith("Hello First")
-    assert outbox.counts(k.store) == {}
+    assert outbox.counts(_db(k)) == {}
     assert not (tmp_path / "out.jsonl").exists()
     # exclusion reasons carry no personal data
     assert all("@" not in why and "First" not in why for _, why in r.exclusions)
@@ -115,12 +121,10 @@ def test_dry_run_lists_every_exclusion_and_writes_nothing(tmp_path: Path) -> Non
 def test_require_consent_and_duplicate_address(tmp_path: Path) -> None:
     k = make_kernel(tmp_path)
     ids = seed(k, 4)
-    consent.record(
-        k.store, ids[:2], channel="file", purpose="marketing", status="given", source="t"
-    )
+    consent.record(_db(k), ids[:2], channel="file", purpose="marketing", status="given", source="t")
     r = run_campaign(k, _camp(tmp_path, require_consent=True), dry_run=True)
     assert sorted(r.exclusions) == [(ids[2], "no consent"), (ids[3], "no consent")]
-    k.store.conn.execute(
+    _db(k).conn.execute(
         "UPDATE contacts SET merged_into = NULL, email = 'P0@example.com' WHERE id = ?", (ids[1],)
     )
     r = run_campaign(k, _camp(tmp_path), dry_run=True)
@@ -132,14 +136,14 @@ def test_withdrawn_consent_stops_a_queued_message(tmp_path: Path) -> None:
     ids = seed(k, 3)
     run_campaign(k, _camp(tmp_path), send=False)
     consent.record(
-        k.store, [ids[0]], channel="file", purpose="marketing", status="withdrawn", source="t"
+        _db(k), [ids[0]], channel="file", purpose="marketing", status="withdrawn", source="t"
     )
-    key = consent.load_secret(k.store)
-    consent.suppress(k.store, key, ["p1@example.com"], scope="file", reason="complained")
+    key = consent.load_secret(_db(k))
+    consent.suppress(_db(k), key, ["p1@example.com"], scope="file", reason="complained")
     s = process_outbox(k)
     assert (s.sent, s.skipped) == (1, 2)
     assert [e["contact_id"] for e in _sent(tmp_path)] == [ids[2]]
-    rows = {r.contact_id: r for r in outbox.rows(k.store)}
+    rows = {r.contact_id: r for r in outbox.rows(_db(k))}
     assert rows[ids[0]].status == "failed" and "consent" in (rows[ids[0]].error or "")
     assert rows[ids[1]].status == "failed" and "suppressed" in (rows[ids[1]].error or "")
 
@@ -162,7 +166,7 @@ def test_unsubscribe_token_withdraws_at_once_and_outlives_the_contact(tmp_path: 
         ids[0]: "withdrawn"
     }
     # the address stays suppressed even if the ledger is gone (contact erased, re-imported)
-    k.store.conn.execute("DELETE FROM consents")
+    _db(k).conn.execute("DELETE FROM consents")
     r = run_campaign(k, _camp(tmp_path, name="second"), dry_run=True)
     assert (ids[0], "suppressed") in r.exclusions
     # a transactional message is not blocked by a marketing unsubscribe
@@ -172,7 +176,7 @@ def test_unsubscribe_token_withdraws_at_once_and_outlives_the_contact(tmp_path: 
 
 def test_tampered_token_is_refused(tmp_path: Path) -> None:
     k = make_kernel(tmp_path)
-    key = consent.load_secret(k.store)
+    key = consent.load_secret(_db(k))
     tok = consent.make_token(
         key, consent.UnsubscribeRequest(contact_id=5, channel="email", purpose="marketing")
     )
@@ -193,23 +197,23 @@ def test_secret_from_env_and_key_change_is_refused(
 ) -> None:
     monkeypatch.setenv("CRMKIT_SECRET_KEY", "k" * 32)
     k = make_kernel(tmp_path)
-    a = consent.load_secret(k.store)
+    a = consent.load_secret(_db(k))
     assert a.address_hash("A@b.c ") == a.address_hash("a@b.c")
     assert "a@b.c" not in a.address_hash("a@b.c")
     monkeypatch.setenv("CRMKIT_SECRET_KEY", "z" * 32)
     with pytest.raises(ConfigError, match="not the one"):
-        consent.load_secret(k.store)
+        consent.load_secret(_db(k))
     monkeypatch.setenv("CRMKIT_SECRET_KEY", "short")
     with pytest.raises(ConfigError, match="16"):
-        consent.load_secret(k.store)
+        consent.load_secret(_db(k))
 
 
 def test_generated_secret_is_stable_per_store(tmp_path: Path) -> None:
     k = make_kernel(tmp_path)
-    h = consent.load_secret(k.store).address_hash("x@y.z")
+    h = consent.load_secret(_db(k)).address_hash("x@y.z")
     k.close()
     k2 = make_kernel(tmp_path)
-    assert consent.load_secret(k2.store).address_hash("x@y.z") == h
+    assert consent.load_secret(_db(k2)).address_hash("x@y.z") == h
 
 
 @pytest.mark.parametrize(
@@ -241,7 +245,7 @@ def test_missing_field_is_an_error_at_preview_naming_campaign_and_variable(
 ) -> None:
     k = make_kernel(tmp_path)
     ids = seed(k, 3)
-    k.store.conn.execute("UPDATE contacts SET first_name = NULL WHERE id = ?", (ids[1],))
+    _db(k).conn.execute("UPDATE contacts SET first_name = NULL WHERE id = ?", (ids[1],))
     with pytest.raises(TemplateProblem) as info:
         run_campaign(k, _camp(tmp_path), dry_run=True)
     msg = str(info.value)
@@ -252,7 +256,7 @@ def test_missing_field_is_an_error_at_preview_naming_campaign_and_variable(
     # nothing reached the outbox
     with pytest.raises(TemplateProblem):
         run_campaign(k, _camp(tmp_path))
-    assert outbox.counts(k.store) == {}
+    assert outbox.counts(_db(k)) == {}
     ok = run_campaign(k, _camp(tmp_path, template="Hi {{ contact.first_name | default('there') }}"))
     assert ok.sent == 3
     assert "Hi there" in {e["body"] for e in _sent(tmp_path)}
@@ -261,7 +265,7 @@ def test_missing_field_is_an_error_at_preview_naming_campaign_and_variable(
 def test_html_body_is_autoescaped(tmp_path: Path) -> None:
     k = make_kernel(tmp_path)
     ids = seed(k, 1)
-    k.store.conn.execute("UPDATE contacts SET first_name = '<b>x</b>' WHERE id = ?", (ids[0],))
+    _db(k).conn.execute("UPDATE contacts SET first_name = '<b>x</b>' WHERE id = ?", (ids[0],))
     run_campaign(k, _camp(tmp_path, html="<p>Hi {{ contact.first_name }}</p>"))
     e = _sent(tmp_path)[0]
     assert e["html"] == "<p>Hi &lt;b&gt;x&lt;/b&gt;</p>"
@@ -272,7 +276,7 @@ def test_audience_segment_static_list_and_where(tmp_path: Path) -> None:
     k = make_kernel(tmp_path)
     ids = seed(k, 6)
     now = int(time.time())
-    k.store.conn.executemany(
+    _db(k).conn.executemany(
         "INSERT INTO memberships(segment, contact_id, entered_at, exited_at) VALUES (?, ?, ?, ?)",
         [("vip", ids[0], now, None), ("vip", ids[2], now, None), ("vip", ids[4], now, now)],
     )
@@ -332,7 +336,7 @@ def test_retry_backoff_survives_restart_then_gives_up(tmp_path: Path) -> None:
     c = _camp(tmp_path, channel="flaky", channel_config={}, backoff_seconds=60, max_attempts=3)
     r = run_campaign(k, c, now=t0)
     assert (r.sent, r.retrying) == (0, 2)
-    rows = outbox.rows(k.store)
+    rows = outbox.rows(_db(k))
     assert {(x.status, x.attempts, x.next_attempt_at) for x in rows} == {("queued", 1, t0 + 120)}
     k.close()
     k = _flaky_kernel(tmp_path)  # a restart: the schedule is in the store
@@ -340,11 +344,11 @@ def test_retry_backoff_survives_restart_then_gives_up(tmp_path: Path) -> None:
     _Flaky.script = ["raise"]
     s = process_outbox(k, now=t0 + 120)
     assert s.retrying == 2
-    assert {(x.attempts, x.next_attempt_at) for x in outbox.rows(k.store)} == {(2, t0 + 240)}
+    assert {(x.attempts, x.next_attempt_at) for x in outbox.rows(_db(k))} == {(2, t0 + 240)}
     _Flaky.script = ["retry"]
     s = process_outbox(k, now=t0 + 240)
     assert s.failed == 2
-    assert all("gave up after 3 attempts" in (x.error or "") for x in outbox.rows(k.store))
+    assert all("gave up after 3 attempts" in (x.error or "") for x in outbox.rows(_db(k)))
 
 
 def test_unknown_results_are_not_resent_until_resolved(tmp_path: Path) -> None:
@@ -359,7 +363,7 @@ def test_unknown_results_are_not_resent_until_resolved(tmp_path: Path) -> None:
     assert resolve_unknown(k, campaign="welcome", outcome="resend") == 3
     process_outbox(k)
     assert len(_Flaky.calls) == 2
-    assert outbox.counts(k.store) == {"sent": 3}
+    assert outbox.counts(_db(k)) == {"sent": 3}
 
 
 def test_stale_claim_of_dead_process_is_reconciled_by_the_file_channel(tmp_path: Path) -> None:
@@ -367,7 +371,7 @@ def test_stale_claim_of_dead_process_is_reconciled_by_the_file_channel(tmp_path:
     ids = seed(k, 4)
     run_campaign(k, _camp(tmp_path), send=False)
     dead = "claim:" + __import__("socket").gethostname() + ":999999:00"
-    claimed = outbox.claim(k.store, owner=dead, limit=4, lease=3600)
+    claimed = outbox.claim(_db(k), owner=dead, limit=4, lease=3600)
     assert len(claimed) == 4
     # the dead sender had written two of them before it was killed
     ch = k.plugin("channel", "file", {"path": str(tmp_path / "out.jsonl"), "fsync": False})
@@ -376,7 +380,7 @@ def test_stale_claim_of_dead_process_is_reconciled_by_the_file_channel(tmp_path:
     assert s.recovered == 4 and s.reconciled == 4 and s.sent == 2
     keys = [e["key"] for e in _sent(tmp_path)]
     assert sorted(keys) == sorted(f"welcome:0:{i}:file" for i in ids)
-    assert outbox.counts(k.store) == {"sent": 4}
+    assert outbox.counts(_db(k)) == {"sent": 4}
     assert k.store.count_interactions() == 4
 
 
@@ -390,10 +394,10 @@ def test_live_claim_is_not_stolen(tmp_path: Path) -> None:
     k = make_kernel(tmp_path)
     seed(k, 2)
     run_campaign(k, _camp(tmp_path), send=False)
-    outbox.claim(k.store, owner=outbox.owner_token(), limit=2, lease=3600)
+    outbox.claim(_db(k), owner=outbox.owner_token(), limit=2, lease=3600)
     s = process_outbox(k)
     assert (s.recovered, s.sent) == (0, 0)
-    assert outbox.counts(k.store) == {"sending": 2}
+    assert outbox.counts(_db(k)) == {"sending": 2}
 
 
 def test_two_concurrent_senders_never_send_the_same_row(tmp_path: Path) -> None:
@@ -436,7 +440,7 @@ def test_callbacks_update_deliveries_and_suppress(tmp_path: Path) -> None:
     )
     s = apply_callback(k, "file", body)
     assert (s.events, s.updated, s.unmatched, s.suppressed, s.withdrawn) == (4, 3, 1, 2, 1)
-    st = {r.contact_id: r.status for r in outbox.rows(k.store)}
+    st = {r.contact_id: r.status for r in outbox.rows(_db(k))}
     assert st == {ids[0]: "delivered", ids[1]: "bounced", ids[2]: "complained"}
     r = run_campaign(k, _camp(tmp_path, name="next"), dry_run=True)
     assert sorted(r.exclusions) == [(ids[1], "suppressed"), (ids[2], "consent withdrawn")]
@@ -449,7 +453,7 @@ def test_send_at_and_window_schedule(tmp_path: Path) -> None:
     now = 1_900_000_000  # 2030-03-17 17:46:40 UTC
     r = run_campaign(k, _camp(tmp_path, window="09:00-10:00"), now=now)
     assert (r.queued, r.scheduled, r.sent) == (2, 2, 0)
-    due = sorted(x.next_attempt_at or 0 for x in outbox.rows(k.store))
+    due = sorted(x.next_attempt_at or 0 for x in outbox.rows(_db(k)))
     assert due == sorted(
         [
             next_in_window(now, _w("09:00-10:00"), "America/New_York"),
@@ -484,14 +488,14 @@ def test_triggered_campaign_sends_after_delay_to_new_entrants_only(tmp_path: Pat
     k = make_kernel(tmp_path)
     ids = seed(k, 3)
     t0 = 1_900_000_000
-    k.store.conn.execute(
+    _db(k).conn.execute(
         "INSERT INTO memberships(segment, contact_id, entered_at) VALUES ('at_risk', ?, ?)",
         (ids[0], t0 - 10),
     )
     c = _camp(tmp_path, trigger={"segment": "at_risk", "delay": "2d"}, defined_at=t0)
     r = run_campaign(k, c, now=t0)
     assert r.queued == 0  # the member who was already there is not messaged
-    k.store.conn.execute(
+    _db(k).conn.execute(
         "INSERT INTO memberships(segment, contact_id, entered_at) VALUES ('at_risk', ?, ?)",
         (ids[1], t0 + 100),
     )
@@ -553,15 +557,13 @@ def test_invalid_campaign_names_the_field(tmp_path: Path) -> None:
 def test_consent_from_import_column(tmp_path: Path) -> None:
     k = make_kernel(tmp_path)
     ids = seed(k, 4)
-    out = consent.consent_from_column(
-        k.store, ids, ["yes", "no", "", "maybe"], channel="email", purpose="marketing",
+    out = consent.consent_from_column(_db(k), ids, ["yes", "no", "", "maybe"], channel="email", purpose="marketing",
         source="import", file="crm.csv", lines=[2, 3, 4, 5],
     )  # fmt: skip
     assert out == {"given": 1, "withdrawn": 1, "ignored": 1}
-    h = consent.history(k.store, ids[1])
+    h = consent.history(_db(k), ids[1])
     assert h[0]["status"] == "withdrawn" and h[0]["evidence"] == "crm.csv:3"
-    out = consent.consent_from_column(
-        k.store, ids[:1], ["true"], channel="email", purpose="marketing", source="import",
+    out = consent.consent_from_column(_db(k), ids[:1], ["true"], channel="email", purpose="marketing", source="import",
         opt_out=True,
     )  # fmt: skip
     assert k.store.consent_status(ids[:1], channel="email", purpose="marketing") == {
@@ -624,7 +626,7 @@ def test_workflow_campaign_step(tmp_path: Path) -> None:
 def test_missing_field_may_fall_back_with_or_and_if(tmp_path: Path) -> None:
     k = make_kernel(tmp_path)
     ids = seed(k, 2)
-    k.store.conn.execute("UPDATE contacts SET first_name = NULL WHERE id = ?", (ids[0],))
+    _db(k).conn.execute("UPDATE contacts SET first_name = NULL WHERE id = ?", (ids[0],))
     t = "Hi {{ contact.first_name or 'friend' }}{% if contact.city %} in {{ contact.city }}{% endif %}"
     r = run_campaign(k, _camp(tmp_path, template=t))
     assert r.sent == 2
@@ -636,10 +638,10 @@ def test_claims_from_another_host_expire_only_with_their_lease(tmp_path: Path) -
     seed(k, 2)
     run_campaign(k, _camp(tmp_path), send=False)
     t0 = 1_900_000_000
-    outbox.claim(k.store, owner="claim:elsewhere:1:ab", limit=2, lease=600, now=t0)
-    assert outbox.recover_stale(k.store, now=t0 + 599) == 0
-    assert outbox.recover_stale(k.store, now=t0 + 600) == 2
-    assert outbox.counts(k.store) == {"unknown": 2}
+    outbox.claim(_db(k), owner="claim:elsewhere:1:ab", limit=2, lease=600, now=t0)
+    assert outbox.recover_stale(_db(k), now=t0 + 599) == 0
+    assert outbox.recover_stale(_db(k), now=t0 + 600) == 2
+    assert outbox.counts(_db(k)) == {"unknown": 2}
 
 
 _ZONES = ["UTC", "America/New_York", "Europe/Paris", "Asia/Kolkata", "Australia/Lord_Howe"]
@@ -679,3 +681,64 @@ def test_next_in_window_matches_a_minute_by_minute_oracle(zone: str) -> None:
         assert got == t
 
     check()
+
+
+def test_templates_see_the_fields_they_read_however_they_read_them(tmp_path: Path) -> None:
+    """Only the fields a template reads are loaded; using ``contact`` whole loads them all."""
+    k = make_kernel(tmp_path)
+    seed(k, 4, tier=["gold", None, "silver", "gold"])
+    direct = run_campaign(
+        k,
+        _camp(tmp_path, name="direct", template="{{ contact['tier'] | default('none') }} "
+              "{{ contact.first_name }} {{ contact.id }}"),
+        dry_run=True, samples=4,
+    )  # fmt: skip
+    whole = run_campaign(
+        k,
+        _camp(tmp_path, name="whole", template="{% for k in contact | sort %}{% if k in "
+              "('tier', 'first_name', 'id') %}{{ contact[k] }}|{% endif %}{% endfor %}"),
+        dry_run=True, samples=4,
+    )  # fmt: skip
+    by_id = {s["contact_id"]: s["body"] for s in direct.samples}
+    assert len(by_id) == 4
+    for s in whole.samples:
+        cid = s["contact_id"]
+        tier, first, ident = by_id[cid].split(" ")
+        assert ident == str(cid)
+        want = [first, str(cid)] + ([tier] if tier != "none" else [])
+        assert sorted(s["body"].rstrip("|").split("|")) == sorted(want)
+
+
+def test_payload_is_compact_and_messages_keep_their_metadata(tmp_path: Path) -> None:
+    k = make_kernel(tmp_path)
+    seed(k, 2)
+    run_campaign(k, _camp(tmp_path, purpose="news"), send=False)
+    raw = [r[0] for r in _db(k).conn.execute("SELECT payload FROM deliveries")]
+    assert all("metadata" not in p and "html" not in p for p in raw)
+    process_outbox(k, campaign="welcome")
+    lines = _sent(tmp_path)
+    assert [e["metadata"] for e in lines] == [
+        {"campaign": "welcome", "step": 0, "purpose": "news"}
+    ] * 2
+
+
+def test_bulk_tokens_match_single_tokens_and_verify() -> None:
+    key = consent.SecretKey(b"k" * 32)
+    signer = consent.TokenSigner(key, channel="email", purpose="news", campaign="c", issued_at=7)
+    ids = [0, 1, 42, 10**12, 987654321]
+    bulk = signer.tokens(ids)
+    assert bulk == [signer.token(i) for i in ids]
+    assert [consent.read_token(key, t).contact_id for t in bulk] == ids
+    assert len(set(bulk)) == len(ids)
+
+
+def test_separator_characters_in_data_render_exactly(tmp_path: Path) -> None:
+    """Batch rendering splits on control characters; data holding them still renders right."""
+    for n, names in enumerate([["A\x1fB", "plain", "E\x1f\x1fF"], ["C\x1eD", "plain"]]):
+        (tmp_path / str(n)).mkdir()
+        k = make_kernel(tmp_path / str(n))
+        seed(k, len(names), first_name=names)
+        r = run_campaign(k, _camp(tmp_path), dry_run=True, samples=len(names))
+        assert sorted(s["body"] for s in r.samples) == sorted(f"Hello {x}!" for x in names)
+        assert sorted(s["subject"] for s in r.samples) == [f"Hi Last{i}" for i in range(len(names))]
+        k.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 from click.testing import CliRunner
-from test_outreach_support import make_kernel, seed
+from test_outreach_support import make_kernel, seed, sqlite_store
 
 from crmkit.builtin.channels import read_outbox
 from crmkit.cli import build_cli
@@ -19,7 +19,7 @@ from crmkit.settings import Settings
 def _setup(tmp_path: Path) -> tuple[Any, list[int], Path]:
     k = make_kernel(tmp_path)
     ids = seed(k, 4)
-    k.store.conn.execute("UPDATE contacts SET email = NULL WHERE id = ?", (ids[3],))
+    sqlite_store(k).conn.execute("UPDATE contacts SET email = NULL WHERE id = ?", (ids[3],))
     k.close()
     (tmp_path / "body.txt").write_text("Hi {{ contact.first_name }} {{ unsubscribe_url }}")
     camp = tmp_path / "camp.toml"

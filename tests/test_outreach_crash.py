@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_outreach_support import make_kernel, seed
+from test_outreach_support import make_kernel, seed, sqlite_store
 
 from crmkit.builtin.channels import read_outbox
 from crmkit.store import outbox
@@ -90,7 +90,7 @@ def test_sigkill_mid_campaign_then_rerun_sends_each_exactly_once(
     written = read_outbox(tmp_path / "out.jsonl") if (tmp_path / "out.jsonl").exists() else []
     assert len(written) == 5 * (batch if phase == "post" else batch - 1)
     k = make_kernel(tmp_path)
-    assert outbox.counts(k.store)["sending"] == 5  # the batch in flight when killed
+    assert outbox.counts(sqlite_store(k))["sending"] == 5  # the batch in flight when killed
     k.close()
 
     rerun = subprocess.run(
@@ -104,5 +104,5 @@ def test_sigkill_mid_campaign_then_rerun_sends_each_exactly_once(
         per_contact[e["contact_id"]] = per_contact.get(e["contact_id"], 0) + 1
     assert per_contact == dict.fromkeys(ids, 1)
     k = make_kernel(tmp_path)
-    assert outbox.counts(k.store) == {"sent": 60}
+    assert outbox.counts(sqlite_store(k)) == {"sent": 60}
     assert k.store.count_interactions() == 60

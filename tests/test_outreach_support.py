@@ -8,11 +8,18 @@ from typing import Any
 
 from crmkit.kernel import Kernel
 from crmkit.settings import Settings
+from crmkit.store.sqlite import SQLiteStore
 
 
 def make_kernel(tmp_path: Path, *, manager: Any = None) -> Kernel:
     """A kernel over a fresh SQLite store in ``tmp_path``, no external plugins."""
     return Kernel(Settings(db=tmp_path / "crm.db", disable_plugin_autoload=True), manager=manager)
+
+
+def sqlite_store(k: Kernel) -> SQLiteStore:
+    """The kernel's store, which outbox operations need to be SQLite."""
+    assert isinstance(k.store, SQLiteStore)
+    return k.store
 
 
 def seed(k: Kernel, n: int, **extra: list[Any]) -> list[int]:

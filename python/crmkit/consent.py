@@ -202,6 +202,22 @@ class TokenSigner:
         sig = _b64url(self._mac.digest(b"v1." + body))
         return (body + b"." + sig).decode("ascii")
 
+    def tokens(self, contact_ids: Sequence[int]) -> list[str]:
+        """The tokens for ``contact_ids``, in order (the same as :meth:`token` for each)."""
+        b64, urlsafe, tail = binascii.b2a_base64, _URLSAFE, b"," + self._tail
+        inner0, outer0 = self._mac._inner, self._mac._outer
+        out: list[str] = []
+        append = out.append
+        for cid in contact_ids:
+            body = b64(b"[%d%s" % (cid, tail), newline=False).translate(urlsafe).rstrip(b"=")
+            inner = inner0.copy()
+            inner.update(b"v1." + body)
+            outer = outer0.copy()
+            outer.update(inner.digest())
+            sig = b64(outer.digest(), newline=False).translate(urlsafe).rstrip(b"=")
+            append((body + b"." + sig).decode("ascii"))
+        return out
+
 
 def make_token(key: SecretKey, req: UnsubscribeRequest) -> str:
     """A signed, URL-safe unsubscribe token for ``req`` (no personal data inside)."""

@@ -482,6 +482,38 @@ def _step_parts(campaign: Campaign, step: int) -> tuple[str, str | None, str | N
     return fu.template, fu.subject, fu.html
 
 
+def _used_fields(sources: Sequence[str | None]) -> set[str] | None:
+    """The contact fields the templates read (``contact.x``, ``contact['x']``).
+
+    ``None`` when a template uses ``contact`` another way (loops over it,
+    passes it on, rebinds it): then every field is given.
+    """
+    global _ENV
+    from jinja2 import nodes
+
+    if _ENV is None:
+        _ENV = _envs()
+    used: set[str] = set()
+    for src in sources:
+        if not src:
+            continue
+        tree = _ENV[0].parse(src)
+        bare = sum(1 for n in tree.find_all(nodes.Name) if n.name == "contact")
+        direct = 0
+        for n in tree.find_all((nodes.Getattr, nodes.Getitem)):
+            if not (isinstance(n.node, nodes.Name) and n.node.name == "contact"):
+                continue
+            if isinstance(n, nodes.Getattr):
+                used.add(n.attr)
+                direct += 1
+            elif isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str):
+                used.add(n.arg.value)
+                direct += 1
+        if bare != direct:
+            return None
+    return used
+
+
 def plan_step(
     kernel: Kernel,
     campaign: Campaign,
@@ -496,7 +528,8 @@ def plan_step(
     """Resolve, filter and render one step of ``campaign`` (nothing is written).
 
     ``contact_ids`` narrows the audience (triggers, follow-ups); ``due`` gives
-    a per-contact earliest send time.
+    a per-contact earliest send time. Only the contact fields the templates
+    read are loaded (all of them when a template uses ``contact`` as a whole).
     """
     store = _sqlite(kernel)
     now = int(time.time()) if now is None else now
@@ -511,9 +544,15 @@ def plan_step(
         ids = sorted(set(contact_ids) if ids is None else set(ids) & set(contact_ids))
     attrs = [a for a in store.attribute_types() if a.replace("_", "").isalnum()]
     addr = channel.address_field
-    fields = list(dict.fromkeys([*_FIELDS, *attrs, *campaign.where]))
+    known = list(dict.fromkeys([*_FIELDS, *attrs]))
+    used = _used_fields([body_src, subj_src, html_src])
+    tpl_fields = known if used is None else [f for f in known if f in used]
+    fields = list(dict.fromkeys([*tpl_fields, *campaign.where]))
     if addr != "id" and addr not in fields:
         fields.append(addr)
+    window = _parse_window(campaign.window) if campaign.window else None
+    if window is not None and campaign.timezone_field in known:
+        fields = list(dict.fromkeys([*fields, campaign.timezone_field]))
     all_ids, cols = store.contact_columns(fields, ids=ids)
     n = len(all_ids)
     keep = (
@@ -524,28 +563,51 @@ def plan_step(
     exclusions: list[tuple[int, str]] = []
     chosen_ids = [all_ids[i] for i in keep]
     status = store.consent_status(chosen_ids, channel=chan, purpose=campaign.purpose)
-    addresses: list[str | None] = [str(all_ids[i]) if addr == "id" else cols[addr][i] for i in keep]
+    addr_col = cols[addr] if addr != "id" else None
+    addresses: list[str | None] = (
+        [str(c) for c in chosen_ids] if addr_col is None else [addr_col[i] for i in keep]
+    )
     secret = consent_mod.load_secret(store)
     supp = consent_mod.suppressed_addresses(
         store, secret, addresses, scopes=[chan, f"{chan}/{campaign.purpose}"]
     )
-    keys_all = [f"{name}:{step}:{cid}:{chan}" for cid in chosen_ids]
+    prefix = f"{name}:{step}:"
+    suffix = f":{chan}"
+    keys_all = [f"{prefix}{cid}{suffix}" for cid in chosen_ids]
     existing = (
         outbox.existing_keys(store, keys_all)
         if outbox.has_rows(store, campaign=name, step=step)
         else set()
     )
+    base_at = int(campaign.send_at.timestamp()) if campaign.send_at else None
+    tz_col = cols.get(campaign.timezone_field) if window is not None else None
+    signer = (
+        consent_mod.TokenSigner(
+            secret, channel=chan, purpose=campaign.purpose, campaign=name, issued_at=now
+        )
+        if campaign.unsubscribe_url
+        else None
+    )
+    url_parts = (campaign.unsubscribe_url or "").split("{token}")
+    mailto = campaign.unsubscribe_mailto if addr == "email" else None
+    one_click = addr == "email"
+    require = campaign.require_consent
+    tpl_cols = [(f, cols[f]) for f in tpl_fields]
+    no_status = not status
+
+    # 1. exclusions
     seen_addr: set[str] = set()
-    targets: list[int] = []  # positions into keep
+    already = 0
+    targets: list[int] = []  # positions into chosen_ids
     for j, cid in enumerate(chosen_ids):
-        a = addresses[j] or ""
-        st = status.get(cid)
+        a = addresses[j]
+        st = None if no_status else status.get(cid)
         why = None
         if not a:
             why = f"no {addr}"
         elif st == "withdrawn":
             why = "consent withdrawn"
-        elif st is None and campaign.require_consent:
+        elif st is None and require:
             why = "no consent"
         elif supp[j]:
             why = "suppressed"
@@ -557,66 +619,58 @@ def plan_step(
                 seen_addr.add(norm)
         if why:
             exclusions.append((cid, why))
-            continue
-        targets.append(j)
+        elif existing and keys_all[j] in existing:
+            already += 1
+        else:
+            targets.append(j)
 
-    window = _parse_window(campaign.window) if campaign.window else None
-    base_at = int(campaign.send_at.timestamp()) if campaign.send_at else None
-    tz_col = cols.get(campaign.timezone_field)
-    headers_base: dict[str, str] = {}
-    enc = msgspec.json.Encoder()
+    # 2. per-contact data, unsubscribe links and headers
+    urls: list[str] | None = None
+    lus: list[str] | None = None
+    if signer is not None:
+        tokens = signer.tokens([chosen_ids[j] for j in targets])
+        urls = [tok.join(url_parts) for tok in tokens]
+        if one_click:
+            lus = (
+                [
+                    f"<{u}>, <mailto:{mailto}?subject=unsubscribe-{t}>"
+                    for u, t in zip(urls, tokens, strict=True)
+                ]
+                if mailto
+                else [f"<{u}>" for u in urls]
+            )
+    per_contact_at = due is not None or window is not None
+    items: list[dict[str, Any]] = []
+    meta: list[tuple[int, int, dict[str, str] | None, int | None]] = []  # (j, cid, headers, at)
+    headers: dict[str, str] | None = None
+    at = base_at
+    for t, j in enumerate(targets):
+        cid = chosen_ids[j]
+        i = keep[j]
+        data = {f: v for f, col in tpl_cols if (v := col[i]) is not None}
+        data["id"] = cid
+        if urls is not None:
+            items.append({"contact": data, "unsubscribe_url": urls[t]})
+            if lus is not None:
+                headers = {"List-Unsubscribe": lus[t], "List-Unsubscribe-Post": _ONE_CLICK}
+        else:
+            items.append({"contact": data})
+        if per_contact_at:
+            at = base_at
+            if due is not None and cid in due:
+                at = max(at or 0, due[cid])
+            if window is not None:
+                tz = tz_col[i] if tz_col is not None and tz_col[i] else campaign.default_timezone
+                at = next_in_window(max(at or now, now), window, str(tz), campaign.default_timezone)
+        meta.append((j, cid, headers, at))
+
+    # 3. render in batches (one template call per batch); per contact only on error
     from jinja2 import TemplateError, UndefinedError
     from jinja2.exceptions import SecurityError
 
-    missing: dict[str, list[int]] = {}
-    rows: list[tuple[Any, ...]] = []
-    sample_out: list[dict[str, Any]] = []
-    already = scheduled = 0
-    field_list = fields
-    signer = (
-        consent_mod.TokenSigner(
-            secret, channel=chan, purpose=campaign.purpose, campaign=name, issued_at=now
-        )
-        if campaign.unsubscribe_url
-        else None
-    )
-    # 1. per-contact data, unsubscribe links and headers
-    items: list[dict[str, Any]] = []
-    meta: list[tuple[int, int, dict[str, str], int | None]] = []  # (j, cid, headers, at)
-    for j in targets:
-        i = keep[j]
-        cid = chosen_ids[j]
-        if keys_all[j] in existing:
-            already += 1
-            continue
-        data = {f: cols[f][i] for f in field_list if cols[f][i] is not None}
-        data["id"] = cid
-        item: dict[str, Any] = {"contact": data}
-        headers = headers_base
-        if signer is not None and campaign.unsubscribe_url:
-            token = signer.token(cid)
-            url = campaign.unsubscribe_url.replace("{token}", token)
-            item["unsubscribe_url"] = url
-            if addr == "email":
-                lu = f"<{url}>"
-                if campaign.unsubscribe_mailto:
-                    lu += f", <mailto:{campaign.unsubscribe_mailto}?subject=unsubscribe-{token}>"
-                headers = {
-                    "List-Unsubscribe": lu,
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                }
-        at = base_at
-        if due is not None and cid in due:
-            at = max(at or 0, due[cid])
-        if window is not None:
-            tzname = tz_col[i] if tz_col is not None and tz_col[i] else campaign.default_timezone
-            at = next_in_window(max(at or now, now), window, str(tzname), campaign.default_timezone)
-        items.append(item)
-        meta.append((j, cid, headers, at))
-
-    # 2. render in batches (one template call per batch); per contact only on error
     batch_t = _batch_template(body_src, subj_src, html_src, unsub=signer is not None)
     glob = {"campaign": name, "step": step}
+    missing: dict[str, list[int]] = {}
     rendered: list[tuple[str, str | None, str | None] | None] = []
     for start in range(0, len(items), _RENDER_BATCH):
         chunk = items[start : start + _RENDER_BATCH]
@@ -624,7 +678,7 @@ def plan_step(
         try:
             out = batch_t.render(crmkit_batch_=chunk, **glob)
             parts = out.split(_REC_SEP)
-            if len(parts) != len(chunk) + 1 or any(p.count(_FIELD_SEP) != 2 for p in parts[:-1]):
+            if len(parts) != len(chunk) + 1 or out.count(_FIELD_SEP) != 2 * len(chunk):
                 parts = None  # a separator inside the data: render one by one
         except TemplateError:
             parts = None
@@ -654,27 +708,6 @@ def plan_step(
                 raise TemplateProblem(
                     f"campaign {name!r}: template error ({type(exc).__name__}) for contact {cid}"
                 ) from None
-
-    # 3. outbox rows
-    md = {"campaign": name, "step": step, "purpose": campaign.purpose}
-    for (j, cid, headers, at), r in zip(meta, rendered, strict=True):
-        if r is None:
-            continue
-        if at is not None and at > now:
-            scheduled += 1
-        else:
-            at = None
-        payload = {
-            "to": addresses[j],
-            "subject": r[1],
-            "body": r[0],
-            "html": r[2],
-            "headers": headers,
-            "metadata": md,
-        }
-        if len(sample_out) < samples:
-            sample_out.append({"contact_id": cid, "key": keys_all[j], **payload})
-        rows.append((keys_all[j], name, step, cid, chan, enc.encode(payload).decode(), at))
     if missing:
         what = ", ".join(
             f"{var!r} (missing for {len(ids_)} contact{'s' if len(ids_) != 1 else ''}, "
@@ -685,6 +718,38 @@ def plan_step(
             f"campaign {name!r}: template uses undefined variable {what}; use "
             "'| default(...)' or narrow the audience"
         )
+
+    # 4. outbox rows: the payload holds what varies per message (metadata comes
+    # from the row's columns and the campaign when it is sent)
+    enc = _PAYLOAD_ENC.encode
+    rows: list[tuple[Any, ...]] = []
+    sample_out: list[dict[str, Any]] = []
+    scheduled = 0
+    md = {"campaign": name, "step": step, "purpose": campaign.purpose}
+    for (j, cid, headers, at), r in zip(meta, rendered, strict=True):
+        if r is None:
+            continue
+        if at is not None and at > now:
+            scheduled += 1
+        else:
+            at = None
+        payload = _Payload(
+            to=addresses[j] or "", body=r[0], subject=r[1], html=r[2], headers=headers
+        )
+        if len(sample_out) < samples:
+            sample_out.append(
+                {
+                    "contact_id": cid,
+                    "key": keys_all[j],
+                    "to": addresses[j],
+                    "subject": r[1],
+                    "body": r[0],
+                    "html": r[2],
+                    "headers": headers or {},
+                    "metadata": md,
+                }
+            )
+        rows.append((keys_all[j], name, step, cid, chan, enc(payload).decode(), at))
     return Plan(
         rows=rows,
         exclusions=exclusions,
@@ -693,6 +758,22 @@ def plan_step(
         scheduled=scheduled,
         samples=sample_out,
     )
+
+
+_ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+class _Payload(msgspec.Struct, omit_defaults=True):
+    """The stored message of an outbox row (``None`` fields are left out)."""
+
+    to: str
+    body: str
+    subject: str | None = None
+    html: str | None = None
+    headers: dict[str, str] | None = None
+
+
+_PAYLOAD_ENC = msgspec.json.Encoder()
 
 
 _TZ_CACHE: dict[str, ZoneInfo] = {}
@@ -940,8 +1021,9 @@ def close_channel(ch: Channel) -> None:
         fn()
 
 
-def _message(row: outbox.OutboxRow) -> Message:
+def _message(row: outbox.OutboxRow, purpose: str | None = None) -> Message:
     p = row.payload
+    md = p.get("metadata") or {"campaign": row.campaign, "step": row.step, "purpose": purpose}
     return Message(
         key=row.key,
         contact_id=row.contact_id,
@@ -951,7 +1033,7 @@ def _message(row: outbox.OutboxRow) -> Message:
         subject=p.get("subject"),
         html=p.get("html"),
         headers=p.get("headers") or {},
-        metadata=p.get("metadata") or {},
+        metadata=md,
     )
 
 
@@ -963,7 +1045,7 @@ def _reconcile(kernel: Kernel, store: SQLiteStore, ch: Channel, c: Campaign) -> 
     unknown = outbox.rows(store, statuses=["unknown"], campaign=c.name)
     if not unknown:
         return 0
-    results: list[SendResult] = fn([_message(r) for r in unknown])
+    results: list[SendResult] = fn([_message(r, c.purpose) for r in unknown])
     by_key = {r.key: r for r in unknown}
     settled = 0
     updates: list[tuple[Any, ...]] = []
@@ -1066,7 +1148,7 @@ def _send_due(
                 summary.skipped += 1
             else:
                 ready.append(r)
-        msgs = [_message(r) for r in ready]
+        msgs = [_message(r, c.purpose) for r in ready]
         vetoed = kernel.hooks.before_send(kernel, msgs) if msgs else {}
         for k, who in vetoed.items():
             updates.append(("failed", None, f"vetoed by plugin {who!r}", None, k))
@@ -1169,9 +1251,10 @@ def apply_callback(
     by_pid = outbox.by_provider_ids(store, [e.provider_id for e in events if e.provider_id])
     keyed = outbox.rows(store, keys=[e.key for e in events if e.key])
     by_key = {r.key: r for r in keyed}
+    purposes_of: dict[str, str | None] = {}
     for e in events:
         row = by_key.get(e.key or "") or by_pid.get(e.provider_id or "")
-        purpose = (row.payload.get("metadata") or {}).get("purpose") if row else None
+        purpose = _row_purpose(kernel, row, purposes_of) if row else None
         if row is not None and e.status is not None:
             outbox.set_status(store, [row.key], e.status, error=e.detail)
             out.updated += 1
@@ -1217,6 +1300,23 @@ def apply_callback(
                     )
                 out.withdrawn += 1
     return out
+
+
+def _row_purpose(kernel: Kernel, row: outbox.OutboxRow, cache: dict[str, str | None]) -> str | None:
+    """The consent purpose of an outbox row: from its payload, else its campaign."""
+    from crmkit.errors import NotFoundError
+
+    md = row.payload.get("metadata")
+    if isinstance(md, dict) and md.get("purpose"):
+        return str(md["purpose"])
+    if row.campaign is None:
+        return None
+    if row.campaign not in cache:
+        try:
+            cache[row.campaign] = load_campaign(kernel, row.campaign).purpose
+        except (NotFoundError, ConfigError):
+            cache[row.campaign] = None
+    return cache[row.campaign]
 
 
 def _purposes(store: SQLiteStore, channel: str) -> list[str]:
