@@ -188,6 +188,48 @@ def test_interactions_jsonl_link_to_contacts(kernel: Kernel, tmp_path: Path) -> 
     assert kernel.import_file(p).interactions_added == 0
 
 
+def test_interactions_jsonl_columns_edge_cases(kernel: Kernel, tmp_path: Path) -> None:
+    kernel.import_file(write_csv(tmp_path / "c.csv", rows(2)))
+    lines = [
+        # Two keys map to the email field: the later one in the object wins.
+        {
+            "Email": "nobody@example.com",
+            "email": "ann.lee0@example.com",
+            "kind": "Call",
+            "occurred_at": "2026-01-05T12:00:00+02:00",
+            "amount": "",
+            "note": None,
+        },
+        {
+            "kind": "call",
+            "email": "ann.lee1@example.com",
+            "occurred_at": "2026-01-05",
+            "amount": 3,
+            "note": {"deep": [1, 2]},
+        },
+        {
+            "kind": "call",
+            "email": "ann.lee1@example.com",
+            "occurred_at": 1767614400,
+            "amount": "12,5",
+        },
+    ]
+    p = tmp_path / "i.jsonl"
+    p.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    rep = kernel.import_file(p, rejects=tmp_path / "rej.csv")
+    assert rep.interactions_added == 2 and rep.rejected_rows == 1
+    reasons = [(r["line"], r["field"]) for r in csv.DictReader((tmp_path / "rej.csv").open())]
+    assert reasons == [("3", "amount")]
+    ann0 = kernel.find_contacts(email="ann.lee0@example.com")[0]
+    [first] = kernel.timeline(ann0.id)
+    assert first.kind == "call" and first.amount is None and first.properties == {}
+    assert first.occurred_at.isoformat() == "2026-01-05T10:00:00+00:00"
+    ann1 = kernel.find_contacts(email="ann.lee1@example.com")[0]
+    [second] = kernel.timeline(ann1.id)
+    assert second.amount == 3.0 and second.properties == {"note": {"deep": [1, 2]}}
+    assert second.occurred_at.isoformat() == "2026-01-05T00:00:00+00:00"
+
+
 def test_hubspot_preset(kernel: Kernel, tmp_path: Path) -> None:
     header = [
         "Record ID",

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from crmkit import _core
 from crmkit.mapping import convert, convert_column
 from crmkit.records import AttributeType
+from crmkit.store.sqlite import to_epoch
 
 TYPES: list[AttributeType] = ["integer", "number", "boolean", "date", "datetime", "list"]
 
@@ -142,3 +143,26 @@ def test_attribute_objects_encode_like_msgspec(rows: list[tuple[Any, Any]]) -> N
 def test_attribute_objects_of_other_kinds_are_left_to_the_caller() -> None:
     assert _core.encode_json_objects(["a"], [[{"x": 1}]]) is None
     assert _core.encode_json_objects(["a"], [[2**70]]) is None
+
+
+_opt = st.sampled_from
+times = st.builds(
+    lambda *parts: "".join(parts),
+    _opt(["1970-01-01", "1969-12-31", "2024-02-29", "2023-02-29", "2024-07-18", "24-07-18", " "]),
+    _opt(["", "T", " ", "x"]),
+    _opt(["", "09:59", "09:59:55", "9:59", "23:59:60", "00:00:00"]),
+    _opt(["", ".5", ".123456", ".1234567", "."]),
+    _opt(["", "Z", "+02:00", "-05:30", "+0530", "+24:00", "-00:00", "+2"]),
+    _opt(["", "", " ", "\t"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), times, st.integers(0, 2**31)), max_size=20))
+def test_epoch_parser_equals_python(values: list[Any]) -> None:
+    got, unsure = _core.parse_epochs(values)
+    for i, v in enumerate(values):
+        if i in unsure:
+            assert got[i] is None
+            continue
+        assert got[i] == to_epoch(v), v

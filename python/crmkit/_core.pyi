@@ -58,6 +58,11 @@ def encode_json_objects(names: list[str], columns: list[list[Any]]) -> list[byte
     for a row without values. ``None`` as a whole when a value is of a kind it does
     not encode (a dict, a big integer)."""
 
+def parse_epochs(values: list[Any]) -> tuple[list[int | None], list[int]]:
+    """Epoch seconds for ISO 8601 times (``str | None``; UTC when no offset is written),
+    and the indexes of the values not parsed (other forms, times before 1970, values
+    that are not strings), which are ``None`` in the list for the caller to parse."""
+
 def normalize_contact_columns(
     columns: dict[str, list[str | None]],
     *,

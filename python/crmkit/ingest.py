@@ -110,19 +110,6 @@ class RejectWriter:
             self._fh.close()
 
 
-def _str_or_none(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, str):
-        s = v.strip()
-        return s or None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return str(v)
-    return msgspec.json.encode(v).decode()
-
-
 class Ingester:
     """Runs one source into the kernel's store. Use :meth:`Kernel.ingest`."""
 
@@ -383,16 +370,32 @@ class Ingester:
         file = batch.file
         lines = batch.lines
         none: list[Any] = [None] * n
-        emails_raw = [_str_or_none(v) for v in c.get("contact_email", none)]
+        text = clean_text_column
+        emails_raw = text(c.get("contact_email", none))
         emails = _core.normalize_emails(emails_raw)
-        ext_ids = [_str_or_none(v) for v in c.get("contact_external_id", none)]
+        ext_ids = text(c.get("contact_external_id", none))
         by_email = self.store.lookup_contacts("email", [e for e in emails if e])
         by_ext = (
             self.store.lookup_contacts("external_id", [e for e in ext_ids if e], source=self.name)
             if any(ext_ids)
             else {}
         )
+        kinds = text(c.get("kind", none))
+        raw_times = list(c.get("occurred_at", none))
+        times, unsure = _core.parse_epochs(raw_times)
+        bad_time: set[int] = set()
+        for i in unsure:  # forms the Rust parser leaves to Python
+            try:
+                times[i] = to_epoch(raw_times[i])
+            except (TypeError, ValueError):
+                bad_time.add(i)
+        amounts, amount_errors = convert_column(c.get("amount", none), "number")
+        bad_amount = {i for i, _ in amount_errors}
+        channels = text(c.get("channel", none))
+        subjects = text(c.get("subject", none))
+        ids = text(c.get("external_id", none))
         extra = [k for k in c if k not in INTERACTION_FIELDS]
+        extra_cols = list(zip(extra, [c[k] for k in extra], strict=True))
         out: dict[str, list[Any]] = {
             "contact_id": [],
             "kind": [],
@@ -404,17 +407,11 @@ class Ingester:
             "key": [],
         }
         keep_lines: list[int] = []
-        kinds = c.get("kind", none)
-        times = c.get("occurred_at", none)
-        amounts = c.get("amount", none)
-        channels = c.get("channel", none)
-        subjects = c.get("subject", none)
-        ids = c.get("external_id", none)
+        rejects = self.rejects
+        prefix = f"{self.name}:"
 
         def reject(i: int, field: str, reason: str) -> None:
-            self.rejects.add(
-                Reject(file=file, line=lines[i], field=field, reason=reason), "row skipped"
-            )
+            rejects.add(Reject(file=file, line=lines[i], field=field, reason=reason), "row skipped")
 
         for i in range(n):
             email = emails[i]
@@ -422,45 +419,41 @@ class Ingester:
             if cid is None and ext_ids[i]:
                 cid = by_ext.get(ext_ids[i] or "")
             if cid is None:
-                if emails_raw[i] and not emails[i]:
+                if emails_raw[i] and not email:
                     reject(i, "contact_email", "not an email address")
                 elif emails_raw[i] or ext_ids[i]:
                     reject(i, "contact_email", "no contact with this email or id")
                 else:
                     reject(i, "contact_email", "no contact reference (email or contact id)")
                 continue
-            kind = _str_or_none(kinds[i])
+            kind = kinds[i]
             if not kind:
                 reject(i, "kind", "missing kind")
                 continue
-            try:
-                ts = to_epoch(times[i])
-            except (TypeError, ValueError):
+            ts = times[i]
+            if i in bad_time:
                 reject(i, "occurred_at", "not a date-time (ISO 8601)")
                 continue
             if ts is None:
                 reject(i, "occurred_at", "missing occurred_at")
                 continue
-            amount = None
-            if amounts[i] not in (None, ""):
-                try:
-                    amount = float(amounts[i])
-                except (TypeError, ValueError):
-                    reject(i, "amount", "not a number")
-                    continue
-            props = {k: c[k][i] for k in extra if c[k][i] is not None}
-            ext = _str_or_none(ids[i])
+            if i in bad_amount:
+                reject(i, "amount", "not a number")
+                continue
+            amount = amounts[i]
+            props = {k: col[i] for k, col in extra_cols if col[i] is not None}
+            ext = ids[i]
             if ext:
-                key = f"{self.name}:{ext}"
+                key = prefix + ext
             else:
                 basis = f"{cid}|{kind}|{ts}|{amount}|{subjects[i]}|{sorted(props.items())}"
-                key = f"{self.name}:h:{hashlib.sha1(basis.encode()).hexdigest()}"
+                key = f"{prefix}h:{hashlib.sha1(basis.encode()).hexdigest()}"
             out["contact_id"].append(cid)
             out["kind"].append(kind.lower())
             out["occurred_at"].append(ts)
-            out["channel"].append(_str_or_none(channels[i]))
+            out["channel"].append(channels[i])
             out["amount"].append(amount)
-            out["subject"].append(_str_or_none(subjects[i]))
+            out["subject"].append(subjects[i])
             out["properties"].append(props or None)
             out["key"].append(key)
             keep_lines.append(lines[i])

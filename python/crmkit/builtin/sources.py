@@ -228,10 +228,23 @@ class JsonlSource(Source):
             rejects: list[Reject] = []
 
             def flush() -> Batch:
-                names: dict[str, None] = {}
+                # Columns straight from the decoded objects: one pass per key.
+                union: dict[str, Any] = {}
                 for r in rows:
-                    names.update(dict.fromkeys(r))
-                cols = {n: [r.get(n) for r in rows] for n in names}
+                    union.update(r)
+                sources: dict[str, list[str]] = {}
+                for key in union:
+                    target = field_of(key)
+                    if target:
+                        sources.setdefault(target, []).append(key)
+                cols: dict[str, list[Any]] = {}
+                for target, keys in sources.items():
+                    if len(keys) == 1:
+                        cols[target] = [r.get(keys[0]) for r in rows]
+                    else:  # several keys map to one field: the object's last one wins
+                        cols[target] = [
+                            next((r[k] for k in reversed(r) if k in keys), None) for r in rows
+                        ]
                 b = Batch(
                     kind=kind, columns=cols, lines=list(lines), file=file, rejects=list(rejects)
                 )
@@ -258,12 +271,7 @@ class JsonlSource(Source):
                 if not isinstance(obj, dict):
                     rejects.append(Reject(file=file, line=line_no, reason="not a JSON object"))
                     continue
-                row: dict[str, Any] = {}
-                for k, v in obj.items():
-                    target = field_of(k)
-                    if target:
-                        row[target] = v
-                rows.append(row)
+                rows.append(obj)
                 lines.append(line_no)
                 if len(rows) >= self.config.batch_rows:
                     yield flush()

@@ -224,6 +224,87 @@ fn datetime_utc(s: &str) -> Option<String> {
     Some(out)
 }
 
+/// Days since 1970-01-01 of a valid civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Epoch seconds of an ISO 8601 time as Python's
+/// `int(datetime.fromisoformat(s).timestamp())` gives it (UTC when no offset
+/// is written): `YYYY-MM-DD`, optionally followed by `T` or a space,
+/// `HH:MM[:SS[.ffffff]]` and `Z`, `±HH:MM` or `±HHMM`. Times before 1970 and
+/// other forms are `None` (the host parses those).
+pub fn epoch_seconds(text: &str) -> Option<i64> {
+    let s = py_strip(text);
+    let b = s.as_bytes();
+    if b.len() < 10 || !s.is_char_boundary(10) || !valid_date(&s[..10]) {
+        return None;
+    }
+    let y = i64::from(digits(&s[..4])?);
+    let m = i64::from(digits(&s[5..7])?);
+    let d = i64::from(digits(&s[8..10])?);
+    if y < 1970 {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    if b.len() == 10 {
+        return Some(days * 86_400);
+    }
+    if b[10] != b'T' && b[10] != b' ' {
+        return None;
+    }
+    let mut rest = &s[11..];
+    let mut offset = 0i64;
+    if let Some(r) = rest.strip_suffix('Z') {
+        rest = r;
+    } else if let Some(pos) = rest.rfind(['+', '-']) {
+        let (body, off) = rest.split_at(pos);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let off = &off[1..];
+        let (oh, om) = match off.len() {
+            5 if off.as_bytes()[2] == b':' => (&off[..2], &off[3..]),
+            4 => (&off[..2], &off[2..]),
+            _ => return None,
+        };
+        let (oh, om) = (i64::from(digits(oh)?), i64::from(digits(om)?));
+        if oh > 23 || om > 59 {
+            return None;
+        }
+        offset = sign * (oh * 3600 + om * 60);
+        rest = body;
+    }
+    let (hms, frac) = match rest.split_once('.') {
+        Some((a, f)) => (a, Some(f)),
+        None => (rest, None),
+    };
+    let mut parts = hms.split(':');
+    let h = parts.next().filter(|p| p.len() == 2).and_then(digits)?;
+    let mi = parts.next().filter(|p| p.len() == 2).and_then(digits)?;
+    let sec = match parts.next() {
+        Some(p) if p.len() == 2 => digits(p)?,
+        Some(_) => return None,
+        None if frac.is_some() => return None,
+        None => 0,
+    };
+    if parts.next().is_some() || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    if let Some(f) = frac {
+        if f.is_empty() || f.len() > 6 || digits(f).is_none() {
+            return None;
+        }
+    }
+    let t = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec) - offset;
+    // int() truncates toward zero; a fraction changes nothing from 1970 on.
+    (t >= 0).then_some(t)
+}
+
 /// One typed value of a row, for [`json_objects`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum JsonValue<'a> {
@@ -401,6 +482,25 @@ mod tests {
         );
         assert_eq!(t("2024-03-01T10:20:30+02:00"), Converted::Unsure);
         assert_eq!(t("2024-03-01T25:00"), Converted::Unsure);
+    }
+
+    #[test]
+    fn epoch_seconds_of_iso_times() {
+        assert_eq!(epoch_seconds("1970-01-01"), Some(0));
+        assert_eq!(epoch_seconds("2024-07-18T09:59:55Z"), Some(1_721_296_795));
+        assert_eq!(
+            epoch_seconds("2024-07-18 11:59:55.25+02:00"),
+            Some(1_721_296_795)
+        );
+        assert_eq!(
+            epoch_seconds("2024-07-18T04:59:55-0500"),
+            Some(1_721_296_795)
+        );
+        assert_eq!(epoch_seconds("2024-02-29T00:00"), Some(1_709_164_800));
+        assert_eq!(epoch_seconds("1969-12-31T23:59:59Z"), None);
+        assert_eq!(epoch_seconds("2024-07-18T09:59:60Z"), None);
+        assert_eq!(epoch_seconds("2024-07-18T9:59Z"), None);
+        assert_eq!(epoch_seconds("18/07/2024"), None);
     }
 
     #[test]

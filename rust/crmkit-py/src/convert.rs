@@ -1,6 +1,8 @@
 //! Bindings for `crmkit_core::convert`: typed attribute columns for ingest.
 
-use crmkit_core::convert::{convert_text, json_objects, AttrType, Converted, JsonValue};
+use crmkit_core::convert::{
+    convert_text, epoch_seconds, json_objects, AttrType, Converted, JsonValue,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PyString};
 
@@ -130,9 +132,41 @@ fn encode_json_objects<'py>(
     Ok(Some(out))
 }
 
+/// Epoch seconds for a list of ISO 8601 times (`str | None`), and the
+/// indexes of the values not parsed here (other forms, times before 1970,
+/// values that are not strings), which are `None` in the list for the caller
+/// to parse one by one.
+#[pyfunction]
+fn parse_epochs<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyList>,
+) -> PyResult<(Bound<'py, PyList>, Vec<usize>)> {
+    let out = PyList::empty(py);
+    let mut unsure = Vec::new();
+    for (i, item) in values.iter().enumerate() {
+        if item.is_none() {
+            out.append(py.None())?;
+            continue;
+        }
+        let parsed = match item.cast::<PyString>() {
+            Ok(s) => epoch_seconds(s.to_str()?),
+            Err(_) => None,
+        };
+        match parsed {
+            Some(t) => out.append(t)?,
+            None => {
+                unsure.push(i);
+                out.append(py.None())?;
+            }
+        }
+    }
+    Ok((out, unsure))
+}
+
 /// Register the functions of this module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert_column, m)?)?;
     m.add_function(wrap_pyfunction!(encode_json_objects, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_epochs, m)?)?;
     Ok(())
 }
