@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def rows(n: int, start: int = 0) -> list[list[str]]:
 
 
 @pytest.fixture
-def kernel(tmp_path: Path) -> Kernel:
+def kernel(tmp_path: Path) -> Iterator[Kernel]:
     k = Kernel(Settings(db=tmp_path / "crm.db", disable_plugin_autoload=True))
     yield k
     k.close()
