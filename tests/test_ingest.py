@@ -119,7 +119,13 @@ def test_rerun_imports_only_what_is_new(kernel: Kernel, tmp_path: Path) -> None:
     assert kernel.store.count_contacts() == 7
 
 
-def test_interrupted_import_rerun_equals_clean_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("group_rows", [10, 20, 250_000])
+def test_interrupted_import_rerun_equals_clean_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group_rows: int
+) -> None:
+    from crmkit.ingest import Ingester
+
+    monkeypatch.setattr(Ingester, "GROUP_ROWS", group_rows)
     f = write_csv(tmp_path / "c.csv", rows(50))
 
     def run(db: Path, fail_after: int | None) -> Kernel:

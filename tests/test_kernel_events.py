@@ -6,6 +6,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crmkit import hookimpl
 from crmkit.kernel import Kernel
 from crmkit.plugins import make_plugin_manager
@@ -55,16 +57,25 @@ def _csv(path: Path, n: int) -> Path:
     return path
 
 
-def test_import_fires_one_upserted_event_per_batch(tmp_path: Path) -> None:
+def test_import_fires_one_upserted_event_per_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crmkit.ingest import Ingester
+
     rec = Recorder()
     k = _kernel(tmp_path, rec)
     src = k.plugin("source", "csv", {"path": str(_csv(tmp_path / "c.csv", 25)), "batch_rows": 10})
     k.ingest(src, name="c")
-    ups = [c for c in rec.calls if c[0] == "upserted"]
-    assert ups == [
-        ("upserted", (10, 0, "c")),
-        ("upserted", (10, 0, "c")),
-        ("upserted", (5, 0, "c")),
+    assert [c for c in rec.calls if c[0] == "upserted"] == [("upserted", (25, 0, "c"))]
+
+    rec.calls.clear()
+    monkeypatch.setattr(Ingester, "GROUP_ROWS", 10)  # one commit per source batch
+    src = k.plugin("source", "csv", {"path": str(_csv(tmp_path / "d.csv", 25)), "batch_rows": 10})
+    k.ingest(src, name="d", full=True)
+    assert [c for c in rec.calls if c[0] == "upserted"] == [
+        ("upserted", (0, 10, "d")),
+        ("upserted", (0, 10, "d")),
+        ("upserted", (0, 5, "d")),
     ]
 
 

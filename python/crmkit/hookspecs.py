@@ -144,9 +144,10 @@ def crmkit_register_commands(cli: click.Group) -> None:
 def crmkit_contacts_upserted(
     kernel: Kernel, created: Sequence[int], updated: Sequence[int], source: str
 ) -> None:
-    """Contacts were created or updated by an import, after the batch committed.
+    """Contacts were created or updated by an import, after they committed.
 
-    Called once per stored batch with the ids created and updated.
+    Called once per commit of an import (a commit holds one or more source
+    batches, up to about 250,000 rows) with the ids created and updated.
 
     .. versionadded:: 1.0
     """

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -193,29 +195,62 @@ class Ingester:
 
             raise PluginError(self.source.name, f"source failed while reading: {exc}") from exc
 
+    GROUP_ROWS = 250_000
+    """Consecutive batches share one transaction up to about this many rows.
+    Each commit writes out every index page its rows touched, so a few large
+    commits write far less than many small ones; a re-run after an
+    interruption redoes at most one group."""
+
+    GROUP_SECONDS = 10.0
+    """…and for at most about this long, so that a slow source never holds the
+    store's write lock for long."""
+
     def _loop(self, state: Mapping[str, Any] | None, state_key: str) -> None:
+        self._group = ExitStack()
+        self._group_rows = 0
+        self._group_started: float | None = None
+        self._upserted: tuple[list[int], list[int]] = ([], [])
         pending: Batch | None = None
-        for item in self._items(state):
-            got: object = item
-            if not isinstance(got, Batch | Checkpoint):  # a plugin broke the contract
-                from crmkit.errors import PluginError
+        try:
+            for item in self._items(state):
+                got: object = item
+                if not isinstance(got, Batch | Checkpoint):  # a plugin broke the contract
+                    from crmkit.errors import PluginError
 
-                raise PluginError(self.source.name, f"read() yielded {type(got).__name__}")
-            if isinstance(item, Checkpoint):
-                self._commit(pending, item.state, state_key)
-                pending = None
-            elif isinstance(item, Batch):
-                if pending is not None:
-                    self._commit(pending, None, state_key)
-                pending = item
+                    raise PluginError(self.source.name, f"read() yielded {type(got).__name__}")
+                if isinstance(item, Checkpoint):
+                    self._commit(pending, item.state, state_key)
+                    pending = None
+                elif isinstance(item, Batch):
+                    if pending is not None:
+                        self._commit(pending, None, state_key)
+                    pending = item
 
-        if pending is not None:
-            self._commit(pending, None, state_key)
+            if pending is not None:
+                self._commit(pending, None, state_key)
+        except BaseException as exc:
+            self._group.__exit__(type(exc), exc, exc.__traceback__)  # rolls the group back
+            raise
+        self._end_group()
+
+    def _end_group(self) -> None:
+        """Commit the open group, then tell listeners which contacts it upserted."""
+        self._group.close()
+        self._group = ExitStack()
+        self._group_rows = 0
+        self._group_started = None
+        created, updated = self._upserted
+        self._upserted = ([], [])
+        if created or updated:
+            self.kernel.hooks.contacts_upserted(self.kernel, created, updated, self.name)
 
     def _commit(self, batch: Batch | None, state: Mapping[str, Any] | None, state_key: str) -> None:
         created: list[int] = []
         updated: list[int] = []
-        with self.store.transaction():
+        if self._group_started is None:
+            self._group.enter_context(self.store.transaction())
+            self._group_started = time.monotonic()
+        with self.store.transaction():  # joins the group's transaction
             if batch is not None:
                 self.report.kind = batch.kind
                 self.report.file = batch.file
@@ -231,8 +266,14 @@ class Ingester:
                     self.report.companies += len(res.created) + len(res.updated)
             if state is not None:
                 self.store.set_state(state_key, state)
-        if created or updated:
-            self.kernel.hooks.contacts_upserted(self.kernel, created, updated, self.name)
+        self._upserted[0].extend(created)
+        self._upserted[1].extend(updated)
+        self._group_rows += len(batch) if batch is not None else 0
+        if (
+            self._group_rows >= self.GROUP_ROWS
+            or time.monotonic() - self._group_started >= self.GROUP_SECONDS
+        ):
+            self._end_group()
         if self.on_batch is not None and batch is not None:
             self.on_batch(len(batch))
 
