@@ -25,7 +25,9 @@ from crmkit.records import (
     DeliveryStatus,
     Message,
     RecordKind,
+    Report,
     SendResult,
+    Table,
 )
 
 if TYPE_CHECKING:
@@ -178,30 +180,6 @@ class Channel(Plugin):
 
     def close(self) -> None:
         """Release connections; called after each outbox pass."""
-
-
-class Table(msgspec.Struct, kw_only=True):
-    """A titled table of plain values, the unit of every report."""
-
-    title: str
-    columns: list[str]
-    rows: list[list[Any]]
-    chart: str | None = None
-    """A chart hint for rich reporters: ``bar``, ``line``, ``heatmap``, ``funnel``,
-    ``cohort`` or ``None`` (see :mod:`crmkit.reports` for the shape each expects)."""
-    note: str | None = None
-    section: str | None = None
-    """The report this table belongs to when several reports are rendered together."""
-    chart_columns: list[str] | None = None
-    """The columns the chart plots; ``None`` lets the chart choose (see :mod:`crmkit.reports`)."""
-
-
-class Report(msgspec.Struct, kw_only=True):
-    """A report: a title and its tables, plain data that any reporter renders."""
-
-    title: str
-    tables: list[Table]
-    generated_at: str | None = None
 
 
 class Reporter(Plugin):

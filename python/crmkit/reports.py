@@ -62,8 +62,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from crmkit.errors import ConfigError
-from crmkit.kinds import Report, Table
-from crmkit.records import CONTACT_FIELDS
+from crmkit.records import CONTACT_FIELDS, Report, Table
 
 if TYPE_CHECKING:
     from crmkit.kernel import Kernel
