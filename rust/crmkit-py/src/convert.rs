@@ -24,6 +24,30 @@ fn convert_column<'py>(
 ) -> PyResult<(Bound<'py, PyList>, Vec<usize>)> {
     let typ = AttrType::parse(typ)
         .ok_or_else(|| py_err(py, Kind::InvalidInput, format!("unknown type {typ:?}")))?;
+    map_text(py, values, |item, s| {
+        Ok(match convert_text(s, typ, list_separator) {
+            Converted::Null => Some(py.None().into_bound(py)),
+            Converted::Same(t) if t.len() == s.len() => Some(item.clone()),
+            Converted::Same(t) => Some(PyString::new(py, t).into_any()),
+            Converted::Text(t) => Some(PyString::new(py, &t).into_any()),
+            Converted::Int(n) => Some(PyInt::new(py, n).into_any()),
+            Converted::Float(f) => Some(PyFloat::new(py, f).into_any()),
+            Converted::Bool(b) => Some(PyBool::new(py, b).to_owned().into_any()),
+            Converted::List(parts) => Some(PyList::new(py, parts)?.into_any()),
+            Converted::Unsure => None,
+        })
+    })
+}
+
+/// Map each text value of `values` with `f` (`None` from `f`: not converted
+/// here). Returns the new list, `None` where a value was missing or not
+/// converted, and the indexes of the values not converted (non-text values
+/// included), for the caller to convert one by one.
+fn map_text<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyList>,
+    mut f: impl FnMut(&Bound<'py, PyAny>, &str) -> PyResult<Option<Bound<'py, PyAny>>>,
+) -> PyResult<(Bound<'py, PyList>, Vec<usize>)> {
     let out = PyList::empty(py);
     let mut unsure = Vec::new();
     for (i, item) in values.iter().enumerate() {
@@ -31,22 +55,13 @@ fn convert_column<'py>(
             out.append(py.None())?;
             continue;
         }
-        let Ok(text) = item.cast::<PyString>() else {
-            unsure.push(i);
-            out.append(py.None())?;
-            continue;
+        let converted = match item.cast::<PyString>() {
+            Ok(text) => f(&item, text.to_str()?)?,
+            Err(_) => None,
         };
-        let s = text.to_str()?;
-        match convert_text(s, typ, list_separator) {
-            Converted::Null => out.append(py.None())?,
-            Converted::Same(t) if t.len() == s.len() => out.append(&item)?,
-            Converted::Same(t) => out.append(PyString::new(py, t))?,
-            Converted::Text(t) => out.append(PyString::new(py, &t))?,
-            Converted::Int(n) => out.append(n)?,
-            Converted::Float(f) => out.append(f)?,
-            Converted::Bool(b) => out.append(b)?,
-            Converted::List(parts) => out.append(PyList::new(py, parts)?)?,
-            Converted::Unsure => {
+        match converted {
+            Some(v) => out.append(v)?,
+            None => {
                 unsure.push(i);
                 out.append(py.None())?;
             }
@@ -141,26 +156,9 @@ fn parse_epochs<'py>(
     py: Python<'py>,
     values: &Bound<'py, PyList>,
 ) -> PyResult<(Bound<'py, PyList>, Vec<usize>)> {
-    let out = PyList::empty(py);
-    let mut unsure = Vec::new();
-    for (i, item) in values.iter().enumerate() {
-        if item.is_none() {
-            out.append(py.None())?;
-            continue;
-        }
-        let parsed = match item.cast::<PyString>() {
-            Ok(s) => epoch_seconds(s.to_str()?),
-            Err(_) => None,
-        };
-        match parsed {
-            Some(t) => out.append(t)?,
-            None => {
-                unsure.push(i);
-                out.append(py.None())?;
-            }
-        }
-    }
-    Ok((out, unsure))
+    map_text(py, values, |_, s| {
+        Ok(epoch_seconds(s).map(|t| PyInt::new(py, t).into_any()))
+    })
 }
 
 /// Register the functions of this module.
