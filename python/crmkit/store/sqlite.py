@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -296,8 +297,8 @@ class SQLiteStore:
                     updated.append(cid)
                 ids[i] = cid
 
-            # Whole-column work at C speed: rows of plain values, encoded tags and attrs.
-            plain_rows = list(zip(*[columns[f] for f in plain], strict=True)) if plain else [()] * n
+            # Whole-column work at C speed: encoded tags and attrs, then rows zipped
+            # from the columns of the rows to insert and of the rows to update.
             enc = _json_encode
             tag_col: list[bytes | None] = (
                 [None if t is None else enc(list(t)) for t in tags]
@@ -330,41 +331,33 @@ class SQLiteStore:
                 "attrs = CASE WHEN ?1 IS NULL THEN attrs ELSE json_patch(COALESCE(attrs, '{}'), ?1) END, "
                 "source = ?, source_file = ?, source_line = ?, updated_at = ? WHERE id = ?"
             ).replace("?1", f"?{len(plain) + 2}")
-            ins_rows = []
-            upd_rows = []
-            for i, cid in enumerate(ids):
-                if cid is None:
-                    continue
-                if is_new_row[i]:
-                    ins_rows.append(
-                        (
-                            cid,
-                            *plain_rows[i],
-                            tag_col[i],
-                            attr_col[i],
-                            source,
-                            file,
-                            line_col[i],
-                            now,
-                            now,
-                        )
-                    )
-                else:
-                    upd_rows.append(
-                        (
-                            *plain_rows[i],
-                            tag_col[i],
-                            attr_col[i],
-                            source,
-                            file,
-                            line_col[i],
-                            now,
-                            cid,
-                        )
-                    )
-            if ins_rows:
+            new_idx = [i for i in range(n) if is_new_row[i]]
+            upd_idx = [i for i in range(n) if ids[i] is not None and not is_new_row[i]]
+            value_cols = [*(columns[f] for f in plain), tag_col, attr_col]
+
+            def pick(col: Sequence[Any], idx: list[int]) -> Sequence[Any]:
+                return col if len(idx) == n else [col[i] for i in idx]
+
+            ins_rows = zip(
+                pick(ids, new_idx),
+                *(pick(c, new_idx) for c in value_cols),
+                repeat(source),
+                repeat(file),
+                pick(line_col, new_idx),
+                repeat(now),
+                repeat(now),
+            )
+            upd_rows = zip(
+                *(pick(c, upd_idx) for c in value_cols),
+                repeat(source),
+                repeat(file),
+                pick(line_col, upd_idx),
+                repeat(now),
+                pick(ids, upd_idx),
+            )
+            if new_idx:
                 conn.executemany(ins_sql, ins_rows)
-            if upd_rows:
+            if upd_idx:
                 conn.executemany(upd_sql, upd_rows)
             if ext is not None:
                 conn.executemany(
