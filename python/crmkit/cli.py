@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -319,6 +319,37 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
             Console().print(t)
 
         _emit(_to_builtins(found), as_json, human)
+
+    @contacts.command("export")
+    @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--segment", help="Only the current members of this segment.")
+    @click.option(
+        "--fields", help="Comma-separated fields (default: every built-in field and attribute)."
+    )
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["csv", "jsonl"]),
+        help="Default: from OUT's suffix (.jsonl: JSON Lines, else CSV).",
+    )
+    @click.option("--json", "as_json", is_flag=True)
+    @click.pass_obj
+    def contacts_export(
+        obj: Ctx,
+        out: Path,
+        segment: str | None,
+        fields: str | None,
+        fmt: Literal["csv", "jsonl"] | None,
+        as_json: bool,
+    ) -> None:
+        """Export contacts (or one segment's members) to a CSV or JSON Lines file."""
+        chosen = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+        n = obj.kernel().export_contacts(out, fields=chosen, segment=segment, fmt=fmt)
+        _emit(
+            {"exported": n, "out": str(out)},
+            as_json,
+            lambda: click.echo(f"exported {n} contacts to {out}"),
+        )
 
     @contacts.command("show")
     @click.argument("contact_id", type=int)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from crmkit.errors import ConfigError, NotFoundError
 from crmkit.ingest import ConsentColumn, Ingester, IngestReport
@@ -158,8 +158,12 @@ class Kernel:
         name: str | None = None,
         on_batch: Callable[[int], None] | None = None,
         consent: Sequence[ConsentColumn] = (),
+        attributes: Mapping[str, AttributeType] | None = None,
     ) -> IngestReport:
-        """Import one CSV or JSONL file; the format is guessed from its name and contents."""
+        """Import one CSV or JSONL file; the format is guessed from its name and contents.
+
+        ``attributes`` declares the types of custom columns; undeclared ones are
+        inferred (and shown in the report)."""
         p = Path(path)
         fmt = format or guess_format(p)
         config: dict[str, Any] = {"path": str(p.resolve())}
@@ -180,6 +184,7 @@ class Kernel:
             dry_run=dry_run,
             on_batch=on_batch,
             consent=consent,
+            attributes=attributes,
         )
 
     # -- contacts --------------------------------------------------------------
@@ -203,6 +208,20 @@ class Kernel:
     def timeline(self, contact_id: int, *, limit: int = 50) -> list[Interaction]:
         """A contact's interactions, newest first."""
         return self.store.timeline(self.contact(contact_id).id, limit=limit)
+
+    def export_contacts(
+        self,
+        out: str | Path,
+        *,
+        fields: Sequence[str] | None = None,
+        segment: str | None = None,
+        fmt: Literal["csv", "jsonl"] | None = None,
+    ) -> int:
+        """Write live contacts, or the members of ``segment``, to a CSV or JSON Lines
+        file (see :mod:`crmkit.export`); returns how many were written."""
+        from crmkit.export import export_contacts
+
+        return export_contacts(self.store, Path(out), fields=fields, segment=segment, fmt=fmt)
 
     # -- segments ----------------------------------------------------------------
 
