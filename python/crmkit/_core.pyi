@@ -173,8 +173,12 @@ class Matcher:
         ids: list[int] | None = None,
         *,
         labels: list[tuple[int, int, bool]] | None = None,
+        consume: bool = False,
     ) -> None:
-        """Block and train (EM, unless a model was given). ``ids`` default to 0..n-1."""
+        """Block and train (EM, unless a model was given). ``ids`` default to 0..n-1.
+
+        With ``consume``, ``columns`` is emptied once read, so its strings can be
+        freed while blocking and training run."""
     def predict(self, threshold: float | None = None) -> MatchResult: ...
     def candidate_pairs(self) -> tuple[list[int], list[int]]: ...
     def explain(self, left: int, right: int) -> dict[str, Any]:

@@ -19,6 +19,7 @@ Messages and warnings name fields and row numbers, never values.
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -219,7 +220,12 @@ def _lower(values: Sequence[Any]) -> list[str | None]:
 def _phone_key(values: Sequence[Any]) -> list[str | None]:
     out: list[str | None] = []
     for v in values:
-        d = "".join(c for c in str(v) if c.isdigit()) if v is not None else ""
+        if v is None:
+            out.append(None)
+            continue
+        s = str(v)
+        # Normalized (E.164) numbers are "+" and digits: no need to filter.
+        d = s[1:] if s[:1] == "+" and s[1:].isdigit() else "".join(c for c in s if c.isdigit())
         out.append(d[-9:] if len(d) >= 7 else None)
     return out
 
@@ -228,7 +234,9 @@ def _date_key(values: Sequence[Any]) -> list[str | None]:
     out: list[str | None] = []
     for v in values:
         s = str(v).strip()[:10] if v is not None else ""
-        out.append(s if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s) else None)
+        # YYYY-MM-DD in decimal digits (what r"\d{4}-\d{2}-\d{2}" matches).
+        ok = len(s) == 10 and s[4] == s[7] == "-" and (s[:4] + s[5:7] + s[8:]).isdecimal()
+        out.append(s if ok else None)
     return out
 
 
@@ -273,10 +281,25 @@ def run_matcher(
     progress: Progress | None = None,
 ) -> DedupeResult:
     """Match rows given as normalized columns; ``ids`` name the rows (unique)."""
+    return _run_keys(match_keys(columns), ids, config, progress=progress)
+
+
+def _run_keys(
+    keys: dict[str, list[str | None]],
+    ids: Sequence[int],
+    config: DedupeConfig | None = None,
+    *,
+    progress: Progress | None = None,
+    with_pairs: bool = True,
+) -> DedupeResult:
+    """:func:`run_matcher` on match keys; empties ``keys`` once the engine has
+    read them, so their strings are freed before scoring. Without
+    ``with_pairs`` the result lists no scored pairs and keeps no matcher
+    (clusters only), which frees the engine's memory early."""
     cfg = config or DedupeConfig()
-    keys = match_keys(columns)
     if cfg.fields:
-        keys = {f: v for f, v in keys.items() if f in cfg.fields}
+        for f in [f for f in keys if f not in cfg.fields]:
+            del keys[f]
     if not keys:
         raise ConfigError(f"nothing to match on: no column holds any of {', '.join(MATCH_FIELDS)}")
     try:
@@ -285,14 +308,18 @@ def run_matcher(
         raise ConfigError(f"dedupe: {exc}") from None
     if progress:
         progress("matching")
-    matcher.fit(keys, list(ids))
+    matcher.fit(keys, list(ids), consume=True)
     res = matcher.predict(cfg.threshold)
     assignment = list(res.clusters)
     groups: dict[int, list[int]] = {}
     for i, c in zip(ids, assignment, strict=True):
         groups.setdefault(c, []).append(i)
     clusters = {c: sorted(v) for c, v in sorted(groups.items()) if len(v) > 1}
-    pairs = [Pair(a, b, p) for a, b, p in zip(res.left, res.right, res.probability, strict=True)]
+    pairs = (
+        [Pair(a, b, p) for a, b, p in zip(res.left, res.right, res.probability, strict=True)]
+        if with_pairs
+        else []
+    )
     return DedupeResult(
         ids=list(ids),
         assignment=assignment,
@@ -300,7 +327,7 @@ def run_matcher(
         pairs=pairs,
         warnings=list(res.warnings),
         stats=dict(res.stats),
-        matcher=matcher,
+        matcher=matcher if with_pairs else None,
     )
 
 
@@ -352,16 +379,33 @@ class FileDedupeReport(msgspec.Struct, kw_only=True):
     out: str
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str | None]], int]:
-    reader = _core.CsvReader(path)
-    headers = list(reader.headers)
-    rows: list[list[str | None]] = []
-    rejected = 0
-    for cols, _lines, _ends, rejects in reader:
-        rejected += len(rejects)
-        if cols:
-            rows.extend([list(r) for r in zip(*cols, strict=True)])
-    return headers, rows, rejected
+def _open_csv(path: Path) -> _core.CsvReader:
+    try:
+        return _core.CsvReader(path)
+    except _core.InvalidInputError as exc:
+        msg = str(exc)
+        raise SourceError(msg if path.name in msg else f"{path}: {msg}") from None
+
+
+def _read_csv(
+    path: Path, reader: _core.CsvReader, keep: Sequence[int]
+) -> tuple[dict[int, list[str | None]], int, int]:
+    """The cells of the columns ``keep`` (trimmed, blank as None), the number of
+    rows and the number of rejected rows. Other columns are not kept: the
+    output is written from a second pass over the file."""
+    out: dict[int, list[str | None]] = {j: [] for j in keep}
+    n = rejected = 0
+    try:
+        for cols, lines, _ends, rejects in reader:
+            rejected += len(rejects)
+            n += len(lines)
+            if cols:
+                for j in keep:
+                    out[j].extend(cols[j])
+    except _core.InvalidInputError as exc:
+        msg = str(exc)
+        raise SourceError(msg if path.name in msg else f"{path}: {msg}") from None
+    return out, n, rejected
 
 
 def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -421,16 +465,26 @@ def dedupe_file(
         raise ConfigError(f"unknown format {fmt!r} (csv or jsonl)")
     if progress:
         progress("reading")
-    headers: list[str]
-    rows: list[list[str | None]] = []
     objs: list[dict[str, Any]] = []
+    cols: dict[str, list[str | None]] = {}
+
+    def wanted(fields: Sequence[str | None]) -> dict[str, int]:
+        """The first column of each field the matcher reads."""
+        out: dict[str, int] = {}
+        for j, f in enumerate(fields):
+            if f is not None and f not in out and (f in MATCH_FIELDS or f == "country"):
+                out[f] = j
+        return out
+
     if fmt == "csv":
-        try:
-            headers, rows, rejected = _read_csv(src)
-        except _core.InvalidInputError as exc:
-            msg = str(exc)
-            raise SourceError(msg if src.name in msg else f"{src}: {msg}") from None
-        n = len(rows)
+        reader = _open_csv(src)
+        headers = list(reader.headers)
+        fields = map_headers(headers, "contacts", preset=preset, overrides=columns)
+        where = wanted(fields)
+        kept, n, rejected = _read_csv(src, reader, list(where.values()))
+        # The reader trims cells and gives blank ones as None.
+        cols = {f: kept[j] for f, j in where.items()}
+        del kept
     else:
         objs, rejected = _read_jsonl(src)
         seen: dict[str, None] = {}
@@ -438,19 +492,10 @@ def dedupe_file(
             seen.update(dict.fromkeys(o))
         headers = list(seen)
         n = len(objs)
+        fields = map_headers(headers, "contacts", preset=preset, overrides=columns)
+        cols = {f: [_text(o.get(headers[j])) for o in objs] for f, j in wanted(fields).items()}
     if n == 0:
         raise SourceError(f"{src}: no rows to deduplicate")
-    fields = map_headers(headers, "contacts", preset=preset, overrides=columns)
-    cols: dict[str, list[str | None]] = {}
-    for j, f in enumerate(fields):
-        if f is None or f in cols:
-            continue
-        if f in MATCH_FIELDS or f == "country":
-            if fmt == "csv":
-                cols[f] = [_text(r[j]) for r in rows]
-            else:
-                h = headers[j]
-                cols[f] = [_text(o.get(h)) for o in objs]
     warnings: list[str] = []
     if not any(f in cols for f in MATCH_FIELDS):
         raise ConfigError(
@@ -463,9 +508,14 @@ def dedupe_file(
         if f in cols
     }
     normalized, _issues = _core.normalize_contact_columns(norm_in, default_region=default_region)
+    del norm_in
     cols.update(normalized)
+    del normalized
     cols.pop("country", None)
-    res = run_matcher(cols, list(range(n)), config, progress=progress)
+    present = [f for f in MATCH_FIELDS if f in cols]
+    keys = match_keys(cols)
+    cols.clear()  # only the match keys are needed from here on
+    res = _run_keys(keys, range(n), config, progress=progress, with_pairs=False)
     warnings.extend(res.warnings)
     if progress:
         progress("writing")
@@ -476,8 +526,12 @@ def dedupe_file(
             with tmp.open("w", newline="", encoding="utf-8") as ft:
                 w = csv.writer(ft, lineterminator="\n")
                 w.writerow([*headers, "cluster_id"])
-                for r, c in zip(rows, cluster_ids, strict=True):
-                    w.writerow([*("" if v is None else v for v in r), c])
+                ids = iter(cluster_ids)
+                # A second pass over the same file gives the same rows; the csv
+                # module writes None as an empty cell.
+                for chunk, lines, _ends, _rejects in _open_csv(src):
+                    if chunk:
+                        w.writerows(zip(*chunk, itertools.islice(ids, len(lines)), strict=True))
         else:
             enc = msgspec.json.Encoder()
             with tmp.open("wb") as fb:
@@ -492,7 +546,7 @@ def dedupe_file(
         rows=n,
         clusters=len(res.clusters),
         duplicates=res.duplicates,
-        fields=[f for f in MATCH_FIELDS if f in cols],
+        fields=present,
         rejected=rejected,
         warnings=warnings,
         out=str(dst),

@@ -8,6 +8,7 @@ use crmkit_core::dedupe::score::{FieldModel, Model};
 use crmkit_core::dedupe::{self as core, Config, Dataset, Field, Index};
 use crmkit_core::CoreError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyList};
 
 use crate::{detach, py_err, Kind};
@@ -175,28 +176,44 @@ impl Matcher {
     }
 
     /// Block the rows and train the model by EM (unless one was loaded).
-    #[pyo3(signature = (columns, ids = None, *, labels = None))]
+    ///
+    /// With `consume`, `columns` is emptied once its values are interned, so
+    /// the caller's strings can be freed while blocking and training run.
+    #[pyo3(signature = (columns, ids = None, *, labels = None, consume = false))]
     fn fit(
         &mut self,
         py: Python<'_>,
         columns: &Bound<'_, PyDict>,
         ids: Option<Vec<i64>>,
         labels: Option<Vec<(i64, i64, bool)>>,
+        consume: bool,
     ) -> PyResult<()> {
-        let mut cols = Vec::new();
+        // The text is borrowed from the Python strings, not copied; they are
+        // released below, with the GIL held.
+        let mut cols: Vec<(Field, Vec<Option<PyBackedStr>>)> = Vec::new();
         for (k, v) in columns.iter() {
             let name: String = k.extract()?;
             let field = parse_field(py, &name)?;
-            let values: Vec<Option<String>> = v.extract()?;
-            cols.push((field, values));
+            cols.push((field, v.extract()?));
         }
         let n = cols.first().map_or(0, |c| c.1.len());
         let ids = ids.unwrap_or_else(|| (0..n as i64).collect());
         let config = self.config.clone();
         let model = self.loaded.clone();
         let labels = labels.unwrap_or_default();
+        let borrowed = &cols;
+        let (ds, warnings) = detach(py, move || {
+            let refs = borrowed
+                .iter()
+                .map(|(f, col)| (*f, col.iter().map(|v| v.as_deref()).collect()))
+                .collect();
+            Dataset::from_refs(ids, refs)
+        })?;
+        drop(cols);
+        if consume {
+            columns.clear();
+        }
         let m = detach(py, move || {
-            let (ds, warnings) = Dataset::from_columns(ids, cols)?;
             core::Matcher::fit(config, ds, warnings, model, &labels)
         })?;
         self.fitted = Some(Arc::new(m));

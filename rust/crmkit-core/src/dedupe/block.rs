@@ -10,13 +10,14 @@
 //! the next `window` rows (sorted neighbourhood), with a warning. A rule whose
 //! pairs would push the total over the pair budget is skipped with a warning.
 
+use std::borrow::Cow;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use ahash::RandomState;
 use rayon::prelude::*;
 
 use super::compare::Side;
-use super::data::{Field, Value};
+use super::data::{Column, Dataset, Field, Value, NULL};
 use super::nicknames;
 use crate::{CoreError, CoreResult};
 
@@ -166,35 +167,45 @@ pub struct BlockLimits {
     pub max_pairs: usize,
 }
 
-fn piece(side: &Side<'_>, f: Field, t: Transform) -> Option<String> {
+/// The first `n` characters of `s`.
+fn prefix(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(k, _)| &s[..k])
+}
+
+fn piece<'a>(side: &Side<'a>, f: Field, t: Transform) -> Option<Cow<'a, str>> {
     let (_, v) = side.values[f.index()]?;
-    let s: &str = &v.text;
-    let out: String = match t {
-        Transform::Exact => s.to_string(),
-        Transform::Prefix(n) => s.chars().take(n).collect(),
+    let s: &'a str = &v.text;
+    let out: Cow<'a, str> = match t {
+        Transform::Exact => Cow::Borrowed(s),
+        Transform::Prefix(n) => Cow::Borrowed(prefix(s, n)),
         Transform::Suffix(n) => {
             let k = s.chars().count();
             if k < n {
                 return None;
             }
-            s.chars().skip(k - n).collect()
+            let start = s.char_indices().nth(k - n).map_or(s.len(), |(b, _)| b);
+            Cow::Borrowed(&s[start..])
         }
         Transform::Letters => {
             let src = if f == Field::Email { v.local() } else { s };
-            src.chars().filter(|c| c.is_alphabetic()).collect()
+            if src.chars().all(char::is_alphabetic) {
+                Cow::Borrowed(src)
+            } else {
+                Cow::Owned(src.chars().filter(|c| c.is_alphabetic()).collect())
+            }
         }
         Transform::Phonetic => {
             if v.code.is_empty() {
                 return None;
             }
-            v.code.to_string()
+            Cow::Borrowed(&v.code)
         }
-        Transform::Initial => s.chars().next()?.to_string(),
-        Transform::Year => s.chars().take(4).collect(),
-        Transform::Local => v.local().to_string(),
-        Transform::Domain => v.domain().to_string(),
-        Transform::Nick => formal(v).to_string(),
-        Transform::NickInitial => formal(v).chars().next()?.to_string(),
+        Transform::Initial => Cow::Borrowed(prefix(s, 1)),
+        Transform::Year => Cow::Borrowed(prefix(s, 4)),
+        Transform::Local => Cow::Borrowed(v.local()),
+        Transform::Domain => Cow::Borrowed(v.domain()),
+        Transform::Nick => Cow::Borrowed(formal(v)),
+        Transform::NickInitial => Cow::Borrowed(prefix(formal(v), 1)),
     };
     (!out.is_empty()).then_some(out)
 }
@@ -234,20 +245,45 @@ pub fn sort_key<'a>(side: &Side<'a>) -> (&'a str, &'a str, &'a str) {
     (t(Field::LastName), t(Field::FirstName), t(Field::BirthDate))
 }
 
-/// The rank of every row in sort-key order (ties broken by row).
-pub fn ranks<'a, S>(n: usize, side: &S) -> Vec<u32>
-where
-    S: Fn(usize) -> Side<'a> + Sync,
-{
-    let mut order: Vec<u32> = (0..n as u32).collect();
+/// The rank of every distinct value of a column in text order (from 1; the
+/// text of a missing value, empty, sorts first).
+fn value_ranks(col: &Column) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..col.values.len() as u32).collect();
     order.par_sort_unstable_by(|&a, &b| {
-        sort_key(&side(a as usize))
-            .cmp(&sort_key(&side(b as usize)))
-            .then(a.cmp(&b))
+        col.values[a as usize]
+            .text
+            .cmp(&col.values[b as usize].text)
     });
+    let mut rank = vec![0u32; order.len()];
+    for (k, &c) in order.iter().enumerate() {
+        rank[c as usize] = k as u32 + 1;
+    }
+    rank
+}
+
+/// The rank of every row in [`sort_key`] order (ties broken by row); the
+/// text is compared once per distinct value, rows by integer ranks.
+pub fn ranks(ds: &Dataset) -> Vec<u32> {
+    let n = ds.len();
+    let per_col: Vec<Option<(Vec<u32>, &[u32])>> =
+        [Field::LastName, Field::FirstName, Field::BirthDate]
+            .par_iter()
+            .map(|&f| ds.column(f).map(|c| (value_ranks(c), &c.codes[..])))
+            .collect();
+    let at = |k: usize, r: usize| -> u32 {
+        per_col[k].as_ref().map_or(0, |(vr, codes)| match codes[r] {
+            NULL => 0,
+            c => vr[c as usize],
+        })
+    };
+    let mut keys: Vec<(u32, u32, u32, u32)> = (0..n)
+        .into_par_iter()
+        .map(|r| (at(0, r), at(1, r), at(2, r), r as u32))
+        .collect();
+    keys.par_sort_unstable();
     let mut rank = vec![0u32; n];
-    for (r, &row) in order.iter().enumerate() {
-        rank[row as usize] = r as u32;
+    for (k, key) in keys.iter().enumerate() {
+        rank[key.3 as usize] = k as u32;
     }
     rank
 }
@@ -264,11 +300,13 @@ pub fn blocks_of<'a, S>(
 where
     S: Fn(usize) -> Side<'a> + Sync,
 {
-    let mut keyed: Vec<(u64, u32)> = (0..n)
+    // Sort plain (key, rank, row) triples: no rank lookups in comparisons.
+    let mut triples: Vec<(u64, u32, u32)> = (0..n)
         .into_par_iter()
-        .filter_map(|r| key_of(rule, &side(r)).map(|k| (k, r as u32)))
+        .filter_map(|r| key_of(rule, &side(r)).map(|k| (k, rank[r], r as u32)))
         .collect();
-    keyed.par_sort_unstable_by_key(|&(k, r)| (k, rank[r as usize]));
+    triples.par_sort_unstable();
+    let keyed: Vec<(u64, u32)> = triples.into_iter().map(|(k, _, r)| (k, r)).collect();
     let mut ranges = Vec::new();
     let mut start = 0;
     for i in 1..=keyed.len() {
@@ -314,10 +352,12 @@ pub struct BlockStats {
     pub rules_skipped: usize,
 }
 
-/// The union of candidate pairs of all rules, sorted, each pair once.
+/// The union of candidate pairs of all rules, sorted, each pair once;
+/// `rank` is [`ranks`] of the rows.
 pub fn candidate_pairs<'a, S>(
     n: usize,
     side: &S,
+    rank: &[u32],
     rules: &[Rule],
     lim: &BlockLimits,
     warnings: &mut Vec<String>,
@@ -325,12 +365,11 @@ pub fn candidate_pairs<'a, S>(
 where
     S: Fn(usize) -> Side<'a> + Sync,
 {
-    let rank = ranks(n, side);
     let mut all: Vec<u64> = Vec::new();
     let mut stats = BlockStats::default();
     let mut budget_used = 0usize;
     for rule in rules {
-        let (keyed, ranges) = blocks_of(rule, n, side, &rank, 2);
+        let (keyed, ranges) = blocks_of(rule, n, side, rank, 2);
         let count: usize = ranges
             .iter()
             .map(|&(s, e)| block_pair_count(e - s, lim))
@@ -416,7 +455,14 @@ mod tests {
         lim: &BlockLimits,
         w: &mut Vec<String>,
     ) -> (Vec<u64>, BlockStats) {
-        candidate_pairs(d.len(), &|r| Side::of_row(d, &[], r), rules, lim, w)
+        candidate_pairs(
+            d.len(),
+            &|r| Side::of_row(d, &[], r),
+            &ranks(d),
+            rules,
+            lim,
+            w,
+        )
     }
 
     #[test]

@@ -435,7 +435,7 @@ thread_local! {
 /// [`compare_values`], through a per-thread cache keyed by dictionary codes
 /// when both values come from the dataset `uid` (levels are a pure function
 /// of the two values, so the cache cannot change a result).
-fn compare_cached(f: Field, uid: u64, ca: u32, a: &Value, cb: u32, b: &Value) -> u8 {
+pub(crate) fn compare_cached(f: Field, uid: u64, ca: u32, a: &Value, cb: u32, b: &Value) -> u8 {
     if uid == 0 || ca >= UNSEEN || cb >= UNSEEN || ca == cb || !cached(f) {
         return compare_values(f, ca, a, cb, b);
     }
@@ -489,37 +489,55 @@ pub fn compare_sides(fields: &[Field], a: &Side<'_>, b: &Side<'_>, out: &mut [u8
             _ => L_NULL,
         };
     }
-    // A shared postcode already says the city is the same: counting the city
-    // too would weigh one address twice (households, neighbours).
+    // A shared postcode (or postcode district) already says the city is the
+    // same: counting the city too would weigh one address twice (households,
+    // neighbours).
     let (pi, ci) = (Field::Postcode.index(), Field::City.index());
-    if fields.contains(&Field::City) && out[pi] == L_EXACT && out[ci] == L_EXACT {
+    if fields.contains(&Field::City) && (out[pi] == L_EXACT || out[pi] == 2) && out[ci] == L_EXACT {
         out[ci] = L_NULL;
     }
     let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
-    let good = |l: u8, f: Field| {
-        l == L_EXACT || (f == Field::FirstName && l == 3) || (f == Field::LastName && l == 2)
-    };
     if let (Some(af), Some(al), Some(bf), Some(bl)) =
         (a.values[fi], a.values[li], b.values[fi], b.values[li])
     {
-        if !(good(out[fi], Field::FirstName) && good(out[li], Field::LastName)) {
-            let cross = |x: &Value, y: &Value| -> Option<u8> {
-                if x.text == y.text {
-                    Some(L_EXACT)
-                } else if x.text.len() >= 3 && jw_at_least(&x.text, &y.text, 0.92) {
-                    Some(2)
-                } else {
-                    None
-                }
-            };
-            if let (Some(s1), Some(s2)) = (cross(af.1, bl.1), cross(al.1, bf.1)) {
-                out[fi] = if s1 == L_EXACT { L_EXACT } else { 3 };
-                out[li] = s2;
-                return true;
-            }
+        if let Some((f, l)) = swapped_names(af.1, al.1, bf.1, bl.1, out[fi], out[li]) {
+            out[fi] = f;
+            out[li] = l;
+            return true;
         }
     }
     false
+}
+
+/// The first- and last-name levels of two records whose names were written
+/// the other way round (`ann lee` / `lee ann`), given the levels `first`
+/// and `last` of the names compared as written; `None` when they agree well
+/// as written or do not agree swapped.
+pub fn swapped_names(
+    af: &Value,
+    al: &Value,
+    bf: &Value,
+    bl: &Value,
+    first: u8,
+    last: u8,
+) -> Option<(u8, u8)> {
+    let good_first = first == L_EXACT || first == 3;
+    let good_last = last == L_EXACT || last == 2;
+    if good_first && good_last {
+        return None;
+    }
+    let cross = |x: &Value, y: &Value| -> Option<u8> {
+        if x.text == y.text {
+            Some(L_EXACT)
+        } else if x.text.len() >= 3 && jw_at_least(&x.text, &y.text, 0.92) {
+            Some(2)
+        } else {
+            None
+        }
+    };
+    let s1 = cross(af, bl)?;
+    let s2 = cross(al, bf)?;
+    Some((if s1 == L_EXACT { L_EXACT } else { 3 }, s2))
 }
 
 #[cfg(test)]

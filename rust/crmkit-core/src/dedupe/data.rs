@@ -178,19 +178,18 @@ pub fn parse_date(s: &str) -> u32 {
 /// A full name typed into the first-name field with no last name
 /// (`"dorothy smith"`, last name missing) is split: its last word becomes the
 /// last name.
-fn repair_names(slots: &mut [Option<Vec<Option<String>>>]) {
+fn repair_names(slots: &mut [Option<Vec<Option<&str>>>]) {
     let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
-    let Some(first) = slots[fi].take() else {
+    let Some(mut first) = slots[fi].take() else {
         return;
     };
     let n = first.len();
     let mut last = slots[li].take().unwrap_or_else(|| vec![None; n]);
-    let mut first = first;
     for (f, l) in first.iter_mut().zip(last.iter_mut()) {
-        let blank = l.as_deref().is_none_or(|s| s.trim().is_empty());
-        if let (true, Some(full)) = (blank, f.as_deref()) {
+        let blank = l.is_none_or(|s| s.trim().is_empty());
+        if let (true, Some(full)) = (blank, *f) {
             if let Some((given, family)) = full.trim().rsplit_once(' ') {
-                let (given, family) = (given.trim().to_string(), family.to_string());
+                let given = given.trim();
                 if !given.is_empty() {
                     *l = Some(family);
                     *f = Some(given);
@@ -221,13 +220,17 @@ pub struct Column {
 
 impl Column {
     /// Intern a column (empty strings count as missing).
-    pub fn build(field: Field, raw: &[Option<String>]) -> Column {
+    pub fn build<S: AsRef<str>>(field: Field, raw: &[Option<S>]) -> Column {
         let mut map: AHashMap<&str, u32> = AHashMap::with_capacity(raw.len() / 2 + 1);
         let mut codes = Vec::with_capacity(raw.len());
         let mut firsts: Vec<&str> = Vec::new();
         let mut counts: Vec<u32> = Vec::new();
         for v in raw {
-            match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            match v
+                .as_ref()
+                .map(|s| s.as_ref().trim())
+                .filter(|s| !s.is_empty())
+            {
                 None => codes.push(NULL),
                 Some(s) => {
                     let code = *map.entry(s).or_insert_with(|| {
@@ -283,6 +286,19 @@ impl Dataset {
         ids: Vec<i64>,
         columns: Vec<(Field, Vec<Option<String>>)>,
     ) -> CoreResult<(Dataset, Vec<String>)> {
+        let refs = columns
+            .iter()
+            .map(|(f, col)| (*f, col.iter().map(Option::as_deref).collect()))
+            .collect();
+        Dataset::from_refs(ids, refs)
+    }
+
+    /// [`Dataset::from_columns`] over borrowed text (no copy of the input;
+    /// only distinct values are kept).
+    pub fn from_refs(
+        ids: Vec<i64>,
+        columns: Vec<(Field, Vec<Option<&str>>)>,
+    ) -> CoreResult<(Dataset, Vec<String>)> {
         let n = ids.len();
         if n >= (UNSEEN as usize) {
             return Err(CoreError::InvalidInput("too many rows".into()));
@@ -293,7 +309,7 @@ impl Dataset {
                 return Err(CoreError::InvalidInput("row ids must be unique".into()));
             }
         }
-        let mut slots: Vec<Option<Vec<Option<String>>>> = vec![None; Field::ALL.len()];
+        let mut slots: Vec<Option<Vec<Option<&str>>>> = vec![None; Field::ALL.len()];
         for (field, col) in columns {
             if col.len() != n {
                 return Err(CoreError::InvalidInput(format!(

@@ -45,7 +45,7 @@ impl Index {
         let (ds, restates, weights) = m.parts();
         let present = ds.fields();
         let side = |r: usize| Side::of_row(ds, restates, r);
-        let rank = ranks(ds.len(), &side);
+        let rank = ranks(ds);
         let rules = m
             .config
             .rules

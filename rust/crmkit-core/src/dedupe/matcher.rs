@@ -6,9 +6,10 @@ use ahash::AHashMap;
 use rayon::prelude::*;
 
 use super::block::{self, candidate_pairs, unpack, BlockLimits, BlockStats, Rule};
+use super::bound::{self, Bounds};
 use super::cluster::{cluster, Clusters};
-use super::compare::{self, compare_sides, level_names, n_levels, Side, L_EXACT};
-use super::data::{Dataset, Field, NULL};
+use super::compare::{self, compare_sides, level_names, n_levels, Side};
+use super::data::{Dataset, Field};
 use super::score::{self, pack_levels, probability, EmSettings, Model, Weights};
 use crate::{CoreError, CoreResult};
 
@@ -175,6 +176,7 @@ pub struct Matcher {
     model: Model,
     weights: Arc<Weights>,
     row_of: AHashMap<i64, u32>,
+    rows: Vec<[u32; 9]>,
     warnings: Vec<String>,
     block_stats: BlockStats,
     train_pairs: usize,
@@ -211,7 +213,8 @@ impl Matcher {
             window: config.window,
             max_pairs: ((config.max_pairs_per_record * n as f64) as usize).max(1000),
         };
-        let (candidates, block_stats) = candidate_pairs(n, &side, &rules, &limits, &mut warnings);
+        let (candidates, block_stats) =
+            candidate_pairs(n, &side, &block::ranks(&ds), &rules, &limits, &mut warnings);
         let mut row_of = AHashMap::with_capacity(n);
         for (r, id) in ds.ids.iter().enumerate() {
             row_of.insert(*id, r as u32);
@@ -241,6 +244,7 @@ impl Matcher {
         };
         let weights = Arc::new(Weights::new(&model, &ds.columns));
         let fields = weights.fields.clone();
+        let rows = bound::row_codes(&ds);
         Ok(Matcher {
             config,
             ds: Arc::new(ds),
@@ -250,6 +254,7 @@ impl Matcher {
             model,
             weights,
             row_of,
+            rows,
             warnings,
             block_stats,
             train_pairs: train_n,
@@ -292,13 +297,7 @@ impl Matcher {
     }
 
     fn codes(&self, i: usize) -> [u32; 9] {
-        let mut c = [NULL; 9];
-        for (k, col) in self.ds.columns.iter().enumerate() {
-            if let Some(col) = col {
-                c[k] = col.codes[i];
-            }
-        }
-        c
+        self.rows[i]
     }
 
     /// Match weight of a pair of rows.
@@ -315,14 +314,43 @@ impl Matcher {
                 "threshold must be between 0 and 1".into(),
             ));
         }
+        let target = bound::target_weight(t);
+        let bounds = Bounds::new(&self.weights);
+        let full = std::sync::atomic::AtomicUsize::new(0);
         let pairs: Vec<(u32, u32, f64)> = self
             .candidates
-            .par_iter()
-            .with_min_len(4096)
-            .filter_map(|&p| {
-                let (i, j) = unpack(p);
-                let prob = probability(self.weight(i as usize, j as usize));
-                (prob >= t).then_some((i, j, prob))
+            .par_chunks(4096)
+            .flat_map_iter(|chunk| {
+                let mut scored = 0;
+                let ahead = |k: usize| chunk.get(k).map(|&p| unpack(p).1 as usize);
+                let out: Vec<(u32, u32, f64)> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, &p)| {
+                        if let Some(j) = ahead(k + 16) {
+                            bound::prefetch(&self.rows[j]);
+                        }
+                        if let Some(j) = ahead(k + 8) {
+                            bound::prefetch_values(&self.ds, &self.rows, j, false);
+                        }
+                        if let Some(j) = ahead(k + 4) {
+                            bound::prefetch_values(&self.ds, &self.rows, j, true);
+                        }
+                        let (i, j) = unpack(p);
+                        let (i, j) = (i as usize, j as usize);
+                        if let Some(target) = target {
+                            if !bounds.may_reach(&self.weights, &self.ds, &self.rows, i, j, target)
+                            {
+                                return None;
+                            }
+                        }
+                        scored += 1;
+                        let prob = probability(self.weight(i, j));
+                        (prob >= t).then_some((i as u32, j as u32, prob))
+                    })
+                    .collect();
+                full.fetch_add(scored, std::sync::atomic::Ordering::Relaxed);
+                out
             })
             .collect();
         let clusters = cluster(self.ds.len(), &self.ds.ids, &pairs, self.config.guard);
@@ -336,6 +364,7 @@ impl Matcher {
             ),
             ("blocks_windowed", self.block_stats.blocks_windowed as f64),
             ("rules_skipped", self.block_stats.rules_skipped as f64),
+            ("pairs_scored_in_full", full.into_inner() as f64),
             ("train_pairs", self.train_pairs as f64),
             ("em_iterations", self.model.iterations as f64),
             ("prior", self.model.prior),
@@ -365,11 +394,10 @@ impl Matcher {
             .map(|&f| {
                 let k = f.index();
                 let l = lv[k];
-                let tf = if l == L_EXACT && !(sw && matches!(f, Field::FirstName | Field::LastName))
-                {
-                    self.weights.tf_adjustment(k, codes[k])
-                } else {
+                let tf = if sw && matches!(f, Field::FirstName | Field::LastName) {
                     0.0
+                } else {
+                    self.weights.level_adjustment(k, l, codes[k])
                 };
                 FieldExplanation {
                     field: f,
@@ -559,6 +587,68 @@ mod tests {
         let two = run(2);
         assert!(!one.1.is_empty());
         assert_eq!(one, two);
+    }
+
+    #[test]
+    fn early_rejection_never_drops_a_pair_that_reaches_the_threshold() {
+        let m = Matcher::fit(Config::default(), dataset(300), vec![], None, &[]).unwrap();
+        let b = Bounds::new(&m.weights);
+        let (mut rejected, mut kept) = (0, 0);
+        for t in [0.01, 0.3, 0.5, 0.9, 0.999] {
+            let target = bound::target_weight(t).unwrap();
+            for i in 0..m.ds.len() {
+                for j in (i + 1..m.ds.len()).step_by(7) {
+                    let w = m.weight(i, j);
+                    if b.may_reach(&m.weights, &m.ds, &m.rows, i, j, target) {
+                        kept += 1;
+                    } else {
+                        rejected += 1;
+                        assert!(probability(w) < t, "pair ({i}, {j}) weight {w} at {t}");
+                    }
+                }
+            }
+        }
+        assert!(rejected > 0 && kept > 0);
+        // Swapped names, initials and missing names.
+        let names = [
+            "ann", "lee", "bo", "li", "annie", "smith", "smyth", "a", "jon",
+        ];
+        let mut s = 11u64;
+        let mut pick = |none: bool| -> Option<String> {
+            let k = splitmix(&mut s) as usize % (names.len() + usize::from(none));
+            names.get(k).map(|n| n.to_string())
+        };
+        let n = 120;
+        let (first, last): (Vec<_>, Vec<_>) = (0..n).map(|_| (pick(true), pick(true))).unzip();
+        let email: Vec<Option<String>> =
+            (0..n).map(|r| Some(format!("p{}@x.org", r % 40))).collect();
+        let (ds, _) = Dataset::from_columns(
+            (0..n as i64).collect(),
+            vec![
+                (Field::FirstName, first),
+                (Field::LastName, last),
+                (Field::Email, email),
+            ],
+        )
+        .unwrap();
+        let m = Matcher::fit(Config::default(), ds, vec![], None, &[]).unwrap();
+        let b = Bounds::new(&m.weights);
+        let mut swaps = 0;
+        for t in [0.05, 0.5, 0.95] {
+            let target = bound::target_weight(t).unwrap();
+            for i in 0..n {
+                for j in i + 1..n {
+                    swaps += usize::from(m.levels(i, j).1);
+                    if !b.may_reach(&m.weights, &m.ds, &m.rows, i, j, target) {
+                        let w = m.weight(i, j);
+                        assert!(probability(w) < t, "pair ({i}, {j}) weight {w} at {t}");
+                    }
+                }
+            }
+        }
+        assert!(swaps > 0);
+        assert_eq!(bound::target_weight(1.0), None);
+        assert_eq!(bound::target_weight(0.0), None);
     }
 
     #[test]

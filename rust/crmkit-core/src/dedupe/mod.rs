@@ -2,6 +2,7 @@
 //!
 //! - [`data`]: the columnar, interned input ([`Dataset`]).
 //! - [`block`]: blocking rules and candidate pairs.
+//! - [`bound`]: early rejection of pairs that cannot reach the threshold.
 //! - [`compare`]: field comparisons with graded levels.
 //! - [`metric`]: allocation-free string metrics.
 //! - [`nicknames`]: given-name nickname groups.
@@ -16,6 +17,7 @@
 //! fixed at 0, so names are not counted twice.
 
 pub mod block;
+pub mod bound;
 pub mod cluster;
 pub mod compare;
 pub mod data;

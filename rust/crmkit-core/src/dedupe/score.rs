@@ -373,6 +373,16 @@ impl Weights {
         }
     }
 
+    /// The adjustment of `level` of field index `k` for the left side's
+    /// `code`: the term-frequency adjustment on an exact match, else 0.
+    pub fn level_adjustment(&self, k: usize, level: u8, code: u32) -> f64 {
+        if level == L_EXACT {
+            self.tf_adjustment(k, code)
+        } else {
+            0.0
+        }
+    }
+
     /// Total match weight of a comparison vector; `codes[k]` is the left
     /// side's dictionary code of field `k` (for term frequencies), `swapped`
     /// disables the name adjustments.
@@ -382,8 +392,8 @@ impl Weights {
             let k = f.index();
             let l = levels[k];
             w += self.level[k][l as usize];
-            if l == L_EXACT && !(swapped && matches!(f, Field::FirstName | Field::LastName)) {
-                w += self.tf_adjustment(k, codes[k]);
+            if !(swapped && matches!(f, Field::FirstName | Field::LastName)) {
+                w += self.level_adjustment(k, l, codes[k]);
             }
         }
         w
