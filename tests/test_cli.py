@@ -92,3 +92,28 @@ def test_missing_file_is_one_line_exit_1(
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nope.csv" in err and "Traceback" not in err
+
+
+def test_import_declares_types_and_reads_again_with_full(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "c.csv"
+    f.write_text("Email,Member No,Score\na@x.com,0012,7\nb@x.com,0034,8\n")
+    db = ["--db", str(tmp_path / "crm.db")]
+    r = CliRunner().invoke(
+        cli,
+        [*db, "import", str(f), "--type", "Member No=string", "--type", "score=number", "--json"],
+    )
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["attribute_types"] == {"member_no": "string", "score": "number"}
+    assert rep["inferred"] == [] and rep["created"] == 2
+    from crmkit.kernel import Kernel
+
+    with Kernel.open(tmp_path / "crm.db", disable_plugin_autoload=True) as k:
+        _, cols = k.store.contact_columns(["member_no", "score"])
+        assert cols == {"member_no": ["0012", "0034"], "score": [7.0, 8.0]}
+    again = json.loads(CliRunner().invoke(cli, [*db, "import", str(f), "--json"]).output)
+    assert again["rows"] == 0 and again["resumed"]
+    full = json.loads(CliRunner().invoke(cli, [*db, "import", str(f), "--full", "--json"]).output)
+    assert full["rows"] == 2 and full["updated"] == 2
+    bad = CliRunner().invoke(cli, [*db, "import", str(f), "--type", "score=float"])
+    assert bad.exit_code == 2 and "COLUMN=TYPE" in bad.output

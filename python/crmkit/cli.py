@@ -200,6 +200,15 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
         metavar="COLUMN[:CHANNEL[:PURPOSE]]",
         help="Record a consent column (yes/no) in the ledger; default channel email, purpose marketing.",
     )
+    @click.option(
+        "--type",
+        "types",
+        multiple=True,
+        metavar="COLUMN=TYPE",
+        help="Declare a custom column's type (its header or field name): string, integer, "
+        "number, boolean, date, datetime or list. Default: inferred and shown.",
+    )
+    @click.option("--full", is_flag=True, help="Read the whole file again, not only what is new.")
     @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_obj
@@ -213,11 +222,15 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
         maps: tuple[str, ...],
         rejects: Path | None,
         consents: tuple[str, ...],
+        types: tuple[str, ...],
+        full: bool,
         dry_run: bool,
         as_json: bool,
     ) -> None:
         """Import a CSV or JSONL FILE of contacts, companies or interactions."""
         from crmkit.kernel import guess_format
+        from crmkit.mapping import slug
+        from crmkit.store.sqlite import ATTRIBUTE_TYPES
 
         columns = {}
         for m in maps:
@@ -225,6 +238,15 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
                 raise click.BadParameter(f"{m!r} is not HEADER=FIELD", param_hint="--map")
             h, f = m.split("=", 1)
             columns[h] = f
+        declared: dict[str, Any] = {}
+        for t in types:
+            name, _, typ = t.partition("=")
+            if not name.strip() or typ.strip() not in ATTRIBUTE_TYPES:
+                raise click.BadParameter(
+                    f"{t!r} is not COLUMN=TYPE with TYPE one of {', '.join(sorted(ATTRIBUTE_TYPES))}",
+                    param_hint="--type",
+                )
+            declared[slug(name)] = typ.strip()
         kernel = obj.kernel()
         fmt = fmt or guess_format(file)
         src = kernel.plugin(
@@ -257,6 +279,8 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
                 dry_run=dry_run,
                 on_batch=advance,
                 consent=[_consent_column(c) for c in consents],
+                attributes=declared or None,
+                full=full,
             )
         finally:
             stop()

@@ -159,11 +159,13 @@ class Kernel:
         on_batch: Callable[[int], None] | None = None,
         consent: Sequence[ConsentColumn] = (),
         attributes: Mapping[str, AttributeType] | None = None,
+        full: bool = False,
     ) -> IngestReport:
         """Import one CSV or JSONL file; the format is guessed from its name and contents.
 
         ``attributes`` declares the types of custom columns; undeclared ones are
-        inferred (and shown in the report)."""
+        inferred (and shown in the report). ``full`` reads the whole file again
+        instead of resuming after the last imported row."""
         p = Path(path)
         fmt = format or guess_format(p)
         config: dict[str, Any] = {"path": str(p.resolve())}
@@ -185,6 +187,7 @@ class Kernel:
             on_batch=on_batch,
             consent=consent,
             attributes=attributes,
+            full=full,
         )
 
     # -- contacts --------------------------------------------------------------
