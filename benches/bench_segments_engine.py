@@ -7,6 +7,8 @@ smoke test. For real figures::
         --benchmark-enable
     BENCH_SEGMENTS_SIZES=1000000 .venv/bin/python benches/bench_segments_engine.py  # table with CPU-s
 
+(``CRMKIT_BENCH_ROWS`` is read too when ``BENCH_SEGMENTS_SIZES`` is not set.)
+
 The contact table has ~20 typed columns (numbers, dates, skewed categoricals of
 5-200 levels, free-text city and email, a tag list, booleans, nulls) and
 interactions (purchases, email opens). Rules mix every clause kind, nested
@@ -36,7 +38,13 @@ from crmkit._core import SegmentPlan, Snapshot
 
 DAY = 86_400
 AS_OF = 1_767_225_600  # 2026-01-01T00:00:00Z
-SIZES = [int(x) for x in os.environ.get("BENCH_SEGMENTS_SIZES", "20000").split(",") if x]
+SIZES = [
+    int(x)
+    for x in os.environ.get(
+        "BENCH_SEGMENTS_SIZES", os.environ.get("CRMKIT_BENCH_ROWS", "20000")
+    ).split(",")
+    if x
+]
 RULE_COUNTS = [10, 100, 1000]
 Tree = dict[str, Any]
 

@@ -59,7 +59,9 @@ def to_epoch(s: str) -> int:
 
 
 def agg_value(tree: dict[str, Any], events: list[Event], as_of: int) -> Any:
-    kind, func, days = tree["kind"], tree["agg"], tree.get("days")
+    kind, func = tree["kind"], tree["agg"]
+    # first/last take no window: their "days" belongs to "within".
+    days = tree.get("days") if func not in ("first", "last") else None
     lo = as_of - days * DAY if days is not None else None
     sel = [e for e in events if e[1] == kind and e[2] <= as_of and (lo is None or e[2] >= lo)]
     amounts = [e[3] for e in sel if e[3] is not None]
@@ -493,3 +495,98 @@ def test_results_are_kept_with_their_snapshot() -> None:
     res: SegmentResult = plan.evaluate(snap, AS_OF)
     with pytest.raises(Exception, match="not computed on this snapshot"):
         plan.update_contact(other, res, 1, {"age": 1})
+
+
+# -- lenient column conversion (coerce=True) ---------------------------------------
+
+LOOSE = st.one_of(
+    st.none(),
+    st.integers(-(2**33), 2**33),
+    st.floats(-1e10, 1e10, allow_nan=False),
+    st.booleans(),
+    st.sampled_from(
+        [
+            "2024-02-29",
+            "2024-02-29T10:11:12",
+            "2024-02-29T10:11:12Z",
+            "2024-02-29 10:11",
+            "2024-02-29T10:11:12.5+02:00",
+            "2024-02-29T10:11:12-05:30",
+            "1969-12-31T23:59:59.5",
+            "2024-13-01",
+            "garbage",
+            "",
+            " 42 ",
+            "-7",
+            "3.25",
+            "1e3",
+            "ß",
+        ]
+    ),
+    st.lists(st.sampled_from(["vip", "x", "é"]), max_size=3),
+)
+
+
+def py_convert(typ: str, v: Any) -> Any:
+    """The conversion a Python caller would write, value by value (the oracle)."""
+    from crmkit.segments import _epoch_day
+
+    if v is None:
+        return None
+    if typ in ("date", "datetime"):
+        return _epoch_day(v) if not isinstance(v, list) else _epoch_day(str(v))
+    if typ == "list":
+        return list(v) if isinstance(v, list | tuple) else None
+    if typ == "boolean":
+        return bool(v)
+    if typ == "integer":
+        return int(v)
+    if typ == "number":
+        return float(v)
+    return str(v)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    typ=st.sampled_from(["string", "integer", "number", "boolean", "datetime", "list"]),
+    vals=st.lists(LOOSE, min_size=1, max_size=12),
+)
+def test_coerce_matches_python_conversion(typ: str, vals: list[Any]) -> None:
+    try:
+        want = [py_convert(typ, v) for v in vals]
+    except (ValueError, TypeError, OverflowError):
+        with pytest.raises(Exception, match="holds a value that is not"):
+            Snapshot(list(range(len(vals))), {"f": vals}, {"f": typ}, coerce=True)
+        return
+    ids = list(range(len(vals)))
+    loose = Snapshot(ids, {"f": vals}, {"f": typ}, coerce=True)
+    exact = Snapshot(ids, {"f": want}, {"f": typ})
+    # One segment per distinct value (equality), plus the null checks: the two
+    # snapshots must give every contact the same memberships.
+    rules: list[tuple[str, Any]] = [("null", {"field": "f", "op": "is null"})]
+    for i, w in enumerate({repr(w): w for w in want if w is not None}.values()):
+        if typ == "list":
+            cond = [{"field": "f", "op": "contains", "value": x} for x in w] or [
+                {"field": "f", "op": "is not null"}
+            ]
+            rules.append((f"v{i}", {"and": cond}))
+        elif typ == "datetime":
+            lo = datetime.fromtimestamp(w - 1, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            hi = datetime.fromtimestamp(w + 1, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            rules.append(
+                (
+                    f"v{i}",
+                    {
+                        "and": [
+                            {"field": "f", "op": "after", "value": lo},
+                            {"field": "f", "op": "before", "value": hi},
+                        ]
+                    },
+                )
+            )
+        else:
+            rules.append((f"v{i}", {"field": "f", "op": "=", "value": w}))
+    plan = SegmentPlan(rules, {"f": typ})
+    a, b = plan.evaluate(loose, AS_OF), plan.evaluate(exact, AS_OF)
+    for name, _ in rules:
+        assert a.members(name) == b.members(name), name

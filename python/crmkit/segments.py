@@ -124,29 +124,16 @@ class Segments:
         if "email_domain" in wanted and "email" not in stored:
             stored.append("email")
         ids, cols = self.store.contact_columns(stored)
-        columns: dict[str, list[Any]] = {}
+        # Values are converted in Rust as the snapshot reads them (coerce=True):
+        # no per-record Python work on this path.
+        columns: dict[str, Any] = {}
         for f in wanted:
-            typ = schema[f]
             if f == "id":
-                columns[f] = list(ids)
+                columns[f] = ids
             elif f == "email_domain":
-                columns[f] = [
-                    e.rsplit("@", 1)[1] if e and "@" in e else None for e in cols["email"]
-                ]
-            elif f in ("created_at", "updated_at"):
-                continue
-            elif typ in ("date", "datetime"):
-                columns[f] = [_epoch_day(v) for v in cols[f]]
-            elif typ == "list":
-                columns[f] = [list(v) if isinstance(v, list | tuple) else None for v in cols[f]]
-            elif typ == "boolean":
-                columns[f] = [None if v is None else bool(v) for v in cols[f]]
-            elif typ == "integer":
-                columns[f] = [None if v is None else int(v) for v in cols[f]]
-            elif typ == "number":
-                columns[f] = [None if v is None else float(v) for v in cols[f]]
-            else:
-                columns[f] = [None if v is None else str(v) for v in cols[f]]
+                columns[f] = _core.email_domains(cols["email"])
+            elif f not in ("created_at", "updated_at"):
+                columns[f] = cols[f]
         inter = self.store.interaction_columns()
         interactions = {
             "contact_id": inter["contact_id"],
@@ -155,7 +142,7 @@ class Segments:
             "amount": inter["amount"],
         }
         snap_schema = {f: schema[f] for f in columns}
-        return _core.Snapshot(ids, columns, snap_schema, interactions)
+        return _core.Snapshot(ids, columns, snap_schema, interactions, coerce=True)
 
     def _plan(self, segments: Sequence[tuple[str, str | dict[str, Any]]]) -> _core.SegmentPlan:
         from crmkit import _core

@@ -24,8 +24,10 @@ def build_snapshot(
     """
     if fields is None:
         fields = [f for f in CONTACT_FIELDS if f != "external_id"] + sorted(store.attribute_types())
+    from crmkit import _core
+
     ids, cols = store.contact_columns(list(fields))
     inter = store.interaction_columns(kinds=kinds)
-    pos = {cid: i for i, cid in enumerate(ids)}
-    inter["contact_index"] = [pos[c] for c in inter.pop("contact_id")]
+    # Positions are looked up in Rust: no per-record Python work.
+    inter["contact_index"] = _core.row_positions(ids, inter.pop("contact_id"))
     return Snapshot(ids=ids, contacts=cols, interactions=inter, as_of=as_of or time.time())

@@ -225,7 +225,7 @@ fn datetime_utc(s: &str) -> Option<String> {
 }
 
 /// Days since 1970-01-01 of a valid civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

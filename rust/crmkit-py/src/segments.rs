@@ -180,6 +180,170 @@ fn column_from(
     })
 }
 
+/// Epoch seconds of an ISO 8601 date (`YYYY-MM-DD`, midnight UTC) or
+/// date-time (`YYYY-MM-DD[T ]HH:MM[:SS[.f]]` with `Z`, `±HH:MM`, `±HHMM`
+/// or no offset, which means UTC); None when the text is not one.
+fn parse_iso(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if s.len() <= 10 || !s.is_char_boundary(10) {
+        return crmkit_core::segments::parse_datetime(s);
+    }
+    let (date, time) = s.split_at(10);
+    let sep = &time[..1];
+    let mut t = &time[1..];
+    let mut offset = 0i64;
+    if let Some(rest) = t.strip_suffix('Z') {
+        t = rest;
+    } else if let Some(i) = t.rfind(['+', '-']) {
+        let (base, off) = t.split_at(i);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let digits: String = off[1..].chars().filter(|c| *c != ':').collect();
+        if !(digits.len() == 2 || digits.len() == 4) || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let hh: i64 = digits[..2].parse().ok()?;
+        let mm: i64 = if digits.len() == 4 {
+            digits[2..].parse().ok()?
+        } else {
+            0
+        };
+        offset = sign * (hh * 3600 + mm * 60);
+        t = base;
+    }
+    let mut frac = false;
+    if let Some(i) = t.find('.') {
+        let f = &t[i + 1..];
+        if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        frac = f.bytes().any(|b| b != b'0');
+        t = &t[..i];
+    }
+    let secs = crmkit_core::segments::parse_datetime(&format!("{date}{sep}{t}"))? - offset;
+    // int(timestamp) truncates toward zero.
+    Some(if frac && secs < 0 { secs + 1 } else { secs })
+}
+
+/// A column converted leniently, in one pass and without Python code per
+/// value: strings take `str(v)`, integers and numbers take Python's
+/// `int(v)` / `float(v)` (text included), booleans take `bool(v)`, dates
+/// and datetimes take epoch numbers or ISO 8601 text (unparsable text is
+/// None), lists take lists or tuples of strings (anything else is None).
+fn column_coerced(
+    py: Python<'_>,
+    name: &str,
+    ty: FieldType,
+    values: &Bound<'_, PyAny>,
+) -> PyResult<ColumnData> {
+    let bad = || {
+        invalid(
+            py,
+            format!("column '{name}' holds a value that is not a {}", ty.name()),
+        )
+    };
+    let builtins = py.import("builtins")?;
+    let n = values.len().unwrap_or(0);
+    macro_rules! collect {
+        ($variant:ident, $conv:expr) => {{
+            let mut out = Vec::with_capacity(n);
+            for v in values.try_iter()? {
+                let v = v?;
+                out.push(if v.is_none() { None } else { $conv(&v)? });
+            }
+            ColumnData::$variant(out)
+        }};
+    }
+    Ok(match ty {
+        FieldType::String => collect!(Str, |v: &Bound<'_, PyAny>| -> PyResult<_> {
+            Ok(Some(match v.cast::<PyString>() {
+                Ok(s) => s.to_str()?.to_owned(),
+                Err(_) => v.str()?.to_str()?.to_owned(),
+            }))
+        }),
+        FieldType::Integer => collect!(Int, |v: &Bound<'_, PyAny>| -> PyResult<_> {
+            if v.is_instance_of::<PyInt>() {
+                return v.extract::<i64>().map(Some).map_err(|_| bad());
+            }
+            if let Ok(f) = v.cast::<PyFloat>() {
+                let f = f.value();
+                return if f.is_finite() && f.abs() < 9.2e18 {
+                    Ok(Some(f.trunc() as i64))
+                } else {
+                    Err(bad())
+                };
+            }
+            if let Ok(s) = v.cast::<PyString>() {
+                if let Ok(i) = s.to_str()?.trim().parse::<i64>() {
+                    return Ok(Some(i));
+                }
+            }
+            let i = builtins.getattr("int")?.call1((v,)).map_err(|_| bad())?;
+            i.extract::<i64>().map(Some).map_err(|_| bad())
+        }),
+        FieldType::Number => collect!(Float, |v: &Bound<'_, PyAny>| -> PyResult<_> {
+            if let Ok(f) = v.cast::<PyFloat>() {
+                return Ok(Some(f.value()));
+            }
+            if v.is_instance_of::<PyInt>() {
+                return v.extract::<f64>().map(Some).map_err(|_| bad());
+            }
+            let f = builtins.getattr("float")?.call1((v,)).map_err(|_| bad())?;
+            f.extract::<f64>().map(Some).map_err(|_| bad())
+        }),
+        FieldType::Boolean => collect!(Bool, |v: &Bound<'_, PyAny>| -> PyResult<_> {
+            Ok(Some(v.is_truthy()?))
+        }),
+        FieldType::Date | FieldType::Datetime => {
+            collect!(Int, |v: &Bound<'_, PyAny>| -> PyResult<_> {
+                if v.is_instance_of::<PyInt>() {
+                    return v.extract::<i64>().map(Some).map_err(|_| bad());
+                }
+                if let Ok(f) = v.cast::<PyFloat>() {
+                    let f = f.value();
+                    return Ok((f.is_finite() && f.abs() < 9.2e18).then(|| f.trunc() as i64));
+                }
+                Ok(match v.cast::<PyString>() {
+                    Ok(s) => parse_iso(s.to_str()?),
+                    Err(_) => parse_iso(v.str()?.to_str()?),
+                })
+            })
+        }
+        FieldType::List => collect!(List, |v: &Bound<'_, PyAny>| -> PyResult<_> {
+            if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+                v.extract::<Vec<String>>().map(Some).map_err(|_| bad())
+            } else {
+                Ok(None)
+            }
+        }),
+    })
+}
+
+/// The position in `ids` of each of `keys` (raises when a key is not in `ids`).
+#[pyfunction]
+fn row_positions(py: Python<'_>, ids: Vec<i64>, keys: Vec<i64>) -> PyResult<Vec<usize>> {
+    let pos: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    keys.iter()
+        .map(|k| {
+            pos.get(k)
+                .copied()
+                .ok_or_else(|| invalid(py, "a key is not among the ids".into()))
+        })
+        .collect()
+}
+
+/// The domain of each email (the text after the last `@`; None without one).
+#[pyfunction]
+fn email_domains(emails: Vec<Option<String>>) -> Vec<Option<String>> {
+    emails
+        .into_iter()
+        .map(|e| {
+            let e = e?;
+            e.rsplit_once('@').map(|(_, d)| d.to_string())
+        })
+        .collect()
+}
+
 fn value_from(py: Python<'_>, name: &str, ty: FieldType, v: &Bound<'_, PyAny>) -> PyResult<Value> {
     if v.is_none() {
         return Ok(Value::Null);
@@ -212,14 +376,18 @@ impl Snapshot {
     /// Build from `ids`, `columns` ({field: list of values}), `schema`
     /// ({field: type name}) and optional `interactions`
     /// ({"contact_id": [...], "kind": [...], "time": [...], "amount": [...]}).
+    /// With `coerce`, column values are converted leniently as they are read
+    /// (text to numbers, ISO dates to epoch seconds, any value to `str` for
+    /// strings), so that store rows need no conversion in Python.
     #[new]
-    #[pyo3(signature = (ids, columns, schema, interactions = None))]
+    #[pyo3(signature = (ids, columns, schema, interactions = None, *, coerce = false))]
     fn new(
         py: Python<'_>,
         ids: Vec<i64>,
         columns: &Bound<'_, PyDict>,
         schema: &Bound<'_, PyDict>,
         interactions: Option<&Bound<'_, PyDict>>,
+        coerce: bool,
     ) -> PyResult<Self> {
         let schema = schema_from(py, schema)?;
         let mut data = HashMap::with_capacity(columns.len());
@@ -228,7 +396,12 @@ impl Snapshot {
             let Some((_, ty)) = schema.get(&name) else {
                 return Err(invalid(py, format!("column '{name}' is not in the schema")));
             };
-            data.insert(name.clone(), column_from(py, &name, ty, &v)?);
+            let col = if coerce {
+                column_coerced(py, &name, ty, &v)?
+            } else {
+                column_from(py, &name, ty, &v)?
+            };
+            data.insert(name.clone(), col);
         }
         let inter = match interactions {
             None => None,
@@ -575,6 +748,8 @@ impl SegmentPlan {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_rule, m)?)?;
     m.add_function(wrap_pyfunction!(rule_to_text, m)?)?;
+    m.add_function(wrap_pyfunction!(email_domains, m)?)?;
+    m.add_function(wrap_pyfunction!(row_positions, m)?)?;
     m.add_class::<Snapshot>()?;
     m.add_class::<SegmentPlan>()?;
     m.add_class::<SegmentResult>()?;

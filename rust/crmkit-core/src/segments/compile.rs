@@ -67,12 +67,16 @@ pub struct Plan {
     pub kind_leaves: HashMap<String, Vec<usize>>,
     /// Whether each segment depends on the as-of time.
     pub uses_clock: Vec<bool>,
+    /// A process-unique id (caches keyed by plan use it).
+    pub id: u64,
     name_index: HashMap<String, usize>,
 }
 
+static NEXT_PLAN_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 struct Builder {
     leaves: Vec<Leaf>,
-    leaf_keys: AHashMap<String, usize>,
+    leaf_keys: AHashMap<Leaf, usize>,
     leaf_agg: Vec<Option<usize>>,
     aggs: Vec<AggKey>,
     agg_keys: AHashMap<AggKey, usize>,
@@ -92,8 +96,7 @@ impl Builder {
     }
 
     fn leaf(&mut self, l: &Leaf) -> usize {
-        let key = l.key();
-        let li = match self.leaf_keys.get(&key) {
+        let li = match self.leaf_keys.get(l) {
             Some(&i) => i,
             None => {
                 let i = self.leaves.len();
@@ -111,7 +114,7 @@ impl Builder {
                 };
                 self.leaves.push(l.clone());
                 self.leaf_agg.push(agg);
-                self.leaf_keys.insert(key, i);
+                self.leaf_keys.insert(l.clone(), i);
                 i
             }
         };
@@ -303,6 +306,7 @@ impl Plan {
             col_segments,
             kind_segments,
             uses_clock,
+            id: NEXT_PLAN_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             name_index,
         })
     }

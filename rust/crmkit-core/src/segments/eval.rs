@@ -10,10 +10,11 @@ use roaring::RoaringBitmap;
 
 use crate::{CoreError, CoreResult};
 
-use super::ast::{Expr, Operand};
+use super::ast::{AggFunc, Expr, Operand};
 use super::compile::{Node, Plan};
-use super::snapshot::{bit, AggAcc, AggIndex, AggValue, Column, Snapshot, Store, Value};
-use super::typecheck::{FPred, IPred, Leaf, Src, TExpr};
+use super::simd::{self, portable as fill};
+use super::snapshot::{bit, AggAcc, AggIndex, AggValue, Column, LeafCodes, Snapshot, Store, Value};
+use super::typecheck::{FPred, IPred, Leaf, Src, StrPred, TExpr};
 use super::{FieldType, DAY};
 
 const BLOCK: usize = 1 << 16;
@@ -21,7 +22,7 @@ const SUB: usize = 1024;
 const SW: usize = SUB / 64;
 
 /// The memberships of every segment at one as-of time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct EvalResult {
     /// Segment names, in plan order.
     pub names: Vec<String>,
@@ -29,6 +30,15 @@ pub struct EvalResult {
     pub bitmaps: Vec<RoaringBitmap>,
     /// The as-of time of the evaluation (epoch seconds).
     pub as_of: i64,
+    /// The id of the plan that computed it ([`Plan::id`]).
+    pub plan: u64,
+}
+
+impl PartialEq for EvalResult {
+    /// Same names, members and as-of time (whichever plan computed them).
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names && self.bitmaps == other.bitmaps && self.as_of == other.as_of
+    }
 }
 
 impl EvalResult {
@@ -128,13 +138,60 @@ enum Bound<'a> {
     Const(bool),
 }
 
-fn code_bits(dict: &[String], test: impl Fn(&str) -> bool) -> Vec<u64> {
+/// True when a dictionary is much larger than the rows reading it (a
+/// snapshot gathered from a bigger one): test only the codes in use.
+fn sparse_dict(dict_len: usize, rows: usize) -> bool {
+    dict_len > 2 * rows + 1024
+}
+
+/// The codes of `dict` that pass `test`, as bits. Over a dictionary much
+/// larger than the column's rows only the codes the rows use are tested.
+fn code_bits(
+    col: &Column,
+    dict: &[String],
+    rows: usize,
+    test: impl Fn(&str) -> bool + Sync,
+) -> Vec<u64> {
     let mut bits = vec![0u64; dict.len().div_ceil(64).max(1)];
-    for (i, s) in dict.iter().enumerate() {
-        if test(s) {
-            bits[i >> 6] |= 1 << (i & 63);
+    if sparse_dict(dict.len(), rows) {
+        let mut seen = vec![0u64; bits.len()];
+        let mut visit = |c: usize| {
+            if seen[c >> 6] >> (c & 63) & 1 == 0 {
+                seen[c >> 6] |= 1 << (c & 63);
+                if test(&dict[c]) {
+                    bits[c >> 6] |= 1 << (c & 63);
+                }
+            }
+        };
+        for r in (0..rows).filter(|&r| col.is_valid(r)) {
+            match &col.store {
+                Store::Str { codes, .. } => visit(codes[r] as usize),
+                Store::List {
+                    start, len, codes, ..
+                } => {
+                    let a = start[r] as usize;
+                    codes[a..a + len[r] as usize]
+                        .iter()
+                        .for_each(|&c| visit(c as usize));
+                }
+                _ => {}
+            }
         }
+        return bits;
     }
+    // Large dictionaries are tested in parallel, 64 codes per word.
+    const WORDS: usize = 1024;
+    bits.par_chunks_mut(WORDS)
+        .enumerate()
+        .for_each(|(ci, out)| {
+            let base = ci * WORDS * 64;
+            let end = (base + out.len() * 64).min(dict.len());
+            for (i, s) in dict[base.min(end)..end].iter().enumerate() {
+                if test(s) {
+                    out[i >> 6] |= 1 << (i & 63);
+                }
+            }
+        });
     bits
 }
 
@@ -161,7 +218,102 @@ fn snap_column<'a>(plan: &Plan, snap: &'a Snapshot, col: usize) -> CoreResult<Op
     }
 }
 
-fn bind<'a>(plan: &Plan, snap: &'a Snapshot, li: usize, as_of: i64) -> CoreResult<Bound<'a>> {
+/// Code bitmaps of the `matches` leaves that share a string column, found in
+/// one pass over the column's dictionary with a `RegexSet` (instead of one
+/// pass per pattern). Keyed by leaf index.
+fn regex_set_bits(plan: &Plan, snap: &Snapshot, leaf_ids: &[usize]) -> HashMap<usize, Vec<u64>> {
+    let mut by_col: HashMap<usize, Vec<(usize, &str)>> = HashMap::new();
+    for &l in leaf_ids {
+        if let Leaf::Str {
+            col,
+            pred: StrPred::Matches(r),
+        } = &plan.leaves[l]
+        {
+            by_col.entry(*col).or_default().push((l, r.as_str()));
+        }
+    }
+    let mut out = HashMap::new();
+    let mut cols: Vec<_> = by_col.into_iter().filter(|(_, v)| v.len() >= 2).collect();
+    cols.sort_by_key(|(c, _)| *c);
+    for (c, leaves) in cols {
+        let Ok(Some(col)) = snap_column(plan, snap, c) else {
+            continue;
+        };
+        let Store::Str { dict, .. } = &col.store else {
+            continue;
+        };
+        let Ok(set) = regex::RegexSet::new(leaves.iter().map(|(_, p)| *p)) else {
+            continue;
+        };
+        let k = leaves.len();
+        let words = dict.values.len().div_ceil(64).max(1);
+        if sparse_dict(dict.values.len(), snap.len()) {
+            // Test only the codes the rows use.
+            let Store::Str { codes, .. } = &col.store else {
+                continue;
+            };
+            let mut per_leaf = vec![vec![0u64; words]; k];
+            let mut seen = vec![0u64; words];
+            let mut hit = vec![false; k];
+            for r in (0..snap.len()).filter(|&r| col.is_valid(r)) {
+                let c = codes[r] as usize;
+                if seen[c >> 6] >> (c & 63) & 1 == 1 {
+                    continue;
+                }
+                seen[c >> 6] |= 1 << (c & 63);
+                hit.iter_mut().for_each(|h| *h = false);
+                if set.matches_read_at(&mut hit, &dict.values[c], 0) {
+                    for (p, _) in hit.iter().enumerate().filter(|(_, h)| **h) {
+                        per_leaf[p][c >> 6] |= 1 << (c & 63);
+                    }
+                }
+            }
+            for ((l, _), bits) in leaves.into_iter().zip(per_leaf) {
+                out.insert(l, bits);
+            }
+            continue;
+        }
+        const CHUNK: usize = 64 * 64;
+        let parts: Vec<Vec<u64>> = dict
+            .values
+            .par_chunks(CHUNK)
+            .map(|chunk| {
+                let cw = chunk.len().div_ceil(64);
+                let mut bits = vec![0u64; k * cw];
+                let mut hit = vec![false; k];
+                for (i, s) in chunk.iter().enumerate() {
+                    hit.iter_mut().for_each(|h| *h = false);
+                    if set.matches_read_at(&mut hit, s, 0) {
+                        for (p, _) in hit.iter().enumerate().filter(|(_, h)| **h) {
+                            bits[p * cw + (i >> 6)] |= 1 << (i & 63);
+                        }
+                    }
+                }
+                bits
+            })
+            .collect();
+        let mut per_leaf = vec![vec![0u64; words]; k];
+        for (ci, part) in parts.iter().enumerate() {
+            let cw = part.len() / k;
+            for (p, dst) in per_leaf.iter_mut().enumerate() {
+                let base = ci * (CHUNK / 64);
+                dst[base..base + cw].copy_from_slice(&part[p * cw..(p + 1) * cw]);
+            }
+        }
+        for ((l, _), bits) in leaves.into_iter().zip(per_leaf) {
+            out.insert(l, bits);
+        }
+    }
+    out
+}
+
+fn bind<'a>(
+    plan: &Plan,
+    snap: &'a Snapshot,
+    li: usize,
+    as_of: i64,
+    pre: &HashMap<usize, Vec<u64>>,
+) -> CoreResult<Bound<'a>> {
     let leaf = &plan.leaves[li];
     let agg = plan.leaf_agg[li];
     let col = match leaf.src() {
@@ -192,7 +344,10 @@ fn bind<'a>(plan: &Plan, snap: &'a Snapshot, li: usize, as_of: i64) -> CoreResul
                 col: c,
                 codes,
                 valid: &c.valid,
-                bits: code_bits(&dict.values, |s| pred.test(s)),
+                bits: match pre.get(&li) {
+                    Some(bits) => bits.clone(),
+                    None => code_bits(c, &dict.values, snap.len(), |s| pred.test(s)),
+                },
             },
             _ => Bound::Const(false),
         },
@@ -205,7 +360,7 @@ fn bind<'a>(plan: &Plan, snap: &'a Snapshot, li: usize, as_of: i64) -> CoreResul
         ) => match &c.store {
             Store::List { dict, .. } => Bound::List {
                 col: c,
-                bits: code_bits(&dict.values, |s| {
+                bits: code_bits(c, &dict.values, snap.len(), |s| {
                     values.binary_search_by(|v| v.as_str().cmp(s)).is_ok()
                 }),
                 negated: *negated,
@@ -241,36 +396,9 @@ fn bind<'a>(plan: &Plan, snap: &'a Snapshot, li: usize, as_of: i64) -> CoreResul
 }
 
 #[inline(always)]
-fn fill<T: Copy>(out: &mut [u64], vals: &[T], valid: &[u64], f: impl Fn(T) -> bool) {
-    for (w, o) in out.iter_mut().enumerate() {
-        let vw = valid[w];
-        if vw == 0 {
-            *o = 0;
-            continue;
-        }
-        let chunk = &vals[w * 64..w * 64 + 64];
-        // Test into bytes (vectorizes), then pack 8 bytes of 0/1 into 8 bits
-        // with one multiply each.
-        let mut t = [0u8; 64];
-        for (b, &v) in t.iter_mut().zip(chunk) {
-            *b = f(v) as u8;
-        }
-        let mut m = 0u64;
-        for (g, bytes) in t.chunks_exact(8).enumerate() {
-            let x = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
-            m |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * g);
-        }
-        *o = m & vw;
-    }
-}
-
-#[inline(always)]
 fn fill_i(out: &mut [u64], vals: &[i64], valid: &[u64], p: &IPred) {
     match p {
-        IPred::Range(lo, hi) => {
-            let (lo, hi) = (*lo, *hi);
-            fill(out, vals, valid, |v| (lo <= v) & (v <= hi))
-        }
+        IPred::Range(lo, hi) => simd::range_i64(out, vals, valid, *lo, *hi),
         IPred::NotIn(vs) if vs.len() == 1 => {
             let x = vs[0];
             fill(out, vals, valid, |v| v != x)
@@ -287,15 +415,7 @@ fn fill_f(out: &mut [u64], vals: &[f64], valid: &[u64], p: &FPred) {
             lo_incl,
             hi,
             hi_incl,
-        } => {
-            let (lo, hi) = (*lo, *hi);
-            match (*lo_incl, *hi_incl) {
-                (true, true) => fill(out, vals, valid, |v| (lo <= v) & (v <= hi)),
-                (false, true) => fill(out, vals, valid, |v| (lo < v) & (v <= hi)),
-                (true, false) => fill(out, vals, valid, |v| (lo <= v) & (v < hi)),
-                (false, false) => fill(out, vals, valid, |v| (lo < v) & (v < hi)),
-            }
-        }
+        } => simd::range_f64(out, vals, valid, (*lo, *lo_incl), (*hi, *hi_incl)),
         FPred::NotIn(vs) if vs.len() == 1 => {
             let x = vs[0];
             fill(out, vals, valid, |v| v != x)
@@ -308,17 +428,22 @@ fn fill_f(out: &mut [u64], vals: &[f64], valid: &[u64], p: &FPred) {
     }
 }
 
-/// A leaf on a small-dictionary column, answered from the column's
-/// per-code row bitmaps: the OR of `codes`, or (`invert`) the valid rows
-/// outside that OR.
+/// A leaf on a dictionary-coded column answered from per-code row bitmaps:
+/// the OR of the bitmaps of `slots`, or (`invert`) the valid rows outside
+/// that OR.
 struct CodeSet {
     tid: usize,
-    codes: Vec<u32>,
+    slots: Vec<u32>,
     invert: bool,
 }
 
-/// Dictionary-coded columns small enough to transpose per sub-block.
-const MAX_TRANSPOSED_DICT: usize = 512;
+/// Dictionaries up to this size may be transposed (their code -> slot table
+/// stays in cache).
+const MAX_TRANSPOSED_DICT: usize = 1 << 16;
+/// A leaf is answered by ORing at most this many code bitmaps.
+const MAX_CODESET: usize = 64;
+/// No slot: the code is read by no transposed leaf.
+const NO_SLOT: u32 = u32::MAX;
 
 fn dict_len(c: &Column) -> usize {
     match &c.store {
@@ -327,11 +452,21 @@ fn dict_len(c: &Column) -> usize {
     }
 }
 
-/// Fill `buf` (dict_len x SW words) with one row bitmap per code for rows
+/// A transposed column: only the codes some leaf reads get a row bitmap.
+struct Transposed<'a> {
+    col: &'a Column,
+    /// Slot of each code (`NO_SLOT`: not read).
+    slot: Vec<u32>,
+    nslots: usize,
+}
+
+/// Fill `buf` (nslots x SW words) with one row bitmap per read code for rows
 /// `sub..sub + 64*nw`.
-fn transpose(c: &Column, buf: &mut [u64], sub: usize, nw: usize) {
+fn transpose(t: &Transposed<'_>, buf: &mut [u64], sub: usize, nw: usize) {
     buf.iter_mut().for_each(|x| *x = 0);
     let w0 = sub / 64;
+    let slot = &t.slot;
+    let c = t.col;
     for w in 0..nw {
         let mut m = c.valid[w0 + w];
         while m != 0 {
@@ -339,13 +474,21 @@ fn transpose(c: &Column, buf: &mut [u64], sub: usize, nw: usize) {
             m &= m - 1;
             let r = sub + w * 64 + j;
             match &c.store {
-                Store::Str { codes, .. } => buf[codes[r] as usize * SW + w] |= 1 << j,
+                Store::Str { codes, .. } => {
+                    let s = slot[codes[r] as usize];
+                    if s != NO_SLOT {
+                        buf[s as usize * SW + w] |= 1 << j;
+                    }
+                }
                 Store::List {
                     start, len, codes, ..
                 } => {
                     let s0 = start[r] as usize;
                     for &code in &codes[s0..s0 + len[r] as usize] {
-                        buf[code as usize * SW + w] |= 1 << j;
+                        let s = slot[code as usize];
+                        if s != NO_SLOT {
+                            buf[s as usize * SW + w] |= 1 << j;
+                        }
                     }
                 }
                 _ => {}
@@ -355,10 +498,27 @@ fn transpose(c: &Column, buf: &mut [u64], sub: usize, nw: usize) {
 }
 
 /// Aggregate columns for one block of rows.
+#[derive(Default)]
 struct BlockAggs {
     ints: Vec<Vec<i64>>,
     floats: Vec<Vec<f64>>,
     valid: Vec<Vec<u64>>,
+    seen: Vec<Vec<u32>>,
+}
+
+/// Buffers one worker reuses from block to block.
+#[derive(Default)]
+struct Scratch {
+    aggs: BlockAggs,
+    arena: Vec<u64>,
+    trans: Vec<Vec<u64>>,
+    segbuf: Vec<u64>,
+}
+
+/// Reset `v` to `len` copies of `x`, reusing its allocation.
+fn reset<T: Copy>(v: &mut Vec<T>, len: usize, x: T) {
+    v.clear();
+    v.resize(len, x);
 }
 
 #[inline(never)]
@@ -369,45 +529,121 @@ fn block_aggs(
     start: usize,
     end: usize,
     as_of: i64,
-) -> BlockAggs {
+    out: &mut BlockAggs,
+) {
     let len = end - start;
     let k = plan.aggs.len();
-    let mut ints = vec![Vec::new(); k];
-    let mut floats = vec![Vec::new(); k];
-    let mut valid = vec![vec![0u64; len / 64]; k];
-    for (a, key) in plan.aggs.iter().enumerate() {
-        if key.func.reads_amount() {
-            floats[a] = vec![0.0; len];
-        } else {
-            ints[a] = vec![0; len];
-        }
-    }
-    let mut acc = vec![AggAcc::default(); k];
-    let n = snap.len();
-    for r in start..end.min(n) {
-        idx.row(&snap.events, r, as_of, &mut acc);
-        let i = r - start;
-        for (a, key) in plan.aggs.iter().enumerate() {
-            let present = match acc[a].value(key.func) {
-                AggValue::Int(Some(v)) => {
-                    ints[a][i] = v;
-                    true
-                }
-                AggValue::Float(Some(v)) => {
-                    floats[a][i] = v;
-                    true
-                }
-                _ => false,
-            };
-            if present {
-                valid[a][i >> 6] |= 1 << (i & 63);
-            }
-        }
-    }
-    BlockAggs {
+    let funcs: Vec<AggFunc> = plan.aggs.iter().map(|a| a.func).collect();
+    let BlockAggs {
         ints,
         floats,
         valid,
+        seen,
+    } = out;
+    ints.resize_with(k, Vec::new);
+    floats.resize_with(k, Vec::new);
+    valid.resize_with(k, Vec::new);
+    // How many values each row's aggregate saw (for the ones null over nothing).
+    seen.resize_with(k, Vec::new);
+    for (a, f) in funcs.iter().enumerate() {
+        reset(&mut valid[a], len / 64, 0);
+        match f {
+            AggFunc::Count | AggFunc::Sum => seen[a].clear(),
+            _ => reset(&mut seen[a], len, 0),
+        }
+        if f.reads_amount() {
+            reset(&mut floats[a], len, 0.0);
+        } else {
+            reset(&mut ints[a], len, 0);
+        }
+    }
+    let n = snap.len();
+    let live = end.min(n).saturating_sub(start);
+    for i in 0..live {
+        let (base, extra) = snap.events.of(start + i);
+        for e in base.iter().chain(extra) {
+            if e.time > as_of {
+                continue;
+            }
+            for &(a, lo) in idx.keys_of(e.kind) {
+                if e.time < lo {
+                    continue;
+                }
+                let has = !e.amount.is_nan();
+                match funcs[a] {
+                    AggFunc::Count => ints[a][i] += 1,
+                    AggFunc::Sum => {
+                        if has {
+                            floats[a][i] += e.amount;
+                        }
+                    }
+                    AggFunc::Avg => {
+                        if has {
+                            floats[a][i] += e.amount;
+                            seen[a][i] += 1;
+                        }
+                    }
+                    AggFunc::Min | AggFunc::Max => {
+                        if has {
+                            let v = &mut floats[a][i];
+                            let first = seen[a][i] == 0;
+                            *v = if first {
+                                e.amount
+                            } else if funcs[a] == AggFunc::Min {
+                                v.min(e.amount)
+                            } else {
+                                v.max(e.amount)
+                            };
+                            seen[a][i] += 1;
+                        }
+                    }
+                    AggFunc::First | AggFunc::Last => {
+                        let v = &mut ints[a][i];
+                        let first = seen[a][i] == 0;
+                        *v = if first {
+                            e.time
+                        } else if funcs[a] == AggFunc::First {
+                            (*v).min(e.time)
+                        } else {
+                            (*v).max(e.time)
+                        };
+                        seen[a][i] += 1;
+                    }
+                }
+            }
+        }
+    }
+    for a in 0..k {
+        let vw = &mut valid[a];
+        match funcs[a] {
+            AggFunc::Count | AggFunc::Sum => {
+                for (w, x) in vw.iter_mut().enumerate() {
+                    let lo = w * 64;
+                    *x = if lo + 64 <= live {
+                        !0
+                    } else if lo < live {
+                        (1u64 << (live - lo)) - 1
+                    } else {
+                        0
+                    };
+                }
+            }
+            f => {
+                let cnt = &seen[a];
+                for (i, &c) in cnt.iter().enumerate().take(live) {
+                    if c > 0 {
+                        vw[i >> 6] |= 1 << (i & 63);
+                    }
+                }
+                if f == AggFunc::Avg {
+                    for (v, &c) in floats[a].iter_mut().zip(cnt) {
+                        if c > 0 {
+                            *v /= c as f64;
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -493,6 +729,7 @@ pub fn evaluate(plan: &Plan, snap: &Snapshot, as_of: i64) -> CoreResult<EvalResu
         names: plan.names.clone(),
         bitmaps: bms,
         as_of,
+        plan: plan.id,
     })
 }
 
@@ -513,16 +750,166 @@ pub fn advance_clock(
     let clocked: Vec<usize> = (0..plan.names.len())
         .filter(|&i| plan.uses_clock[i])
         .collect();
-    let fresh = evaluate_segments(plan, snap, as_of, &clocked)?;
-    let mut bitmaps = prev.bitmaps.clone();
-    for (s, bm) in clocked.into_iter().zip(fresh) {
-        bitmaps[s] = bm;
+    // The segments off the clock keep their members; the others are rebuilt.
+    let mut bitmaps: Vec<RoaringBitmap> = prev
+        .bitmaps
+        .iter()
+        .zip(&plan.uses_clock)
+        .map(|(b, &clock)| {
+            if clock {
+                RoaringBitmap::new()
+            } else {
+                b.clone()
+            }
+        })
+        .collect();
+    // Only rows holding a time that sits between an old and a new window
+    // edge can change; re-evaluate the clocked segments on those rows alone.
+    let cand = clock_candidates(plan, snap, prev.as_of, as_of, &clocked);
+    if cand.len() * 4 > snap.len() {
+        let fresh = evaluate_segments(plan, snap, as_of, &clocked)?;
+        for (s, bm) in clocked.into_iter().zip(fresh) {
+            bitmaps[s] = bm;
+        }
+    } else if !cand.is_empty() {
+        // Evaluate the gathered rows at both times: the members that flip
+        // are the difference, and `prev` holds the old members exactly.
+        let sub = snap.gather(&cand);
+        let before = evaluate_segments(plan, &sub, prev.as_of, &clocked)?;
+        let after = evaluate_segments(plan, &sub, as_of, &clocked)?;
+        let updates: Vec<(usize, RoaringBitmap)> = clocked
+            .into_par_iter()
+            .zip(before.into_par_iter().zip(after))
+            .map(|(s, (old, new))| {
+                let flips =
+                    RoaringBitmap::from_sorted_iter((old ^ new).iter().map(|i| cand[i as usize]))
+                        .expect("sorted rows");
+                (s, &prev.bitmaps[s] ^ &flips)
+            })
+            .collect();
+        for (s, bm) in updates {
+            bitmaps[s] = bm;
+        }
+    } else {
+        for s in clocked {
+            bitmaps[s] = prev.bitmaps[s].clone();
+        }
     }
     Ok(EvalResult {
         names: plan.names.clone(),
         bitmaps,
         as_of,
+        plan: plan.id,
     })
+}
+
+/// Rows whose clock-dependent leaves (in the given segments) may change value
+/// when the as-of time moves from `t0` to `t1`: a `within` column value, or an
+/// interaction of an aggregated kind, lying between an old and a new window
+/// edge (a superset; sorted).
+fn clock_candidates(plan: &Plan, snap: &Snapshot, t0: i64, t1: i64, segs: &[usize]) -> Vec<u32> {
+    if t0 == t1 {
+        return Vec::new();
+    }
+    let (lo, hi) = (t0.min(t1), t0.max(t1));
+    let shift = |days: u32| {
+        let d = (days as i64).saturating_mul(DAY);
+        (lo.saturating_sub(d), hi.saturating_sub(d))
+    };
+    let mut col_bands: HashMap<usize, Vec<(i64, i64)>> = HashMap::new();
+    let mut kind_bands: HashMap<u32, Vec<(i64, i64)>> = HashMap::new();
+    for ni in plan.nodes_for(segs) {
+        let Node::Leaf(l) = plan.nodes[ni] else {
+            continue;
+        };
+        let leaf = &plan.leaves[l];
+        if !leaf.uses_clock() {
+            continue;
+        }
+        let within = match leaf {
+            Leaf::Int {
+                pred: IPred::Within(d),
+                ..
+            } => Some(*d),
+            _ => None,
+        };
+        match leaf.src() {
+            Src::Col(c) => {
+                let Ok(Some(_)) = snap_column(plan, snap, c) else {
+                    continue;
+                };
+                let (ci, _) = snap
+                    .column(&plan.schema.fields()[c].0)
+                    .expect("resolved above");
+                let b = col_bands.entry(ci).or_default();
+                b.push((lo, hi));
+                if let Some(d) = within {
+                    b.push(shift(d));
+                }
+            }
+            Src::Agg(k) => {
+                let Some(code) = snap.events.kinds.code(&k.kind) else {
+                    continue;
+                };
+                let b = kind_bands.entry(code).or_default();
+                b.push((lo, hi));
+                if let Some(w) = k.days {
+                    b.push(shift(w));
+                }
+                if let Some(d) = within {
+                    b.push(shift(d));
+                }
+            }
+        }
+    }
+    for b in col_bands.values_mut().chain(kind_bands.values_mut()) {
+        b.sort_unstable();
+        b.dedup();
+    }
+    let cols: Vec<(&Column, Vec<(i64, i64)>)> = col_bands
+        .into_iter()
+        .filter_map(|(ci, b)| snap.columns[ci].as_ref().map(|c| (c, b)))
+        .collect();
+    let nk = snap.events.kinds.values.len();
+    let mut by_kind: Vec<Vec<(i64, i64)>> = vec![Vec::new(); nk];
+    for (k, b) in kind_bands {
+        by_kind[k as usize] = b;
+    }
+    let inside = |b: &[(i64, i64)], t: i64| b.iter().any(|&(a, z)| a <= t && t <= z);
+    let n = snap.len();
+    const CHUNK: usize = 1 << 14;
+    (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .flat_map_iter(|ci| {
+            let (a, z) = (ci * CHUNK, ((ci + 1) * CHUNK).min(n));
+            let mut hit = vec![false; z - a];
+            for (c, b) in &cols {
+                if let Store::Int(vals) = &c.store {
+                    for (r, h) in (a..z).zip(hit.iter_mut()) {
+                        *h |= c.is_valid(r) && inside(b, vals[r]);
+                    }
+                }
+            }
+            if !by_kind.is_empty() {
+                for (r, h) in (a..z).zip(hit.iter_mut()) {
+                    if *h {
+                        continue;
+                    }
+                    let (base, extra) = snap.events.of(r);
+                    *h = base.iter().chain(extra).any(|e| {
+                        by_kind
+                            .get(e.kind as usize)
+                            .is_some_and(|b| inside(b, e.time))
+                    });
+                }
+            }
+            (a..z)
+                .zip(hit)
+                .filter(|(_, h)| *h)
+                .map(|(r, _)| r as u32)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Evaluate the given segments; returns their bitmaps in the same order.
@@ -547,41 +934,19 @@ pub fn evaluate_segments(
         })
         .collect();
     leaf_ids.sort_unstable();
+    let pre = regex_set_bits(plan, snap, &leaf_ids);
     let bound: Vec<(usize, Bound<'_>)> = leaf_ids
         .par_iter()
-        .map(|&l| bind(plan, snap, l, as_of).map(|b| (l, b)))
+        .map(|&l| bind(plan, snap, l, as_of, &pre).map(|b| (l, b)))
         .collect::<CoreResult<_>>()?;
     let mut bound_of = vec![usize::MAX; plan.leaves.len()];
     for (k, (l, _)) in bound.iter().enumerate() {
         bound_of[*l] = k;
     }
-    // Small-dictionary columns read by several leaves are transposed per
-    // sub-block into one row bitmap per code; their leaves become ORs.
-    let mut readers: HashMap<usize, (usize, &Column)> = HashMap::new();
-    for (_, b) in &bound {
-        let c = match b {
-            Bound::Codes { col, .. } | Bound::List { col, .. } => *col,
-            _ => continue,
-        };
-        if dict_len(c) <= MAX_TRANSPOSED_DICT {
-            readers
-                .entry(std::ptr::from_ref(c) as usize)
-                .or_insert((0, c))
-                .0 += 1;
-        }
-    }
-    let mut tcols: Vec<(usize, &Column)> = readers
-        .into_iter()
-        .filter(|(_, (count, _))| *count >= 2)
-        .map(|(key, (_, c))| (key, c))
-        .collect();
-    tcols.sort_by_key(|(key, _)| *key);
-    let tid_of: HashMap<usize, usize> = tcols
-        .iter()
-        .enumerate()
-        .map(|(t, (key, _))| (*key, t))
-        .collect();
-    let codesets: Vec<Option<CodeSet>> = bound
+    // Dictionary-coded columns read by several leaves that each test a few
+    // codes are transposed per sub-block into one row bitmap per read code;
+    // their leaves become ORs of those bitmaps.
+    let chosen: Vec<Option<(&Column, Vec<u32>, bool)>> = bound
         .iter()
         .map(|(_, b)| {
             let (col, bits, list_negated) = match b {
@@ -589,33 +954,57 @@ pub fn evaluate_segments(
                 Bound::List { col, bits, negated } => (*col, bits, Some(*negated)),
                 _ => return None,
             };
-            let tid = *tid_of.get(&(std::ptr::from_ref(col) as usize))?;
             let n = dict_len(col);
-            let set: Vec<u32> = (0..n as u32)
-                .filter(|&c| bits[(c >> 6) as usize] >> (c & 63) & 1 == 1)
-                .collect();
-            Some(match list_negated {
-                Some(invert) => CodeSet {
-                    tid,
-                    codes: set,
-                    invert,
-                },
-                None if set.len() * 2 <= n => CodeSet {
-                    tid,
-                    codes: set,
-                    invert: false,
-                },
-                None => {
-                    let comp = (0..n as u32)
-                        .filter(|&c| bits[(c >> 6) as usize] >> (c & 63) & 1 == 0)
-                        .collect();
-                    CodeSet {
-                        tid,
-                        codes: comp,
-                        invert: true,
+            if n > MAX_TRANSPOSED_DICT {
+                return None;
+            }
+            let hit = |c: u32| bits[(c >> 6) as usize] >> (c & 63) & 1 == 1;
+            let ones = bits.iter().map(|w| w.count_ones() as usize).sum::<usize>();
+            let (set, invert) = match list_negated {
+                Some(neg) => ((0..n as u32).filter(|&c| hit(c)).collect::<Vec<_>>(), neg),
+                None if ones * 2 <= n => ((0..n as u32).filter(|&c| hit(c)).collect(), false),
+                None => ((0..n as u32).filter(|&c| !hit(c)).collect(), true),
+            };
+            (set.len() <= MAX_CODESET).then_some((col, set, invert))
+        })
+        .collect();
+    let mut readers: HashMap<usize, usize> = HashMap::new();
+    for (col, _, _) in chosen.iter().flatten() {
+        *readers
+            .entry(std::ptr::from_ref(*col) as usize)
+            .or_default() += 1;
+    }
+    let mut tcols: Vec<Transposed<'_>> = Vec::new();
+    let mut tid_of: HashMap<usize, usize> = HashMap::new();
+    let codesets: Vec<Option<CodeSet>> = chosen
+        .into_iter()
+        .map(|c| {
+            let (col, set, invert) = c?;
+            let key = std::ptr::from_ref(col) as usize;
+            if readers[&key] < 2 {
+                return None;
+            }
+            let tid = *tid_of.entry(key).or_insert_with(|| {
+                tcols.push(Transposed {
+                    col,
+                    slot: vec![NO_SLOT; dict_len(col)],
+                    nslots: 0,
+                });
+                tcols.len() - 1
+            });
+            let t = &mut tcols[tid];
+            let slots = set
+                .into_iter()
+                .map(|code| {
+                    let s = &mut t.slot[code as usize];
+                    if *s == NO_SLOT {
+                        *s = t.nslots as u32;
+                        t.nslots += 1;
                     }
-                }
-            })
+                    *s
+                })
+                .collect();
+            Some(CodeSet { tid, slots, invert })
         })
         .collect();
     let needs_aggs = bound.iter().any(|(_, b)| {
@@ -633,30 +1022,32 @@ pub fn evaluate_segments(
     let nblocks = np.div_ceil(BLOCK);
     let per_block: Vec<Vec<RoaringBitmap>> = (0..nblocks)
         .into_par_iter()
-        .map(|bi| {
+        .map_init(Scratch::default, |scratch, bi| {
             let start = bi * BLOCK;
             let end = (start + BLOCK).min(np);
-            let aggs = if needs_aggs {
-                block_aggs(plan, snap, &idx, start, end, as_of)
-            } else {
-                BlockAggs {
-                    ints: vec![],
-                    floats: vec![],
-                    valid: vec![],
-                }
-            };
+            let Scratch {
+                aggs,
+                arena,
+                trans,
+                segbuf,
+            } = scratch;
+            if needs_aggs {
+                block_aggs(plan, snap, &idx, start, end, as_of, aggs);
+            }
+            let aggs = &*aggs;
             let bw = (end - start) / 64;
-            let mut arena = vec![0u64; sel_nodes.len() * SW];
-            let mut trans: Vec<Vec<u64>> = tcols
-                .iter()
-                .map(|(_, c)| vec![0u64; dict_len(c) * SW])
-                .collect();
-            let mut segbuf = vec![0u64; segs.len() * bw];
+            // Every word read is written first in each sub-block: no zeroing.
+            arena.resize(sel_nodes.len() * SW, 0);
+            trans.resize_with(tcols.len(), Vec::new);
+            for (t, buf) in tcols.iter().zip(trans.iter_mut()) {
+                buf.resize(t.nslots * SW, 0);
+            }
+            segbuf.resize(segs.len() * bw, 0);
             let mut sub = start;
             while sub < end {
                 let nw = SW.min((end - sub) / 64);
-                for ((_, c), buf) in tcols.iter().zip(trans.iter_mut()) {
-                    transpose(c, buf, sub, nw);
+                for (t, buf) in tcols.iter().zip(trans.iter_mut()) {
+                    transpose(t, buf, sub, nw);
                 }
                 for (k, &ni) in sel_nodes.iter().enumerate() {
                     let (lower, upper) = arena.split_at_mut(k * SW);
@@ -668,26 +1059,30 @@ pub fn evaluate_segments(
                                 Some(cs) => {
                                     out.iter_mut().for_each(|o| *o = 0);
                                     let t = &trans[cs.tid];
-                                    for &c in &cs.codes {
+                                    for &c in &cs.slots {
                                         let src = &t[c as usize * SW..c as usize * SW + nw];
                                         for (o, x) in out.iter_mut().zip(src) {
                                             *o |= x;
                                         }
                                     }
                                     if cs.invert {
-                                        let valid = &tcols[cs.tid].1.valid[sub / 64..];
+                                        let valid = &tcols[cs.tid].col.valid[sub / 64..];
                                         for (o, v) in out.iter_mut().zip(valid) {
                                             *o = v & !*o;
                                         }
                                     }
                                 }
-                                None => eval_leaf(&bound[k].1, out, sub, start, &aggs),
+                                None => eval_leaf(&bound[k].1, out, sub, start, aggs),
                             }
                         }
                         Node::And(cs) => {
-                            let c0 = slot[cs[0]] * SW;
-                            out.copy_from_slice(&lower[c0..c0 + nw]);
-                            for c in &cs[1..] {
+                            // Children are distinct (at least two after flattening).
+                            let (c0, c1) = (slot[cs[0]] * SW, slot[cs[1]] * SW);
+                            let (a, b) = (&lower[c0..c0 + nw], &lower[c1..c1 + nw]);
+                            for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+                                *o = x & y;
+                            }
+                            for c in &cs[2..] {
                                 let ci = slot[*c] * SW;
                                 for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {
                                     *o &= x;
@@ -695,9 +1090,13 @@ pub fn evaluate_segments(
                             }
                         }
                         Node::Or(cs) => {
-                            let c0 = slot[cs[0]] * SW;
-                            out.copy_from_slice(&lower[c0..c0 + nw]);
-                            for c in &cs[1..] {
+                            // Children are distinct (at least two after flattening).
+                            let (c0, c1) = (slot[cs[0]] * SW, slot[cs[1]] * SW);
+                            let (a, b) = (&lower[c0..c0 + nw], &lower[c1..c1 + nw]);
+                            for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+                                *o = x | y;
+                            }
+                            for c in &cs[2..] {
                                 let ci = slot[*c] * SW;
                                 for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {
                                     *o |= x;
@@ -735,8 +1134,7 @@ pub fn evaluate_segments(
                     if words.iter().all(|&x| x == 0) {
                         return RoaringBitmap::new();
                     }
-                    let bytes: Vec<u8> = words.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    RoaringBitmap::from_lsb0_bytes(start as u32, &bytes)
+                    RoaringBitmap::from_lsb0_bytes(start as u32, &lsb0_bytes(words))
                 })
                 .collect()
         })
@@ -750,6 +1148,23 @@ pub fn evaluate_segments(
     Ok(out)
 }
 
+/// The bytes of row-bitmap words in lsb0 order (least significant bit of the
+/// first byte is the first row).
+#[cfg(target_endian = "little")]
+fn lsb0_bytes(words: &[u64]) -> std::borrow::Cow<'_, [u8]> {
+    // SAFETY: u64 has no padding and u8 has alignment 1; on a little-endian
+    // target the in-memory bytes of each word are already in lsb0 order.
+    std::borrow::Cow::Borrowed(unsafe {
+        std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), std::mem::size_of_val(words))
+    })
+}
+
+/// The bytes of row-bitmap words in lsb0 order.
+#[cfg(not(target_endian = "little"))]
+fn lsb0_bytes(words: &[u64]) -> std::borrow::Cow<'_, [u8]> {
+    std::borrow::Cow::Owned(words.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
 /// Evaluates nodes for a single row, memoized.
 struct RowEval<'a> {
     plan: &'a Plan,
@@ -760,6 +1175,48 @@ struct RowEval<'a> {
     aggs: Option<Vec<AggAcc>>,
     /// Snapshot column of each plan column, resolved on first use.
     cols: Vec<Option<Option<&'a Column>>>,
+    /// Satisfying codes of string and list leaves, when resolved.
+    codes: Option<&'a LeafCodes>,
+}
+
+/// Make sure `cache` holds the satisfying codes of string or list leaf `l`
+/// (dictionaries up to [`MAX_TRANSPOSED_DICT`] codes), testing only the codes
+/// added since it was last resolved. Codes past the resolved size are tested
+/// on their strings, so a stale entry is never wrong.
+fn resolve_codes(plan: &Plan, snap: &Snapshot, cache: &mut LeafCodes, l: usize) {
+    let col = match &plan.leaves[l] {
+        Leaf::Str { col, .. } | Leaf::List { col, .. } => *col,
+        _ => return,
+    };
+    let column = cache.cols[col].and_then(|ci| snap.columns[ci].as_ref());
+    let dict = match column.map(|c| &c.store) {
+        Some(Store::Str { dict, .. } | Store::List { dict, .. }) => dict,
+        _ => {
+            cache.leaves[l] = None;
+            return;
+        }
+    };
+    let n = dict.values.len();
+    if n > MAX_TRANSPOSED_DICT {
+        cache.leaves[l] = None;
+        return;
+    }
+    let (done, bits) = cache.leaves[l].get_or_insert_with(|| (0, Vec::new()));
+    if *done == n {
+        return;
+    }
+    bits.resize(n.div_ceil(64).max(1), 0);
+    for (c, v) in dict.values.iter().enumerate().skip(*done) {
+        let hit = match &plan.leaves[l] {
+            Leaf::Str { pred, .. } => pred.test(v),
+            Leaf::List { values, .. } => values.binary_search_by(|x| x.as_str().cmp(v)).is_ok(),
+            _ => false,
+        };
+        if hit {
+            bits[c >> 6] |= 1 << (c & 63);
+        }
+    }
+    *done = n;
 }
 
 impl<'a> RowEval<'a> {
@@ -772,7 +1229,21 @@ impl<'a> RowEval<'a> {
             memo: vec![0; plan.nodes.len()],
             aggs: None,
             cols: vec![None; plan.schema.len()],
+            codes: None,
         }
+    }
+
+    /// Answer string and list leaves from resolved codes where possible.
+    fn with_codes(mut self, codes: &'a LeafCodes) -> Self {
+        self.codes = Some(codes);
+        self
+    }
+
+    /// The resolved satisfying-code bits of leaf `li`, valid for codes below the size returned.
+    #[inline]
+    fn code_bits(&self, li: usize) -> Option<(usize, &'a [u64])> {
+        let c = self.codes?;
+        c.leaves.get(li)?.as_ref().map(|(n, b)| (*n, b.as_slice()))
     }
 
     fn agg(&mut self, a: usize) -> AggValue {
@@ -812,7 +1283,10 @@ impl<'a> RowEval<'a> {
         let resolved = match self.cols[c] {
             Some(r) => r,
             None => {
-                let r = snap_column(self.plan, self.snap, c).ok().flatten();
+                let r = match self.codes {
+                    Some(lc) => lc.cols[c].and_then(|ci| self.snap.columns[ci].as_ref()),
+                    None => snap_column(self.plan, self.snap, c).ok().flatten(),
+                };
                 self.cols[c] = Some(r);
                 r
             }
@@ -835,7 +1309,11 @@ impl<'a> RowEval<'a> {
         }
         let v = match (leaf, &col.store) {
             (Leaf::Str { pred, .. }, Store::Str { codes, dict }) => {
-                pred.test(&dict.values[codes[r] as usize])
+                let c = codes[r] as usize;
+                match self.code_bits(li) {
+                    Some((n, bits)) if c < n => bits[c >> 6] >> (c & 63) & 1 == 1,
+                    _ => pred.test(&dict.values[c]),
+                }
             }
             (
                 Leaf::List {
@@ -849,10 +1327,16 @@ impl<'a> RowEval<'a> {
                 },
             ) => {
                 let s = start[r] as usize;
-                let any = codes[s..s + len[r] as usize].iter().any(|&c| {
-                    values
-                        .binary_search_by(|v| v.as_str().cmp(&dict.values[c as usize]))
-                        .is_ok()
+                let items = &codes[s..s + len[r] as usize];
+                let resolved = self.code_bits(li);
+                let any = items.iter().any(|&c| {
+                    let c = c as usize;
+                    match resolved {
+                        Some((n, bits)) if c < n => bits[c >> 6] >> (c & 63) & 1 == 1,
+                        _ => values
+                            .binary_search_by(|v| v.as_str().cmp(&dict.values[c]))
+                            .is_ok(),
+                    }
                 });
                 any != *negated
             }
@@ -896,7 +1380,7 @@ pub fn update_contact(
     id: i64,
     upd: &RowUpdate,
 ) -> CoreResult<(Vec<usize>, Vec<usize>)> {
-    if result.names != plan.names {
+    if result.plan != plan.id && result.names != plan.names {
         return Err(CoreError::InvalidInput(
             "the result belongs to another plan".into(),
         ));
@@ -931,10 +1415,26 @@ pub fn update_contact(
     }
     cand.sort_unstable();
     cand.dedup();
+    let mut leaf_codes = std::mem::take(&mut snap.leaf_codes);
+    if leaf_codes.plan != plan.id || leaf_codes.leaves.len() != plan.leaves.len() {
+        leaf_codes = LeafCodes {
+            plan: plan.id,
+            leaves: vec![None; plan.leaves.len()],
+            cols: (0..plan.schema.len())
+                .map(|c| {
+                    let (name, ty) = &plan.schema.fields()[c];
+                    snap.column(name).filter(|(_, t)| t == ty).map(|(ci, _)| ci)
+                })
+                .collect(),
+        };
+    }
+    for &l in &cand {
+        resolve_codes(plan, snap, &mut leaf_codes, l);
+    }
     let before: Vec<bool> = if created {
         Vec::new()
     } else {
-        let mut ev = RowEval::new(plan, snap, row, as_of);
+        let mut ev = RowEval::new(plan, snap, row, as_of).with_codes(&leaf_codes);
         cand.iter().map(|&l| ev.leaf(l).0).collect()
     };
     for (f, v) in &upd.values {
@@ -944,7 +1444,7 @@ pub fn update_contact(
         snap.add_event(row, k, *t, *a);
     }
     let mut affected: Vec<usize> = Vec::new();
-    let mut ev = RowEval::new(plan, snap, row, as_of);
+    let mut ev = RowEval::new(plan, snap, row, as_of).with_codes(&leaf_codes);
     if created {
         affected = (0..plan.names.len()).collect();
     } else {
@@ -969,6 +1469,8 @@ pub fn update_contact(
             exited.push(s);
         }
     }
+    drop(ev);
+    snap.leaf_codes = leaf_codes;
     Ok((entered, exited))
 }
 
@@ -1020,12 +1522,11 @@ fn explain_at(ev: &mut RowEval<'_>, e: &Expr, t: &TExpr) -> Explain {
             }
         }
         (Expr::Cond(..), TExpr::Leaf(l)) => {
-            let key = l.key();
             let li = ev
                 .plan
                 .leaves
                 .iter()
-                .position(|x| x.key() == key)
+                .position(|x| x == l)
                 .expect("leaf interned at compile time");
             let (value, null) = ev.leaf(li);
             Explain {

@@ -79,6 +79,7 @@ pub mod compile;
 pub mod eval;
 pub mod lexer;
 pub mod parser;
+pub mod simd;
 pub mod snapshot;
 pub mod typecheck;
 
@@ -87,6 +88,7 @@ mod tests;
 
 use std::collections::HashMap;
 
+use crate::convert::days_from_civil;
 use crate::{CoreError, CoreResult};
 
 pub use ast::{Expr, Json};
@@ -197,17 +199,6 @@ impl Schema {
 
 /// Seconds in a day.
 pub const DAY: i64 = 86_400;
-
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
 
 /// Parse `YYYY-MM-DD` or `YYYY-MM-DD[T ]HH:MM[:SS][Z]` (UTC) to epoch seconds.
 pub fn parse_datetime(s: &str) -> Option<i64> {

@@ -3,6 +3,7 @@
 //! and each contact's interactions, with per-contact aggregates.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -57,28 +58,47 @@ pub enum Value {
     List(Vec<String>),
 }
 
-/// A string dictionary: code -> string and string -> code.
-#[derive(Debug, Clone, Default)]
+/// A string dictionary: code -> string and string -> code. The index holds
+/// codes only (hashed through their strings), so each string is stored once.
+#[derive(Clone, Default)]
 pub struct Dict {
     /// The strings, by code.
     pub values: Vec<String>,
-    index: HashMap<String, u32>,
+    index: hashbrown::HashTable<u32>,
+    hasher: ahash::RandomState,
+}
+
+impl std::fmt::Debug for Dict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dict")
+            .field("len", &self.values.len())
+            .finish()
+    }
 }
 
 impl Dict {
     /// The code of `s`, adding it when new.
     pub fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&c) = self.index.get(s) {
+        let Dict {
+            values,
+            index,
+            hasher,
+        } = self;
+        let h = hasher.hash_one(s);
+        if let Some(&c) = index.find(h, |&c| values[c as usize] == s) {
             return c;
         }
-        let c = self.values.len() as u32;
-        self.values.push(s.to_string());
-        self.index.insert(s.to_string(), c);
+        let c = values.len() as u32;
+        values.push(s.to_string());
+        index.insert_unique(h, c, |&c| hasher.hash_one(values[c as usize].as_str()));
         c
     }
     /// The code of `s`, if present.
     pub fn code(&self, s: &str) -> Option<u32> {
-        self.index.get(s).copied()
+        let h = self.hasher.hash_one(s);
+        self.index
+            .find(h, |&c| self.values[c as usize] == s)
+            .copied()
     }
 }
 
@@ -89,8 +109,8 @@ pub enum Store {
     Str {
         /// Codes.
         codes: Vec<u32>,
-        /// Dictionary.
-        dict: Dict,
+        /// Dictionary (shared with snapshots gathered from this one).
+        dict: Arc<Dict>,
     },
     /// i64 values (0 on null rows).
     Int(Vec<i64>),
@@ -106,8 +126,8 @@ pub enum Store {
         len: Vec<u32>,
         /// Element codes.
         codes: Vec<u32>,
-        /// Dictionary.
-        dict: Dict,
+        /// Dictionary (shared with snapshots gathered from this one).
+        dict: Arc<Dict>,
     },
 }
 
@@ -161,7 +181,10 @@ impl Column {
                         set_bit(&mut valid, i, true);
                     }
                 }
-                Store::Str { codes, dict }
+                Store::Str {
+                    codes,
+                    dict: Arc::new(dict),
+                }
             }
             (FieldType::Integer | FieldType::Date | FieldType::Datetime, ColumnData::Int(v)) => {
                 let mut vals = vec![0i64; np];
@@ -224,7 +247,7 @@ impl Column {
                     start,
                     len,
                     codes,
-                    dict,
+                    dict: Arc::new(dict),
                 }
             }
             _ => return Err(wrong()),
@@ -253,7 +276,9 @@ impl Column {
         let present = !matches!(v, Value::Null) && !matches!(v, Value::Float(f) if f.is_nan());
         match (&mut self.store, v) {
             (_, Value::Null) => {}
-            (Store::Str { codes, dict }, Value::Str(s)) => codes[row] = dict.intern(s),
+            (Store::Str { codes, dict }, Value::Str(s)) => {
+                codes[row] = Arc::make_mut(dict).intern(s)
+            }
             (Store::Int(vals), Value::Int(x)) => vals[row] = *x,
             (Store::Float(vals), Value::Float(x)) => vals[row] = if x.is_nan() { 0.0 } else { *x },
             (Store::Float(vals), Value::Int(x)) => vals[row] = *x as f64,
@@ -269,6 +294,7 @@ impl Column {
             ) => {
                 start[row] = codes.len() as u32;
                 len[row] = items.len() as u32;
+                let dict = Arc::make_mut(dict);
                 for s in items {
                     let c = dict.intern(s);
                     codes.push(c);
@@ -448,6 +474,12 @@ impl AggIndex {
         }
     }
 
+    /// The (key index, window lower bound) pairs reading a kind code.
+    #[inline]
+    pub fn keys_of(&self, kind: u32) -> &[(usize, i64)] {
+        self.by_kind.get(kind as usize).map_or(&[], Vec::as_slice)
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.n
@@ -464,7 +496,10 @@ impl AggIndex {
 pub struct Snapshot {
     /// Contact id of each row.
     pub ids: Vec<i64>,
+    /// Rows of the ids past the sorted prefix.
     id_index: HashMap<i64, usize>,
+    /// `ids[..sorted_prefix]` is strictly increasing (found by binary search).
+    sorted_prefix: usize,
     /// The snapshot's schema.
     pub schema: Schema,
     /// One column per schema field (None when not supplied: all null).
@@ -472,6 +507,20 @@ pub struct Snapshot {
     /// Interactions.
     pub events: Events,
     padded: usize,
+    /// Dictionary codes of one plan's string leaves, for single-row updates.
+    pub(crate) leaf_codes: LeafCodes,
+}
+
+/// The codes that satisfy each string or list leaf of one plan, resolved
+/// against the snapshot's dictionaries (rebuilt when a dictionary grows).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LeafCodes {
+    /// The plan the entries belong to.
+    pub plan: u64,
+    /// Per leaf: (dictionary size when resolved, satisfying codes as bits).
+    pub leaves: Vec<Option<(usize, Vec<u64>)>>,
+    /// Snapshot column of each plan column (None: missing or of another type).
+    pub cols: Vec<Option<usize>>,
 }
 
 impl Snapshot {
@@ -489,9 +538,12 @@ impl Snapshot {
                 "too many contacts for one snapshot".into(),
             ));
         }
-        let mut id_index = HashMap::with_capacity(n);
-        for (i, id) in ids.iter().enumerate() {
-            if id_index.insert(*id, i).is_some() {
+        // Ids in increasing order (the usual case: the store sorts them) are
+        // found by binary search; only the rest go into a hash map.
+        let sorted_prefix = (1 + ids.windows(2).take_while(|w| w[0] < w[1]).count()).min(n);
+        let mut id_index = HashMap::new();
+        for (i, id) in ids.iter().enumerate().skip(sorted_prefix) {
+            if ids[..sorted_prefix].binary_search(id).is_ok() || id_index.insert(*id, i).is_some() {
                 return Err(CoreError::InvalidInput(format!(
                     "duplicate contact id at row {i}"
                 )));
@@ -526,20 +578,24 @@ impl Snapshot {
                 offsets: vec![0; n + 1],
                 ..Default::default()
             },
-            Some(it) => Self::build_events(it, &id_index, n)?,
+            Some(it) => Self::build_events(it, &ids, sorted_prefix, &id_index, n)?,
         };
         Ok(Snapshot {
             ids,
             id_index,
+            sorted_prefix,
             schema,
             columns,
             events,
             padded: padded(n),
+            leaf_codes: LeafCodes::default(),
         })
     }
 
     fn build_events(
         it: Interactions,
+        ids: &[i64],
+        sorted_prefix: usize,
         id_index: &HashMap<i64, usize>,
         n: usize,
     ) -> CoreResult<Events> {
@@ -557,8 +613,12 @@ impl Snapshot {
         let mut kinds = Dict::default();
         let mut rows = Vec::with_capacity(m);
         for (i, c) in it.contact.iter().enumerate() {
-            match id_index.get(c) {
-                Some(&r) => rows.push(r as u32),
+            let found = match ids[..sorted_prefix].binary_search(c) {
+                Ok(r) => Some(r),
+                Err(_) => id_index.get(c).copied(),
+            };
+            match found {
+                Some(r) => rows.push(r as u32),
                 None => {
                     return Err(CoreError::InvalidInput(format!(
                         "interaction {i} belongs to an unknown contact"
@@ -595,6 +655,99 @@ impl Snapshot {
         })
     }
 
+    /// A snapshot of the given rows only (sorted, distinct, in range), in that
+    /// order: row `i` of the result is row `rows[i]` here. Dictionaries are
+    /// shared, not copied. The result has no id index (`row_of` finds nothing);
+    /// it is meant for evaluating a few rows with the bulk kernels.
+    pub fn gather(&self, rows: &[u32]) -> Snapshot {
+        let m = rows.len();
+        let np = padded(m);
+        let gather_bits = |words: &[u64]| {
+            let mut out = vec![0u64; np / 64];
+            for (i, &r) in rows.iter().enumerate() {
+                if bit(words, r as usize) {
+                    out[i >> 6] |= 1 << (i & 63);
+                }
+            }
+            out
+        };
+        fn pick<T: Copy + Default>(vals: &[T], rows: &[u32], np: usize) -> Vec<T> {
+            let mut out: Vec<T> = rows.iter().map(|&r| vals[r as usize]).collect();
+            out.resize(np, T::default());
+            out
+        }
+        let columns = self
+            .columns
+            .par_iter()
+            .map(|c| {
+                let c = c.as_ref()?;
+                let store = match &c.store {
+                    Store::Str { codes, dict } => Store::Str {
+                        codes: pick(codes, rows, np),
+                        dict: Arc::clone(dict),
+                    },
+                    Store::Int(v) => Store::Int(pick(v, rows, np)),
+                    Store::Float(v) => Store::Float(pick(v, rows, np)),
+                    Store::Bool(bits) => Store::Bool(gather_bits(bits)),
+                    Store::List {
+                        start,
+                        len,
+                        codes,
+                        dict,
+                    } => {
+                        let mut s2 = vec![0u32; np];
+                        let mut l2 = vec![0u32; np];
+                        let mut c2 = Vec::new();
+                        for (i, &r) in rows.iter().enumerate() {
+                            let (a, n) = (start[r as usize] as usize, len[r as usize] as usize);
+                            s2[i] = c2.len() as u32;
+                            l2[i] = n as u32;
+                            c2.extend_from_slice(&codes[a..a + n]);
+                        }
+                        Store::List {
+                            start: s2,
+                            len: l2,
+                            codes: c2,
+                            dict: Arc::clone(dict),
+                        }
+                    }
+                };
+                Some(Column {
+                    ty: c.ty,
+                    store,
+                    valid: gather_bits(&c.valid),
+                })
+            })
+            .collect();
+        let mut offsets = Vec::with_capacity(m + 1);
+        let mut events = Vec::new();
+        let mut extra = HashMap::new();
+        offsets.push(0u32);
+        for (i, &r) in rows.iter().enumerate() {
+            let (base, more) = self.events.of(r as usize);
+            events.extend_from_slice(base);
+            offsets.push(events.len() as u32);
+            if !more.is_empty() {
+                extra.insert(i, more.to_vec());
+            }
+        }
+        Snapshot {
+            ids: rows.iter().map(|&r| self.ids[r as usize]).collect(),
+            id_index: HashMap::new(),
+            sorted_prefix: 0,
+            schema: self.schema.clone(),
+            columns,
+            events: Events {
+                kinds: self.events.kinds.clone(),
+                offsets,
+                events,
+                extra,
+            },
+            padded: np,
+            leaf_codes: LeafCodes::default(),
+        }
+    }
+
     /// Number of contacts.
     pub fn len(&self) -> usize {
         self.ids.len()
@@ -612,7 +765,10 @@ impl Snapshot {
 
     /// The row of a contact id.
     pub fn row_of(&self, id: i64) -> Option<usize> {
-        self.id_index.get(&id).copied()
+        match self.ids[..self.sorted_prefix].binary_search(&id) {
+            Ok(r) => Some(r),
+            Err(_) => self.id_index.get(&id).copied(),
+        }
     }
 
     /// The column for a field name, with its type.
@@ -622,12 +778,17 @@ impl Snapshot {
 
     /// Append a contact with all values null and no interactions; returns its row.
     pub fn push_contact(&mut self, id: i64) -> CoreResult<usize> {
-        if self.id_index.contains_key(&id) {
+        if self.row_of(id).is_some() {
             return Err(CoreError::InvalidInput("contact id already present".into()));
         }
         let row = self.ids.len();
+        let extends = self.sorted_prefix == row && self.ids.last().is_none_or(|&last| last < id);
         self.ids.push(id);
-        self.id_index.insert(id, row);
+        if extends {
+            self.sorted_prefix += 1;
+        } else {
+            self.id_index.insert(id, row);
+        }
         let np = padded(row + 1);
         if np != self.padded {
             self.padded = np;

@@ -582,3 +582,83 @@ fn hostile_inputs() {
     assert!(parse("count(").is_err());
     assert!(parse("age > 1 )").is_err());
 }
+
+#[test]
+fn clock_moves_match_full_runs() {
+    // Many rows, so that only a few hold a time near a window edge and the
+    // clock move takes the gathered (incremental) path; moves of a second,
+    // a day, backwards and across many days.
+    let n = 20_000usize;
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rnd = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let ids: Vec<i64> = (0..n as i64).collect();
+    let mut cols = HashMap::new();
+    let col = |f: &mut dyn FnMut() -> Option<i64>| (0..n).map(|_| f()).collect::<Vec<_>>();
+    let last_seen = col(&mut || (rnd(10) > 0).then(|| T0 - rnd(400 * DAY as u64) as i64));
+    let signed = col(&mut || Some(T0 - rnd(1000) as i64 * DAY));
+    cols.insert("last_seen".into(), ColumnData::Int(last_seen));
+    cols.insert("signed_up".into(), ColumnData::Int(signed));
+    cols.insert(
+        "country".into(),
+        ColumnData::Str(
+            (0..n)
+                .map(|i| Some(["US", "CA", "FR"][i % 3].into()))
+                .collect(),
+        ),
+    );
+    cols.insert(
+        "email".into(),
+        ColumnData::Str((0..n).map(|i| Some(format!("u{i}@x.io"))).collect()),
+    );
+    let mut it = Interactions::default();
+    for c in 0..n as i64 {
+        for _ in 0..rnd(4) {
+            it.contact.push(c);
+            it.kind
+                .push(["purchase", "email_open"][rnd(2) as usize].to_string());
+            it.time.push(T0 - rnd(200 * DAY as u64) as i64 + 2 * DAY);
+            it.amount.push((rnd(3) > 0).then(|| rnd(100) as f64));
+        }
+    }
+    let mut s = Snapshot::new(ids, schema(), cols, Some(it)).unwrap();
+    let rules = [
+        "last_seen within 7 days",
+        "last_seen within 30 days and country = 'US'",
+        "count(purchase, 30 days) >= 2 or signed_up within 90 days",
+        "sum(purchase.amount, 60 days) > 100 and not (email matches '^u1')",
+        "last(email_open) within 14 days",
+        "first(purchase) before '2025-12-01' and count(email_open) >= 1",
+        "avg(purchase.amount, 90 days) < 30",
+        "in_segment('a') and not in_segment('c')",
+        "country = 'CA'",
+    ];
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    let plan = Plan::compile(
+        names
+            .iter()
+            .zip(rules)
+            .map(|(n, r)| (n.to_string(), RuleSource::Text(r.into())))
+            .collect(),
+        schema(),
+    )
+    .unwrap();
+    let mut r = evaluate(&plan, &s, T0).unwrap();
+    // An interaction added by a single-contact update counts too.
+    let upd = RowUpdate {
+        values: vec![],
+        interactions: vec![("purchase".into(), T0 + DAY / 2, Some(500.0))],
+    };
+    update_contact(&plan, &mut s, &mut r, 17, &upd).unwrap();
+    let mut t = T0;
+    for step in [1, DAY, DAY, -DAY, 3 * DAY + 7, 45 * DAY, 0] {
+        let next = advance_clock(&plan, &s, &r, t + step).unwrap();
+        assert_eq!(next, evaluate(&plan, &s, t + step).unwrap(), "step {step}");
+        r = next;
+        t += step;
+    }
+}

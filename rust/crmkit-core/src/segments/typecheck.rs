@@ -33,7 +33,7 @@ impl Ord for AggFunc {
 }
 
 /// Where a leaf reads its values.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Src {
     /// A snapshot column, by schema position.
     Col(usize),
@@ -81,7 +81,7 @@ impl StrPred {
 }
 
 /// A predicate on an i64 value (integers, dates, datetimes, count, first/last).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IPred {
     /// `lo <= v <= hi` (empty when `lo > hi`).
     Range(i64, i64),
@@ -231,6 +231,155 @@ impl Leaf {
                 ..
             }
         ) || matches!(self.src(), Src::Agg(_))
+    }
+}
+
+/// Leaves are equal when they are the same normalized condition (floats
+/// compare by their bits, regexes by their pattern): equal leaves always agree.
+impl PartialEq for Leaf {
+    fn eq(&self, other: &Self) -> bool {
+        fn fpred(a: &FPred, b: &FPred) -> bool {
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            match (a, b) {
+                (
+                    FPred::Range {
+                        lo,
+                        lo_incl,
+                        hi,
+                        hi_incl,
+                    },
+                    FPred::Range {
+                        lo: lo2,
+                        lo_incl: li2,
+                        hi: hi2,
+                        hi_incl: hi2i,
+                    },
+                ) => {
+                    lo.to_bits() == lo2.to_bits()
+                        && hi.to_bits() == hi2.to_bits()
+                        && lo_incl == li2
+                        && hi_incl == hi2i
+                }
+                (FPred::In(x), FPred::In(y)) | (FPred::NotIn(x), FPred::NotIn(y)) => {
+                    bits(x) == bits(y)
+                }
+                _ => false,
+            }
+        }
+        fn spred(a: &StrPred, b: &StrPred) -> bool {
+            match (a, b) {
+                (StrPred::In(x), StrPred::In(y)) | (StrPred::NotIn(x), StrPred::NotIn(y)) => x == y,
+                (StrPred::Cmp(o1, x), StrPred::Cmp(o2, y)) => o1 == o2 && x == y,
+                (StrPred::StartsWith(x), StrPred::StartsWith(y))
+                | (StrPred::EndsWith(x), StrPred::EndsWith(y))
+                | (StrPred::Contains(x), StrPred::Contains(y)) => x == y,
+                (StrPred::Matches(x), StrPred::Matches(y)) => x.as_str() == y.as_str(),
+                _ => false,
+            }
+        }
+        match (self, other) {
+            (Leaf::Str { col: c1, pred: p1 }, Leaf::Str { col: c2, pred: p2 }) => {
+                c1 == c2 && spred(p1, p2)
+            }
+            (
+                Leaf::List {
+                    col: c1,
+                    values: v1,
+                    negated: n1,
+                },
+                Leaf::List {
+                    col: c2,
+                    values: v2,
+                    negated: n2,
+                },
+            ) => c1 == c2 && v1 == v2 && n1 == n2,
+            (Leaf::Bool { col: c1, value: v1 }, Leaf::Bool { col: c2, value: v2 }) => {
+                c1 == c2 && v1 == v2
+            }
+            (Leaf::Int { src: s1, pred: p1 }, Leaf::Int { src: s2, pred: p2 }) => {
+                s1 == s2 && p1 == p2
+            }
+            (Leaf::Float { src: s1, pred: p1 }, Leaf::Float { src: s2, pred: p2 }) => {
+                s1 == s2 && fpred(p1, p2)
+            }
+            (
+                Leaf::IsNull {
+                    src: s1,
+                    negated: n1,
+                },
+                Leaf::IsNull {
+                    src: s2,
+                    negated: n2,
+                },
+            ) => s1 == s2 && n1 == n2,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Leaf {}
+
+impl std::hash::Hash for Leaf {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        std::mem::discriminant(self).hash(h);
+        match self {
+            Leaf::Str { col, pred } => {
+                col.hash(h);
+                std::mem::discriminant(pred).hash(h);
+                match pred {
+                    StrPred::In(v) | StrPred::NotIn(v) => v.hash(h),
+                    StrPred::Cmp(op, v) => {
+                        op.hash(h);
+                        v.hash(h);
+                    }
+                    StrPred::StartsWith(v) | StrPred::EndsWith(v) | StrPred::Contains(v) => {
+                        v.hash(h)
+                    }
+                    StrPred::Matches(r) => r.as_str().hash(h),
+                }
+            }
+            Leaf::List {
+                col,
+                values,
+                negated,
+            } => {
+                col.hash(h);
+                values.hash(h);
+                negated.hash(h);
+            }
+            Leaf::Bool { col, value } => {
+                col.hash(h);
+                value.hash(h);
+            }
+            Leaf::Int { src, pred } => {
+                src.hash(h);
+                pred.hash(h);
+            }
+            Leaf::Float { src, pred } => {
+                src.hash(h);
+                std::mem::discriminant(pred).hash(h);
+                match pred {
+                    FPred::Range {
+                        lo,
+                        lo_incl,
+                        hi,
+                        hi_incl,
+                    } => {
+                        lo.to_bits().hash(h);
+                        lo_incl.hash(h);
+                        hi.to_bits().hash(h);
+                        hi_incl.hash(h);
+                    }
+                    FPred::In(v) | FPred::NotIn(v) => {
+                        v.iter().for_each(|x| x.to_bits().hash(h));
+                    }
+                }
+            }
+            Leaf::IsNull { src, negated } => {
+                src.hash(h);
+                negated.hash(h);
+            }
+        }
     }
 }
 
