@@ -375,6 +375,31 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
             lambda: click.echo(f"exported {n} contacts to {out}"),
         )
 
+    @contacts.command("erase")
+    @click.argument("contact_ids", type=int, nargs=-1, required=True)
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+    @click.option("--json", "as_json", is_flag=True)
+    @click.pass_obj
+    def contacts_erase(obj: Ctx, contact_ids: tuple[int, ...], yes: bool, as_json: bool) -> None:
+        """Erase contacts for good (right to be forgotten): records, timeline, consents,
+        memberships, merge history and message copies; a keyed hash of each address
+        stays suppressed so that no campaign or import brings the person back."""
+        if not yes:
+            click.confirm(
+                f"Erase {len(contact_ids)} contact(s) and everything recorded about them? "
+                "This cannot be undone",
+                abort=True,
+                err=True,
+            )
+        res = obj.kernel().erase_contacts(list(contact_ids), actor="cli")
+        _emit(
+            _to_builtins(res),
+            as_json,
+            lambda: click.echo(
+                f"erased {res.contacts} contact record(s), {res.interactions} interaction(s)"
+            ),
+        )
+
     @contacts.command("show")
     @click.argument("contact_id", type=int)
     @click.option("--limit", default=20, show_default=True, help="Timeline entries.")

@@ -163,7 +163,8 @@ def crmkit_contacts_merged(kernel: Kernel, events: Sequence[MergeEvent]) -> None
 
 @hookspec
 def crmkit_contacts_erased(kernel: Kernel, contact_ids: Sequence[int]) -> None:
-    """Contacts were erased on request (right to be forgotten).
+    """Contacts were erased on request (right to be forgotten), after the erasure
+    committed; ``contact_ids`` are every record removed (merged records included).
 
     .. versionadded:: 1.0
     """

@@ -354,6 +354,18 @@ class Ingester:
                 'map one with columns = {"<header>" = "' + self.key + '"} or choose another key'
             )
         keys = cols[self.key]
+        from crmkit.privacy import erased_rows
+
+        none: list[Any] = [None] * n
+        for i, gone in enumerate(
+            erased_rows(self.kernel, cols.get("email", none), cols.get("phone", none))
+        ):
+            if gone and not bad_row[i]:
+                bad_row[i] = True
+                self.rejects.add(
+                    Reject(file=file, line=batch.lines[i], reason="erased on request"),
+                    "row skipped",
+                )
         for i in range(n):
             if keys[i] is None and not bad_row[i]:
                 bad_row[i] = True

@@ -30,6 +30,7 @@ from crmkit.store.base import ContactQuery, Store
 if TYPE_CHECKING:
     from crmkit.dedupe import DedupeResult
     from crmkit.merge import MergePlan
+    from crmkit.privacy import EraseResult
     from crmkit.records import MergeEvent
     from crmkit.segments import Segments
 
@@ -225,6 +226,13 @@ class Kernel:
         from crmkit.export import export_contacts
 
         return export_contacts(self.store, Path(out), fields=fields, segment=segment, fmt=fmt)
+
+    def erase_contacts(self, ids: Sequence[int], *, actor: str = "api") -> EraseResult:
+        """Erase the people behind ``ids`` for good (right to be forgotten); see
+        :mod:`crmkit.privacy` for what goes and the keyed hash that stays."""
+        from crmkit.privacy import erase_contacts
+
+        return erase_contacts(self, ids, actor=actor)
 
     # -- segments ----------------------------------------------------------------
 

@@ -83,7 +83,7 @@ def _padded(values: Sequence[Any]) -> list[Any]:
     return out
 
 
-def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
+def in_lists(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
     """``seq`` in padded chunks for ``IN (...)`` lists (see :func:`_padded`)."""
     for i in range(0, len(seq), size):
         yield _padded(seq[i : i + size])
@@ -375,7 +375,7 @@ class SQLiteStore:
     ) -> dict[str, int]:
         out: dict[str, int] = {}
         uniq = list(dict.fromkeys(values))
-        for chunk in _chunks(uniq):
+        for chunk in in_lists(uniq):
             marks = ",".join("?" * len(chunk))
             if field == "external_id":
                 rows = conn.execute(
@@ -428,7 +428,7 @@ class SQLiteStore:
                 break
             nxt: list[int] = []
             step: dict[int, int] = {}
-            for chunk in _chunks(pending):
+            for chunk in in_lists(pending):
                 marks = ",".join("?" * len(chunk))
                 for cid, target in conn.execute(
                     f"SELECT id, merged_into FROM contacts WHERE id IN ({marks}) AND merged_into IS NOT NULL",
@@ -457,7 +457,7 @@ class SQLiteStore:
         if not rows:
             return []
         idents: dict[int, dict[str, str]] = {}
-        for chunk in _chunks([r[0] for r in rows]):
+        for chunk in in_lists([r[0] for r in rows]):
             marks = ",".join("?" * len(chunk))
             for src, ext, cid in self.conn.execute(
                 f"SELECT source, external_id, contact_id FROM identities WHERE contact_id IN ({marks})",
@@ -495,7 +495,7 @@ class SQLiteStore:
 
     def get_contacts(self, ids: Sequence[int]) -> list[Contact]:
         found: dict[int, tuple[Any, ...]] = {}
-        for chunk in _chunks(list(ids)):
+        for chunk in in_lists(list(ids)):
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(f"{self._SELECT} WHERE id IN ({marks})", tuple(chunk)):
                 found[row[0]] = row
@@ -552,7 +552,7 @@ class SQLiteStore:
             rows = self.conn.execute(sql + " ORDER BY id").fetchall()
         else:
             rows = []
-            for chunk in _chunks(list(ids)):
+            for chunk in in_lists(list(ids)):
                 marks = ",".join("?" * len(chunk))
                 rows.extend(self.conn.execute(sql + f" AND id IN ({marks})", tuple(chunk)))
             rows.sort()
@@ -789,7 +789,7 @@ class SQLiteStore:
         self, contact_ids: Sequence[int], *, channel: str, purpose: str
     ) -> dict[int, ConsentStatus]:
         out: dict[int, ConsentStatus] = {}
-        for chunk in _chunks(list(contact_ids)):
+        for chunk in in_lists(list(contact_ids)):
             marks = ",".join("?" * len(chunk))
             for cid, status in self.conn.execute(
                 f"SELECT contact_id, status FROM consents WHERE id IN ("
