@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from crmkit.bulk import collector_paused
 from crmkit.errors import ConfigError, StoreError
 from crmkit.records import (
     CONTACT_FIELDS,
@@ -81,6 +82,12 @@ def _padded(values: Sequence[Any]) -> list[Any]:
     if out:
         out.extend([out[-1]] * ((1 << (len(out) - 1).bit_length()) - len(out)))
     return out
+
+
+def _decode_json_column(values: Sequence[Any]) -> list[Any]:
+    """A column of JSON texts (str, bytes or None) decoded in one call."""
+    parts = [(v if v.__class__ is bytes else v.encode()) if v else b"null" for v in values]
+    return list(_json_decode(b"[" + b",".join(parts) + b"]")) if parts else []
 
 
 def in_lists(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
@@ -536,16 +543,18 @@ class SQLiteStore:
     def contact_columns(
         self, fields: Sequence[str], *, ids: Sequence[int] | None = None
     ) -> tuple[list[int], dict[str, list[Any]]]:
-        exprs = []
-        for f in fields:
-            if f in _PLAIN or f == "tags":
-                exprs.append(f)
-            elif f == "id":
-                exprs.append("id")
-            else:
-                if not f.replace("_", "").isalnum():
-                    raise ConfigError(f"not an attribute name: {f!r}")
-                exprs.append(f"json_extract(attrs, '$.{f}')")
+        with collector_paused():
+            return self._contact_columns(fields, ids)
+
+    def _contact_columns(
+        self, fields: Sequence[str], ids: Sequence[int] | None
+    ) -> tuple[list[int], dict[str, list[Any]]]:
+        plain = [f for f in fields if f in _PLAIN or f in ("tags", "id")]
+        custom = [f for f in fields if f not in plain]
+        for f in custom:
+            if not f.replace("_", "").isalnum():
+                raise ConfigError(f"not an attribute name: {f!r}")
+        exprs = [*plain, *(["attrs"] if custom else [])]
         sql = f"SELECT id{', ' if exprs else ''}{', '.join(exprs)} FROM contacts WHERE merged_into IS NULL"
         rows: list[tuple[Any, ...]]
         if ids is None:
@@ -556,15 +565,19 @@ class SQLiteStore:
                 marks = ",".join("?" * len(chunk))
                 rows.extend(self.conn.execute(sql + f" AND id IN ({marks})", tuple(chunk)))
             rows.sort()
-        cols = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(fields) + 1)]
-        out = {f: list(cols[i + 1]) for i, f in enumerate(fields)}
+        cols = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(exprs) + 1)]
+        out = {f: list(cols[i + 1]) for i, f in enumerate(plain)}
         if "tags" in out:
-            out["tags"] = [_json_decode(t) if t else [] for t in out["tags"]]
-        types = self.attribute_types()
-        for f in fields:
-            if types.get(f) == "list":
-                out[f] = [_json_decode(v) if isinstance(v, str) else (v or []) for v in out[f]]
-        return list(cols[0]), out
+            out["tags"] = [t or [] for t in _decode_json_column(out["tags"])]
+        if custom:
+            # One decode of every row's attributes, then one pass per attribute:
+            # cheaper than SQLite parsing each row's JSON once per attribute.
+            objs = _decode_json_column(cols[-1])
+            types = self.attribute_types()
+            for f in custom:
+                col = [o.get(f) if o else None for o in objs]
+                out[f] = [v or [] for v in col] if types.get(f) == "list" else col
+        return list(cols[0]), {f: out[f] for f in fields}
 
     def set_attributes(self, ids: Sequence[int], columns: Mapping[str, Sequence[Any]]) -> int:
         plain = [f for f in columns if f in _PLAIN]
@@ -751,10 +764,11 @@ class SQLiteStore:
         if kinds:
             sql += f" AND i.kind IN ({','.join('?' * len(kinds))})"
             args.extend(kinds)
-        rows = self.conn.execute(
-            sql + " ORDER BY i.contact_id, i.occurred_at, i.id", args
-        ).fetchall()
-        cols = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
+        with collector_paused():
+            rows = self.conn.execute(
+                sql + " ORDER BY i.contact_id, i.occurred_at, i.id", args
+            ).fetchall()
+            cols = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
         return {
             "contact_id": list(cols[0]),
             "kind": list(cols[1]),
