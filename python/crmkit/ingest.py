@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from crmkit.bulk import collector_paused
 from crmkit.errors import ConfigError, CrmkitError
 from crmkit.mapping import clean_text_column, convert_column, infer_type
 from crmkit.records import (
@@ -250,7 +251,7 @@ class Ingester:
         if self._group_started is None:
             self._group.enter_context(self.store.transaction())
             self._group_started = time.monotonic()
-        with self.store.transaction():  # joins the group's transaction
+        with self.store.transaction(), collector_paused():  # joins the group's transaction
             if batch is not None:
                 self.report.kind = batch.kind
                 self.report.file = batch.file
