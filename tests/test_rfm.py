@@ -125,4 +125,10 @@ def test_rfm_categorizer_through_the_kernel(tmp_path: Path) -> None:
     assert best["rfm_frequency"] == 5 and worst["rfm_recency_days"] == 80
     assert "rfm_segment" not in got[ids[5]], "non-buyers carry no RFM attributes"
     assert k.segments.preview("rfm_segment = 'champions'", as_of=100 * DAY)["count"] == 2
+    # A re-run writes only what changed: nothing at the same time, the moved ones later.
+    first = k.categorize(["rfm", "lifecycle"], as_of=100 * DAY)
+    assert first["rfm"] == 0 and first["lifecycle"] > 0
+    assert k.categorize(["rfm", "lifecycle"], as_of=100 * DAY) == {"rfm": 0, "lifecycle": 0}
+    later = k.categorize(["rfm"], as_of=160 * DAY)["rfm"]
+    assert 0 < later <= 5
     k.close()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from crmkit.errors import ConfigError, NotFoundError
+from crmkit.errors import ConfigError, NotFoundError, PluginError
 from crmkit.ingest import ConsentColumn, Ingester, IngestReport
 from crmkit.kinds import Categorizer, Report, Reporter, Source
 from crmkit.plugins import Hooks, PluginManager, Registry, make_plugin_manager
@@ -33,6 +33,16 @@ if TYPE_CHECKING:
     from crmkit.privacy import EraseResult
     from crmkit.records import MergeEvent
     from crmkit.segments import Segments
+
+
+def _changed_rows(
+    current: Mapping[str, Sequence[Any]], new: Mapping[str, Sequence[Any]], n: int
+) -> list[int]:
+    """Rows where any of ``new``'s columns differs from the current value."""
+    none: list[Any] = [None] * n
+    old_rows = zip(*(current.get(c, none) for c in new), strict=True)
+    new_rows = zip(*new.values(), strict=True)
+    return [i for i, (a, b) in enumerate(zip(old_rows, new_rows, strict=True)) if a != b]
 
 
 class Kernel:
@@ -298,27 +308,57 @@ class Kernel:
         *,
         as_of: float | None = None,
     ) -> dict[str, int]:
-        """Run categorizers over the whole base; returns contacts updated per categorizer.
+        """Run categorizers over the whole base; returns, per categorizer, how many
+        contacts' values it changed.
 
         All of them read one snapshot taken before the first runs, so none sees
         another's output of this call (run them in separate calls for that).
+        Their results are written together in one transaction, and only for the
+        contacts whose values changed, so that a daily re-run writes little.
         """
+        from crmkit.bulk import collector_paused
         from crmkit.snapshot import build_snapshot
 
         items: list[tuple[str, Mapping[str, Any]]] = []
         for u in uses if uses is not None else self.registry.names("categorizer"):
             items.append((u, {}) if isinstance(u, str) else (u[0], u[1]))
-        out: dict[str, int] = {}
         # One snapshot for every categorizer: reading the store is the costly part.
         snap = build_snapshot(self.store, as_of=as_of)
-        for use, cfg in items:
-            cat: Categorizer = self.plugin("categorizer", use, cfg)
-            cols = cat.categorize(snap)
-            declared = {k: v for k, v in cat.produces.items() if k != "lifecycle_stage"}
+        n = len(snap.ids)
+        out: dict[str, int] = {}
+        declared: list[tuple[str, dict[str, AttributeType]]] = []
+        merged: dict[str, Sequence[Any]] = {}
+        owner: dict[str, str] = {}
+        changed: set[int] = set()
+        with collector_paused():
+            for use, cfg in items:
+                cat: Categorizer = self.plugin("categorizer", use, cfg)
+                cols = cat.categorize(snap)
+                for name, col in cols.items():
+                    if name in owner:
+                        raise ConfigError(
+                            f"categorizers {owner[name]!r} and {use!r} both produce {name!r}"
+                        )
+                    if len(col) != n:
+                        raise PluginError(use, f"{name!r} has {len(col)} values for {n} contacts")
+                    owner[name] = use
+                declared.append(
+                    (use, {k: v for k, v in cat.produces.items() if k != "lifecycle_stage"})
+                )
+                mine = _changed_rows(snap.contacts, cols, n)
+                out[use] = len(mine)
+                changed.update(mine)
+                merged.update(cols)
+            rows = sorted(changed)
             with self.store.transaction():
-                if declared:
-                    self.store.declare_attributes(declared, source=f"categorizer:{use}")
-                out[use] = self.store.set_attributes(snap.ids, cols)
+                for use, types in declared:
+                    if types:
+                        self.store.declare_attributes(types, source=f"categorizer:{use}")
+                if rows:
+                    self.store.set_attributes(
+                        [snap.ids[i] for i in rows],
+                        {c: [v[i] for i in rows] for c, v in merged.items()},
+                    )
         return out
 
     # -- reports ---------------------------------------------------------------
