@@ -64,7 +64,9 @@ def _csv(path: Path) -> Path:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["Record ID", "Email", "First Name", "Last Name", "Phone", "City", "Plan"])
-        w.writerow(["R1", "zelda.quist@example.com", "Zelda", "Quist", "+14155552671", "Oslo", "Pro"])
+        w.writerow(
+            ["R1", "zelda.quist@example.com", "Zelda", "Quist", "+14155552671", "Oslo", "Pro"]
+        )
         w.writerow(["R2", "zq@work.example", "Zelda", "Quist", "+14155552672", "Oslo", ""])
         w.writerow(["R3", "bo@example.com", "Bo", "Berg", "+14155552673", "Rome", "Free"])
     return path
@@ -121,7 +123,16 @@ def test_erasure_removes_every_trace_and_keeps_others(
     assert res.contacts == 2 and res.interactions == 2 and res.consents == 1
     assert res.memberships == 1 and res.merges == 1 and res.deliveries_scrubbed == 2
     text = _text_of_store(s)
-    for secret in ("zelda", "Zelda", "Quist", "+14155552671", "+14155552672", "zq@work", "R1'", "R2'"):
+    for secret in (
+        "zelda",
+        "Zelda",
+        "Quist",
+        "+14155552671",
+        "+14155552672",
+        "zq@work",
+        "R1'",
+        "R2'",
+    ):
         assert secret not in text, secret
     assert rec.erased == [sorted([ids["z1"], ids["z2"]])]
     with pytest.raises(NotFoundError):
