@@ -229,6 +229,34 @@ def test_a_giant_block_is_windowed_with_a_warning() -> None:
     assert any("sorted window" in w for w in res.warnings)
 
 
+@settings(max_examples=15, deadline=None)
+@given(st.floats(min_value=0.05, max_value=4.0), st.integers(min_value=1500, max_value=4000))
+def test_the_pair_budget_is_a_hard_cap(per_record: float, n: int) -> None:
+    """Whatever the budget, the union of candidate pairs stays within it."""
+    cols: dict[str, list[str | None]] = {
+        "postcode": [f"p{i % 7}" for i in range(n)],
+        "last_name": [f"s{i % 300}" for i in range(n)],
+        "first_name": [f"f{i % 11}" for i in range(n)],
+    }
+    m = _core.Matcher({"max_pairs_per_record": per_record})
+    m.fit(cols)
+    res = m.predict()
+    cap = max(int(per_record * n), 1000)
+    assert res.stats["candidate_pairs"] <= cap
+    if res.stats["rules_skipped"]:
+        assert any("pair budget" in w for w in res.warnings)
+
+
+def test_default_blocking_keeps_to_three_pairs_per_record() -> None:
+    cols, truth = _sample(3000)
+    m = _core.Matcher()
+    m.fit(cols)
+    assert m.predict().stats["candidate_pairs_per_record"] <= 3.0
+    cand = set(zip(*m.candidate_pairs(), strict=True))
+    true_pairs = _pairs_of(truth)
+    assert len(cand & true_pairs) / len(true_pairs) >= 0.9
+
+
 def test_model_round_trips_and_index_matches_new_records() -> None:
     cols, _ = _sample(2000)
     m = _core.Matcher()

@@ -83,7 +83,8 @@ class DedupeConfig(BaseModel):
     window: int | None = Field(default=None, ge=1)
     """The sorted window's width for oversized blocks."""
     max_pairs_per_record: float | None = Field(default=None, gt=0)
-    """Budget of candidate pairs per record before rules are capped."""
+    """Hard cap on candidate pairs per record (default 3): the rules yielding
+    the fewest pairs go in first and the rest are cut, with a warning."""
     guard: float | None = Field(default=None, ge=0.0, le=1.0)
     """Chaining guard: how strongly a weak link between two clusters is refused."""
     seed: int | None = None

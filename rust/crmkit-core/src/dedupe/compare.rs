@@ -314,11 +314,15 @@ pub fn compare_values(field: Field, ca: u32, a: &Value, cb: u32, b: &Value) -> u
 /// is made of the name alone: the first name or surname, with nothing left
 /// but the other name's initial (`ashleyj`, `davidg`, `emma`).
 pub fn email_restates_name(local: &str, first: Option<&str>, last: Option<&str>) -> bool {
+    // Letters only, with German transliterations folded (`mueller` of
+    // `müller`, normalized to `muller`), on the local part and names alike.
     let letters = |s: &str| -> String {
-        s.chars()
+        let l: String = s
+            .chars()
             .filter(|c| c.is_alphabetic())
             .flat_map(char::to_lowercase)
-            .collect()
+            .collect();
+        l.replace("ae", "a").replace("oe", "o").replace("ue", "u")
     };
     let l = letters(local);
     let first = first.map(letters).filter(|s| !s.is_empty());
@@ -459,6 +463,25 @@ pub(crate) fn compare_cached(f: Field, uid: u64, ca: u32, a: &Value, cb: u32, b:
     })
 }
 
+/// Whether two sides carry the same first name and a surname that agrees
+/// on its first three letters (`burworth` / `burorth`): when one email local
+/// part restates its name, the other agreeing with it adds nothing then.
+fn same_person_name(a: &Side<'_>, b: &Side<'_>) -> bool {
+    fn text<'s>(s: &Side<'s>, f: Field) -> Option<&'s str> {
+        s.values[f.index()].map(|(_, v)| &*v.text)
+    }
+    let (Some(fa), Some(fb), Some(la), Some(lb)) = (
+        text(a, Field::FirstName),
+        text(b, Field::FirstName),
+        text(a, Field::LastName),
+        text(b, Field::LastName),
+    ) else {
+        return false;
+    };
+    let head = |s: &str| s.chars().take(3).collect::<String>();
+    fa == fb && la.chars().count() >= 3 && head(la) == head(lb)
+}
+
 /// Compute the level of every present field for a pair; returns whether the
 /// first and last names were compared swapped (`ann lee` vs `lee ann`).
 pub fn compare_sides(fields: &[Field], a: &Side<'_>, b: &Side<'_>, out: &mut [u8; 9]) -> bool {
@@ -473,7 +496,10 @@ pub fn compare_sides(fields: &[Field], a: &Side<'_>, b: &Side<'_>, out: &mut [u8
                     // name-like locals told apart by their numbers.
                     l = 5;
                 }
-                if f == Field::Email && (3..=4).contains(&l) && a.email_restates && b.email_restates
+                if f == Field::Email
+                    && (3..=4).contains(&l)
+                    && (a.email_restates && b.email_restates
+                        || (a.email_restates || b.email_restates) && same_person_name(a, b))
                 {
                     // Equal non-empty digits (`annlee84`, `ann.lee84`) are
                     // evidence of their own, beyond the restated names.
@@ -619,6 +645,11 @@ mod tests {
             Some("smith")
         ));
         assert!(email_restates_name("jsmith", Some("john"), Some("smith")));
+        assert!(email_restates_name(
+            "christiane.mueller",
+            Some("christiane"),
+            Some("muller")
+        ));
         assert!(!email_restates_name("jsmith", Some("ann"), Some("smith")));
         assert!(email_restates_name(
             "ashleyj",

@@ -24,7 +24,8 @@ pub struct Config {
     pub max_block: usize,
     /// The sorted window of oversized blocks.
     pub window: usize,
-    /// Pair budget per record (the global guard is this times the row count).
+    /// Pair budget per record: the candidate pairs never exceed this times
+    /// the row count (or 1000, whichever is larger).
     pub max_pairs_per_record: f64,
     /// Candidate pairs sampled for EM (training does not grow with N).
     pub train_pairs: usize,
@@ -50,9 +51,9 @@ impl Default for Config {
         Config {
             threshold: 0.5,
             rules: block::default_rules(),
-            max_block: 8,
-            window: 2,
-            max_pairs_per_record: 20.0,
+            max_block: 5,
+            window: 1,
+            max_pairs_per_record: 3.0,
             train_pairs: 300_000,
             random_pairs: 300_000,
             em_max_iter: 200,
