@@ -577,6 +577,22 @@ def test_advance_clock_one_day(benchmark: Any, n: int) -> None:
     assert later.counts() == p.evaluate(snap, AS_OF + DAY).counts()
 
 
+def preview_plan(i: int) -> tuple[SegmentPlan, str]:
+    """The 1000-rule plan plus a copy of rule ``i`` as ``__preview__`` (as the service previews)."""
+    rules = ruleset(1000)
+    name, tree = rules[i]
+    return SegmentPlan([*rules, ("__preview__", tree)], SCHEMA), name
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_preview_one_rule(benchmark: Any, n: int) -> None:
+    benchmark.group = f"segments: preview one rule n={n}"
+    snap = snapshot(n)
+    p, name = preview_plan(4)
+    res = benchmark(p.evaluate, snap, AS_OF, ["__preview__"])
+    assert res.counts()["__preview__"] == plan(1000).evaluate(snap, AS_OF).counts()[name]
+
+
 def update_cycle(n: int) -> Callable[[], Any]:
     """One single-contact update per call, cycling over contacts and fields."""
     ids, cols, _ = dataset(n)
@@ -659,6 +675,19 @@ def main() -> None:
         w, c, later = timed(functools.partial(p.advance_clock, snap, base, AS_OF + DAY))
         flips = sum(len(e) + len(x) for e, x in later.diff(base).values())
         report(f"clock +1 day n={n} k=1000", w, c, f"{flips} memberships flipped")
+        full = base.counts()
+        took = []
+        for i in range(0, 1000, 25):
+            pp, name = preview_plan(i)
+            w, c, r = timed(functools.partial(pp.evaluate, snap, AS_OF, ["__preview__"]))
+            assert r.counts()["__preview__"] == full[name]
+            took.append(w * 1000)
+        took.sort()
+        print(
+            f"preview one rule n={n} (40 rules): median {statistics.median(took):.1f} ms, "
+            f"p90 {took[int(len(took) * 0.9)]:.1f} ms",
+            flush=True,
+        )
         one = update_cycle(n)
         lat = []
         for _ in range(20000):

@@ -452,6 +452,22 @@ def test_results_api_and_diff() -> None:
         res.members("nope")
 
 
+def test_evaluating_some_segments_matches_the_full_run() -> None:
+    snap, plan = small()
+    full = plan.evaluate(snap, AS_OF)
+    part = plan.evaluate(snap, AS_OF, ["recent", "vip"])
+    assert part.names == ["recent", "vip"]
+    assert part.counts() == {"recent": full.counts()["recent"], "vip": full.counts()["vip"]}
+    assert part.members("recent") == full.members("recent")
+    with pytest.raises(Exception, match="no segment named"):
+        plan.evaluate(snap, AS_OF, ["nope"])
+    # A partial result cannot be updated in place or moved in time.
+    with pytest.raises(Exception, match="another plan"):
+        plan.update_contact(snap, part, 1, {"age": 50})
+    with pytest.raises(Exception, match="another plan"):
+        plan.advance_clock(snap, part, AS_OF + DAY)
+
+
 def test_explain_shows_each_clause() -> None:
     snap, plan = small()
     ex = plan.explain(snap, 2, "recent", AS_OF)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,7 @@ AS_OF = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
 
 
 @pytest.fixture
-def kernel(tmp_path: Path) -> Kernel:
+def kernel(tmp_path: Path) -> Iterator[Kernel]:
     k = Kernel(Settings(db=tmp_path / "crm.db", disable_plugin_autoload=True))
     r = k.store.upsert_contacts(
         {

@@ -127,7 +127,9 @@ class CsvReader:
 # config keys (all optional): threshold (0-1, default 0.5), blocking
 # (list of rules, each a list of "field[+field][:transform]" parts; transforms:
 # exact, prefixN, suffixN, phonetic, initial, year, local, domain, letters, nick,
-# nickinitial), max_block (8), window (2), all_pairs_prior (true), max_pairs_per_record (20.0), train_pairs
+# nickinitial, sorted), max_block (5), window (1), all_pairs_prior (true),
+# max_pairs_per_record (3.0: a hard cap on candidate pairs, least selective rules
+# cut first, with a warning), train_pairs
 # (300000), random_pairs (300000), em_max_iter (200), em_tol (1e-6), guard
 # (chaining guard, 0-1, default 0.5), seed, fields (list of field names).
 
@@ -271,8 +273,14 @@ class SegmentPlan:
         """{segment: canonical rule text}."""
     def stats(self) -> tuple[int, int]:
         """(distinct clauses, distinct nodes) after sharing."""
-    def evaluate(self, snapshot: Snapshot, as_of: int) -> SegmentResult:
-        """Every segment's members at ``as_of`` (epoch seconds)."""
+    def evaluate(
+        self, snapshot: Snapshot, as_of: int, segments: Sequence[str] | None = None
+    ) -> SegmentResult:
+        """Every segment's members at ``as_of`` (epoch seconds).
+
+        With ``segments``, only those are evaluated (a preview): the result
+        holds just them and cannot be updated in place or moved in time.
+        """
     def advance_clock(
         self, snapshot: Snapshot, previous: SegmentResult, as_of: int
     ) -> SegmentResult:

@@ -224,7 +224,8 @@ class Segments:
             (s.name, s.rule or "") for s in self.definitions() if s.kind == "dynamic" and s.rule
         ]
         plan = self._plan([*others, ("__preview__", rule)])
-        result = plan.evaluate(self.snapshot(), when)
+        # Only the new rule (and the segments it reads) is evaluated.
+        result = plan.evaluate(self.snapshot(), when, ["__preview__"])
         members = result.members("__preview__")
         return {"count": len(members), "sample": members[:sample], "as_of": when}
 

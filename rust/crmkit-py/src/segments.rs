@@ -608,18 +608,27 @@ impl SegmentPlan {
         )
     }
 
-    /// Evaluate every segment over `snapshot` at `as_of` (epoch seconds).
+    /// Evaluate every segment over `snapshot` at `as_of` (epoch seconds);
+    /// with `segments`, only those (a preview: the result cannot be updated
+    /// in place or moved in time).
+    #[pyo3(signature = (snapshot, as_of, segments = None))]
     fn evaluate(
         &self,
         py: Python<'_>,
         snapshot: Bound<'_, Snapshot>,
         as_of: i64,
+        segments: Option<Vec<String>>,
     ) -> PyResult<SegmentResult> {
         let plan = self.plan.clone();
         let inner = {
             let s = snapshot.borrow();
             let sref: &CoreSnapshot = &s.inner;
-            detach(py, move || eval::evaluate(&plan, sref, as_of))?
+            match segments {
+                None => detach(py, move || eval::evaluate(&plan, sref, as_of))?,
+                Some(names) => {
+                    detach(py, move || eval::evaluate_named(&plan, sref, as_of, &names))?
+                }
+            }
         };
         Ok(SegmentResult {
             inner,

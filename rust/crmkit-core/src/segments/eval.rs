@@ -12,12 +12,14 @@ use crate::{CoreError, CoreResult};
 
 use super::ast::{AggFunc, Expr, Operand};
 use super::compile::{Node, Plan};
+use super::events::EVENT_BLOCK;
 use super::simd::{self, portable as fill};
 use super::snapshot::{bit, AggAcc, AggIndex, AggValue, Column, LeafCodes, Snapshot, Store, Value};
 use super::typecheck::{FPred, IPred, Leaf, Src, StrPred, TExpr};
 use super::{FieldType, DAY};
 
 const BLOCK: usize = 1 << 16;
+const _: () = assert!(BLOCK == EVENT_BLOCK);
 const SUB: usize = 1024;
 const SW: usize = SUB / 64;
 
@@ -523,7 +525,6 @@ fn reset<T: Copy>(v: &mut Vec<T>, len: usize, x: T) {
 
 #[inline(never)]
 fn block_aggs(
-    plan: &Plan,
     snap: &Snapshot,
     idx: &AggIndex,
     start: usize,
@@ -532,8 +533,8 @@ fn block_aggs(
     out: &mut BlockAggs,
 ) {
     let len = end - start;
-    let k = plan.aggs.len();
-    let funcs: Vec<AggFunc> = plan.aggs.iter().map(|a| a.func).collect();
+    let k = idx.len();
+    let funcs: Vec<AggFunc> = idx.funcs().to_vec();
     let BlockAggs {
         ints,
         floats,
@@ -546,6 +547,9 @@ fn block_aggs(
     // How many values each row's aggregate saw (for the ones null over nothing).
     seen.resize_with(k, Vec::new);
     for (a, f) in funcs.iter().enumerate() {
+        if !idx.used(a) {
+            continue;
+        }
         reset(&mut valid[a], len / 64, 0);
         match f {
             AggFunc::Count | AggFunc::Sum => seen[a].clear(),
@@ -559,9 +563,110 @@ fn block_aggs(
     }
     let n = snap.len();
     let live = end.min(n).saturating_sub(start);
-    for i in 0..live {
-        let (base, extra) = snap.events.of(start + i);
-        for e in base.iter().chain(extra) {
+    let bi = start / EVENT_BLOCK;
+    #[inline(always)]
+    fn apply(
+        f: AggFunc,
+        (int, float, seen): (&mut i64, &mut f64, Option<&mut u32>),
+        time: i64,
+        amount: f64,
+    ) {
+        let has = !amount.is_nan();
+        match f {
+            AggFunc::Count => *int += 1,
+            AggFunc::Sum => {
+                if has {
+                    *float += amount;
+                }
+            }
+            AggFunc::Avg => {
+                if has {
+                    *float += amount;
+                    *seen.expect("avg counts") += 1;
+                }
+            }
+            AggFunc::Min | AggFunc::Max => {
+                if has {
+                    let seen = seen.expect("min/max count");
+                    *float = if *seen == 0 {
+                        amount
+                    } else if f == AggFunc::Min {
+                        float.min(amount)
+                    } else {
+                        float.max(amount)
+                    };
+                    *seen += 1;
+                }
+            }
+            AggFunc::First | AggFunc::Last => {
+                let seen = seen.expect("first/last count");
+                *int = if *seen == 0 {
+                    time
+                } else if f == AggFunc::First {
+                    (*int).min(time)
+                } else {
+                    (*int).max(time)
+                };
+                *seen += 1;
+            }
+        }
+    }
+    // Stored events: per key, only those inside its window (a binary-searched
+    // range of the kind's time-sorted events in this block).
+    if live > 0 {
+        for code in 0..idx.kinds() {
+            let Some(ke) = snap.events.kind(code as u32) else {
+                continue;
+            };
+            for &(a, lo) in idx.keys_of(code as u32) {
+                let (ts, rs, am) = ke.slices(ke.window(bi, lo, as_of));
+                // Always true for a time-sorted block (the window was cut
+                // by binary search); tested for gathered ones.
+                let inw = |t: i64| lo <= t && t <= as_of;
+                let f = funcs[a];
+                match f {
+                    AggFunc::Count => {
+                        let v = &mut ints[a];
+                        for (&r, &t) in rs.iter().zip(ts) {
+                            v[r as usize] += inw(t) as i64;
+                        }
+                    }
+                    AggFunc::Sum => {
+                        let v = &mut floats[a];
+                        for ((&r, &x), &t) in rs.iter().zip(am).zip(ts) {
+                            if !x.is_nan() && inw(t) {
+                                v[r as usize] += x;
+                            }
+                        }
+                    }
+                    AggFunc::Avg | AggFunc::Min | AggFunc::Max => {
+                        let (v, c) = (&mut floats[a], &mut seen[a]);
+                        for ((&r, &x), &t) in rs.iter().zip(am).zip(ts) {
+                            if inw(t) {
+                                let r = r as usize;
+                                let mut dummy = 0i64;
+                                apply(f, (&mut dummy, &mut v[r], Some(&mut c[r])), 0, x);
+                            }
+                        }
+                    }
+                    AggFunc::First | AggFunc::Last => {
+                        let (v, c) = (&mut ints[a], &mut seen[a]);
+                        for (&r, &t) in rs.iter().zip(ts) {
+                            if inw(t) {
+                                let r = r as usize;
+                                let mut dummy = 0f64;
+                                apply(f, (&mut v[r], &mut dummy, Some(&mut c[r])), t, f64::NAN);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Events appended by single-contact updates.
+    for (r, evs) in snap.events.extra_in(start, start + live) {
+        let i = r - start;
+        for e in evs {
             if e.time > as_of {
                 continue;
             }
@@ -569,51 +674,27 @@ fn block_aggs(
                 if e.time < lo {
                     continue;
                 }
-                let has = !e.amount.is_nan();
-                match funcs[a] {
-                    AggFunc::Count => ints[a][i] += 1,
-                    AggFunc::Sum => {
-                        if has {
-                            floats[a][i] += e.amount;
-                        }
-                    }
-                    AggFunc::Avg => {
-                        if has {
-                            floats[a][i] += e.amount;
-                            seen[a][i] += 1;
-                        }
-                    }
-                    AggFunc::Min | AggFunc::Max => {
-                        if has {
-                            let v = &mut floats[a][i];
-                            let first = seen[a][i] == 0;
-                            *v = if first {
-                                e.amount
-                            } else if funcs[a] == AggFunc::Min {
-                                v.min(e.amount)
-                            } else {
-                                v.max(e.amount)
-                            };
-                            seen[a][i] += 1;
-                        }
-                    }
-                    AggFunc::First | AggFunc::Last => {
-                        let v = &mut ints[a][i];
-                        let first = seen[a][i] == 0;
-                        *v = if first {
-                            e.time
-                        } else if funcs[a] == AggFunc::First {
-                            (*v).min(e.time)
-                        } else {
-                            (*v).max(e.time)
-                        };
-                        seen[a][i] += 1;
-                    }
-                }
+                let f = funcs[a];
+                let (mut di, mut df) = (0i64, 0f64);
+                let int = if f.reads_amount() {
+                    &mut di
+                } else {
+                    &mut ints[a][i]
+                };
+                let float = if f.reads_amount() {
+                    &mut floats[a][i]
+                } else {
+                    &mut df
+                };
+                let sn = match f {
+                    AggFunc::Count | AggFunc::Sum => None,
+                    _ => Some(&mut seen[a][i]),
+                };
+                apply(f, (int, float, sn), e.time, e.amount);
             }
         }
     }
-    for a in 0..k {
+    for a in (0..k).filter(|&a| idx.used(a)) {
         let vw = &mut valid[a];
         match funcs[a] {
             AggFunc::Count | AggFunc::Sum => {
@@ -667,21 +748,21 @@ fn eval_leaf(b: &Bound<'_>, out: &mut [u64], sub: usize, bstart: usize, aggs: &B
             else {
                 return;
             };
+            // Null and padding rows hold empty lists: no branch on validity.
             for (w, o) in out.iter_mut().enumerate() {
                 let vw = col.valid[w0 + w];
+                let r0 = sub + w * 64;
+                let (st, ln) = (&start[r0..r0 + 64], &len[r0..r0 + 64]);
                 let mut m = 0u64;
-                for j in 0..64 {
-                    if vw >> j & 1 == 0 {
-                        continue;
+                for (j, (&s, &l)) in st.iter().zip(ln).enumerate() {
+                    let s = s as usize;
+                    let mut any = 0u64;
+                    for &c in &codes[s..s + l as usize] {
+                        any |= bits[(c >> 6) as usize] >> (c & 63) & 1;
                     }
-                    let r = sub + w * 64 + j;
-                    let s = start[r] as usize;
-                    let any = codes[s..s + len[r] as usize]
-                        .iter()
-                        .any(|&c| bits[(c >> 6) as usize] >> (c & 63) & 1 == 1);
-                    m |= ((any != *negated) as u64) << j;
+                    m |= any << j;
                 }
-                *o = m;
+                *o = if *negated { vw & !m } else { vw & m };
             }
         }
         Bound::Bool { bits, valid, value } => {
@@ -733,6 +814,32 @@ pub fn evaluate(plan: &Plan, snap: &Snapshot, as_of: i64) -> CoreResult<EvalResu
     })
 }
 
+/// Evaluate only the named segments (and what they read through
+/// `in_segment`): a preview. The result holds just those segments, in the
+/// order given, and cannot be updated in place or moved in time.
+pub fn evaluate_named(
+    plan: &Plan,
+    snap: &Snapshot,
+    as_of: i64,
+    names: &[String],
+) -> CoreResult<EvalResult> {
+    let segs = names
+        .iter()
+        .map(|n| {
+            plan.segment(n)
+                .ok_or_else(|| CoreError::InvalidInput(format!("no segment named '{n}'")))
+        })
+        .collect::<CoreResult<Vec<_>>>()?;
+    let bitmaps = evaluate_segments(plan, snap, as_of, &segs)?;
+    Ok(EvalResult {
+        names: names.to_vec(),
+        bitmaps,
+        as_of,
+        // No plan computed all of it: updates and clock moves refuse it.
+        plan: 0,
+    })
+}
+
 /// Re-evaluate at a new as-of time, recomputing only the segments that depend
 /// on the clock and keeping the others from `prev` (which must be this plan's
 /// result on this snapshot).
@@ -773,7 +880,8 @@ pub fn advance_clock(
         }
     } else if !cand.is_empty() {
         // Evaluate the gathered rows at both times: the members that flip
-        // are the difference, and `prev` holds the old members exactly.
+        // are the difference (usually far fewer than the rows gathered), and
+        // `prev` holds the old members exactly.
         let sub = snap.gather(&cand);
         let before = evaluate_segments(plan, &sub, prev.as_of, &clocked)?;
         let after = evaluate_segments(plan, &sub, as_of, &clocked)?;
@@ -877,37 +985,53 @@ fn clock_candidates(plan: &Plan, snap: &Snapshot, t0: i64, t1: i64, segs: &[usiz
     }
     let inside = |b: &[(i64, i64)], t: i64| b.iter().any(|&(a, z)| a <= t && t <= z);
     let n = snap.len();
-    const CHUNK: usize = 1 << 14;
-    (0..n.div_ceil(CHUNK))
+    // One block of rows per task: column values are tested row by row; the
+    // events near an edge are binary-searched ranges of each kind's index.
+    (0..n.div_ceil(EVENT_BLOCK))
         .into_par_iter()
-        .flat_map_iter(|ci| {
-            let (a, z) = (ci * CHUNK, ((ci + 1) * CHUNK).min(n));
-            let mut hit = vec![false; z - a];
+        .flat_map_iter(|bi| {
+            let (a, z) = (bi * EVENT_BLOCK, ((bi + 1) * EVENT_BLOCK).min(n));
+            let mut hit = vec![0u64; (z - a).div_ceil(64)];
             for (c, b) in &cols {
                 if let Store::Int(vals) = &c.store {
-                    for (r, h) in (a..z).zip(hit.iter_mut()) {
-                        *h |= c.is_valid(r) && inside(b, vals[r]);
+                    for r in a..z {
+                        if c.is_valid(r) && inside(b, vals[r]) {
+                            hit[(r - a) >> 6] |= 1 << ((r - a) & 63);
+                        }
                     }
                 }
             }
-            if !by_kind.is_empty() {
-                for (r, h) in (a..z).zip(hit.iter_mut()) {
-                    if *h {
-                        continue;
+            for (code, bands) in by_kind.iter().enumerate() {
+                let Some(ke) = snap.events.kind(code as u32) else {
+                    continue;
+                };
+                for &(lo, hi) in bands {
+                    let (ts, rs, _) = ke.slices(ke.window(bi, lo, hi));
+                    for (&r, &t) in rs.iter().zip(ts) {
+                        if lo <= t && t <= hi {
+                            hit[r as usize >> 6] |= 1 << (r & 63);
+                        }
                     }
-                    let (base, extra) = snap.events.of(r);
-                    *h = base.iter().chain(extra).any(|e| {
-                        by_kind
-                            .get(e.kind as usize)
-                            .is_some_and(|b| inside(b, e.time))
-                    });
                 }
             }
-            (a..z)
-                .zip(hit)
-                .filter(|(_, h)| *h)
-                .map(|(r, _)| r as u32)
-                .collect::<Vec<_>>()
+            for (r, evs) in snap.events.extra_in(a, z) {
+                if evs.iter().any(|e| {
+                    by_kind
+                        .get(e.kind as usize)
+                        .is_some_and(|b| inside(b, e.time))
+                }) {
+                    hit[(r - a) >> 6] |= 1 << ((r - a) & 63);
+                }
+            }
+            hit.into_iter().enumerate().flat_map(move |(w, mut x)| {
+                std::iter::from_fn(move || {
+                    (x != 0).then(|| {
+                        let j = x.trailing_zeros() as usize;
+                        x &= x - 1;
+                        (a + w * 64 + j) as u32
+                    })
+                })
+            })
         })
         .collect()
 }
@@ -1007,14 +1131,60 @@ pub fn evaluate_segments(
             Some(CodeSet { tid, slots, invert })
         })
         .collect();
-    let needs_aggs = bound.iter().any(|(_, b)| {
-        matches!(
-            b,
-            Bound::IntAgg { .. } | Bound::FloatAgg { .. } | Bound::NullAgg { .. }
-        )
-    });
+    // `last(kind)` tested against a range reaching the as-of time (`within`,
+    // `after`) is true exactly when an event lies in the range: a count over
+    // that window, which reads only the events inside it.
+    let mut bound = bound;
+    let mut counts: Vec<(u32, i64)> = Vec::new();
+    for (_, b) in bound.iter_mut() {
+        let Bound::IntAgg {
+            agg,
+            pred: IPred::Range(lo, hi),
+        } = b
+        else {
+            continue;
+        };
+        let key = &plan.aggs[*agg];
+        if key.func != AggFunc::Last || key.days.is_some() || *hi < as_of {
+            continue;
+        }
+        let Some(code) = snap.events.kinds.code(&key.kind) else {
+            continue;
+        };
+        let j = match counts.iter().position(|&c| c == (code, *lo)) {
+            Some(j) => j,
+            None => {
+                counts.push((code, *lo));
+                counts.len() - 1
+            }
+        };
+        *b = Bound::IntAgg {
+            agg: plan.aggs.len() + j,
+            pred: IPred::Range(1, i64::MAX),
+        };
+    }
+    // Only the aggregates the selected segments read are computed.
+    let mut used_aggs = vec![false; plan.aggs.len() + counts.len()];
+    for (_, b) in &bound {
+        if let Bound::IntAgg { agg, .. }
+        | Bound::FloatAgg { agg, .. }
+        | Bound::NullAgg { agg, .. } = b
+        {
+            used_aggs[*agg] = true;
+        }
+    }
+    let needs_aggs = used_aggs.iter().any(|&u| u);
     let idx = if needs_aggs {
-        AggIndex::new(&plan.aggs, &snap.events, as_of)
+        let mut idx = AggIndex::new_for(
+            &plan.aggs,
+            &used_aggs[..plan.aggs.len()],
+            &snap.events,
+            as_of,
+        );
+        for &(code, lo) in &counts {
+            idx.add_count(code, lo);
+        }
+        idx
     } else {
         AggIndex::default()
     };
@@ -1032,7 +1202,7 @@ pub fn evaluate_segments(
                 segbuf,
             } = scratch;
             if needs_aggs {
-                block_aggs(plan, snap, &idx, start, end, as_of, aggs);
+                block_aggs(snap, &idx, start, end, as_of, aggs);
             }
             let aggs = &*aggs;
             let bw = (end - start) / 64;

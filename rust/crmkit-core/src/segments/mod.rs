@@ -77,6 +77,7 @@
 pub mod ast;
 pub mod compile;
 pub mod eval;
+pub mod events;
 pub mod lexer;
 pub mod parser;
 pub mod simd;

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use crate::{CoreError, CoreResult};
 
 use super::ast::AggFunc;
+pub use super::events::{Event, Events};
 use super::typecheck::AggKey;
 use super::{FieldType, Schema, DAY};
 
@@ -326,44 +327,6 @@ pub struct Interactions {
     pub amount: Vec<Option<f64>>,
 }
 
-/// One stored interaction.
-#[derive(Debug, Clone, Copy)]
-pub struct Event {
-    /// Kind code.
-    pub kind: u32,
-    /// Epoch seconds.
-    pub time: i64,
-    /// Amount (NaN: missing).
-    pub amount: f64,
-}
-
-/// Per-contact interactions: a CSR of events sorted by (contact, time), plus
-/// events appended by single-contact updates.
-#[derive(Debug, Clone, Default)]
-pub struct Events {
-    /// Kind dictionary.
-    pub kinds: Dict,
-    offsets: Vec<u32>,
-    events: Vec<Event>,
-    extra: HashMap<usize, Vec<Event>>,
-}
-
-impl Events {
-    /// The events of a row.
-    pub fn of(&self, row: usize) -> (&[Event], &[Event]) {
-        let base = match (self.offsets.get(row), self.offsets.get(row + 1)) {
-            (Some(&a), Some(&b)) => &self.events[a as usize..b as usize],
-            _ => &[],
-        };
-        let extra = if self.extra.is_empty() {
-            &[][..]
-        } else {
-            self.extra.get(&row).map_or(&[][..], |v| v.as_slice())
-        };
-        (base, extra)
-    }
-}
-
 /// The per-contact statistics from which every aggregate is read.
 #[derive(Debug, Clone, Copy)]
 pub struct AggAcc {
@@ -435,13 +398,22 @@ pub struct AggIndex {
     /// For each kind code, the (key index, window lower bound) pairs reading it.
     by_kind: Vec<Vec<(usize, i64)>>,
     n: usize,
+    /// Keys resolved (the others are not computed).
+    used: Vec<bool>,
+    /// The function of each key.
+    funcs: Vec<AggFunc>,
 }
 
 impl AggIndex {
     /// Resolve `keys` against the snapshot at `as_of`.
     pub fn new(keys: &[AggKey], events: &Events, as_of: i64) -> AggIndex {
+        AggIndex::new_for(keys, &vec![true; keys.len()], events, as_of)
+    }
+
+    /// Resolve the keys marked in `used` (the others read nothing).
+    pub fn new_for(keys: &[AggKey], used: &[bool], events: &Events, as_of: i64) -> AggIndex {
         let mut by_kind = vec![Vec::new(); events.kinds.values.len()];
-        for (i, k) in keys.iter().enumerate() {
+        for (i, k) in keys.iter().enumerate().filter(|&(i, _)| used[i]) {
             if let Some(code) = events.kinds.code(&k.kind) {
                 let lo = match k.days {
                     Some(d) => as_of.saturating_sub((d as i64).saturating_mul(DAY)),
@@ -453,25 +425,26 @@ impl AggIndex {
         AggIndex {
             by_kind,
             n: keys.len(),
+            used: used.to_vec(),
+            funcs: keys.iter().map(|k| k.func).collect(),
         }
     }
 
     /// Accumulate a row's aggregates into `acc` (one entry per key; reset first).
     pub fn row(&self, events: &Events, row: usize, as_of: i64, acc: &mut [AggAcc]) {
         acc.iter_mut().for_each(|a| *a = AggAcc::default());
-        let (a, b) = events.of(row);
-        for e in a.iter().chain(b) {
+        events.for_each_of(row, |e| {
             if e.time > as_of {
-                continue;
+                return;
             }
             if let Some(ks) = self.by_kind.get(e.kind as usize) {
                 for &(k, lo) in ks {
                     if e.time >= lo {
-                        acc[k].add(e);
+                        acc[k].add(&e);
                     }
                 }
             }
-        }
+        });
     }
 
     /// The (key index, window lower bound) pairs reading a kind code.
@@ -483,6 +456,35 @@ impl AggIndex {
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.n
+    }
+
+    /// Add a count of the events of kind `code` with a time in `lo..=as_of`;
+    /// returns its key index.
+    pub fn add_count(&mut self, code: u32, lo: i64) -> usize {
+        let a = self.n;
+        if let Some(ks) = self.by_kind.get_mut(code as usize) {
+            ks.push((a, lo));
+        }
+        self.used.push(true);
+        self.funcs.push(AggFunc::Count);
+        self.n += 1;
+        a
+    }
+
+    /// The function of each key.
+    pub fn funcs(&self) -> &[AggFunc] {
+        &self.funcs
+    }
+
+    /// True when key `a` is computed.
+    #[inline]
+    pub fn used(&self, a: usize) -> bool {
+        self.used.get(a).copied().unwrap_or(false)
+    }
+
+    /// Number of kind codes indexed.
+    pub fn kinds(&self) -> usize {
+        self.by_kind.len()
     }
 
     /// True when no aggregate is needed.
@@ -574,10 +576,7 @@ impl Snapshot {
             .map(|(name, ty, d)| d.map(|d| Column::build(ty, d, &name)).transpose())
             .collect::<CoreResult<Vec<_>>>()?;
         let events = match interactions {
-            None => Events {
-                offsets: vec![0; n + 1],
-                ..Default::default()
-            },
+            None => Events::empty(n),
             Some(it) => Self::build_events(it, &ids, sorted_prefix, &id_index, n)?,
         };
         Ok(Snapshot {
@@ -627,32 +626,8 @@ impl Snapshot {
             }
         }
         let kcodes: Vec<u32> = it.kind.iter().map(|k| kinds.intern(k)).collect();
-        let mut order: Vec<u32> = (0..m as u32).collect();
-        order.par_sort_by_key(|&i| (rows[i as usize], it.time[i as usize], i));
-        let mut offsets = vec![0u32; n + 1];
-        for &r in &rows {
-            offsets[r as usize + 1] += 1;
-        }
-        for i in 0..n {
-            offsets[i + 1] += offsets[i];
-        }
-        let events = order
-            .iter()
-            .map(|&i| {
-                let i = i as usize;
-                Event {
-                    kind: kcodes[i],
-                    time: it.time[i],
-                    amount: it.amount[i].unwrap_or(f64::NAN),
-                }
-            })
-            .collect();
-        Ok(Events {
-            kinds,
-            offsets,
-            events,
-            extra: HashMap::new(),
-        })
+        let amount: Vec<f64> = it.amount.iter().map(|a| a.unwrap_or(f64::NAN)).collect();
+        Ok(Events::build(kinds, n, &rows, &kcodes, &it.time, &amount))
     }
 
     /// A snapshot of the given rows only (sorted, distinct, in range), in that
@@ -676,7 +651,7 @@ impl Snapshot {
             out.resize(np, T::default());
             out
         }
-        let columns = self
+        let columns: Vec<Option<Column>> = self
             .columns
             .par_iter()
             .map(|c| {
@@ -719,30 +694,13 @@ impl Snapshot {
                 })
             })
             .collect();
-        let mut offsets = Vec::with_capacity(m + 1);
-        let mut events = Vec::new();
-        let mut extra = HashMap::new();
-        offsets.push(0u32);
-        for (i, &r) in rows.iter().enumerate() {
-            let (base, more) = self.events.of(r as usize);
-            events.extend_from_slice(base);
-            offsets.push(events.len() as u32);
-            if !more.is_empty() {
-                extra.insert(i, more.to_vec());
-            }
-        }
         Snapshot {
             ids: rows.iter().map(|&r| self.ids[r as usize]).collect(),
             id_index: HashMap::new(),
             sorted_prefix: 0,
             schema: self.schema.clone(),
             columns,
-            events: Events {
-                kinds: self.events.kinds.clone(),
-                offsets,
-                events,
-                extra,
-            },
+            events: self.events.gather(rows),
             padded: np,
             leaf_codes: LeafCodes::default(),
         }
@@ -797,8 +755,7 @@ impl Snapshot {
             c.grow(np);
             c.valid[row >> 6] &= !(1 << (row & 63));
         }
-        let last = *self.events.offsets.last().unwrap_or(&0);
-        self.events.offsets.push(last);
+        self.events.push_row();
         Ok(row)
     }
 
@@ -857,11 +814,14 @@ impl Snapshot {
     /// Append one interaction to a row; returns the kind's code.
     pub fn add_event(&mut self, row: usize, kind: &str, time: i64, amount: Option<f64>) -> u32 {
         let code = self.events.kinds.intern(kind);
-        self.events.extra.entry(row).or_default().push(Event {
-            kind: code,
-            time,
-            amount: amount.unwrap_or(f64::NAN),
-        });
+        self.events.push(
+            row,
+            Event {
+                kind: code,
+                time,
+                amount: amount.unwrap_or(f64::NAN),
+            },
+        );
         code
     }
 }

@@ -585,10 +585,10 @@ fn hostile_inputs() {
 
 #[test]
 fn clock_moves_match_full_runs() {
-    // Many rows, so that only a few hold a time near a window edge and the
-    // clock move takes the gathered (incremental) path; moves of a second,
-    // a day, backwards and across many days.
-    let n = 20_000usize;
+    // Many rows (over several event blocks), so that only a few hold a time
+    // near a window edge and the clock move takes the gathered (incremental)
+    // path; moves of a second, a day, backwards and across many days.
+    let n = 140_000usize;
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     let mut rnd = move |m: u64| {
         x ^= x << 13;
@@ -648,12 +648,32 @@ fn clock_moves_match_full_runs() {
     )
     .unwrap();
     let mut r = evaluate(&plan, &s, T0).unwrap();
-    // An interaction added by a single-contact update counts too.
-    let upd = RowUpdate {
-        values: vec![],
-        interactions: vec![("purchase".into(), T0 + DAY / 2, Some(500.0))],
-    };
-    update_contact(&plan, &mut s, &mut r, 17, &upd).unwrap();
+    // The bulk kernels (per-kind time windows) agree with single-row
+    // evaluation (per-row events) in every block.
+    for row in (0..n).step_by(211) {
+        for seg in 0..names.len() {
+            assert_eq!(
+                r.bitmaps[seg].contains(row as u32),
+                row_member(&plan, &s, row, seg, T0),
+                "row {row} segment {seg}"
+            );
+        }
+    }
+    // Interactions added by single-contact updates count too (in the first
+    // and the last block, and on a new contact).
+    for (id, t, a) in [
+        (17, T0 + DAY / 2, Some(500.0)),
+        (n as i64 - 3, T0 - 29 * DAY, Some(80.0)),
+        (n as i64 - 3, T0 - 10 * DAY, None),
+        (n as i64 + 5, T0 - DAY, Some(120.0)),
+    ] {
+        let upd = RowUpdate {
+            values: vec![],
+            interactions: vec![("purchase".into(), t, a)],
+        };
+        update_contact(&plan, &mut s, &mut r, id, &upd).unwrap();
+    }
+    assert_eq!(r, evaluate(&plan, &s, T0).unwrap());
     let mut t = T0;
     for step in [1, DAY, DAY, -DAY, 3 * DAY + 7, 45 * DAY, 0] {
         let next = advance_clock(&plan, &s, &r, t + step).unwrap();

@@ -1,0 +1,361 @@
+//! Interactions stored column by column, one index per kind: each kind's
+//! events are sorted by (block of [`EVENT_BLOCK`] rows, time), so a window
+//! aggregate reads only the events inside its window and the rows with an
+//! event near a window edge are found by binary search. A per-row index
+//! answers single-contact questions (updates, explanations, gathers).
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+use super::snapshot::Dict;
+
+/// Rows per event block (the evaluation block size).
+pub const EVENT_BLOCK: usize = 1 << 16;
+
+/// One interaction (kind code, epoch seconds, amount or NaN).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Event {
+    /// Kind code.
+    pub kind: u32,
+    /// Epoch seconds.
+    pub time: i64,
+    /// Amount (NaN: missing).
+    pub amount: f64,
+}
+
+/// The events of one kind, grouped by block; within a block sorted by
+/// (time, arrival), or (in a gathered snapshot) by (row, time).
+#[derive(Debug, Clone, Default)]
+pub struct KindEvents {
+    /// True when each block's events are in time order.
+    sorted: bool,
+    /// Start of each block's events (`nblocks + 1` entries).
+    block: Vec<u32>,
+    /// Times.
+    time: Vec<i64>,
+    /// Row within its block.
+    row: Vec<u16>,
+    /// Amounts (NaN: missing); empty when no event of the kind has one.
+    amount: Vec<f64>,
+}
+
+impl KindEvents {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.time.len()
+    }
+
+    /// True when the kind has no event.
+    pub fn is_empty(&self) -> bool {
+        self.time.is_empty()
+    }
+
+    /// The range of positions of block `b` whose time lies in `lo..=hi`
+    /// (when the block is not in time order: all of its positions, and the
+    /// caller tests each time).
+    #[inline]
+    pub fn window(&self, b: usize, lo: i64, hi: i64) -> std::ops::Range<usize> {
+        if b + 1 >= self.block.len() || lo > hi {
+            return 0..0;
+        }
+        let (a, z) = (self.block[b] as usize, self.block[b + 1] as usize);
+        if !self.sorted {
+            return a..z;
+        }
+        let t = &self.time[a..z];
+        let i0 = t.partition_point(|&x| x < lo);
+        let i1 = i0 + t[i0..].partition_point(|&x| x <= hi);
+        a + i0..a + i1
+    }
+
+    /// Time at a position.
+    #[inline]
+    pub fn time(&self, i: usize) -> i64 {
+        self.time[i]
+    }
+
+    /// Row within its block at a position.
+    #[inline]
+    pub fn row(&self, i: usize) -> usize {
+        self.row[i] as usize
+    }
+
+    /// Amount at a position (NaN: missing).
+    #[inline]
+    pub fn amount(&self, i: usize) -> f64 {
+        self.amount.get(i).copied().unwrap_or(f64::NAN)
+    }
+
+    /// Times, rows and amounts of a range (amounts empty when the kind has none).
+    #[inline]
+    pub fn slices(&self, r: std::ops::Range<usize>) -> (&[i64], &[u16], &[f64]) {
+        let am = if self.amount.is_empty() {
+            &[][..]
+        } else {
+            &self.amount[r.clone()]
+        };
+        (&self.time[r.clone()], &self.row[r], am)
+    }
+
+    fn bytes(&self) -> usize {
+        self.block.len() * 4 + self.time.len() * 8 + self.row.len() * 2 + self.amount.len() * 8
+    }
+}
+
+/// Interactions of a snapshot: per-kind indexes, a per-row index into them,
+/// and events appended by single-contact updates.
+#[derive(Debug, Clone, Default)]
+pub struct Events {
+    /// Kind dictionary.
+    pub kinds: Dict,
+    /// Events of each kind code.
+    by_kind: Vec<KindEvents>,
+    /// Global position of each kind's first event (`kinds + 1` entries).
+    kind_base: Vec<u32>,
+    /// Start of each row's entries in `row_pos` (`rows + 1` entries).
+    row_start: Vec<u32>,
+    /// Global positions of each row's events: kind by kind, each in time order.
+    row_pos: Vec<u32>,
+    /// Events appended after the build, by row, in arrival order.
+    extra: BTreeMap<u32, Vec<Event>>,
+}
+
+impl Events {
+    /// No events for `n` rows.
+    pub fn empty(n: usize) -> Events {
+        Events {
+            row_start: vec![0; n + 1],
+            kind_base: vec![0],
+            ..Default::default()
+        }
+    }
+
+    /// Build from parallel columns: row of each event (`< n`), kind code
+    /// (into `kinds`), time and amount (NaN: missing).
+    pub fn build(
+        kinds: Dict,
+        n: usize,
+        rows: &[u32],
+        kind: &[u32],
+        time: &[i64],
+        amount: &[f64],
+    ) -> Events {
+        let nk = kinds.values.len();
+        let nblocks = n.div_ceil(EVENT_BLOCK).max(1);
+        // Per kind, positions sorted by (block, time, arrival).
+        let mut per_kind: Vec<Vec<u32>> = vec![Vec::new(); nk];
+        for (i, &k) in kind.iter().enumerate() {
+            per_kind[k as usize].push(i as u32);
+        }
+        let by_kind: Vec<KindEvents> = per_kind
+            .into_par_iter()
+            .map(|mut idx| {
+                idx.par_sort_unstable_by_key(|&i| {
+                    let i = i as usize;
+                    (rows[i] as usize / EVENT_BLOCK, time[i], i)
+                });
+                let mut block = vec![0u32; nblocks + 1];
+                for &i in &idx {
+                    block[rows[i as usize] as usize / EVENT_BLOCK + 1] += 1;
+                }
+                for b in 0..nblocks {
+                    block[b + 1] += block[b];
+                }
+                let has_amount = idx.iter().any(|&i| !amount[i as usize].is_nan());
+                KindEvents {
+                    sorted: true,
+                    block,
+                    time: idx.iter().map(|&i| time[i as usize]).collect(),
+                    row: idx
+                        .iter()
+                        .map(|&i| (rows[i as usize] as usize % EVENT_BLOCK) as u16)
+                        .collect(),
+                    amount: if has_amount {
+                        idx.iter().map(|&i| amount[i as usize]).collect()
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
+            .collect();
+        Events::finish(kinds, n, by_kind)
+    }
+
+    /// Add the per-row index to per-kind indexes over `n` rows.
+    fn finish(kinds: Dict, n: usize, by_kind: Vec<KindEvents>) -> Events {
+        let nk = by_kind.len();
+        let nblocks = n.div_ceil(EVENT_BLOCK).max(1);
+        let m: usize = by_kind.iter().map(KindEvents::len).sum();
+        let mut row_start = vec![0u32; n + 1];
+        for ke in &by_kind {
+            for b in 0..nblocks.min(ke.block.len().saturating_sub(1)) {
+                for p in ke.block[b] as usize..ke.block[b + 1] as usize {
+                    row_start[b * EVENT_BLOCK + ke.row[p] as usize + 1] += 1;
+                }
+            }
+        }
+        for i in 0..n {
+            row_start[i + 1] += row_start[i];
+        }
+        let mut kind_base = vec![0u32; nk + 1];
+        for (k, ke) in by_kind.iter().enumerate() {
+            kind_base[k + 1] = kind_base[k] + ke.len() as u32;
+        }
+        let mut fill = row_start.clone();
+        let mut row_pos = vec![0u32; m];
+        for (k, ke) in by_kind.iter().enumerate() {
+            for b in 0..nblocks {
+                for p in ke.block[b] as usize..ke.block[b + 1] as usize {
+                    let r = b * EVENT_BLOCK + ke.row[p] as usize;
+                    row_pos[fill[r] as usize] = kind_base[k] + p as u32;
+                    fill[r] += 1;
+                }
+            }
+        }
+        Events {
+            kinds,
+            by_kind,
+            kind_base,
+            row_start,
+            row_pos,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.row_start.len().saturating_sub(1)
+    }
+
+    /// The index of a kind code (empty when the kind has no stored event).
+    #[inline]
+    pub fn kind(&self, code: u32) -> Option<&KindEvents> {
+        self.by_kind.get(code as usize)
+    }
+
+    /// Call `f` on each event of a row: stored ones kind by kind, each kind
+    /// in time order, then appended ones in arrival order.
+    #[inline]
+    pub fn for_each_of(&self, row: usize, mut f: impl FnMut(Event)) {
+        if let (Some(&a), Some(&b)) = (self.row_start.get(row), self.row_start.get(row + 1)) {
+            for &g in &self.row_pos[a as usize..b as usize] {
+                let k = self.kind_base.partition_point(|&x| x <= g) - 1;
+                let p = (g - self.kind_base[k]) as usize;
+                let ke = &self.by_kind[k];
+                f(Event {
+                    kind: k as u32,
+                    time: ke.time[p],
+                    amount: ke.amount(p),
+                });
+            }
+        }
+        if let Some(more) = self.extra.get(&(row as u32)) {
+            more.iter().for_each(|&e| f(e));
+        }
+    }
+
+    /// The events of a row, collected.
+    pub fn of(&self, row: usize) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.for_each_of(row, |e| out.push(e));
+        out
+    }
+
+    /// Events appended after the build to rows `start..end`, by row.
+    pub fn extra_in(
+        &self,
+        start: usize,
+        end: usize,
+    ) -> impl Iterator<Item = (usize, &[Event])> + '_ {
+        self.extra
+            .range(start as u32..end.min(u32::MAX as usize) as u32)
+            .map(|(&r, v)| (r as usize, v.as_slice()))
+    }
+
+    /// True when events were appended after the build.
+    pub fn has_extra(&self) -> bool {
+        !self.extra.is_empty()
+    }
+
+    /// Append an event to a row (any row index; rows past the build have
+    /// no stored events).
+    pub fn push(&mut self, row: usize, e: Event) {
+        self.extra.entry(row as u32).or_default().push(e);
+    }
+
+    /// Add an empty row at the end.
+    pub fn push_row(&mut self) {
+        let last = *self.row_start.last().unwrap_or(&0);
+        if self.row_start.is_empty() {
+            self.row_start.push(0);
+        }
+        self.row_start.push(last);
+    }
+
+    /// The events of the given rows (in range), in that order, as a new
+    /// index: row `i` of the result is row `rows[i]` here.
+    pub fn gather(&self, rows: &[u32]) -> Events {
+        let n = rows.len();
+        let nblocks = n.div_ceil(EVENT_BLOCK).max(1);
+        let nk = self.by_kind.len();
+        // Per kind, (time, new row, amount) in (new row, time) order ...
+        let mut per_kind: Vec<Vec<(i64, u32, f64)>> = vec![Vec::new(); nk];
+        let mut extra = BTreeMap::new();
+        for (i, &r) in rows.iter().enumerate() {
+            if let (Some(&a), Some(&b)) = (
+                self.row_start.get(r as usize),
+                self.row_start.get(r as usize + 1),
+            ) {
+                for &g in &self.row_pos[a as usize..b as usize] {
+                    let k = self.kind_base.partition_point(|&x| x <= g) - 1;
+                    let p = (g - self.kind_base[k]) as usize;
+                    let ke = &self.by_kind[k];
+                    per_kind[k].push((ke.time[p], i as u32, ke.amount(p)));
+                }
+            }
+            if let Some(more) = self.extra.get(&r) {
+                extra.insert(i as u32, more.clone());
+            }
+        }
+        // Rows ascend, so the events are grouped by block already (in
+        // (row, time) order within it: readers test each time).
+        let by_kind: Vec<KindEvents> = per_kind
+            .into_par_iter()
+            .zip(self.by_kind.par_iter())
+            .map(|(evs, src)| {
+                let mut block = vec![0u32; nblocks + 1];
+                for e in &evs {
+                    block[e.1 as usize / EVENT_BLOCK + 1] += 1;
+                }
+                for b in 0..nblocks {
+                    block[b + 1] += block[b];
+                }
+                KindEvents {
+                    sorted: false,
+                    block,
+                    time: evs.iter().map(|e| e.0).collect(),
+                    row: evs
+                        .iter()
+                        .map(|e| (e.1 as usize % EVENT_BLOCK) as u16)
+                        .collect(),
+                    amount: if src.amount.is_empty() {
+                        Vec::new()
+                    } else {
+                        evs.iter().map(|e| e.2).collect()
+                    },
+                }
+            })
+            .collect();
+        let mut ev = Events::finish(self.kinds.clone(), n, by_kind);
+        ev.extra = extra;
+        ev
+    }
+
+    /// Approximate heap bytes held.
+    pub fn bytes(&self) -> usize {
+        self.by_kind.iter().map(KindEvents::bytes).sum::<usize>()
+            + self.row_start.len() * 4
+            + self.row_pos.len() * 4
+    }
+}
