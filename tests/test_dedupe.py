@@ -77,6 +77,18 @@ def test_config_is_validated_with_the_field_named() -> None:
     assert cfg.engine_config()["blocking"][0] == ["last_name:phonetic", "postcode"]
 
 
+def test_every_transform_the_settings_accept_is_one_the_engine_knows() -> None:
+    from crmkit import _core
+    from crmkit.dedupe import _TRANSFORMS
+
+    assert "sorted" in _TRANSFORMS
+    for t in sorted(_TRANSFORMS):
+        cfg = parse_config({"blocking": [[f"last_name:{t}"]]})
+        _core.Matcher(cfg.engine_config())
+    for t in ("prefix3", "suffix4"):
+        _core.Matcher(parse_config({"blocking": [[f"email:{t}"]]}).engine_config())
+
+
 def test_match_keys_make_display_values_comparable() -> None:
     keys = match_keys(
         {

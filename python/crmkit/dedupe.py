@@ -52,7 +52,18 @@ MATCH_FIELDS: tuple[str, ...] = get_args(MatchField)
 """The contact fields the matcher compares."""
 
 _TRANSFORMS = frozenset(
-    {"exact", "phonetic", "initial", "year", "local", "domain", "nick", "nickinitial", "letters"}
+    {
+        "exact",
+        "phonetic",
+        "initial",
+        "year",
+        "local",
+        "domain",
+        "nick",
+        "nickinitial",
+        "letters",
+        "sorted",
+    }
 )
 _PART = re.compile(r"^([a-z_]+(?:\+[a-z_]+)*)(?::([a-z]+\d*))?$")
 
@@ -66,7 +77,7 @@ class DedupeConfig(BaseModel):
     Every setting is optional; the defaults suit contacts. ``blocking`` is a list
     of rules, each a list of ``field[+field][:transform]`` parts (transforms:
     ``exact``, ``prefixN``, ``suffixN``, ``phonetic``, ``initial``, ``year``, ``local``,
-    ``domain``, ``letters``, ``nick``, ``nickinitial``); pairs sharing every part of any rule
+    ``domain``, ``letters``, ``nick``, ``nickinitial``, ``sorted``); pairs sharing every part of any rule
     are compared.
     """
 
