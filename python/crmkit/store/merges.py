@@ -21,15 +21,13 @@ import msgspec
 
 from crmkit.errors import NotFoundError, StoreError
 from crmkit.records import CONTACT_FIELDS, MergeEvent
-from crmkit.store.sqlite import SQLiteStore, from_epoch
+from crmkit.store.sqlite import SQLiteStore, from_epoch, in_lists
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
 LINKED_TABLES: tuple[str, ...] = ("interactions", "consents", "memberships")
 """Tables whose ``contact_id`` moves to the survivor on a merge."""
-
-_CHUNK = 900
 
 
 class MergeSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,8 +68,7 @@ def contact_rows(store: SQLiteStore, ids: Sequence[int]) -> dict[int, dict[str, 
     names = _contact_columns(conn)
     out: dict[int, dict[str, Any]] = {}
     uniq = list(dict.fromkeys(ids))
-    for i in range(0, len(uniq), _CHUNK):
-        chunk = uniq[i : i + _CHUNK]
+    for chunk in in_lists(uniq):
         for row in conn.execute(
             f"SELECT * FROM contacts WHERE id IN ({_marks(len(chunk))})", tuple(chunk)
         ):

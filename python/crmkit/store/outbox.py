@@ -27,17 +27,14 @@ import socket
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from crmkit.errors import StoreError
-
-if TYPE_CHECKING:
-    from crmkit.store.sqlite import SQLiteStore
+from crmkit.store.sqlite import SQLiteStore, in_lists
 
 CLAIM_PREFIX = "claim:"
-_CHUNK = 10_000
 
 
 class OutboxRow(msgspec.Struct, kw_only=True):
@@ -127,8 +124,7 @@ def enqueue(store: SQLiteStore, rows: Sequence[tuple[Any, ...]]) -> int:
 def existing_keys(store: SQLiteStore, keys: Sequence[str]) -> set[str]:
     """The subset of ``keys`` already in the outbox."""
     out: set[str] = set()
-    for i in range(0, len(keys), _CHUNK):
-        chunk = keys[i : i + _CHUNK]
+    for chunk in in_lists(keys):
         marks = ",".join("?" * len(chunk))
         out.update(
             r[0]
@@ -271,8 +267,7 @@ def rows(
             for r in store.conn.execute(f"SELECT {_COLS} FROM deliveries{where}{tail}", args)
         ]
     out: list[OutboxRow] = []
-    for i in range(0, len(keys), _CHUNK):
-        chunk = list(keys[i : i + _CHUNK])
+    for chunk in in_lists(keys):
         marks = ",".join("?" * len(chunk))
         kw = f"{where} AND" if where else " WHERE"
         out.extend(
@@ -287,8 +282,7 @@ def rows(
 def by_provider_ids(store: SQLiteStore, provider_ids: Sequence[str]) -> dict[str, OutboxRow]:
     """Delivery rows by the provider's message id."""
     out: dict[str, OutboxRow] = {}
-    for i in range(0, len(provider_ids), _CHUNK):
-        chunk = list(provider_ids[i : i + _CHUNK])
+    for chunk in in_lists(provider_ids):
         marks = ",".join("?" * len(chunk))
         for r in store.conn.execute(
             f"SELECT {_COLS} FROM deliveries WHERE provider_id IN ({marks})", chunk
@@ -365,9 +359,7 @@ def suppressed(store: SQLiteStore, hashes: Sequence[str], *, scopes: Sequence[st
     out: set[str] = set()
     uniq = list(dict.fromkeys(hashes))
     smarks = ",".join("?" * len(scopes))
-    step = _CHUNK - len(scopes)
-    for i in range(0, len(uniq), step):
-        chunk = uniq[i : i + step]
+    for chunk in in_lists(uniq):
         marks = ",".join("?" * len(chunk))
         out.update(
             r[0]
