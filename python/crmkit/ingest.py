@@ -149,6 +149,11 @@ class Ingester:
             source=name, dry_run=dry_run, rejects_path=str(rejects) if rejects else None
         )
         self.region = kernel.settings.default_region
+        # The open commit group (see GROUP_ROWS) and the ids it upserted.
+        self._group = ExitStack()
+        self._group_rows = 0
+        self._group_started: float | None = None
+        self._upserted: tuple[list[int], list[int]] = ([], [])
 
     # -- the loop --------------------------------------------------------------
 
@@ -207,10 +212,6 @@ class Ingester:
     store's write lock for long."""
 
     def _loop(self, state: Mapping[str, Any] | None, state_key: str) -> None:
-        self._group = ExitStack()
-        self._group_rows = 0
-        self._group_started: float | None = None
-        self._upserted: tuple[list[int], list[int]] = ([], [])
         pending: Batch | None = None
         try:
             for item in self._items(state):
@@ -301,6 +302,7 @@ class Ingester:
 
     def _contacts(self, batch: Batch) -> tuple[list[int], list[int]]:
         from crmkit import _core
+        from crmkit.privacy import erased_rows
 
         n = len(batch)
         cols: dict[str, list[Any]] = {}
@@ -355,8 +357,6 @@ class Ingester:
                 'map one with columns = {"<header>" = "' + self.key + '"} or choose another key'
             )
         keys = cols[self.key]
-        from crmkit.privacy import erased_rows
-
         none: list[Any] = [None] * n
         for i, gone in enumerate(
             erased_rows(self.kernel, cols.get("email", none), cols.get("phone", none))
