@@ -234,6 +234,26 @@ class Snapshot:
     @property
     def ids(self) -> list[int]:
         """Contact ids in row order."""
+    @property
+    def schema(self) -> dict[str, str]:
+        """{field: type name} of the snapshot's columns."""
+    def save(self, path: str | os.PathLike[str], meta: str) -> None:
+        """Write to ``path`` with a ``meta`` text, atomically (temporary file, then rename)."""
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> tuple[Snapshot, str]:
+        """Read a file written by :meth:`save`: (snapshot, meta); InvalidInputError
+        when it is damaged or of another format version."""
+    def upsert(
+        self,
+        ids: Sequence[int],
+        columns: dict[str, Any],
+        interactions: dict[str, Any] | None = None,
+        *,
+        coerce: bool = False,
+    ) -> int:
+        """Bring the rows of ``ids`` (appended when new) up to date with ``columns``
+        (fields not given keep their values) and append ``interactions``; returns
+        the rows appended. After an error the snapshot must be rebuilt."""
 
 @final
 class SegmentResult:
@@ -269,6 +289,8 @@ class SegmentPlan:
     @property
     def names(self) -> list[str]:
         """Segment names in plan order."""
+    def fields(self) -> list[str]:
+        """The fields the plan's rules read, sorted."""
     def rules(self) -> dict[str, str]:
         """{segment: canonical rule text}."""
     def stats(self) -> tuple[int, int]:

@@ -138,6 +138,9 @@ def erase_contacts(kernel: Kernel, ids: Sequence[int], *, actor: str = "api") ->
             actor=actor,
             details={"contacts": out.contacts, "interactions": out.interactions},
         )
+    # The kept segment snapshot holds copies of contact fields: drop it now
+    # rather than at the next segment run.
+    kernel.segments.drop_snapshot()
     kernel.hooks.contacts_erased(kernel, family)
     return out
 

@@ -13,6 +13,8 @@ negates the evaluated clause.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -22,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from crmkit.errors import ConfigError, NotFoundError
+from crmkit.errors import ConfigError, InvalidInputError, NotFoundError
 from crmkit.records import Segment, SegmentChange
+from crmkit.store.base import ChangePosition
 
 if TYPE_CHECKING:
     from crmkit import _core
@@ -50,6 +53,29 @@ BUILTIN_SCHEMA: dict[str, str] = {
     "updated_at": "datetime",
 }
 """Fields every rule can use; custom and categorizer attributes are added from the store."""
+
+
+SNAPSHOT_FILE = "segments.snapshot"
+"""Name of the snapshot file kept beside the store (see :meth:`Segments.snapshot`)."""
+
+log = logging.getLogger("crmkit.segments")
+
+
+class _SnapshotMeta(msgspec.Struct, kw_only=True):
+    """What a kept snapshot file says about itself."""
+
+    store: str
+    position: ChangePosition
+
+
+def _events(inter: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """Store interaction columns as the engine's event columns."""
+    return {
+        "contact_id": inter.get("contact_id", []),
+        "kind": inter.get("kind", []),
+        "time": inter.get("occurred_at", []),
+        "amount": inter.get("amount", []),
+    }
 
 
 class RunResult(msgspec.Struct, kw_only=True):
@@ -115,34 +141,119 @@ class Segments:
         return out
 
     def snapshot(self, fields: Sequence[str] | None = None) -> _core.Snapshot:
-        """A columnar snapshot of live contacts and their interactions."""
+        """A columnar snapshot of live contacts and their interactions.
+
+        ``fields`` (default: every field of :meth:`schema`) are the columns
+        rules may read. With the ``snapshot_cache`` setting (on by default)
+        the snapshot is kept in a file beside the store and brought up to date
+        from the store's change log: only contacts written and interactions
+        added since the last run are read. The file is rebuilt when the log
+        cannot replay what happened (merges, erasures), when the schema
+        changed, or when it is damaged; it may hold more fields than asked.
+        """
+        schema = self.schema()
+        wanted = sorted(f for f in (fields if fields is not None else schema) if f in schema)
+        path = self.store.cache_path(SNAPSHOT_FILE) if self.kernel.settings.snapshot_cache else None
+        if path is not None and path.exists():
+            snap, held = self._refreshed(path, schema, wanted)
+            if snap is not None:
+                return snap
+            # Keep the fields the file held, so that runs asking for other
+            # fields do not rebuild it in turn.
+            wanted = sorted(set(wanted) | {f for f in held if f in schema})
+            self.drop_snapshot()
+        position = self.store.change_position()  # before the data it describes
+        snap = self._build(schema, wanted)
+        if path is not None:
+            self._save(snap, path, position)
+        return snap
+
+    def _build(self, schema: Mapping[str, str], wanted: Sequence[str]) -> _core.Snapshot:
         from crmkit import _core
 
-        schema = self.schema()
-        wanted = [f for f in (fields or schema) if f in schema]
-        stored = [f for f in wanted if f not in ("id", "email_domain", "created_at", "updated_at")]
+        ids, columns = self._columns(wanted, None)
+        inter = self.store.interaction_columns()
+        snap_schema = {f: schema[f] for f in wanted}
+        return _core.Snapshot(ids, columns, snap_schema, _events(inter), coerce=True)
+
+    def _columns(
+        self, wanted: Sequence[str], ids: Sequence[int] | None
+    ) -> tuple[list[int], dict[str, Any]]:
+        """Snapshot columns of live contacts (all, or those of ``ids``)."""
+        from crmkit import _core
+
+        stored = [f for f in wanted if f not in ("id", "email_domain")]
         if "email_domain" in wanted and "email" not in stored:
             stored.append("email")
-        ids, cols = self.store.contact_columns(stored)
+        got_ids, cols = self.store.contact_columns(stored, ids=ids)
         # Values are converted in Rust as the snapshot reads them (coerce=True):
         # no per-record Python work on this path.
         columns: dict[str, Any] = {}
         for f in wanted:
             if f == "id":
-                columns[f] = ids
+                columns[f] = got_ids
             elif f == "email_domain":
                 columns[f] = _core.email_domains(cols["email"])
-            elif f not in ("created_at", "updated_at"):
+            else:
                 columns[f] = cols[f]
-        inter = self.store.interaction_columns()
-        interactions = {
-            "contact_id": inter["contact_id"],
-            "kind": inter["kind"],
-            "time": inter["occurred_at"],
-            "amount": inter["amount"],
-        }
-        snap_schema = {f: schema[f] for f in columns}
-        return _core.Snapshot(ids, columns, snap_schema, interactions, coerce=True)
+        return got_ids, columns
+
+    def _refreshed(
+        self, path: Path, schema: Mapping[str, str], wanted: Sequence[str]
+    ) -> tuple[_core.Snapshot | None, list[str]]:
+        """The snapshot kept at ``path`` brought up to date, or None when it
+        must be rebuilt (the reason is logged, without any contact data); and
+        the fields the file held."""
+        from crmkit import _core
+
+        try:
+            snap, meta_text = _core.Snapshot.load(path)
+            meta = msgspec.json.decode(meta_text, type=_SnapshotMeta)
+        except (InvalidInputError, OSError, msgspec.DecodeError) as exc:
+            log.warning("segment snapshot %s is unusable (%s): rebuilding", path.name, exc)
+            return None, []
+        held = snap.schema
+        fields = sorted(held)
+        if meta.store != self.store.url or any(schema.get(f) != t for f, t in held.items()):
+            log.info("segment snapshot %s: the schema changed, rebuilding", path.name)
+            return None, fields
+        if not set(wanted) <= set(held):
+            log.info("segment snapshot %s: rules read new fields, rebuilding", path.name)
+            return None, fields
+        changes = self.store.changes_since(meta.position)
+        if changes is None:
+            log.info("segment snapshot %s: contacts were merged or removed, rebuilding", path.name)
+            return None, fields
+        n_new = len(changes.contact_ids) + len(changes.interactions.get("contact_id", ()))
+        if n_new * 4 > max(len(snap), 4096):
+            log.info("segment snapshot %s: most rows changed, rebuilding", path.name)
+            return None, fields
+        if changes.position == meta.position:
+            return snap, fields
+        try:
+            if n_new:
+                ids, columns = self._columns(fields, changes.contact_ids)
+                snap.upsert(ids, columns, _events(changes.interactions), coerce=True)
+        except InvalidInputError as exc:
+            log.warning("segment snapshot %s could not be updated (%s): rebuilding", path.name, exc)
+            return None, fields
+        self._save(snap, path, changes.position)
+        return snap, fields
+
+    def drop_snapshot(self) -> None:
+        """Delete the kept snapshot file, if any (the next run rebuilds it).
+        Erasing contacts calls this, so that no copy of their data is left."""
+        path = self.store.cache_path(SNAPSHOT_FILE)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _save(self, snap: _core.Snapshot, path: Path, position: ChangePosition) -> None:
+        meta = _SnapshotMeta(store=self.store.url, position=position)
+        try:
+            snap.save(path, msgspec.json.encode(meta).decode())
+        except (InvalidInputError, OSError) as exc:
+            log.warning("segment snapshot %s was not saved (%s)", path.name, exc)
 
     def _plan(self, segments: Sequence[tuple[str, str | dict[str, Any]]]) -> _core.SegmentPlan:
         from crmkit import _core
@@ -187,7 +298,7 @@ class Segments:
         if not defs:
             return RunResult(run_id=None, as_of=when, counts={}, entered={}, exited={}, seconds=0.0)
         plan = self._plan([(s.name, s.rule or "") for s in defs])
-        result = plan.evaluate(self.snapshot(), when)
+        result = plan.evaluate(self.snapshot(plan.fields()), when)
         changes: dict[str, tuple[list[int], list[int]]] = {}
         counts = result.counts()
         for name in result.names:
@@ -225,7 +336,7 @@ class Segments:
         ]
         plan = self._plan([*others, ("__preview__", rule)])
         # Only the new rule (and the segments it reads) is evaluated.
-        result = plan.evaluate(self.snapshot(), when, ["__preview__"])
+        result = plan.evaluate(self.snapshot(plan.fields()), when, ["__preview__"])
         members = result.members("__preview__")
         return {"count": len(members), "sample": members[:sample], "as_of": when}
 
@@ -239,7 +350,7 @@ class Segments:
         live = self.store.resolve_ids([contact_id]).get(contact_id, contact_id)
         plan = self._plan(defs)
         try:
-            return dict(plan.explain(self.snapshot(), live, segment, when))
+            return dict(plan.explain(self.snapshot(plan.fields()), live, segment, when))
         except Exception as exc:
             from crmkit.errors import CrmkitError
 

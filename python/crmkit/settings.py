@@ -46,6 +46,11 @@ class Settings(BaseModel):
         default="US", description="Region used to read phone numbers written without +country."
     )
     debug: bool = Field(default=False, description="Show tracebacks on errors.")
+    snapshot_cache: bool = Field(
+        default=True,
+        description="Keep the segment snapshot in a file beside the store and bring it up to "
+        "date from the store's change log, instead of rebuilding it on every run.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -41,6 +42,32 @@ class UpsertResult(msgspec.Struct, kw_only=True):
     updated: list[int] = msgspec.field(default_factory=list)
     ids: list[int | None] = msgspec.field(default_factory=list)
     """The contact id of each input row (``None`` for a row that was skipped)."""
+
+
+class ChangePosition(msgspec.Struct, kw_only=True, frozen=True):
+    """A point in a store's change log (see :meth:`Store.changes_since`)."""
+
+    generation: int = 0
+    """Bumped by every change the log cannot replay (a contact removed or
+    merged away, an interaction moved or removed): data derived at another
+    generation must be rebuilt."""
+    rev: int = 0
+    """The stamp of the latest contact write."""
+    interaction: int = 0
+    """The id of the latest interaction added."""
+
+
+class Changes(msgspec.Struct, kw_only=True):
+    """What changed between two points of a store's change log."""
+
+    position: ChangePosition
+    """Where the log stood when read: pass it to the next call."""
+    contact_ids: list[int] = msgspec.field(default_factory=list)
+    """Live contacts created or updated since (sorted); some may have changed
+    again after ``position``, so reading them gives data at least as new."""
+    interactions: dict[str, list[Any]] = msgspec.field(default_factory=dict)
+    """Interactions added since, up to ``position``, as the columns of
+    :meth:`Store.interaction_columns`."""
 
 
 class ContactQuery(msgspec.Struct, kw_only=True, frozen=True):
@@ -121,7 +148,23 @@ class Store(Protocol):
     def contact_columns(
         self, fields: Sequence[str], *, ids: Sequence[int] | None = None
     ) -> tuple[list[int], dict[str, list[Any]]]:
-        """Live contacts as columns: ids and one list per field (custom attributes too)."""
+        """Live contacts as columns: ids and one list per field (custom attributes
+        too; ``created_at`` and ``updated_at`` as epoch seconds)."""
+
+    def change_position(self) -> ChangePosition:
+        """Where the change log stands now."""
+
+    def changes_since(self, position: ChangePosition) -> Changes | None:
+        """Contacts written and interactions added since ``position``; ``None``
+        when the log cannot tell (the generation moved on): rebuild instead.
+
+        Read the position before the data it describes: data read after it is
+        at least as new, and the next call lists those contacts again."""
+
+    def cache_path(self, name: str) -> Path | None:
+        """A file beside the store for data derived from it that can always be
+        rebuilt (the segment snapshot), or ``None`` when the store has no
+        local folder."""
 
     def set_attributes(self, ids: Sequence[int], columns: Mapping[str, Sequence[Any]]) -> int:
         """Set attributes (built-in fields or custom) on contacts; returns rows changed."""

@@ -180,6 +180,26 @@ MIGRATIONS: list[list[str]] = [
     [
         "CREATE INDEX contacts_email_merged ON contacts(email) WHERE merged_into IS NOT NULL",
     ],
+    # 3: the change log that keeps derived data (the segment snapshot) up to
+    # date. Every contact write stamps the row with a new ``rev`` from meta;
+    # anything the log cannot replay (a row removed or merged away, an
+    # interaction moved or removed, a write that forgot its stamp) bumps the
+    # ``generation`` instead, which tells readers to rebuild.
+    [
+        "ALTER TABLE contacts ADD COLUMN rev INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS contacts_rev ON contacts(rev)",
+        "INSERT OR IGNORE INTO meta(key, value) VALUES ('rev', '0'), ('generation', '0')",
+        """CREATE TRIGGER contacts_unstamped_insert AFTER INSERT ON contacts
+            WHEN NEW.rev = 0 BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END""",
+        """CREATE TRIGGER contacts_unstamped_update AFTER UPDATE ON contacts
+            WHEN NEW.rev IS OLD.rev BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END""",
+        """CREATE TRIGGER contacts_removed AFTER DELETE ON contacts
+            BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END""",
+        """CREATE TRIGGER interactions_changed AFTER UPDATE ON interactions
+            BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END""",
+        """CREATE TRIGGER interactions_removed AFTER DELETE ON interactions
+            BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -188,6 +208,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 DEFERRABLE_INDEXES: dict[str, str] = {
     "contacts_phone": "CREATE INDEX IF NOT EXISTS contacts_phone ON contacts(phone)",
     "identities_contact": "CREATE INDEX IF NOT EXISTS identities_contact ON identities(contact_id)",
+    "contacts_rev": "CREATE INDEX IF NOT EXISTS contacts_rev ON contacts(rev)",
 }
 """Indexes a bulk load may drop and rebuild at its end: no upsert reads them,
 and building one over sorted data at the end is several times cheaper than

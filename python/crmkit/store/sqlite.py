@@ -26,7 +26,7 @@ from crmkit.records import (
     Interaction,
     Segment,
 )
-from crmkit.store.base import ContactQuery, UpsertResult
+from crmkit.store.base import ChangePosition, Changes, ContactQuery, UpsertResult
 from crmkit.store.schema import DEFERRABLE_INDEXES, MIGRATIONS, SCHEMA_VERSION
 
 _json_encode = msgspec.json.encode
@@ -271,6 +271,7 @@ class SQLiteStore:
         line_col: Sequence[int | None] = lines if lines is not None else [None] * n
 
         with self._write() as conn:
+            rev = self._stamp(conn)
             by_key = self._lookup(conn, key, [k for k in keys if k is not None], source)
             by_email: dict[str, int] = {}
             if key != "email" and emails is not None:
@@ -328,15 +329,15 @@ class SQLiteStore:
 
             ins_sql = (
                 f"INSERT INTO contacts(id, {', '.join(plain)}{', ' if plain else ''}tags, attrs, "
-                "source, source_file, source_line, created_at, updated_at) VALUES "
-                f"({', '.join('?' * (len(plain) + 8))})"
+                "source, source_file, source_line, created_at, updated_at, rev) VALUES "
+                f"({', '.join('?' * (len(plain) + 9))})"
             )
             sets = ", ".join(f"{f} = COALESCE(?, {f})" for f in plain)
             upd_sql = (
                 f"UPDATE contacts SET {sets}{', ' if plain else ''}"
                 "tags = COALESCE(?, tags), "
                 "attrs = CASE WHEN ?1 IS NULL THEN attrs ELSE json_patch(COALESCE(attrs, '{}'), ?1) END, "
-                "source = ?, source_file = ?, source_line = ?, updated_at = ? WHERE id = ?"
+                "source = ?, source_file = ?, source_line = ?, updated_at = ?, rev = ? WHERE id = ?"
             ).replace("?1", f"?{len(plain) + 2}")
             new_idx = [i for i in range(n) if is_new_row[i]]
             upd_idx = [i for i in range(n) if ids[i] is not None and not is_new_row[i]]
@@ -353,6 +354,7 @@ class SQLiteStore:
                 pick(line_col, new_idx),
                 repeat(now),
                 repeat(now),
+                repeat(rev),
             )
             upd_rows = zip(
                 *(pick(c, upd_idx) for c in value_cols),
@@ -360,6 +362,7 @@ class SQLiteStore:
                 repeat(file),
                 pick(line_col, upd_idx),
                 repeat(now),
+                repeat(rev),
                 pick(ids, upd_idx),
             )
             if new_idx:
@@ -540,6 +543,55 @@ class SQLiteStore:
             sql += " WHERE merged_into IS NULL"
         return int(self.conn.execute(sql).fetchone()[0])
 
+    def _stamp(self, conn: sqlite3.Connection) -> int:
+        """A new change-log stamp for the contact rows this write touches."""
+        (rev,) = conn.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'rev' RETURNING value"
+        ).fetchone()
+        return int(rev)
+
+    def change_position(self) -> ChangePosition:
+        with self._lock:
+            own = not self._depth
+            if own:
+                self.conn.execute("BEGIN")
+            try:
+                meta = dict(
+                    self.conn.execute(
+                        "SELECT key, value FROM meta WHERE key IN ('rev', 'generation')"
+                    ).fetchall()
+                )
+                (last,) = self.conn.execute(
+                    "SELECT COALESCE(MAX(id), 0) FROM interactions"
+                ).fetchone()
+            finally:
+                if own:
+                    self.conn.execute("COMMIT")
+        return ChangePosition(
+            generation=int(meta.get("generation", 0)), rev=int(meta.get("rev", 0)), interaction=last
+        )
+
+    def changes_since(self, position: ChangePosition) -> Changes | None:
+        now = self.change_position()
+        if now.generation != position.generation:
+            return None
+        ids = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM contacts WHERE rev > ? AND merged_into IS NULL ORDER BY id",
+                (position.rev,),
+            )
+        ]
+        inter = self._interaction_columns(
+            "i.id > ? AND i.id <= ?", [position.interaction, now.interaction]
+        )
+        return Changes(position=now, contact_ids=ids, interactions=inter)
+
+    def cache_path(self, name: str) -> Path | None:
+        if str(self.path) == ":memory:":
+            return None
+        return self.path.with_name(f"{self.path.name}-{name}")
+
     def contact_columns(
         self, fields: Sequence[str], *, ids: Sequence[int] | None = None
     ) -> tuple[list[int], dict[str, list[Any]]]:
@@ -549,7 +601,9 @@ class SQLiteStore:
     def _contact_columns(
         self, fields: Sequence[str], ids: Sequence[int] | None
     ) -> tuple[list[int], dict[str, list[Any]]]:
-        plain = [f for f in fields if f in _PLAIN or f in ("tags", "id")]
+        plain = [
+            f for f in fields if f in _PLAIN or f in ("tags", "id", "created_at", "updated_at")
+        ]
         custom = [f for f in fields if f not in plain]
         for f in custom:
             if not f.replace("_", "").isalnum():
@@ -592,10 +646,12 @@ class SQLiteStore:
         n = len(plain) + 1
         sql = (
             f"UPDATE contacts SET {sets}attrs = CASE WHEN ?{n} IS NULL THEN attrs "
-            f"ELSE json_patch(COALESCE(attrs, '{{}}'), ?{n}) END, updated_at = ?{n + 1} WHERE id = ?{n + 2}"
+            f"ELSE json_patch(COALESCE(attrs, '{{}}'), ?{n}) END, updated_at = ?{n + 1}, "
+            f"rev = ?{n + 3} WHERE id = ?{n + 2}"
         )
         with self._write() as conn:
-            conn.executemany(sql, rows)
+            rev = self._stamp(conn)
+            conn.executemany(sql, ((*r, rev) for r in rows))
         return len(rows)
 
     def declare_attributes(self, types: Mapping[str, AttributeType], *, source: str) -> None:
@@ -756,14 +812,15 @@ class SQLiteStore:
         return int(self.conn.execute("SELECT COUNT(*) FROM interactions").fetchone()[0])
 
     def interaction_columns(self, *, kinds: Sequence[str] | None = None) -> dict[str, list[Any]]:
+        if kinds:
+            return self._interaction_columns(f"i.kind IN ({','.join('?' * len(kinds))})", kinds)
+        return self._interaction_columns("1", [])
+
+    def _interaction_columns(self, where: str, args: Sequence[Any]) -> dict[str, list[Any]]:
         sql = (
             "SELECT i.contact_id, i.kind, i.occurred_at, i.amount FROM interactions i "
-            "JOIN contacts c ON c.id = i.contact_id WHERE c.merged_into IS NULL"
+            f"JOIN contacts c ON c.id = i.contact_id WHERE c.merged_into IS NULL AND {where}"
         )
-        args: list[Any] = []
-        if kinds:
-            sql += f" AND i.kind IN ({','.join('?' * len(kinds))})"
-            args.extend(kinds)
         with collector_paused():
             rows = self.conn.execute(
                 sql + " ORDER BY i.contact_id, i.occurred_at, i.id", args

@@ -137,6 +137,33 @@ class StoreConformance:
         assert ids == sorted(i for i in r.ids if i is not None)
         assert cols["plan"] == [None, "pro", None, "pro", None, "pro"]
 
+    def test_change_log_lists_what_changed(self, store: Store) -> None:
+        start = store.change_position()
+        r = store.upsert_contacts(_contacts(3), key="email", source="t")
+        ids = sorted(i for i in r.ids if i is not None)
+        c1 = store.changes_since(start)
+        assert c1 is not None and c1.contact_ids == ids
+        assert c1.position != start
+        store.set_attributes([ids[1]], {"city": ["Paris"]})
+        store.add_interactions(
+            {
+                "contact_id": [ids[2]],
+                "kind": ["purchase"],
+                "occurred_at": [datetime(2026, 1, 1, tzinfo=UTC)],
+                "key": ["cl-1"],
+            },
+            source="t",
+        )
+        c2 = store.changes_since(c1.position)
+        assert c2 is not None and c2.contact_ids == [ids[1]]
+        assert c2.interactions["contact_id"] == [ids[2]]
+        c3 = store.changes_since(c2.position)
+        assert c3 is not None and c3.position == c2.position
+        assert c3.contact_ids == [] and c3.interactions["contact_id"] == []
+        # Created and updated times are readable columns.
+        _, cols = store.contact_columns(["created_at", "updated_at"], ids=ids)
+        assert all(isinstance(v, int) for v in cols["created_at"] + cols["updated_at"])
+
     def test_attribute_types(self, store: Store) -> None:
         store.declare_attributes({"score": "integer"}, source="t")
         assert store.attribute_types()["score"] == "integer"

@@ -2,6 +2,7 @@
 //! language, the JSON tree schema, the NULL rule and time windows).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crmkit_core::segments::ast::{Expr, Json};
@@ -365,6 +366,55 @@ fn value_from(py: Python<'_>, name: &str, ty: FieldType, v: &Bound<'_, PyAny>) -
     })
 }
 
+/// Column lists by field name, checked against `schema` (see `Snapshot.__new__`).
+fn columns_from(
+    py: Python<'_>,
+    schema: &Schema,
+    columns: &Bound<'_, PyDict>,
+    coerce: bool,
+) -> PyResult<HashMap<String, ColumnData>> {
+    let mut data = HashMap::with_capacity(columns.len());
+    for (k, v) in columns.iter() {
+        let name: String = k.extract()?;
+        let Some((_, ty)) = schema.get(&name) else {
+            return Err(invalid(py, format!("column '{name}' is not in the schema")));
+        };
+        let col = if coerce {
+            column_coerced(py, &name, ty, &v)?
+        } else {
+            column_from(py, &name, ty, &v)?
+        };
+        data.insert(name, col);
+    }
+    Ok(data)
+}
+
+/// Interactions from parallel lists `contact_id`, `kind`, `time` and optional `amount`.
+fn interactions_from(
+    py: Python<'_>,
+    interactions: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Option<Interactions>> {
+    let Some(d) = interactions else {
+        return Ok(None);
+    };
+    let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+        d.get_item(k)?
+            .ok_or_else(|| invalid(py, format!("interactions need a '{k}' list")))
+    };
+    let contact: Vec<i64> = get("contact_id")?.extract()?;
+    let n = contact.len();
+    let amount: Vec<Option<f64>> = match d.get_item("amount")? {
+        Some(a) if !a.is_none() => a.extract()?,
+        _ => vec![None; n],
+    };
+    Ok(Some(Interactions {
+        contact,
+        kind: get("kind")?.extract()?,
+        time: get("time")?.extract()?,
+        amount,
+    }))
+}
+
 /// A columnar snapshot of contacts and their interactions.
 #[pyclass(module = "crmkit._core")]
 pub struct Snapshot {
@@ -390,46 +440,60 @@ impl Snapshot {
         coerce: bool,
     ) -> PyResult<Self> {
         let schema = schema_from(py, schema)?;
-        let mut data = HashMap::with_capacity(columns.len());
-        for (k, v) in columns.iter() {
-            let name: String = k.extract()?;
-            let Some((_, ty)) = schema.get(&name) else {
-                return Err(invalid(py, format!("column '{name}' is not in the schema")));
-            };
-            let col = if coerce {
-                column_coerced(py, &name, ty, &v)?
-            } else {
-                column_from(py, &name, ty, &v)?
-            };
-            data.insert(name.clone(), col);
-        }
-        let inter = match interactions {
-            None => None,
-            Some(d) => {
-                let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
-                    d.get_item(k)?
-                        .ok_or_else(|| invalid(py, format!("interactions need a '{k}' list")))
-                };
-                let contact: Vec<i64> = get("contact_id")?.extract()?;
-                let n = contact.len();
-                let amount: Vec<Option<f64>> = match d.get_item("amount")? {
-                    Some(a) if !a.is_none() => a.extract()?,
-                    _ => vec![None; n],
-                };
-                Some(Interactions {
-                    contact,
-                    kind: get("kind")?.extract()?,
-                    time: get("time")?.extract()?,
-                    amount,
-                })
-            }
-        };
+        let data = columns_from(py, &schema, columns, coerce)?;
+        let inter = interactions_from(py, interactions)?;
         let inner = detach(py, move || CoreSnapshot::new(ids, schema, data, inter))?;
         Ok(Snapshot { inner })
     }
 
     fn __len__(&self) -> usize {
         self.inner.len()
+    }
+
+    /// The field names and types of the snapshot ({field: type name}).
+    #[getter]
+    fn schema(&self) -> HashMap<String, String> {
+        self.inner
+            .schema
+            .fields()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.name().to_string()))
+            .collect()
+    }
+
+    /// Write the snapshot to `path` with a `meta` text, atomically (a
+    /// temporary file renamed over `path`).
+    fn save(&self, py: Python<'_>, path: PathBuf, meta: &str) -> PyResult<()> {
+        let inner = &self.inner;
+        detach(py, move || inner.save(&path, meta))
+    }
+
+    /// Read a snapshot written by `save`: (snapshot, meta). A damaged file,
+    /// or one of another format version, raises InvalidInputError.
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<(Snapshot, String)> {
+        let (inner, meta) = detach(py, move || CoreSnapshot::load(&path))?;
+        Ok((Snapshot { inner }, meta))
+    }
+
+    /// Bring rows up to date in place: each of `ids` (appended when new)
+    /// takes the values of `columns` (as in the constructor; fields not
+    /// given keep their values) and `interactions` are appended to their
+    /// contacts. Returns how many rows were appended. On error the snapshot
+    /// must be dropped and rebuilt.
+    #[pyo3(signature = (ids, columns, interactions = None, *, coerce = false))]
+    fn upsert(
+        &mut self,
+        py: Python<'_>,
+        ids: Vec<i64>,
+        columns: &Bound<'_, PyDict>,
+        interactions: Option<&Bound<'_, PyDict>>,
+        coerce: bool,
+    ) -> PyResult<usize> {
+        let data = columns_from(py, &self.inner.schema, columns, coerce)?;
+        let inter = interactions_from(py, interactions)?;
+        let inner = &mut self.inner;
+        detach(py, move || inner.upsert(&ids, data, inter))
     }
 
     /// Contact ids, in row order.
@@ -586,6 +650,19 @@ impl SegmentPlan {
     #[getter]
     fn names(&self) -> Vec<String> {
         self.plan.names.clone()
+    }
+
+    /// The fields the plan's rules read, sorted.
+    fn fields(&self) -> Vec<String> {
+        let names = self.plan.schema.fields();
+        let mut out: Vec<String> = self
+            .plan
+            .col_segments
+            .keys()
+            .map(|&c| names[c].0.clone())
+            .collect();
+        out.sort();
+        out
     }
 
     /// {segment: canonical rule text}.

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
+use super::codec::{Reader, Writer};
 use super::snapshot::Dict;
+use crate::CoreResult;
 
 /// Rows per event block (the evaluation block size).
 pub const EVENT_BLOCK: usize = 1 << 16;
@@ -350,6 +352,153 @@ impl Events {
         let mut ev = Events::finish(self.kinds.clone(), n, by_kind);
         ev.extra = extra;
         ev
+    }
+
+    /// Number of events in the per-kind indexes (appended ones not counted).
+    pub fn indexed_len(&self) -> usize {
+        self.row_pos.len()
+    }
+
+    /// Number of events appended after the build.
+    pub fn extra_len(&self) -> usize {
+        self.extra.values().map(Vec::len).sum()
+    }
+
+    /// The same events as one freshly built index: appended events join
+    /// the per-kind indexes (each row's events keep their order).
+    pub fn compacted(&self) -> Events {
+        let n = self.rows();
+        let m = self.row_pos.len() + self.extra_len();
+        let (mut rows, mut kind, mut time, mut amount) = (
+            Vec::with_capacity(m),
+            Vec::with_capacity(m),
+            Vec::with_capacity(m),
+            Vec::with_capacity(m),
+        );
+        for r in 0..n {
+            self.for_each_of(r, |e| {
+                rows.push(r as u32);
+                kind.push(e.kind);
+                time.push(e.time);
+                amount.push(e.amount);
+            });
+        }
+        Events::build(self.kinds.clone(), n, &rows, &kind, &time, &amount)
+    }
+
+    /// Write the index (appended events as flat columns).
+    pub(crate) fn encode(&self, w: &mut Writer<'_>) -> CoreResult<()> {
+        w.strs(&self.kinds.values)?;
+        w.u64(self.by_kind.len() as u64)?;
+        for ke in &self.by_kind {
+            w.u8(ke.sorted as u8)?;
+            w.slice(&ke.block)?;
+            w.slice(&ke.time)?;
+            w.slice(&ke.row)?;
+            w.slice(&ke.amount)?;
+        }
+        w.slice(&self.kind_base)?;
+        w.slice(&self.row_start)?;
+        w.slice(&self.row_pos)?;
+        let (mut rows, mut kind, mut time, mut amount) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (&r, evs) in &self.extra {
+            for e in evs {
+                rows.push(r);
+                kind.push(e.kind);
+                time.push(e.time);
+                amount.push(e.amount);
+            }
+        }
+        w.slice(&rows)?;
+        w.slice(&kind)?;
+        w.slice(&time)?;
+        w.slice(&amount)
+    }
+
+    /// Read an index written by [`Events::encode`] for `n` rows, checking
+    /// that every position and code in it is in range.
+    pub(crate) fn decode(r: &mut Reader<'_>, n: usize) -> CoreResult<Events> {
+        let kinds = Dict::from_values(r.strs()?).ok_or_else(|| r.damaged("kind dictionary"))?;
+        let nk = r.u64()? as usize;
+        if nk > kinds.values.len() {
+            return Err(r.damaged("kind count"));
+        }
+        let nblocks = n.div_ceil(EVENT_BLOCK).max(1);
+        let mut by_kind = Vec::with_capacity(nk);
+        for _ in 0..nk {
+            let sorted = r.u8()? != 0;
+            let block: Vec<u32> = r.vec()?;
+            let time: Vec<i64> = r.vec()?;
+            let row: Vec<u16> = r.vec()?;
+            let amount: Vec<f64> = r.vec()?;
+            let ok = block.len() == nblocks + 1
+                && block[0] == 0
+                && block.windows(2).all(|w| w[0] <= w[1])
+                && block[nblocks] as usize == time.len()
+                && row.len() == time.len()
+                && (amount.is_empty() || amount.len() == time.len())
+                && (0..nblocks).all(|b| {
+                    row[block[b] as usize..block[b + 1] as usize]
+                        .iter()
+                        .all(|&x| b * EVENT_BLOCK + (x as usize) < n)
+                });
+            if !ok {
+                return Err(r.damaged("event index"));
+            }
+            by_kind.push(KindEvents {
+                sorted,
+                block,
+                time,
+                row,
+                amount,
+            });
+        }
+        let kind_base: Vec<u32> = r.vec()?;
+        let row_start: Vec<u32> = r.vec()?;
+        let row_pos: Vec<u32> = r.vec()?;
+        let m = row_pos.len();
+        let ok = kind_base.len() == nk + 1
+            && kind_base[0] == 0
+            && by_kind
+                .iter()
+                .enumerate()
+                .all(|(k, ke)| kind_base[k + 1] as usize == kind_base[k] as usize + ke.len())
+            && kind_base[nk] as usize == m
+            && row_start.len() == n + 1
+            && row_start[0] == 0
+            && row_start.windows(2).all(|w| w[0] <= w[1])
+            && row_start[n] as usize == m
+            && row_pos.iter().all(|&g| (g as usize) < m);
+        if !ok {
+            return Err(r.damaged("event row index"));
+        }
+        let rows: Vec<u32> = r.vec()?;
+        let kind: Vec<u32> = r.vec()?;
+        let time: Vec<i64> = r.vec()?;
+        let amount: Vec<f64> = r.vec()?;
+        if kind.len() != rows.len() || time.len() != rows.len() || amount.len() != rows.len() {
+            return Err(r.damaged("appended events"));
+        }
+        let mut extra: BTreeMap<u32, Vec<Event>> = BTreeMap::new();
+        for i in 0..rows.len() {
+            if rows[i] as usize >= n || kind[i] as usize >= kinds.values.len() {
+                return Err(r.damaged("appended events"));
+            }
+            extra.entry(rows[i]).or_default().push(Event {
+                kind: kind[i],
+                time: time[i],
+                amount: amount[i],
+            });
+        }
+        Ok(Events {
+            kinds,
+            by_kind,
+            kind_base,
+            row_start,
+            row_pos,
+            extra,
+        })
     }
 
     /// Approximate heap bytes held.

@@ -75,6 +75,7 @@
 //! changed, explains one contact, and labels contacts with exclusive segment sets.
 
 pub mod ast;
+mod codec;
 pub mod compile;
 pub mod eval;
 pub mod events;

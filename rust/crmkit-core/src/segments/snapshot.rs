@@ -3,6 +3,7 @@
 //! and each contact's interactions, with per-contact aggregates.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -10,6 +11,7 @@ use rayon::prelude::*;
 use crate::{CoreError, CoreResult};
 
 use super::ast::AggFunc;
+use super::codec::{Reader, Writer};
 pub use super::events::{Event, Events};
 use super::typecheck::AggKey;
 use super::{FieldType, Schema, DAY};
@@ -31,6 +33,18 @@ pub enum ColumnData {
 }
 
 impl ColumnData {
+    /// The value at row `i` (in range).
+    fn value(&self, i: usize) -> Value {
+        let v = match self {
+            ColumnData::Str(v) => v[i].clone().map(Value::Str),
+            ColumnData::Int(v) => v[i].map(Value::Int),
+            ColumnData::Float(v) => v[i].map(Value::Float),
+            ColumnData::Bool(v) => v[i].map(Value::Bool),
+            ColumnData::List(v) => v[i].clone().map(Value::List),
+        };
+        v.unwrap_or(Value::Null)
+    }
+
     fn len(&self) -> usize {
         match self {
             ColumnData::Str(v) => v.len(),
@@ -94,6 +108,26 @@ impl Dict {
         index.insert_unique(h, c, |&c| hasher.hash_one(values[c as usize].as_str()));
         c
     }
+    /// A dictionary of distinct strings, coded in order (None on a repeat).
+    pub fn from_values(values: Vec<String>) -> Option<Dict> {
+        let hasher = ahash::RandomState::default();
+        let mut index = hashbrown::HashTable::with_capacity(values.len());
+        for (c, v) in values.iter().enumerate() {
+            let h = hasher.hash_one(v.as_str());
+            if index.find(h, |&o: &u32| values[o as usize] == *v).is_some() {
+                return None;
+            }
+            index.insert_unique(h, c as u32, |&o| {
+                hasher.hash_one(values[o as usize].as_str())
+            });
+        }
+        Some(Dict {
+            values,
+            index,
+            hasher,
+        })
+    }
+
     /// The code of `s`, if present.
     pub fn code(&self, s: &str) -> Option<u32> {
         let h = self.hasher.hash_one(s);
@@ -155,6 +189,23 @@ fn set_bit(words: &mut [u64], i: usize, v: bool) {
     } else {
         words[i >> 6] &= !(1 << (i & 63));
     }
+}
+
+/// Ids in increasing order (the usual case: the store sorts them) are found
+/// by binary search; only the rest go into a hash map. Returns the length of
+/// the sorted prefix and the map; a repeated id is an error.
+fn index_ids(ids: &[i64]) -> CoreResult<(usize, HashMap<i64, usize>)> {
+    let n = ids.len();
+    let sorted_prefix = (1 + ids.windows(2).take_while(|w| w[0] < w[1]).count()).min(n);
+    let mut id_index = HashMap::new();
+    for (i, id) in ids.iter().enumerate().skip(sorted_prefix) {
+        if ids[..sorted_prefix].binary_search(id).is_ok() || id_index.insert(*id, i).is_some() {
+            return Err(CoreError::InvalidInput(format!(
+                "duplicate contact id at row {i}"
+            )));
+        }
+    }
+    Ok((sorted_prefix, id_index))
 }
 
 fn padded(n: usize) -> usize {
@@ -540,17 +591,7 @@ impl Snapshot {
                 "too many contacts for one snapshot".into(),
             ));
         }
-        // Ids in increasing order (the usual case: the store sorts them) are
-        // found by binary search; only the rest go into a hash map.
-        let sorted_prefix = (1 + ids.windows(2).take_while(|w| w[0] < w[1]).count()).min(n);
-        let mut id_index = HashMap::new();
-        for (i, id) in ids.iter().enumerate().skip(sorted_prefix) {
-            if ids[..sorted_prefix].binary_search(id).is_ok() || id_index.insert(*id, i).is_some() {
-                return Err(CoreError::InvalidInput(format!(
-                    "duplicate contact id at row {i}"
-                )));
-            }
-        }
+        let (sorted_prefix, id_index) = index_ids(&ids)?;
         for name in data.keys() {
             if schema.get(name).is_none() {
                 return Err(CoreError::InvalidInput(format!(
@@ -823,5 +864,302 @@ impl Snapshot {
             },
         );
         code
+    }
+}
+
+/// The first bytes of a snapshot file (the number is the format version).
+const MAGIC: &[u8; 8] = b"CRMKSNP1";
+
+fn type_code(ty: FieldType) -> u8 {
+    match ty {
+        FieldType::String => 0,
+        FieldType::Integer => 1,
+        FieldType::Number => 2,
+        FieldType::Boolean => 3,
+        FieldType::Date => 4,
+        FieldType::Datetime => 5,
+        FieldType::List => 6,
+    }
+}
+
+fn type_of(code: u8) -> Option<FieldType> {
+    Some(match code {
+        0 => FieldType::String,
+        1 => FieldType::Integer,
+        2 => FieldType::Number,
+        3 => FieldType::Boolean,
+        4 => FieldType::Date,
+        5 => FieldType::Datetime,
+        6 => FieldType::List,
+        _ => return None,
+    })
+}
+
+impl Column {
+    fn encode(&self, w: &mut Writer<'_>) -> CoreResult<()> {
+        w.u8(type_code(self.ty))?;
+        w.slice(&self.valid)?;
+        match &self.store {
+            Store::Str { codes, dict } => {
+                w.u8(0)?;
+                w.strs(&dict.values)?;
+                w.slice(codes)
+            }
+            Store::Int(v) => {
+                w.u8(1)?;
+                w.slice(v)
+            }
+            Store::Float(v) => {
+                w.u8(2)?;
+                w.slice(v)
+            }
+            Store::Bool(v) => {
+                w.u8(3)?;
+                w.slice(v)
+            }
+            Store::List {
+                start,
+                len,
+                codes,
+                dict,
+            } => {
+                w.u8(4)?;
+                w.strs(&dict.values)?;
+                w.slice(start)?;
+                w.slice(len)?;
+                w.slice(codes)
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>, ty: FieldType, n: usize) -> CoreResult<Column> {
+        let np = padded(n);
+        if type_of(r.u8()?) != Some(ty) {
+            return Err(r.damaged("column type"));
+        }
+        let valid: Vec<u64> = r.vec()?;
+        let dict = |r: &mut Reader<'_>| -> CoreResult<Dict> {
+            Dict::from_values(r.strs()?).ok_or_else(|| r.damaged("dictionary"))
+        };
+        let in_dict =
+            |codes: &[u32], d: &Dict| codes.iter().all(|&c| (c as usize) < d.values.len().max(1));
+        let store = match (r.u8()?, ty) {
+            (0, FieldType::String) => {
+                let d = dict(r)?;
+                let codes: Vec<u32> = r.vec()?;
+                if codes.len() != np || !in_dict(&codes, &d) {
+                    return Err(r.damaged("string column"));
+                }
+                Store::Str {
+                    codes,
+                    dict: Arc::new(d),
+                }
+            }
+            (1, FieldType::Integer | FieldType::Date | FieldType::Datetime) => {
+                let v: Vec<i64> = r.vec()?;
+                if v.len() != np {
+                    return Err(r.damaged("integer column"));
+                }
+                Store::Int(v)
+            }
+            (2, FieldType::Number) => {
+                let v: Vec<f64> = r.vec()?;
+                if v.len() != np {
+                    return Err(r.damaged("number column"));
+                }
+                Store::Float(v)
+            }
+            (3, FieldType::Boolean) => {
+                let v: Vec<u64> = r.vec()?;
+                if v.len() != np / 64 {
+                    return Err(r.damaged("boolean column"));
+                }
+                Store::Bool(v)
+            }
+            (4, FieldType::List) => {
+                let d = dict(r)?;
+                let start: Vec<u32> = r.vec()?;
+                let len: Vec<u32> = r.vec()?;
+                let codes: Vec<u32> = r.vec()?;
+                let ok = start.len() == np
+                    && len.len() == np
+                    && in_dict(&codes, &d)
+                    && start
+                        .iter()
+                        .zip(&len)
+                        .all(|(&a, &l)| a as usize + l as usize <= codes.len());
+                if !ok {
+                    return Err(r.damaged("list column"));
+                }
+                Store::List {
+                    start,
+                    len,
+                    codes,
+                    dict: Arc::new(d),
+                }
+            }
+            _ => return Err(r.damaged("column storage")),
+        };
+        if valid.len() != np / 64 {
+            return Err(r.damaged("null mask"));
+        }
+        Ok(Column { ty, store, valid })
+    }
+}
+
+impl Snapshot {
+    /// Write the snapshot to `path` with the caller's `meta` text (for
+    /// example where in the store's change log it stands). The file is
+    /// written beside `path` under a temporary name and renamed over it, so a
+    /// reader finds the old file or the new one, never part of one.
+    pub fn save(&self, path: &Path, meta: &str) -> CoreResult<()> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let written = (|| {
+            let mut w = Writer::create(&tmp, MAGIC)?;
+            w.str(meta)?;
+            w.u64(self.schema.len() as u64)?;
+            for (name, ty) in self.schema.fields() {
+                w.str(name)?;
+                w.u8(type_code(*ty))?;
+            }
+            w.slice(&self.ids)?;
+            for c in &self.columns {
+                match c {
+                    None => w.u8(0)?,
+                    Some(c) => {
+                        w.u8(1)?;
+                        c.encode(&mut w)?;
+                    }
+                }
+            }
+            self.events.encode(&mut w)?;
+            w.finish()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            CoreError::InvalidInput(format!("snapshot file {}: {e}", path.display()))
+        })
+    }
+
+    /// Read a snapshot written by [`Snapshot::save`], with its meta text. A
+    /// file that is damaged, truncated or of another format version is an
+    /// error (the caller rebuilds the snapshot).
+    pub fn load(path: &Path) -> CoreResult<(Snapshot, String)> {
+        let mut r = Reader::open(path, MAGIC)?;
+        let meta = r.str()?;
+        let nf = r.u64()? as usize;
+        let mut fields = Vec::with_capacity(nf.min(1 << 16));
+        for _ in 0..nf {
+            let name = r.str()?;
+            let ty = type_of(r.u8()?).ok_or_else(|| r.damaged("field type"))?;
+            fields.push((name, ty));
+        }
+        let schema = Schema::new(fields).map_err(|_| r.damaged("schema"))?;
+        let ids: Vec<i64> = r.vec()?;
+        let n = ids.len();
+        if n >= u32::MAX as usize {
+            return Err(r.damaged("row count"));
+        }
+        let mut columns = Vec::with_capacity(schema.len());
+        for (_, ty) in schema.fields() {
+            columns.push(match r.u8()? {
+                0 => None,
+                1 => Some(Column::decode(&mut r, *ty, n)?),
+                _ => return Err(r.damaged("column marker")),
+            });
+        }
+        let events = Events::decode(&mut r, n)?;
+        r.finish()?;
+        let (sorted_prefix, id_index) = index_ids(&ids)?;
+        Ok((
+            Snapshot {
+                ids,
+                id_index,
+                sorted_prefix,
+                schema,
+                columns,
+                events,
+                padded: padded(n),
+                leaf_codes: LeafCodes::default(),
+            },
+            meta,
+        ))
+    }
+
+    /// Bring rows up to date in place: each id's row (appended when the id
+    /// is new) takes the values of the given columns (one value per id;
+    /// columns not given keep their values), and each interaction is
+    /// appended to its contact's row. Returns how many rows were appended.
+    ///
+    /// Errors (a column not in the schema or of the wrong type or length, an
+    /// interaction of a contact not in the snapshot) leave the snapshot in an
+    /// unspecified but safe state: the caller drops it and rebuilds.
+    pub fn upsert(
+        &mut self,
+        ids: &[i64],
+        data: HashMap<String, ColumnData>,
+        interactions: Option<Interactions>,
+    ) -> CoreResult<usize> {
+        for (name, d) in &data {
+            if self.schema.get(name).is_none() {
+                return Err(CoreError::InvalidInput(format!(
+                    "column '{name}' is not in the schema"
+                )));
+            }
+            if d.len() != ids.len() {
+                return Err(CoreError::InvalidInput(format!(
+                    "column '{name}' has {} values for {} contacts",
+                    d.len(),
+                    ids.len()
+                )));
+            }
+        }
+        let mut added = 0;
+        let mut rows = Vec::with_capacity(ids.len());
+        for &id in ids {
+            rows.push(match self.row_of(id) {
+                Some(r) => r,
+                None => {
+                    added += 1;
+                    self.push_contact(id)?
+                }
+            });
+        }
+        for (name, d) in &data {
+            for (i, &row) in rows.iter().enumerate() {
+                self.set_value(row, name, &d.value(i))?;
+            }
+        }
+        if let Some(it) = interactions {
+            let m = it.contact.len();
+            if it.kind.len() != m || it.time.len() != m || it.amount.len() != m {
+                return Err(CoreError::InvalidInput(
+                    "interaction columns have different lengths".into(),
+                ));
+            }
+            for i in 0..m {
+                let row = self.row_of(it.contact[i]).ok_or_else(|| {
+                    CoreError::InvalidInput(format!(
+                        "interaction {i} belongs to an unknown contact"
+                    ))
+                })?;
+                self.add_event(row, &it.kind[i], it.time[i], it.amount[i]);
+            }
+            // Appended events are read through a slower side path: fold
+            // them into the per-kind indexes once they are many.
+            let extra = self.events.extra_len();
+            if extra > 4096 && extra * 50 > self.events.indexed_len() {
+                self.events = self.events.compacted();
+            }
+        }
+        Ok(added)
     }
 }
