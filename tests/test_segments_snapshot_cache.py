@@ -219,3 +219,64 @@ def test_change_log_positions(tmp_path: Path) -> None:
         store.conn.execute("UPDATE contacts SET city = 'x'")  # type: ignore[attr-defined]
     assert store.changes_since(c2.position) is None
     k.close()
+
+
+def random_step(k: Kernel, rng: random.Random, step: int) -> None:
+    """One random write (the same on two stores given the same ``rng`` state)."""
+    ids = live_ids(k)
+    op = rng.choice(["new", "update", "events", "merge", "erase", "drop", "none"])
+    if op == "new" or len(ids) < 4:
+        k.store.upsert_contacts(random_contacts(rng, 1000 * step, 12), key="email", source="t")
+    elif op == "update":
+        picks = rng.sample(ids, 4)
+        k.store.set_attributes(picks, {"country": [rng.choice(COUNTRIES) for _ in picks]})
+    elif op == "events":
+        k.store.add_interactions(
+            {
+                "contact_id": [rng.choice(ids) for _ in range(6)],
+                "kind": ["purchase"] * 6,
+                "occurred_at": [AS_OF - rng.randint(0, 90) * DAY for _ in range(6)],
+                "amount": [30.0] * 6,
+                "key": [f"s{step}-{i}" for i in range(6)],
+            },
+            source="t",
+        )
+    elif op == "merge":
+        a, b = rng.sample(ids, 2)
+        k.merge(build_plan(k.store, {1: [a, b]}))
+    elif op == "erase":
+        k.erase_contacts([rng.choice(ids)])
+    elif op == "drop":
+        name = rng.choice(sorted(RULES))
+        k.segments.remove(name)
+        k.segments.add([Segment(name=name, rule=RULES[name])])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_runs_with_kept_members_record_what_runs_without_them_record(
+    tmp_path: Path, seed: int
+) -> None:
+    kernels = []
+    for cache in (True, False):
+        k = open_kernel(tmp_path / f"{cache}.db", cache=cache)
+        k.store.declare_attributes({"plan": "string", "score": "integer"}, source="t")
+        k.segments.add([Segment(name=n, rule=r) for n, r in RULES.items()])
+        kernels.append(k)
+    rngs = [random.Random(seed), random.Random(seed)]
+    for step in range(20):
+        runs = []
+        for k, rng in zip(kernels, rngs, strict=True):
+            random_step(k, rng, step)
+            r = k.segments.run(as_of=AS_OF + step * DAY)
+            runs.append((r.counts, r.entered, r.exited))
+        assert runs[0] == runs[1], f"step {step}"
+        for name in RULES:
+            assert kernels[0].segments.members(name) == kernels[1].segments.members(name)
+            assert kernels[0].segments.history(name) == kernels[1].segments.history(name)
+    cached = kernels[0]
+    path = cached.store.cache_path("segments.members")
+    assert path is not None and path.exists()
+    kept, _ = _core.MemberSets.load(path)
+    assert kept.counts() == {n: len(cached.segments.members(n)) for n in RULES}
+    for k in kernels:
+        k.close()

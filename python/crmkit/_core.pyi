@@ -269,6 +269,8 @@ class SegmentResult:
         """Members per segment."""
     def members(self, name: str) -> list[int]:
         """Contact ids of a segment's members (snapshot row order)."""
+    def member_sets(self) -> MemberSets:
+        """Every segment's members by contact id, to compare with the next run."""
     def rows(self, name: str) -> list[int]:
         """Snapshot row indices of a segment's members."""
     def bitmap(self, name: str) -> bytes:
@@ -277,6 +279,27 @@ class SegmentResult:
         """{segment: (entered ids, exited ids)} since ``previous``."""
     def __eq__(self, other: object, /) -> bool:
         """Same segment names, as-of time and memberships."""
+
+@final
+class MemberSets:
+    """Members of each segment by contact id, kept between runs."""
+
+    def __new__(cls, lists: dict[str, list[int]]) -> MemberSets:
+        """From {segment: [contact id, ...]}."""
+    @property
+    def names(self) -> list[str]:
+        """Segment names, sorted."""
+    def counts(self) -> dict[str, int]:
+        """Number of members of each segment."""
+    def diff(self, new: MemberSets, names: list[str]) -> list[tuple[str, list[int], list[int]]]:
+        """For each of ``names``: (name, entered ids, exited ids) from these members
+        to ``new``, ascending (a segment missing on a side is empty there)."""
+    def save(self, path: str | os.PathLike[str], meta: str) -> None:
+        """Write to ``path`` with a ``meta`` text, atomically."""
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> tuple[MemberSets, str]:
+        """Read a file written by :meth:`save`: (member sets, meta);
+        InvalidInputError when it is damaged."""
 
 @final
 class SegmentPlan:

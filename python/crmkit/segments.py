@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from crmkit import _core
 from crmkit.errors import ConfigError, InvalidInputError, NotFoundError
 from crmkit.records import Segment, SegmentChange
 from crmkit.store.base import ChangePosition
 
 if TYPE_CHECKING:
-    from crmkit import _core
     from crmkit.kernel import Kernel
 
 BUILTIN_SCHEMA: dict[str, str] = {
@@ -59,6 +59,17 @@ SNAPSHOT_FILE = "segments.snapshot"
 """Name of the snapshot file kept beside the store (see :meth:`Segments.snapshot`)."""
 
 log = logging.getLogger("crmkit.segments")
+
+
+MEMBERS_FILE = "segments.members"
+"""Name of the file beside the store holding the last run's members by id."""
+
+
+class _MembersMeta(msgspec.Struct, kw_only=True):
+    """What a kept members file says about itself."""
+
+    store: str
+    version: int
 
 
 class _SnapshotMeta(msgspec.Struct, kw_only=True):
@@ -169,8 +180,6 @@ class Segments:
         return snap
 
     def _build(self, schema: Mapping[str, str], wanted: Sequence[str]) -> _core.Snapshot:
-        from crmkit import _core
-
         ids, columns = self._columns(wanted, None)
         inter = self.store.interaction_columns()
         snap_schema = {f: schema[f] for f in wanted}
@@ -180,8 +189,6 @@ class Segments:
         self, wanted: Sequence[str], ids: Sequence[int] | None
     ) -> tuple[list[int], dict[str, Any]]:
         """Snapshot columns of live contacts (all, or those of ``ids``)."""
-        from crmkit import _core
-
         stored = [f for f in wanted if f not in ("id", "email_domain")]
         if "email_domain" in wanted and "email" not in stored:
             stored.append("email")
@@ -204,8 +211,6 @@ class Segments:
         """The snapshot kept at ``path`` brought up to date, or None when it
         must be rebuilt (the reason is logged, without any contact data); and
         the fields the file held."""
-        from crmkit import _core
-
         try:
             snap, meta_text = _core.Snapshot.load(path)
             meta = msgspec.json.decode(meta_text, type=_SnapshotMeta)
@@ -240,13 +245,48 @@ class Segments:
         self._save(snap, path, changes.position)
         return snap, fields
 
+    def _kept_members(self, version: int) -> _core.MemberSets | None:
+        """The last run's members from the kept file, when it is at ``version``."""
+        path = self._members_path()
+        if path is None or not path.exists():
+            return None
+        try:
+            kept, meta_text = _core.MemberSets.load(path)
+            meta = msgspec.json.decode(meta_text, type=_MembersMeta)
+        except (InvalidInputError, OSError, msgspec.DecodeError) as exc:
+            log.warning("segment members %s are unusable (%s): reading the store", path.name, exc)
+            return None
+        if meta.store != self.store.url or meta.version != version:
+            return None
+        return kept
+
+    def _keep_members(self, members: _core.MemberSets) -> None:
+        """Keep a run's members for the next run's comparison (at the store's
+        memberships version after the run was recorded)."""
+        path = self._members_path()
+        if path is None:
+            return
+        meta = _MembersMeta(store=self.store.url, version=self.store.memberships_version())
+        try:
+            members.save(path, msgspec.json.encode(meta).decode())
+        except (InvalidInputError, OSError) as exc:
+            log.warning("segment members %s were not saved (%s)", path.name, exc)
+
+    def _members_path(self) -> Path | None:
+        if not self.kernel.settings.snapshot_cache:
+            return None
+        path: Path | None = self.store.cache_path(MEMBERS_FILE)
+        return path
+
     def drop_snapshot(self) -> None:
-        """Delete the kept snapshot file, if any (the next run rebuilds it).
+        """Delete the kept snapshot and members files, if any (the next run
+        rebuilds them).
         Erasing contacts calls this, so that no copy of their data is left."""
-        path = self.store.cache_path(SNAPSHOT_FILE)
-        if path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        for name in (SNAPSHOT_FILE, MEMBERS_FILE):
+            path = self.store.cache_path(name)
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
     def _save(self, snap: _core.Snapshot, path: Path, position: ChangePosition) -> None:
         meta = _SnapshotMeta(store=self.store.url, position=position)
@@ -256,8 +296,6 @@ class Segments:
             log.warning("segment snapshot %s was not saved (%s)", path.name, exc)
 
     def _plan(self, segments: Sequence[tuple[str, str | dict[str, Any]]]) -> _core.SegmentPlan:
-        from crmkit import _core
-
         return _core.SegmentPlan(list(segments), self.schema())
 
     # -- definitions ---------------------------------------------------------------
@@ -299,18 +337,25 @@ class Segments:
             return RunResult(run_id=None, as_of=when, counts={}, entered={}, exited={}, seconds=0.0)
         plan = self._plan([(s.name, s.rule or "") for s in defs])
         result = plan.evaluate(self.snapshot(plan.fields()), when)
-        changes: dict[str, tuple[list[int], list[int]]] = {}
         counts = result.counts()
-        for name in result.names:
-            now = set(result.members(name))
-            before = set(self.store.segment_members(name))
-            entered = sorted(now - before)
-            exited = sorted(before - now)
-            if entered or exited:
-                changes[name] = (entered, exited)
+        names = list(result.names)
+        # Who entered and exited: the new members against the last run's,
+        # compared in Rust; the last run's come from the kept file when it is
+        # still exact, else from the store.
+        version = self.store.memberships_version()
+        before = self._kept_members(version)
+        if before is None:
+            before = _core.MemberSets({n: self.store.segment_members(n) for n in names})
+        now = result.member_sets()
+        changes: dict[str, tuple[list[int], list[int]]] = {
+            n: (entered, exited)
+            for n, entered, exited in before.diff(now, names)
+            if entered or exited
+        }
         run_id = None
         if not dry_run:
             run_id = self.store.record_segment_run(when, changes)
+            self._keep_members(now)
             if changes:
                 self.kernel.hooks.segment_changed(
                     self.kernel,

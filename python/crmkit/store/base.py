@@ -236,6 +236,11 @@ class Store(Protocol):
     def segment_members(self, name: str) -> list[int]:
         """Current members of a segment (ids, ascending)."""
 
+    def memberships_version(self) -> int:
+        """A number that changes whenever current memberships change: a run
+        recorded, a segment deleted, contacts merged or erased. A copy of the
+        members made at one version is still exact while it holds."""
+
     def record_segment_run(
         self, as_of: int, changes: Mapping[str, tuple[Sequence[int], Sequence[int]]]
     ) -> int:

@@ -180,15 +180,16 @@ MIGRATIONS: list[list[str]] = [
     [
         "CREATE INDEX contacts_email_merged ON contacts(email) WHERE merged_into IS NOT NULL",
     ],
-    # 3: the change log that keeps derived data (the segment snapshot) up to
-    # date. Every contact write stamps the row with a new ``rev`` from meta;
+    # 3: the change log that keeps derived data (the segment snapshot and
+    # the last run's members) up to date. Every contact write stamps the row with a new ``rev`` from meta;
     # anything the log cannot replay (a row removed or merged away, an
     # interaction moved or removed, a write that forgot its stamp) bumps the
     # ``generation`` instead, which tells readers to rebuild.
     [
         "ALTER TABLE contacts ADD COLUMN rev INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX IF NOT EXISTS contacts_rev ON contacts(rev)",
-        "INSERT OR IGNORE INTO meta(key, value) VALUES ('rev', '0'), ('generation', '0')",
+        "INSERT OR IGNORE INTO meta(key, value) VALUES "
+        "('rev', '0'), ('generation', '0'), ('memberships', '0')",
         """CREATE TRIGGER contacts_unstamped_insert AFTER INSERT ON contacts
             WHEN NEW.rev = 0 BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END""",
         """CREATE TRIGGER contacts_unstamped_update AFTER UPDATE ON contacts
@@ -199,6 +200,13 @@ MIGRATIONS: list[list[str]] = [
             BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END""",
         """CREATE TRIGGER interactions_removed AFTER DELETE ON interactions
             BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END""",
+        # Current memberships change with each recorded run and deleted
+        # segment (which bump ``memberships`` themselves) and when rows are
+        # relinked by a merge or removed by an erasure (these triggers).
+        """CREATE TRIGGER memberships_moved AFTER UPDATE OF segment, contact_id ON memberships
+            BEGIN UPDATE meta SET value = value + 1 WHERE key = 'memberships'; END""",
+        """CREATE TRIGGER memberships_removed AFTER DELETE ON memberships
+            BEGIN UPDATE meta SET value = value + 1 WHERE key = 'memberships'; END""",
     ],
 ]
 

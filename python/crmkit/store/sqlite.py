@@ -892,8 +892,16 @@ class SQLiteStore:
             Segment(name=r[0], rule=r[1], kind=r[2], description=r[3], owner=r[4]) for r in rows
         ]
 
+    def memberships_version(self) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'memberships'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _memberships_changed(self, conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'memberships'")
+
     def delete_segment(self, name: str) -> bool:
         with self._write() as conn:
+            self._memberships_changed(conn)
             cur = conn.execute("DELETE FROM segments WHERE name = ?", (name,))
             conn.execute(
                 "UPDATE memberships SET exited_at = ? WHERE segment = ? AND exited_at IS NULL",
@@ -905,8 +913,10 @@ class SQLiteStore:
         return [
             r[0]
             for r in self.conn.execute(
-                "SELECT contact_id FROM memberships WHERE segment = ? AND exited_at IS NULL "
-                "ORDER BY contact_id",
+                # DISTINCT: a merge relinks the merged contact's rows to the
+                # survivor, which may then hold two open rows of one segment.
+                "SELECT DISTINCT contact_id FROM memberships WHERE segment = ? "
+                "AND exited_at IS NULL ORDER BY contact_id",
                 (name,),
             )
         ]
@@ -920,6 +930,7 @@ class SQLiteStore:
                 "INSERT INTO segment_runs(started_at, as_of) VALUES (?, ?)", (now, as_of)
             )
             run = int(cur.lastrowid or 0)
+            self._memberships_changed(conn)
             for seg, (entered, exited) in changes.items():
                 if entered:
                     conn.executemany(

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crmkit_core::segments::ast::{Expr, Json};
 use crmkit_core::segments::compile::{Plan, RuleSource};
 use crmkit_core::segments::eval::{self, EvalResult, Explain, RowUpdate};
+use crmkit_core::segments::members::MemberSets as CoreMembers;
 use crmkit_core::segments::snapshot::{ColumnData, Interactions, Snapshot as CoreSnapshot, Value};
 use crmkit_core::segments::typecheck::check_expr;
 use crmkit_core::segments::{parse, FieldType, RoaringBitmap, Schema};
@@ -553,6 +554,14 @@ impl SegmentResult {
         Ok(rows_to_ids(&snap.inner.ids, bm))
     }
 
+    /// Every segment's members by contact id, to compare with the next run.
+    fn member_sets(&self, py: Python<'_>) -> PyResult<MemberSets> {
+        let snap = self.snapshot.borrow(py);
+        let (result, sref) = (&self.inner, &snap.inner);
+        let inner = detach(py, move || CoreMembers::of_result(result, sref))?;
+        Ok(MemberSets { inner })
+    }
+
     /// Snapshot row indices of a segment's members.
     fn rows(&self, py: Python<'_>, name: &str) -> PyResult<Vec<u32>> {
         Ok(self.bitmap_of(py, name)?.iter().collect())
@@ -831,6 +840,69 @@ impl SegmentPlan {
     }
 }
 
+/// Members of each segment by contact id, kept between runs.
+#[pyclass(module = "crmkit._core", frozen)]
+pub struct MemberSets {
+    inner: CoreMembers,
+}
+
+#[pymethods]
+impl MemberSets {
+    /// From {segment: [contact id, ...]}.
+    #[new]
+    fn new(py: Python<'_>, lists: HashMap<String, Vec<i64>>) -> PyResult<Self> {
+        let inner = detach(py, move || {
+            CoreMembers::from_lists(lists.into_iter().collect())
+        })?;
+        Ok(MemberSets { inner })
+    }
+
+    /// Segment names, sorted.
+    #[getter]
+    fn names(&self) -> Vec<String> {
+        self.inner.sets.keys().cloned().collect()
+    }
+
+    /// Number of members of each segment.
+    fn counts(&self) -> HashMap<String, u64> {
+        self.inner
+            .sets
+            .iter()
+            .map(|(n, s)| (n.clone(), s.len()))
+            .collect()
+    }
+
+    /// For each of `names`: (name, entered ids, exited ids) going from these
+    /// members to `new` (a segment missing on a side is empty there).
+    fn diff(
+        &self,
+        py: Python<'_>,
+        new: &MemberSets,
+        names: Vec<String>,
+    ) -> PyResult<Vec<(String, Vec<i64>, Vec<i64>)>> {
+        let (old, cur) = (&self.inner, &new.inner);
+        Ok(py.detach(move || old.diff(cur, &names)))
+    }
+
+    /// Write to `path` with a `meta` text, atomically.
+    fn save(&self, py: Python<'_>, path: PathBuf, meta: &str) -> PyResult<()> {
+        let inner = &self.inner;
+        detach(py, move || inner.save(&path, meta))
+    }
+
+    /// Read a file written by `save`: (member sets, meta); InvalidInputError
+    /// when it is damaged.
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<(MemberSets, String)> {
+        let (inner, meta) = detach(py, move || CoreMembers::load(&path))?;
+        Ok((MemberSets { inner }, meta))
+    }
+
+    fn __eq__(&self, other: &MemberSets) -> bool {
+        self.inner == other.inner
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_rule, m)?)?;
     m.add_function(wrap_pyfunction!(rule_to_text, m)?)?;
@@ -839,5 +911,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Snapshot>()?;
     m.add_class::<SegmentPlan>()?;
     m.add_class::<SegmentResult>()?;
+    m.add_class::<MemberSets>()?;
     Ok(())
 }

@@ -106,6 +106,33 @@ impl<'p> Writer<'p> {
     }
 }
 
+/// Write `path` through `body` under a temporary name beside it, then rename
+/// it over `path`: a reader finds the old file or the new one, never part
+/// of one, and a failed write leaves no temporary file behind.
+pub(crate) fn write_atomically(
+    path: &Path,
+    magic: &[u8; 8],
+    body: impl FnOnce(&mut Writer<'_>) -> CoreResult<()>,
+) -> CoreResult<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = Writer::create(&tmp, magic).and_then(|mut w| {
+        body(&mut w)?;
+        w.finish()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err(path, e)
+    })
+}
+
 /// Reads a file written by [`Writer`].
 pub(crate) struct Reader<'p> {
     inp: BufReader<File>,

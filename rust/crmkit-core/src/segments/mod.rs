@@ -80,6 +80,7 @@ pub mod compile;
 pub mod eval;
 pub mod events;
 pub mod lexer;
+pub mod members;
 pub mod parser;
 pub mod simd;
 pub mod snapshot;

@@ -1013,13 +1013,7 @@ impl Snapshot {
     /// written beside `path` under a temporary name and renamed over it, so a
     /// reader finds the old file or the new one, never part of one.
     pub fn save(&self, path: &Path, meta: &str) -> CoreResult<()> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        let written = (|| {
-            let mut w = Writer::create(&tmp, MAGIC)?;
+        super::codec::write_atomically(path, MAGIC, |w| {
             w.str(meta)?;
             w.u64(self.schema.len() as u64)?;
             for (name, ty) in self.schema.fields() {
@@ -1032,20 +1026,11 @@ impl Snapshot {
                     None => w.u8(0)?,
                     Some(c) => {
                         w.u8(1)?;
-                        c.encode(&mut w)?;
+                        c.encode(w)?;
                     }
                 }
             }
-            self.events.encode(&mut w)?;
-            w.finish()
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            CoreError::InvalidInput(format!("snapshot file {}: {e}", path.display()))
+            self.events.encode(w)
         })
     }
 
