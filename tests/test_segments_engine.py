@@ -386,6 +386,14 @@ def test_incremental_equals_full_rerun(data: st.DataObject) -> None:
     # Moving the clock recomputes exactly what a full run gives.
     later = plan.advance_clock(snap, res, AS_OF + 3 * DAY)
     assert later == plan.evaluate(snap, AS_OF + 3 * DAY)
+    # In place too, with the exact entered and exited ids.
+    diff = later.diff(res)
+    changes = plan.advance(snap, res, AS_OF + 3 * DAY)
+    assert res == later
+    assert changes.to_dict() == {n: d for n, d in diff.items() if d[0] or d[1]}
+    assert changes.counts() == {n: (len(e), len(x)) for n, (e, x) in changes.to_dict().items()}
+    for n in changes.names:
+        assert (changes.entered(n), changes.exited(n)) == diff[n]
 
 
 @settings(max_examples=200, deadline=None)
@@ -450,6 +458,13 @@ def test_results_api_and_diff() -> None:
     assert res.members("older") == [1, 2, 9]
     with pytest.raises(Exception, match="no segment named"):
         res.members("nope")
+    moved = plan.advance(snap, res, AS_OF + 5 * DAY)
+    assert moved.names == ["recent"] and moved.exited("recent") == [1] and len(moved) == 1
+    with pytest.raises(Exception, match="did not change"):
+        moved.entered("vip")
+    other, _ = small()
+    with pytest.raises(Exception, match="another snapshot"):
+        plan.advance(other, res, AS_OF)
 
 
 def test_evaluating_some_segments_matches_the_full_run() -> None:

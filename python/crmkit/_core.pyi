@@ -281,6 +281,23 @@ class SegmentResult:
         """Same segment names, as-of time and memberships."""
 
 @final
+class SegmentChanges:
+    """The members that entered and exited each changed segment of one move."""
+
+    @property
+    def names(self) -> list[str]:
+        """Segments that changed, in plan order."""
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """{segment: (entered count, exited count)}."""
+    def entered(self, name: str) -> list[int]:
+        """Contact ids that entered ``name``."""
+    def exited(self, name: str) -> list[int]:
+        """Contact ids that exited ``name``."""
+    def to_dict(self) -> dict[str, tuple[list[int], list[int]]]:
+        """{segment: (entered ids, exited ids)} for every changed segment."""
+    def __len__(self) -> int: ...
+
+@final
 class MemberSets:
     """Members of each segment by contact id, kept between runs."""
 
@@ -330,6 +347,10 @@ class SegmentPlan:
         self, snapshot: Snapshot, previous: SegmentResult, as_of: int
     ) -> SegmentResult:
         """Re-evaluate at a new time; only clock-dependent segments are recomputed."""
+    def advance(self, snapshot: Snapshot, result: SegmentResult, as_of: int) -> SegmentChanges:
+        """Move ``result`` to a new time in place (only clock-dependent segments are
+        recomputed); returns the exact entered and exited members of each segment
+        that changed."""
     def update_contact(
         self,
         snapshot: Snapshot,

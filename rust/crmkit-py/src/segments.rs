@@ -744,6 +744,39 @@ impl SegmentPlan {
         })
     }
 
+    /// Move `result` (this plan's, on `snapshot`) to a new as-of time in
+    /// place, recomputing only the segments that depend on the clock.
+    /// Returns the exact entered and exited members of each segment that
+    /// changed (ids are made on demand).
+    fn advance(
+        &self,
+        py: Python<'_>,
+        snapshot: Bound<'_, Snapshot>,
+        result: &Bound<'_, SegmentResult>,
+        as_of: i64,
+    ) -> PyResult<SegmentChanges> {
+        let plan = self.plan.clone();
+        let changes = {
+            let s = snapshot.borrow();
+            let mut r = result.borrow_mut();
+            if !r.snapshot.is(&snapshot) {
+                return Err(invalid(py, "the result belongs to another snapshot".into()));
+            }
+            let sref: &CoreSnapshot = &s.inner;
+            let inner = &mut r.inner;
+            detach(py, move || {
+                eval::advance_clock_in_place(&plan, sref, inner, as_of)
+            })?
+        };
+        Ok(SegmentChanges {
+            changes: changes
+                .into_iter()
+                .map(|(seg, e, x)| (self.plan.names[seg].clone(), e, x))
+                .collect(),
+            snapshot: snapshot.unbind(),
+        })
+    }
+
     /// Apply a change to one contact (created if the id is new): new field
     /// `values` and/or new `interactions` [(kind, time, amount)]. Updates
     /// `snapshot` and `result` in place, re-evaluating only the segments that
@@ -840,6 +873,76 @@ impl SegmentPlan {
     }
 }
 
+/// The members that entered and exited each changed segment of one move.
+#[pyclass(module = "crmkit._core", frozen)]
+pub struct SegmentChanges {
+    changes: Vec<(String, RoaringBitmap, RoaringBitmap)>,
+    snapshot: Py<Snapshot>,
+}
+
+impl SegmentChanges {
+    fn find(
+        &self,
+        py: Python<'_>,
+        name: &str,
+    ) -> PyResult<&(String, RoaringBitmap, RoaringBitmap)> {
+        self.changes
+            .iter()
+            .find(|c| c.0 == name)
+            .ok_or_else(|| invalid(py, format!("segment '{name}' did not change")))
+    }
+}
+
+#[pymethods]
+impl SegmentChanges {
+    /// Names of the segments that changed, in plan order.
+    #[getter]
+    fn names(&self) -> Vec<String> {
+        self.changes.iter().map(|c| c.0.clone()).collect()
+    }
+
+    /// {segment: (entered count, exited count)}.
+    fn counts(&self) -> HashMap<String, (u64, u64)> {
+        self.changes
+            .iter()
+            .map(|(n, e, x)| (n.clone(), (e.len(), x.len())))
+            .collect()
+    }
+
+    /// Contact ids that entered a segment.
+    fn entered(&self, py: Python<'_>, name: &str) -> PyResult<Vec<i64>> {
+        let c = self.find(py, name)?;
+        Ok(rows_to_ids(&self.snapshot.borrow(py).inner.ids, &c.1))
+    }
+
+    /// Contact ids that exited a segment.
+    fn exited(&self, py: Python<'_>, name: &str) -> PyResult<Vec<i64>> {
+        let c = self.find(py, name)?;
+        Ok(rows_to_ids(&self.snapshot.borrow(py).inner.ids, &c.2))
+    }
+
+    /// {segment: (entered ids, exited ids)} for every changed segment.
+    fn to_dict(&self, py: Python<'_>) -> HashMap<String, (Vec<i64>, Vec<i64>)> {
+        let snap = self.snapshot.borrow(py);
+        self.changes
+            .iter()
+            .map(|(n, e, x)| {
+                (
+                    n.clone(),
+                    (
+                        rows_to_ids(&snap.inner.ids, e),
+                        rows_to_ids(&snap.inner.ids, x),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.changes.len()
+    }
+}
+
 /// Members of each segment by contact id, kept between runs.
 #[pyclass(module = "crmkit._core", frozen)]
 pub struct MemberSets {
@@ -912,5 +1015,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SegmentPlan>()?;
     m.add_class::<SegmentResult>()?;
     m.add_class::<MemberSets>()?;
+    m.add_class::<SegmentChanges>()?;
     Ok(())
 }

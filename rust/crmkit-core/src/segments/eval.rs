@@ -849,7 +849,22 @@ pub fn advance_clock(
     prev: &EvalResult,
     as_of: i64,
 ) -> CoreResult<EvalResult> {
-    if prev.names != plan.names {
+    let mut next = prev.clone();
+    advance_clock_in_place(plan, snap, &mut next, as_of)?;
+    Ok(next)
+}
+
+/// Move `result` (this plan's result on this snapshot) to a new as-of time
+/// in place, recomputing only the segments that depend on the clock. Returns
+/// the segments whose members changed, each with the rows that entered and
+/// the rows that exited.
+pub fn advance_clock_in_place(
+    plan: &Plan,
+    snap: &Snapshot,
+    result: &mut EvalResult,
+    as_of: i64,
+) -> CoreResult<Vec<(usize, RoaringBitmap, RoaringBitmap)>> {
+    if result.names != plan.names {
         return Err(CoreError::InvalidInput(
             "the previous result belongs to another plan".into(),
         ));
@@ -857,58 +872,88 @@ pub fn advance_clock(
     let clocked: Vec<usize> = (0..plan.names.len())
         .filter(|&i| plan.uses_clock[i])
         .collect();
-    // The segments off the clock keep their members; the others are rebuilt.
-    let mut bitmaps: Vec<RoaringBitmap> = prev
-        .bitmaps
+    let t0 = result.as_of;
+    // The clocked segments' bitmaps are taken out, updated in parallel and
+    // put back; the others are not touched.
+    let mut taken: Vec<RoaringBitmap> = clocked
         .iter()
-        .zip(&plan.uses_clock)
-        .map(|(b, &clock)| {
-            if clock {
-                RoaringBitmap::new()
-            } else {
-                b.clone()
-            }
-        })
+        .map(|&s| std::mem::take(&mut result.bitmaps[s]))
         .collect();
     // Only rows holding a time that sits between an old and a new window
     // edge can change; re-evaluate the clocked segments on those rows alone.
-    let cand = clock_candidates(plan, snap, prev.as_of, as_of, &clocked);
-    if cand.len() * 4 > snap.len() {
+    let cand = clock_candidates(plan, snap, t0, as_of, &clocked);
+    let changes: Vec<(RoaringBitmap, RoaringBitmap)> = if cand.len() * 4 > snap.len() {
         let fresh = evaluate_segments(plan, snap, as_of, &clocked)?;
-        for (s, bm) in clocked.into_iter().zip(fresh) {
-            bitmaps[s] = bm;
-        }
-    } else if !cand.is_empty() {
-        // Evaluate the gathered rows at both times: the members that flip
-        // are the difference (usually far fewer than the rows gathered), and
-        // `prev` holds the old members exactly.
-        let sub = snap.gather(&cand);
-        let before = evaluate_segments(plan, &sub, prev.as_of, &clocked)?;
-        let after = evaluate_segments(plan, &sub, as_of, &clocked)?;
-        let updates: Vec<(usize, RoaringBitmap)> = clocked
-            .into_par_iter()
-            .zip(before.into_par_iter().zip(after))
-            .map(|(s, (old, new))| {
-                let flips =
-                    RoaringBitmap::from_sorted_iter((old ^ new).iter().map(|i| cand[i as usize]))
-                        .expect("sorted rows");
-                (s, &prev.bitmaps[s] ^ &flips)
+        taken
+            .par_iter_mut()
+            .zip(fresh)
+            .map(|(bm, new)| {
+                let (entered, exited) = (&new - &*bm, &*bm - &new);
+                *bm = new;
+                (entered, exited)
             })
-            .collect();
-        for (s, bm) in updates {
-            bitmaps[s] = bm;
-        }
+            .collect()
+    } else if !cand.is_empty() {
+        // Evaluate the gathered rows (only the columns and interaction
+        // kinds the clocked segments read) at both times: what differs is
+        // what moved, mapped back to rows.
+        let (cols, kinds) = clock_inputs(plan, snap, &clocked);
+        let sub = snap.gather_some(&cand, Some(&cols), Some(&kinds));
+        let mut both = evaluate_segments_at(plan, &sub, &[t0, as_of], &clocked)?;
+        let after = both.pop().expect("two times");
+        let before = both.pop().expect("two times");
+        let rows = |b: RoaringBitmap| {
+            RoaringBitmap::from_sorted_iter(b.iter().map(|i| cand[i as usize]))
+                .expect("sorted rows")
+        };
+        taken
+            .par_iter_mut()
+            .zip(before.into_par_iter().zip(after))
+            .map(|(bm, (old, new))| {
+                let (entered, exited) = (rows(&new - &old), rows(old - new));
+                *bm |= &entered;
+                *bm -= &exited;
+                (entered, exited)
+            })
+            .collect()
     } else {
-        for s in clocked {
-            bitmaps[s] = prev.bitmaps[s].clone();
+        vec![(RoaringBitmap::new(), RoaringBitmap::new()); clocked.len()]
+    };
+    for (&s, bm) in clocked.iter().zip(taken) {
+        result.bitmaps[s] = bm;
+    }
+    result.as_of = as_of;
+    Ok(clocked
+        .into_iter()
+        .zip(changes)
+        .filter(|(_, (e, x))| !e.is_empty() || !x.is_empty())
+        .map(|(s, (e, x))| (s, e, x))
+        .collect())
+}
+
+/// The snapshot columns and interaction kind codes the clock-dependent
+/// evaluation of `segs` reads, as flags.
+fn clock_inputs(plan: &Plan, snap: &Snapshot, segs: &[usize]) -> (Vec<bool>, Vec<bool>) {
+    let mut cols = vec![false; snap.columns.len()];
+    let mut kinds = vec![false; snap.events.kinds.values.len()];
+    for ni in plan.nodes_for(segs) {
+        let Node::Leaf(l) = plan.nodes[ni] else {
+            continue;
+        };
+        match plan.leaves[l].src() {
+            Src::Col(c) => {
+                if let Some((ci, _)) = snap.column(&plan.schema.fields()[c].0) {
+                    cols[ci] = true;
+                }
+            }
+            Src::Agg(k) => {
+                if let Some(code) = snap.events.kinds.code(&k.kind) {
+                    kinds[code as usize] = true;
+                }
+            }
         }
     }
-    Ok(EvalResult {
-        names: plan.names.clone(),
-        bitmaps,
-        as_of,
-        plan: plan.id,
-    })
+    (cols, kinds)
 }
 
 /// Rows whose clock-dependent leaves (in the given segments) may change value
@@ -1043,6 +1088,19 @@ pub fn evaluate_segments(
     as_of: i64,
     segs: &[usize],
 ) -> CoreResult<Vec<RoaringBitmap>> {
+    let mut at = evaluate_segments_at(plan, snap, &[as_of], segs)?;
+    Ok(at.pop().expect("one time"))
+}
+
+/// Evaluate the given segments at each of `times`; returns, per time, their
+/// bitmaps in the same order. What does not depend on the time (the
+/// dictionary codes that `matches` leaves accept) is worked out once.
+pub fn evaluate_segments_at(
+    plan: &Plan,
+    snap: &Snapshot,
+    times: &[i64],
+    segs: &[usize],
+) -> CoreResult<Vec<Vec<RoaringBitmap>>> {
     let n = snap.len();
     let np = snap.padded_len();
     let sel_nodes = plan.nodes_for(segs);
@@ -1059,263 +1117,266 @@ pub fn evaluate_segments(
         .collect();
     leaf_ids.sort_unstable();
     let pre = regex_set_bits(plan, snap, &leaf_ids);
-    let bound: Vec<(usize, Bound<'_>)> = leaf_ids
-        .par_iter()
-        .map(|&l| bind(plan, snap, l, as_of, &pre).map(|b| (l, b)))
-        .collect::<CoreResult<_>>()?;
-    let mut bound_of = vec![usize::MAX; plan.leaves.len()];
-    for (k, (l, _)) in bound.iter().enumerate() {
-        bound_of[*l] = k;
-    }
-    // Dictionary-coded columns read by several leaves that each test a few
-    // codes are transposed per sub-block into one row bitmap per read code;
-    // their leaves become ORs of those bitmaps.
-    let chosen: Vec<Option<(&Column, Vec<u32>, bool)>> = bound
-        .iter()
-        .map(|(_, b)| {
-            let (col, bits, list_negated) = match b {
-                Bound::Codes { col, bits, .. } => (*col, bits, None),
-                Bound::List { col, bits, negated } => (*col, bits, Some(*negated)),
-                _ => return None,
-            };
-            let n = dict_len(col);
-            if n > MAX_TRANSPOSED_DICT {
-                return None;
-            }
-            let hit = |c: u32| bits[(c >> 6) as usize] >> (c & 63) & 1 == 1;
-            let ones = bits.iter().map(|w| w.count_ones() as usize).sum::<usize>();
-            let (set, invert) = match list_negated {
-                Some(neg) => ((0..n as u32).filter(|&c| hit(c)).collect::<Vec<_>>(), neg),
-                None if ones * 2 <= n => ((0..n as u32).filter(|&c| hit(c)).collect(), false),
-                None => ((0..n as u32).filter(|&c| !hit(c)).collect(), true),
-            };
-            (set.len() <= MAX_CODESET).then_some((col, set, invert))
-        })
-        .collect();
-    let mut readers: HashMap<usize, usize> = HashMap::new();
-    for (col, _, _) in chosen.iter().flatten() {
-        *readers
-            .entry(std::ptr::from_ref(*col) as usize)
-            .or_default() += 1;
-    }
-    let mut tcols: Vec<Transposed<'_>> = Vec::new();
-    let mut tid_of: HashMap<usize, usize> = HashMap::new();
-    let codesets: Vec<Option<CodeSet>> = chosen
-        .into_iter()
-        .map(|c| {
-            let (col, set, invert) = c?;
-            let key = std::ptr::from_ref(col) as usize;
-            if readers[&key] < 2 {
-                return None;
-            }
-            let tid = *tid_of.entry(key).or_insert_with(|| {
-                tcols.push(Transposed {
-                    col,
-                    slot: vec![NO_SLOT; dict_len(col)],
-                    nslots: 0,
+    let run = |as_of: i64| -> CoreResult<Vec<RoaringBitmap>> {
+        let bound: Vec<(usize, Bound<'_>)> = leaf_ids
+            .par_iter()
+            .map(|&l| bind(plan, snap, l, as_of, &pre).map(|b| (l, b)))
+            .collect::<CoreResult<_>>()?;
+        let mut bound_of = vec![usize::MAX; plan.leaves.len()];
+        for (k, (l, _)) in bound.iter().enumerate() {
+            bound_of[*l] = k;
+        }
+        // Dictionary-coded columns read by several leaves that each test a few
+        // codes are transposed per sub-block into one row bitmap per read code;
+        // their leaves become ORs of those bitmaps.
+        let chosen: Vec<Option<(&Column, Vec<u32>, bool)>> = bound
+            .iter()
+            .map(|(_, b)| {
+                let (col, bits, list_negated) = match b {
+                    Bound::Codes { col, bits, .. } => (*col, bits, None),
+                    Bound::List { col, bits, negated } => (*col, bits, Some(*negated)),
+                    _ => return None,
+                };
+                let n = dict_len(col);
+                if n > MAX_TRANSPOSED_DICT {
+                    return None;
+                }
+                let hit = |c: u32| bits[(c >> 6) as usize] >> (c & 63) & 1 == 1;
+                let ones = bits.iter().map(|w| w.count_ones() as usize).sum::<usize>();
+                let (set, invert) = match list_negated {
+                    Some(neg) => ((0..n as u32).filter(|&c| hit(c)).collect::<Vec<_>>(), neg),
+                    None if ones * 2 <= n => ((0..n as u32).filter(|&c| hit(c)).collect(), false),
+                    None => ((0..n as u32).filter(|&c| !hit(c)).collect(), true),
+                };
+                (set.len() <= MAX_CODESET).then_some((col, set, invert))
+            })
+            .collect();
+        let mut readers: HashMap<usize, usize> = HashMap::new();
+        for (col, _, _) in chosen.iter().flatten() {
+            *readers
+                .entry(std::ptr::from_ref(*col) as usize)
+                .or_default() += 1;
+        }
+        let mut tcols: Vec<Transposed<'_>> = Vec::new();
+        let mut tid_of: HashMap<usize, usize> = HashMap::new();
+        let codesets: Vec<Option<CodeSet>> = chosen
+            .into_iter()
+            .map(|c| {
+                let (col, set, invert) = c?;
+                let key = std::ptr::from_ref(col) as usize;
+                if readers[&key] < 2 {
+                    return None;
+                }
+                let tid = *tid_of.entry(key).or_insert_with(|| {
+                    tcols.push(Transposed {
+                        col,
+                        slot: vec![NO_SLOT; dict_len(col)],
+                        nslots: 0,
+                    });
+                    tcols.len() - 1
                 });
-                tcols.len() - 1
-            });
-            let t = &mut tcols[tid];
-            let slots = set
-                .into_iter()
-                .map(|code| {
-                    let s = &mut t.slot[code as usize];
-                    if *s == NO_SLOT {
-                        *s = t.nslots as u32;
-                        t.nslots += 1;
-                    }
-                    *s
-                })
-                .collect();
-            Some(CodeSet { tid, slots, invert })
-        })
-        .collect();
-    // `last(kind)` tested against a range reaching the as-of time (`within`,
-    // `after`) is true exactly when an event lies in the range: a count over
-    // that window, which reads only the events inside it.
-    let mut bound = bound;
-    let mut counts: Vec<(u32, i64)> = Vec::new();
-    for (_, b) in bound.iter_mut() {
-        let Bound::IntAgg {
-            agg,
-            pred: IPred::Range(lo, hi),
-        } = b
-        else {
-            continue;
-        };
-        let key = &plan.aggs[*agg];
-        if key.func != AggFunc::Last || key.days.is_some() || *hi < as_of {
-            continue;
-        }
-        let Some(code) = snap.events.kinds.code(&key.kind) else {
-            continue;
-        };
-        let j = match counts.iter().position(|&c| c == (code, *lo)) {
-            Some(j) => j,
-            None => {
-                counts.push((code, *lo));
-                counts.len() - 1
+                let t = &mut tcols[tid];
+                let slots = set
+                    .into_iter()
+                    .map(|code| {
+                        let s = &mut t.slot[code as usize];
+                        if *s == NO_SLOT {
+                            *s = t.nslots as u32;
+                            t.nslots += 1;
+                        }
+                        *s
+                    })
+                    .collect();
+                Some(CodeSet { tid, slots, invert })
+            })
+            .collect();
+        // `last(kind)` tested against a range reaching the as-of time (`within`,
+        // `after`) is true exactly when an event lies in the range: a count over
+        // that window, which reads only the events inside it.
+        let mut bound = bound;
+        let mut counts: Vec<(u32, i64)> = Vec::new();
+        for (_, b) in bound.iter_mut() {
+            let Bound::IntAgg {
+                agg,
+                pred: IPred::Range(lo, hi),
+            } = b
+            else {
+                continue;
+            };
+            let key = &plan.aggs[*agg];
+            if key.func != AggFunc::Last || key.days.is_some() || *hi < as_of {
+                continue;
             }
-        };
-        *b = Bound::IntAgg {
-            agg: plan.aggs.len() + j,
-            pred: IPred::Range(1, i64::MAX),
-        };
-    }
-    // Only the aggregates the selected segments read are computed.
-    let mut used_aggs = vec![false; plan.aggs.len() + counts.len()];
-    for (_, b) in &bound {
-        if let Bound::IntAgg { agg, .. }
-        | Bound::FloatAgg { agg, .. }
-        | Bound::NullAgg { agg, .. } = b
-        {
-            used_aggs[*agg] = true;
+            let Some(code) = snap.events.kinds.code(&key.kind) else {
+                continue;
+            };
+            let j = match counts.iter().position(|&c| c == (code, *lo)) {
+                Some(j) => j,
+                None => {
+                    counts.push((code, *lo));
+                    counts.len() - 1
+                }
+            };
+            *b = Bound::IntAgg {
+                agg: plan.aggs.len() + j,
+                pred: IPred::Range(1, i64::MAX),
+            };
         }
-    }
-    let needs_aggs = used_aggs.iter().any(|&u| u);
-    let idx = if needs_aggs {
-        let mut idx = AggIndex::new_for(
-            &plan.aggs,
-            &used_aggs[..plan.aggs.len()],
-            &snap.events,
-            as_of,
-        );
-        for &(code, lo) in &counts {
-            idx.add_count(code, lo);
+        // Only the aggregates the selected segments read are computed.
+        let mut used_aggs = vec![false; plan.aggs.len() + counts.len()];
+        for (_, b) in &bound {
+            if let Bound::IntAgg { agg, .. }
+            | Bound::FloatAgg { agg, .. }
+            | Bound::NullAgg { agg, .. } = b
+            {
+                used_aggs[*agg] = true;
+            }
         }
-        idx
-    } else {
-        AggIndex::default()
-    };
-    let root_slots: Vec<usize> = segs.iter().map(|&s| slot[plan.roots[s]]).collect();
-    let nblocks = np.div_ceil(BLOCK);
-    let per_block: Vec<Vec<RoaringBitmap>> = (0..nblocks)
-        .into_par_iter()
-        .map_init(Scratch::default, |scratch, bi| {
-            let start = bi * BLOCK;
-            let end = (start + BLOCK).min(np);
-            let Scratch {
-                aggs,
-                arena,
-                trans,
-                segbuf,
-            } = scratch;
-            if needs_aggs {
-                block_aggs(snap, &idx, start, end, as_of, aggs);
+        let needs_aggs = used_aggs.iter().any(|&u| u);
+        let idx = if needs_aggs {
+            let mut idx = AggIndex::new_for(
+                &plan.aggs,
+                &used_aggs[..plan.aggs.len()],
+                &snap.events,
+                as_of,
+            );
+            for &(code, lo) in &counts {
+                idx.add_count(code, lo);
             }
-            let aggs = &*aggs;
-            let bw = (end - start) / 64;
-            // Every word read is written first in each sub-block: no zeroing.
-            arena.resize(sel_nodes.len() * SW, 0);
-            trans.resize_with(tcols.len(), Vec::new);
-            for (t, buf) in tcols.iter().zip(trans.iter_mut()) {
-                buf.resize(t.nslots * SW, 0);
-            }
-            segbuf.resize(segs.len() * bw, 0);
-            let mut sub = start;
-            while sub < end {
-                let nw = SW.min((end - sub) / 64);
+            idx
+        } else {
+            AggIndex::default()
+        };
+        let root_slots: Vec<usize> = segs.iter().map(|&s| slot[plan.roots[s]]).collect();
+        let nblocks = np.div_ceil(BLOCK);
+        let per_block: Vec<Vec<RoaringBitmap>> = (0..nblocks)
+            .into_par_iter()
+            .map_init(Scratch::default, |scratch, bi| {
+                let start = bi * BLOCK;
+                let end = (start + BLOCK).min(np);
+                let Scratch {
+                    aggs,
+                    arena,
+                    trans,
+                    segbuf,
+                } = scratch;
+                if needs_aggs {
+                    block_aggs(snap, &idx, start, end, as_of, aggs);
+                }
+                let aggs = &*aggs;
+                let bw = (end - start) / 64;
+                // Every word read is written first in each sub-block: no zeroing.
+                arena.resize(sel_nodes.len() * SW, 0);
+                trans.resize_with(tcols.len(), Vec::new);
                 for (t, buf) in tcols.iter().zip(trans.iter_mut()) {
-                    transpose(t, buf, sub, nw);
+                    buf.resize(t.nslots * SW, 0);
                 }
-                for (k, &ni) in sel_nodes.iter().enumerate() {
-                    let (lower, upper) = arena.split_at_mut(k * SW);
-                    let out = &mut upper[..nw];
-                    match &plan.nodes[ni] {
-                        Node::Leaf(l) => {
-                            let k = bound_of[*l];
-                            match &codesets[k] {
-                                Some(cs) => {
-                                    out.iter_mut().for_each(|o| *o = 0);
-                                    let t = &trans[cs.tid];
-                                    for &c in &cs.slots {
-                                        let src = &t[c as usize * SW..c as usize * SW + nw];
-                                        for (o, x) in out.iter_mut().zip(src) {
-                                            *o |= x;
+                segbuf.resize(segs.len() * bw, 0);
+                let mut sub = start;
+                while sub < end {
+                    let nw = SW.min((end - sub) / 64);
+                    for (t, buf) in tcols.iter().zip(trans.iter_mut()) {
+                        transpose(t, buf, sub, nw);
+                    }
+                    for (k, &ni) in sel_nodes.iter().enumerate() {
+                        let (lower, upper) = arena.split_at_mut(k * SW);
+                        let out = &mut upper[..nw];
+                        match &plan.nodes[ni] {
+                            Node::Leaf(l) => {
+                                let k = bound_of[*l];
+                                match &codesets[k] {
+                                    Some(cs) => {
+                                        out.iter_mut().for_each(|o| *o = 0);
+                                        let t = &trans[cs.tid];
+                                        for &c in &cs.slots {
+                                            let src = &t[c as usize * SW..c as usize * SW + nw];
+                                            for (o, x) in out.iter_mut().zip(src) {
+                                                *o |= x;
+                                            }
+                                        }
+                                        if cs.invert {
+                                            let valid = &tcols[cs.tid].col.valid[sub / 64..];
+                                            for (o, v) in out.iter_mut().zip(valid) {
+                                                *o = v & !*o;
+                                            }
                                         }
                                     }
-                                    if cs.invert {
-                                        let valid = &tcols[cs.tid].col.valid[sub / 64..];
-                                        for (o, v) in out.iter_mut().zip(valid) {
-                                            *o = v & !*o;
-                                        }
+                                    None => eval_leaf(&bound[k].1, out, sub, start, aggs),
+                                }
+                            }
+                            Node::And(cs) => {
+                                // Children are distinct (at least two after flattening).
+                                let (c0, c1) = (slot[cs[0]] * SW, slot[cs[1]] * SW);
+                                let (a, b) = (&lower[c0..c0 + nw], &lower[c1..c1 + nw]);
+                                for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+                                    *o = x & y;
+                                }
+                                for c in &cs[2..] {
+                                    let ci = slot[*c] * SW;
+                                    for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {
+                                        *o &= x;
                                     }
                                 }
-                                None => eval_leaf(&bound[k].1, out, sub, start, aggs),
                             }
-                        }
-                        Node::And(cs) => {
-                            // Children are distinct (at least two after flattening).
-                            let (c0, c1) = (slot[cs[0]] * SW, slot[cs[1]] * SW);
-                            let (a, b) = (&lower[c0..c0 + nw], &lower[c1..c1 + nw]);
-                            for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-                                *o = x & y;
-                            }
-                            for c in &cs[2..] {
-                                let ci = slot[*c] * SW;
-                                for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {
-                                    *o &= x;
+                            Node::Or(cs) => {
+                                // Children are distinct (at least two after flattening).
+                                let (c0, c1) = (slot[cs[0]] * SW, slot[cs[1]] * SW);
+                                let (a, b) = (&lower[c0..c0 + nw], &lower[c1..c1 + nw]);
+                                for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+                                    *o = x | y;
+                                }
+                                for c in &cs[2..] {
+                                    let ci = slot[*c] * SW;
+                                    for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {
+                                        *o |= x;
+                                    }
                                 }
                             }
-                        }
-                        Node::Or(cs) => {
-                            // Children are distinct (at least two after flattening).
-                            let (c0, c1) = (slot[cs[0]] * SW, slot[cs[1]] * SW);
-                            let (a, b) = (&lower[c0..c0 + nw], &lower[c1..c1 + nw]);
-                            for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-                                *o = x | y;
-                            }
-                            for c in &cs[2..] {
+                            Node::Not(c) => {
                                 let ci = slot[*c] * SW;
                                 for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {
-                                    *o |= x;
+                                    *o = !x;
                                 }
-                            }
-                        }
-                        Node::Not(c) => {
-                            let ci = slot[*c] * SW;
-                            for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {
-                                *o = !x;
                             }
                         }
                     }
+                    let w = (sub - start) / 64;
+                    for (s, &rs) in root_slots.iter().enumerate() {
+                        segbuf[s * bw + w..s * bw + w + nw]
+                            .copy_from_slice(&arena[rs * SW..rs * SW + nw]);
+                    }
+                    sub += SUB;
                 }
-                let w = (sub - start) / 64;
-                for (s, &rs) in root_slots.iter().enumerate() {
-                    segbuf[s * bw + w..s * bw + w + nw]
-                        .copy_from_slice(&arena[rs * SW..rs * SW + nw]);
-                }
-                sub += SUB;
+                // Rows past the last contact are padding.
+                let live = n.saturating_sub(start).min(bw * 64);
+                (0..segs.len())
+                    .map(|s| {
+                        let words = &mut segbuf[s * bw..(s + 1) * bw];
+                        for (w, x) in words.iter_mut().enumerate() {
+                            let lo = w * 64;
+                            if lo >= live {
+                                *x = 0;
+                            } else if live - lo < 64 {
+                                *x &= (1u64 << (live - lo)) - 1;
+                            }
+                        }
+                        if words.iter().all(|&x| x == 0) {
+                            return RoaringBitmap::new();
+                        }
+                        RoaringBitmap::from_lsb0_bytes(start as u32, &lsb0_bytes(words))
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut out = vec![RoaringBitmap::new(); segs.len()];
+        for block in per_block {
+            for (o, b) in out.iter_mut().zip(block) {
+                *o |= b;
             }
-            // Rows past the last contact are padding.
-            let live = n.saturating_sub(start).min(bw * 64);
-            (0..segs.len())
-                .map(|s| {
-                    let words = &mut segbuf[s * bw..(s + 1) * bw];
-                    for (w, x) in words.iter_mut().enumerate() {
-                        let lo = w * 64;
-                        if lo >= live {
-                            *x = 0;
-                        } else if live - lo < 64 {
-                            *x &= (1u64 << (live - lo)) - 1;
-                        }
-                    }
-                    if words.iter().all(|&x| x == 0) {
-                        return RoaringBitmap::new();
-                    }
-                    RoaringBitmap::from_lsb0_bytes(start as u32, &lsb0_bytes(words))
-                })
-                .collect()
-        })
-        .collect();
-    let mut out = vec![RoaringBitmap::new(); segs.len()];
-    for block in per_block {
-        for (o, b) in out.iter_mut().zip(block) {
-            *o |= b;
         }
-    }
-    Ok(out)
+        Ok(out)
+    };
+    times.iter().map(|&t| run(t)).collect()
 }
 
 /// The bytes of row-bitmap words in lsb0 order (least significant bit of the

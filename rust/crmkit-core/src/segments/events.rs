@@ -297,31 +297,94 @@ impl Events {
 
     /// The events of the given rows (in range), in that order, as a new
     /// index: row `i` of the result is row `rows[i]` here.
-    pub fn gather(&self, rows: &[u32]) -> Events {
+    /// With `kinds`, only the events of the flagged kind codes are kept.
+    pub fn gather(&self, rows: &[u32], kinds: Option<&[bool]>) -> Events {
+        let keep = |k: usize| kinds.is_none_or(|f| f.get(k).copied().unwrap_or(false));
         let n = rows.len();
         let nblocks = n.div_ceil(EVENT_BLOCK).max(1);
         let nk = self.by_kind.len();
         // Per kind, (time, new row, amount) in (new row, time) order ...
         let mut per_kind: Vec<Vec<(i64, u32, f64)>> = vec![Vec::new(); nk];
         let mut extra = BTreeMap::new();
-        for (i, &r) in rows.iter().enumerate() {
-            if let (Some(&a), Some(&b)) = (
-                self.row_start.get(r as usize),
-                self.row_start.get(r as usize + 1),
-            ) {
-                for &g in &self.row_pos[a as usize..b as usize] {
-                    let k = self.kind_base.partition_point(|&x| x <= g) - 1;
-                    let p = (g - self.kind_base[k]) as usize;
-                    let ke = &self.by_kind[k];
-                    per_kind[k].push((ke.time[p], i as u32, ke.amount(p)));
+        let total = self.rows();
+        if n * 32 >= total {
+            // Many rows: one sequential pass over each kept kind's events
+            // (rows past the build have no stored events), instead of
+            // following each row's positions all over memory.
+            let mut pos = vec![u32::MAX; total];
+            for (i, &r) in rows.iter().enumerate() {
+                if let Some(p) = pos.get_mut(r as usize) {
+                    *p = i as u32;
                 }
             }
-            if let Some(more) = self.extra.get(&r) {
-                extra.insert(i as u32, more.clone());
+            per_kind = self
+                .by_kind
+                .par_iter()
+                .enumerate()
+                .map(|(k, ke)| {
+                    let mut out = Vec::new();
+                    if !keep(k) {
+                        return out;
+                    }
+                    for b in 0..ke.block.len().saturating_sub(1) {
+                        for p in ke.block[b] as usize..ke.block[b + 1] as usize {
+                            let r = b * EVENT_BLOCK + ke.row[p] as usize;
+                            let i = pos[r];
+                            if i != u32::MAX {
+                                out.push((ke.time[p], i, ke.amount(p)));
+                            }
+                        }
+                    }
+                    // A block's rows may straddle two new blocks: group by
+                    // new block, keeping each row's time order (a stable,
+                    // run-adaptive sort of nearly sorted keys).
+                    out.sort_by_key(|e| e.1 as usize / EVENT_BLOCK);
+                    out
+                })
+                .collect();
+            for (&r, more) in &self.extra {
+                let Some(&i) = pos.get(r as usize).filter(|&&i| i != u32::MAX) else {
+                    continue;
+                };
+                let kept: Vec<Event> = more
+                    .iter()
+                    .copied()
+                    .filter(|e| keep(e.kind as usize))
+                    .collect();
+                if !kept.is_empty() {
+                    extra.insert(i, kept);
+                }
+            }
+        } else {
+            for (i, &r) in rows.iter().enumerate() {
+                if let (Some(&a), Some(&b)) = (
+                    self.row_start.get(r as usize),
+                    self.row_start.get(r as usize + 1),
+                ) {
+                    for &g in &self.row_pos[a as usize..b as usize] {
+                        let k = self.kind_base.partition_point(|&x| x <= g) - 1;
+                        if !keep(k) {
+                            continue;
+                        }
+                        let p = (g - self.kind_base[k]) as usize;
+                        let ke = &self.by_kind[k];
+                        per_kind[k].push((ke.time[p], i as u32, ke.amount(p)));
+                    }
+                }
+                if let Some(more) = self.extra.get(&r) {
+                    let kept: Vec<Event> = more
+                        .iter()
+                        .copied()
+                        .filter(|e| keep(e.kind as usize))
+                        .collect();
+                    if !kept.is_empty() {
+                        extra.insert(i as u32, kept);
+                    }
+                }
             }
         }
-        // Rows ascend, so the events are grouped by block already (in
-        // (row, time) order within it: readers test each time).
+        // Rows ascend, so the events are grouped by block already (not in
+        // time order within it: readers test each time).
         let by_kind: Vec<KindEvents> = per_kind
             .into_par_iter()
             .zip(self.by_kind.par_iter())

@@ -676,6 +676,19 @@ impl Snapshot {
     /// shared, not copied. The result has no id index (`row_of` finds nothing);
     /// it is meant for evaluating a few rows with the bulk kernels.
     pub fn gather(&self, rows: &[u32]) -> Snapshot {
+        self.gather_some(rows, None, None)
+    }
+
+    /// [`Snapshot::gather`] keeping only the columns flagged in `cols` and
+    /// the interactions of the kinds flagged in `kinds` (None: all); the
+    /// others are left out (all null, no events), which is all a caller
+    /// reading only the flagged ones needs.
+    pub fn gather_some(
+        &self,
+        rows: &[u32],
+        cols: Option<&[bool]>,
+        kinds: Option<&[bool]>,
+    ) -> Snapshot {
         let m = rows.len();
         let np = padded(m);
         let gather_bits = |words: &[u64]| {
@@ -695,7 +708,11 @@ impl Snapshot {
         let columns: Vec<Option<Column>> = self
             .columns
             .par_iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(ci, c)| {
+                if cols.is_some_and(|k| !k.get(ci).copied().unwrap_or(false)) {
+                    return None;
+                }
                 let c = c.as_ref()?;
                 let store = match &c.store {
                     Store::Str { codes, dict } => Store::Str {
@@ -741,7 +758,7 @@ impl Snapshot {
             sorted_prefix: 0,
             schema: self.schema.clone(),
             columns,
-            events: self.events.gather(rows),
+            events: self.events.gather(rows, kinds),
             padded: np,
             leaf_codes: LeafCodes::default(),
         }

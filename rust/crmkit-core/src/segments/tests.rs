@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use super::ast::{Expr, Lit, Operand, Pred};
 use super::compile::{Plan, RuleSource};
 use super::eval::{
-    advance_clock, evaluate, exclusive, explain, row_member, update_contact, RowUpdate,
+    advance_clock, advance_clock_in_place, evaluate, exclusive, explain, row_member,
+    update_contact, RowUpdate,
 };
 use super::lexer::{lex, Tok};
 use super::snapshot::{ColumnData, Interactions, Snapshot, Value};
@@ -677,7 +678,21 @@ fn clock_moves_match_full_runs() {
     let mut t = T0;
     for step in [1, DAY, DAY, -DAY, 3 * DAY + 7, 45 * DAY, 0] {
         let next = advance_clock(&plan, &s, &r, t + step).unwrap();
-        assert_eq!(next, evaluate(&plan, &s, t + step).unwrap(), "step {step}");
+        let full = evaluate(&plan, &s, t + step).unwrap();
+        assert_eq!(next, full, "step {step}");
+        // In place, with exact entered / exited rows.
+        let mut moved = r.clone();
+        let changes = advance_clock_in_place(&plan, &s, &mut moved, t + step).unwrap();
+        assert_eq!(moved, full, "step {step}");
+        let mut changed = vec![false; names.len()];
+        for (seg, entered, exited) in changes {
+            changed[seg] = true;
+            assert_eq!(entered, &full.bitmaps[seg] - &r.bitmaps[seg]);
+            assert_eq!(exited, &r.bitmaps[seg] - &full.bitmaps[seg]);
+        }
+        for (seg, &c) in changed.iter().enumerate() {
+            assert_eq!(c, r.bitmaps[seg] != full.bitmaps[seg], "segment {seg}");
+        }
         r = next;
         t += step;
     }
@@ -831,4 +846,57 @@ fn upserts_match_a_fresh_build() {
         amount: vec![None],
     };
     assert!(s.upsert(&[], HashMap::new(), Some(orphan)).is_err());
+}
+
+#[test]
+fn gathers_keep_every_row_s_events_across_blocks() {
+    // Over several event blocks, so that one block's rows straddle two blocks
+    // of the gathered snapshot; both the dense (scan) and the sparse path.
+    let n = 3 * 65_536 + 100;
+    let mut it = Interactions::default();
+    for c in 0..n as i64 {
+        for j in 0..(c % 3) {
+            it.contact.push(c);
+            it.kind
+                .push(["purchase", "email_open"][(c + j) as usize % 2].to_string());
+            it.time.push(T0 - (c * 7919 + j * 13) % 500 * DAY);
+            it.amount.push((j > 0).then_some(j as f64));
+        }
+    }
+    let s = Snapshot::new((0..n as i64).collect(), schema(), HashMap::new(), Some(it)).unwrap();
+    // Amounts compare by their bits (NaN is a missing amount).
+    let sorted = |v: Vec<super::snapshot::Event>| {
+        let mut k: Vec<(u32, i64, u64)> = v
+            .into_iter()
+            .map(|e| (e.kind, e.time, e.amount.to_bits()))
+            .collect();
+        k.sort_unstable();
+        k
+    };
+    for rows in [
+        (0..n as u32).filter(|r| r % 5 != 0).collect::<Vec<u32>>(),
+        (0..n as u32).step_by(97).collect(),
+    ] {
+        let g = s.gather(&rows);
+        for (i, &r) in rows.iter().enumerate() {
+            assert_eq!(
+                sorted(g.events.of(i)),
+                sorted(s.events.of(r as usize)),
+                "row {r}"
+            );
+        }
+        let purchases = s.events.kinds.code("purchase").unwrap() as usize;
+        let mut only = vec![false; s.events.kinds.values.len()];
+        only[purchases] = true;
+        let g = s.gather_some(&rows, None, Some(&only));
+        for (i, &r) in rows.iter().enumerate().step_by(5) {
+            let want: Vec<_> = s
+                .events
+                .of(r as usize)
+                .into_iter()
+                .filter(|e| e.kind as usize == purchases)
+                .collect();
+            assert_eq!(sorted(g.events.of(i)), sorted(want), "row {r}");
+        }
+    }
 }
