@@ -10,6 +10,7 @@ use std::path::Path;
 
 use bytemuck::{Pod, Zeroable};
 
+use super::snapshot::Strs;
 use crate::{CoreError, CoreResult};
 
 /// Marker written after the magic: read back differently on a machine of
@@ -81,19 +82,11 @@ impl<'p> Writer<'p> {
     }
 
     /// Strings: their end offsets, then their bytes in one run.
-    pub fn strs(&mut self, xs: &[String]) -> CoreResult<()> {
-        let mut ends = Vec::with_capacity(xs.len());
-        let mut total = 0u64;
-        for s in xs {
-            total += s.len() as u64;
-            ends.push(total);
-        }
-        self.slice(&ends)?;
-        self.u64(total)?;
-        for s in xs {
-            self.raw(s.as_bytes())?;
-        }
-        Ok(())
+    pub fn strs(&mut self, xs: &Strs) -> CoreResult<()> {
+        let (ends, bytes) = xs.parts();
+        self.slice(ends)?;
+        self.u64(bytes.len() as u64)?;
+        self.raw(bytes)
     }
 
     /// Write the checksum and flush.
@@ -218,27 +211,15 @@ impl<'p> Reader<'p> {
     }
 
     /// Strings written by [`Writer::strs`].
-    pub fn strs(&mut self) -> CoreResult<Vec<String>> {
+    pub fn strs(&mut self) -> CoreResult<Strs> {
         let ends: Vec<u64> = self.vec()?;
         let total = self.u64()?;
-        if total > self.left || ends.last().copied().unwrap_or(0) != total {
+        if total > self.left {
             return Err(damaged(self.path, "truncated"));
         }
         let mut bytes = vec![0u8; total as usize];
         self.raw(&mut bytes)?;
-        let text =
-            std::str::from_utf8(&bytes).map_err(|_| damaged(self.path, "text is not UTF-8"))?;
-        let mut out = Vec::with_capacity(ends.len());
-        let mut start = 0usize;
-        for &e in &ends {
-            let e = e as usize;
-            let s = text
-                .get(start..e)
-                .ok_or_else(|| damaged(self.path, "string bounds"))?;
-            out.push(s.to_string());
-            start = e;
-        }
-        Ok(out)
+        Strs::from_parts(ends, bytes).ok_or_else(|| damaged(self.path, "strings"))
     }
 
     /// Check the checksum and that nothing is left over.

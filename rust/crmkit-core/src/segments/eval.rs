@@ -14,7 +14,9 @@ use super::ast::{AggFunc, Expr, Operand};
 use super::compile::{Node, Plan};
 use super::events::EVENT_BLOCK;
 use super::simd::{self, portable as fill};
-use super::snapshot::{bit, AggAcc, AggIndex, AggValue, Column, LeafCodes, Snapshot, Store, Value};
+use super::snapshot::{
+    bit, AggAcc, AggIndex, AggValue, Column, LeafCodes, Snapshot, Store, Strs, Value,
+};
 use super::typecheck::{FPred, IPred, Leaf, Src, StrPred, TExpr};
 use super::{FieldType, DAY};
 
@@ -150,7 +152,7 @@ fn sparse_dict(dict_len: usize, rows: usize) -> bool {
 /// larger than the column's rows only the codes the rows use are tested.
 fn code_bits(
     col: &Column,
-    dict: &[String],
+    dict: &Strs,
     rows: usize,
     test: impl Fn(&str) -> bool + Sync,
 ) -> Vec<u64> {
@@ -188,8 +190,9 @@ fn code_bits(
         .for_each(|(ci, out)| {
             let base = ci * WORDS * 64;
             let end = (base + out.len() * 64).min(dict.len());
-            for (i, s) in dict[base.min(end)..end].iter().enumerate() {
-                if test(s) {
+            for c in base.min(end)..end {
+                if test(&dict[c]) {
+                    let i = c - base;
                     out[i >> 6] |= 1 << (i & 63);
                 }
             }
@@ -276,14 +279,15 @@ fn regex_set_bits(plan: &Plan, snap: &Snapshot, leaf_ids: &[usize]) -> HashMap<u
             continue;
         }
         const CHUNK: usize = 64 * 64;
-        let parts: Vec<Vec<u64>> = dict
-            .values
-            .par_chunks(CHUNK)
-            .map(|chunk| {
-                let cw = chunk.len().div_ceil(64);
+        let nv = dict.values.len();
+        let parts: Vec<Vec<u64>> = (0..nv.div_ceil(CHUNK))
+            .into_par_iter()
+            .map(|ci| {
+                let (a, z) = (ci * CHUNK, ((ci + 1) * CHUNK).min(nv));
+                let cw = (z - a).div_ceil(64);
                 let mut bits = vec![0u64; k * cw];
                 let mut hit = vec![false; k];
-                for (i, s) in chunk.iter().enumerate() {
+                for (i, s) in (a..z).map(|c| &dict.values[c]).enumerate() {
                     hit.iter_mut().for_each(|h| *h = false);
                     if set.matches_read_at(&mut hit, s, 0) {
                         for (p, _) in hit.iter().enumerate().filter(|(_, h)| **h) {

@@ -482,7 +482,7 @@ impl Events {
     /// Read an index written by [`Events::encode`] for `n` rows, checking
     /// that every position and code in it is in range.
     pub(crate) fn decode(r: &mut Reader<'_>, n: usize) -> CoreResult<Events> {
-        let kinds = Dict::from_values(r.strs()?).ok_or_else(|| r.damaged("kind dictionary"))?;
+        let kinds = Dict::from_strs(r.strs()?);
         let nk = r.u64()? as usize;
         if nk > kinds.values.len() {
             return Err(r.damaged("kind count"));

@@ -73,13 +73,95 @@ pub enum Value {
     List(Vec<String>),
 }
 
+/// Strings stored end to end in one buffer: a dictionary of millions of
+/// values costs their bytes and one offset each, not an allocation each.
+#[derive(Clone, Default)]
+pub struct Strs {
+    /// End offset of each string in `bytes`.
+    ends: Vec<u64>,
+    /// UTF-8 text of every string, in order.
+    bytes: Vec<u8>,
+}
+
+impl Strs {
+    /// Number of strings.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there is no string.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// String `i` (panics when out of range, like a slice).
+    #[inline]
+    pub fn get(&self, i: usize) -> &str {
+        let a = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        let b = self.ends[i] as usize;
+        // SAFETY: `bytes` only ever receives whole `&str`s (push) or text
+        // checked to be UTF-8 with every end on a character boundary
+        // (from_parts), so each range is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(&self.bytes[a..b]) }
+    }
+
+    /// Append a string.
+    pub fn push(&mut self, s: &str) {
+        self.bytes.extend_from_slice(s.as_bytes());
+        self.ends.push(self.bytes.len() as u64);
+    }
+
+    /// The strings in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// The end offsets and the text (the file layout).
+    pub fn parts(&self) -> (&[u64], &[u8]) {
+        (&self.ends, &self.bytes)
+    }
+
+    /// From end offsets and text; None unless the text is UTF-8 and the ends
+    /// ascend to its length on character boundaries.
+    pub fn from_parts(ends: Vec<u64>, bytes: Vec<u8>) -> Option<Strs> {
+        let text = std::str::from_utf8(&bytes).ok()?;
+        let mut prev = 0u64;
+        for &e in &ends {
+            if e < prev || !text.is_char_boundary(usize::try_from(e).ok()?) {
+                return None;
+            }
+            prev = e;
+        }
+        (prev as usize == bytes.len()).then_some(Strs { ends, bytes })
+    }
+}
+
+impl std::ops::Index<usize> for Strs {
+    type Output = str;
+    fn index(&self, i: usize) -> &str {
+        self.get(i)
+    }
+}
+
+impl From<Vec<String>> for Strs {
+    fn from(v: Vec<String>) -> Strs {
+        let mut out = Strs::default();
+        for s in &v {
+            out.push(s);
+        }
+        out
+    }
+}
+
 /// A string dictionary: code -> string and string -> code. The index holds
-/// codes only (hashed through their strings), so each string is stored once.
+/// codes only (hashed through their strings), so each string is stored once;
+/// it is built on first use, so a dictionary read from a file that is only
+/// scanned (the usual case) never hashes its strings.
 #[derive(Clone, Default)]
 pub struct Dict {
     /// The strings, by code.
-    pub values: Vec<String>,
-    index: hashbrown::HashTable<u32>,
+    pub values: Strs,
+    index: std::sync::OnceLock<hashbrown::HashTable<u32>>,
     hasher: ahash::RandomState,
 }
 
@@ -92,47 +174,57 @@ impl std::fmt::Debug for Dict {
 }
 
 impl Dict {
+    fn index(&self) -> &hashbrown::HashTable<u32> {
+        self.index.get_or_init(|| {
+            let mut index = hashbrown::HashTable::with_capacity(self.values.len());
+            for (c, v) in self.values.iter().enumerate() {
+                let h = self.hasher.hash_one(v);
+                if index
+                    .find(h, |&o: &u32| &self.values[o as usize] == v)
+                    .is_none()
+                {
+                    index.insert_unique(h, c as u32, |&o| {
+                        self.hasher.hash_one(&self.values[o as usize])
+                    });
+                }
+            }
+            index
+        })
+    }
+
     /// The code of `s`, adding it when new.
     pub fn intern(&mut self, s: &str) -> u32 {
+        self.index();
         let Dict {
             values,
             index,
             hasher,
         } = self;
+        let index = index.get_mut().expect("index built above");
         let h = hasher.hash_one(s);
-        if let Some(&c) = index.find(h, |&c| values[c as usize] == s) {
+        if let Some(&c) = index.find(h, |&c| &values[c as usize] == s) {
             return c;
         }
         let c = values.len() as u32;
-        values.push(s.to_string());
-        index.insert_unique(h, c, |&c| hasher.hash_one(values[c as usize].as_str()));
+        values.push(s);
+        index.insert_unique(h, c, |&c| hasher.hash_one(&values[c as usize]));
         c
     }
-    /// A dictionary of distinct strings, coded in order (None on a repeat).
-    pub fn from_values(values: Vec<String>) -> Option<Dict> {
-        let hasher = ahash::RandomState::default();
-        let mut index = hashbrown::HashTable::with_capacity(values.len());
-        for (c, v) in values.iter().enumerate() {
-            let h = hasher.hash_one(v.as_str());
-            if index.find(h, |&o: &u32| values[o as usize] == *v).is_some() {
-                return None;
-            }
-            index.insert_unique(h, c as u32, |&o| {
-                hasher.hash_one(values[o as usize].as_str())
-            });
-        }
-        Some(Dict {
+
+    /// A dictionary of the given strings, coded in order (the strings of a
+    /// dictionary written by this one: distinct).
+    pub fn from_strs(values: Strs) -> Dict {
+        Dict {
             values,
-            index,
-            hasher,
-        })
+            ..Default::default()
+        }
     }
 
     /// The code of `s`, if present.
     pub fn code(&self, s: &str) -> Option<u32> {
         let h = self.hasher.hash_one(s);
-        self.index
-            .find(h, |&c| self.values[c as usize] == s)
+        self.index()
+            .find(h, |&c| &self.values[c as usize] == s)
             .copied()
     }
 }
@@ -955,9 +1047,7 @@ impl Column {
             return Err(r.damaged("column type"));
         }
         let valid: Vec<u64> = r.vec()?;
-        let dict = |r: &mut Reader<'_>| -> CoreResult<Dict> {
-            Dict::from_values(r.strs()?).ok_or_else(|| r.damaged("dictionary"))
-        };
+        let dict = |r: &mut Reader<'_>| -> CoreResult<Dict> { Ok(Dict::from_strs(r.strs()?)) };
         let in_dict =
             |codes: &[u32], d: &Dict| codes.iter().all(|&c| (c as usize) < d.values.len().max(1));
         let store = match (r.u8()?, ty) {
