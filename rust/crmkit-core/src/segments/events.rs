@@ -105,7 +105,8 @@ impl KindEvents {
     }
 }
 
-/// Interactions of a snapshot: per-kind indexes, a per-row index into them,
+/// Interactions of a snapshot: per-kind indexes, a per-row index into them
+/// (built on the first single-row question: bulk evaluation never needs it),
 /// and events appended by single-contact updates.
 #[derive(Debug, Clone, Default)]
 pub struct Events {
@@ -115,20 +116,30 @@ pub struct Events {
     by_kind: Vec<KindEvents>,
     /// Global position of each kind's first event (`kinds + 1` entries).
     kind_base: Vec<u32>,
-    /// Start of each row's entries in `row_pos` (`rows + 1` entries).
-    row_start: Vec<u32>,
-    /// Global positions of each row's events: kind by kind, each in time order.
-    row_pos: Vec<u32>,
+    /// Number of rows.
+    n_rows: usize,
+    /// Where each row's stored events are.
+    row_index: std::sync::OnceLock<RowIndex>,
     /// Events appended after the build, by row, in arrival order.
     extra: BTreeMap<u32, Vec<Event>>,
+}
+
+/// Each row's stored events, as global positions (kind by kind, each in
+/// time order).
+#[derive(Debug, Clone, Default)]
+struct RowIndex {
+    /// Start of each row's entries in `pos` (`rows + 1` entries).
+    start: Vec<u32>,
+    /// Global positions of the events.
+    pos: Vec<u32>,
 }
 
 impl Events {
     /// No events for `n` rows.
     pub fn empty(n: usize) -> Events {
         Events {
-            row_start: vec![0; n + 1],
             kind_base: vec![0],
+            n_rows: n,
             ..Default::default()
         }
     }
@@ -184,50 +195,56 @@ impl Events {
         Events::finish(kinds, n, by_kind)
     }
 
-    /// Add the per-row index to per-kind indexes over `n` rows.
+    /// Events over `n` rows from per-kind indexes.
     fn finish(kinds: Dict, n: usize, by_kind: Vec<KindEvents>) -> Events {
-        let nk = by_kind.len();
-        let nblocks = n.div_ceil(EVENT_BLOCK).max(1);
-        let m: usize = by_kind.iter().map(KindEvents::len).sum();
-        let mut row_start = vec![0u32; n + 1];
-        for ke in &by_kind {
-            for b in 0..nblocks.min(ke.block.len().saturating_sub(1)) {
-                for p in ke.block[b] as usize..ke.block[b + 1] as usize {
-                    row_start[b * EVENT_BLOCK + ke.row[p] as usize + 1] += 1;
-                }
-            }
-        }
-        for i in 0..n {
-            row_start[i + 1] += row_start[i];
-        }
-        let mut kind_base = vec![0u32; nk + 1];
+        let mut kind_base = vec![0u32; by_kind.len() + 1];
         for (k, ke) in by_kind.iter().enumerate() {
             kind_base[k + 1] = kind_base[k] + ke.len() as u32;
-        }
-        let mut fill = row_start.clone();
-        let mut row_pos = vec![0u32; m];
-        for (k, ke) in by_kind.iter().enumerate() {
-            for b in 0..nblocks {
-                for p in ke.block[b] as usize..ke.block[b + 1] as usize {
-                    let r = b * EVENT_BLOCK + ke.row[p] as usize;
-                    row_pos[fill[r] as usize] = kind_base[k] + p as u32;
-                    fill[r] += 1;
-                }
-            }
         }
         Events {
             kinds,
             by_kind,
             kind_base,
-            row_start,
-            row_pos,
+            n_rows: n,
+            row_index: std::sync::OnceLock::new(),
             extra: BTreeMap::new(),
         }
     }
 
+    /// The per-row index, built on first use.
+    fn row_index(&self) -> &RowIndex {
+        self.row_index.get_or_init(|| {
+            let n = self.n_rows;
+            let mut start = vec![0u32; n + 1];
+            let blocks = |ke: &KindEvents| ke.block.len().saturating_sub(1);
+            for ke in &self.by_kind {
+                for b in 0..blocks(ke) {
+                    for p in ke.block[b] as usize..ke.block[b + 1] as usize {
+                        start[b * EVENT_BLOCK + ke.row[p] as usize + 1] += 1;
+                    }
+                }
+            }
+            for i in 0..n {
+                start[i + 1] += start[i];
+            }
+            let mut fill = start.clone();
+            let mut pos = vec![0u32; self.indexed_len()];
+            for (k, ke) in self.by_kind.iter().enumerate() {
+                for b in 0..blocks(ke) {
+                    for p in ke.block[b] as usize..ke.block[b + 1] as usize {
+                        let r = b * EVENT_BLOCK + ke.row[p] as usize;
+                        pos[fill[r] as usize] = self.kind_base[k] + p as u32;
+                        fill[r] += 1;
+                    }
+                }
+            }
+            RowIndex { start, pos }
+        })
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
-        self.row_start.len().saturating_sub(1)
+        self.n_rows
     }
 
     /// The index of a kind code (empty when the kind has no stored event).
@@ -240,8 +257,9 @@ impl Events {
     /// in time order, then appended ones in arrival order.
     #[inline]
     pub fn for_each_of(&self, row: usize, mut f: impl FnMut(Event)) {
-        if let (Some(&a), Some(&b)) = (self.row_start.get(row), self.row_start.get(row + 1)) {
-            for &g in &self.row_pos[a as usize..b as usize] {
+        let ix = self.row_index();
+        if let (Some(&a), Some(&b)) = (ix.start.get(row), ix.start.get(row + 1)) {
+            for &g in &ix.pos[a as usize..b as usize] {
                 let k = self.kind_base.partition_point(|&x| x <= g) - 1;
                 let p = (g - self.kind_base[k]) as usize;
                 let ke = &self.by_kind[k];
@@ -288,11 +306,11 @@ impl Events {
 
     /// Add an empty row at the end.
     pub fn push_row(&mut self) {
-        let last = *self.row_start.last().unwrap_or(&0);
-        if self.row_start.is_empty() {
-            self.row_start.push(0);
+        self.n_rows += 1;
+        if let Some(ix) = self.row_index.get_mut() {
+            let last = *ix.start.last().unwrap_or(&0);
+            ix.start.push(last);
         }
-        self.row_start.push(last);
     }
 
     /// The events of the given rows (in range), in that order, as a new
@@ -356,12 +374,12 @@ impl Events {
                 }
             }
         } else {
+            let ix = self.row_index();
             for (i, &r) in rows.iter().enumerate() {
-                if let (Some(&a), Some(&b)) = (
-                    self.row_start.get(r as usize),
-                    self.row_start.get(r as usize + 1),
-                ) {
-                    for &g in &self.row_pos[a as usize..b as usize] {
+                if let (Some(&a), Some(&b)) =
+                    (ix.start.get(r as usize), ix.start.get(r as usize + 1))
+                {
+                    for &g in &ix.pos[a as usize..b as usize] {
                         let k = self.kind_base.partition_point(|&x| x <= g) - 1;
                         if !keep(k) {
                             continue;
@@ -419,7 +437,7 @@ impl Events {
 
     /// Number of events in the per-kind indexes (appended ones not counted).
     pub fn indexed_len(&self) -> usize {
-        self.row_pos.len()
+        self.kind_base.last().map_or(0, |&m| m as usize)
     }
 
     /// Number of events appended after the build.
@@ -431,7 +449,7 @@ impl Events {
     /// the per-kind indexes (each row's events keep their order).
     pub fn compacted(&self) -> Events {
         let n = self.rows();
-        let m = self.row_pos.len() + self.extra_len();
+        let m = self.indexed_len() + self.extra_len();
         let (mut rows, mut kind, mut time, mut amount) = (
             Vec::with_capacity(m),
             Vec::with_capacity(m),
@@ -461,8 +479,7 @@ impl Events {
             w.slice(&ke.amount)?;
         }
         w.slice(&self.kind_base)?;
-        w.slice(&self.row_start)?;
-        w.slice(&self.row_pos)?;
+        w.u64(self.n_rows as u64)?;
         let (mut rows, mut kind, mut time, mut amount) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (&r, evs) in &self.extra {
@@ -495,13 +512,16 @@ impl Events {
             let time: Vec<i64> = r.vec()?;
             let row: Vec<u16> = r.vec()?;
             let amount: Vec<f64> = r.vec()?;
-            let ok = block.len() == nblocks + 1
+            // Rows appended after the build may add blocks the index has not.
+            let nb = block.len().saturating_sub(1);
+            let ok = nb >= 1
+                && nb <= nblocks
                 && block[0] == 0
                 && block.windows(2).all(|w| w[0] <= w[1])
-                && block[nblocks] as usize == time.len()
+                && block[nb] as usize == time.len()
                 && row.len() == time.len()
                 && (amount.is_empty() || amount.len() == time.len())
-                && (0..nblocks).all(|b| {
+                && (0..nb).all(|b| {
                     row[block[b] as usize..block[b + 1] as usize]
                         .iter()
                         .all(|&x| b * EVENT_BLOCK + (x as usize) < n)
@@ -518,21 +538,14 @@ impl Events {
             });
         }
         let kind_base: Vec<u32> = r.vec()?;
-        let row_start: Vec<u32> = r.vec()?;
-        let row_pos: Vec<u32> = r.vec()?;
-        let m = row_pos.len();
+        let n_rows = r.u64()?;
         let ok = kind_base.len() == nk + 1
             && kind_base[0] == 0
             && by_kind
                 .iter()
                 .enumerate()
                 .all(|(k, ke)| kind_base[k + 1] as usize == kind_base[k] as usize + ke.len())
-            && kind_base[nk] as usize == m
-            && row_start.len() == n + 1
-            && row_start[0] == 0
-            && row_start.windows(2).all(|w| w[0] <= w[1])
-            && row_start[n] as usize == m
-            && row_pos.iter().all(|&g| (g as usize) < m);
+            && n_rows == n as u64;
         if !ok {
             return Err(r.damaged("event row index"));
         }
@@ -558,8 +571,8 @@ impl Events {
             kinds,
             by_kind,
             kind_base,
-            row_start,
-            row_pos,
+            n_rows: n,
+            row_index: std::sync::OnceLock::new(),
             extra,
         })
     }
@@ -567,7 +580,9 @@ impl Events {
     /// Approximate heap bytes held.
     pub fn bytes(&self) -> usize {
         self.by_kind.iter().map(KindEvents::bytes).sum::<usize>()
-            + self.row_start.len() * 4
-            + self.row_pos.len() * 4
+            + self
+                .row_index
+                .get()
+                .map_or(0, |ix| (ix.start.len() + ix.pos.len()) * 4)
     }
 }
