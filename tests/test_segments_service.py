@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from crmkit import _core
 from crmkit.cli import build_cli
 from crmkit.errors import NotFoundError, RuleError
 from crmkit.kernel import Kernel
@@ -132,6 +133,18 @@ def test_cli_segments(tmp_path: Path, kernel: Kernel) -> None:
     r = runner.invoke(cli, ["--db", db, "segments", "add", "--file", str(rules)])
     assert r.exit_code == 0, r.output
     r = runner.invoke(cli, ["--db", db, "segments", "run", "--as-of", "2026-03-01", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["counts"] == {"us": 3, "vip": 3}
+    # A kept snapshot is trusted while the store's change log says it is
+    # current; --rebuild reads every contact again.
+    snap_file = Path(db + "-segments.snapshot")
+    held, meta = _core.Snapshot.load(snap_file)
+    _core.Snapshot([], {}, held.schema).save(snap_file, meta)
+    r = runner.invoke(cli, ["--db", db, "segments", "run", "--dry-run", "--json"])
+    assert json.loads(r.stdout)["counts"] == {"us": 0, "vip": 0}
+    r = runner.invoke(
+        cli, ["--db", db, "segments", "run", "--as-of", "2026-03-01", "--rebuild", "--json"]
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["counts"] == {"us": 3, "vip": 3}
     r = runner.invoke(cli, ["--db", db, "segments", "preview", "country in ('GB', 'DE')", "--json"])

@@ -89,15 +89,27 @@ def register(cli: click.Group) -> None:
     @segments.command("run")
     @_AS_OF
     @click.option("--dry-run", is_flag=True, help="Evaluate without recording.")
+    @click.option(
+        "--rebuild",
+        is_flag=True,
+        help="Rebuild the snapshot kept beside the store from every contact first.",
+    )
     @_JSON
     @click.pass_obj
-    def run(obj: Ctx, as_of: str | None, dry_run: bool, as_json: bool) -> None:
-        """Evaluate every segment and record who entered and exited."""
+    def run(obj: Ctx, as_of: str | None, dry_run: bool, rebuild: bool, as_json: bool) -> None:
+        """Evaluate every segment and record who entered and exited.
+
+        The snapshot of the store is kept beside it and brought up to date from
+        the store's change log, so a run reads only what changed since the last.
+        """
         import msgspec
 
         from crmkit.segments import parse_as_of
 
-        r = obj.kernel().segments.run(as_of=parse_as_of(as_of), dry_run=dry_run)
+        kernel = obj.kernel()
+        if rebuild:
+            kernel.segments.drop_snapshot()
+        r = kernel.segments.run(as_of=parse_as_of(as_of), dry_run=dry_run)
         lines = [
             f"{n}: {c:,} (+{r.entered.get(n, 0):,} / -{r.exited.get(n, 0):,})"
             for n, c in sorted(r.counts.items())
