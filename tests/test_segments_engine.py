@@ -170,7 +170,8 @@ halves = st.integers(-8, 8).map(lambda i: i / 2)
 def value_for(ty: str) -> st.SearchStrategy[Any]:
     base: st.SearchStrategy[Any] = {
         "string": st.sampled_from(STRS),
-        "integer": st.integers(-5, 5),
+        # Now and then a value past 32 bits: the column is then stored in 64.
+        "integer": st.integers(-5, 5) | st.sampled_from([-(2**40), 2**40]),
         "number": halves,
         "boolean": st.booleans(),
         "date": st.sampled_from(DATES[:4]).map(to_epoch),
@@ -188,7 +189,7 @@ contacts = st.lists(
 def lit_for(ty: str) -> st.SearchStrategy[Any]:
     return {
         "string": st.sampled_from(STRS),
-        "integer": st.integers(-5, 5) | halves,
+        "integer": st.integers(-5, 5) | halves | st.sampled_from([2**33, -(2**40)]),
         "number": halves | st.integers(-4, 4),
         "date": st.sampled_from(DATES),
         "datetime": st.sampled_from(DATES),

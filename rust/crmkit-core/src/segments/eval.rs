@@ -118,6 +118,11 @@ enum Bound<'a> {
         valid: &'a [u64],
         pred: IPred,
     },
+    IntCol32 {
+        vals: &'a [i32],
+        valid: &'a [u64],
+        pred: IPred,
+    },
     FloatCol {
         vals: &'a [f64],
         valid: &'a [u64],
@@ -387,6 +392,11 @@ fn bind<'a>(
                 valid: &c.valid,
                 pred: resolve_within(pred, as_of),
             },
+            Store::Int32(vals) => Bound::IntCol32 {
+                vals,
+                valid: &c.valid,
+                pred: resolve_within(pred, as_of),
+            },
             _ => Bound::Const(false),
         },
         (Leaf::Float { pred, .. }, None, Some(c)) => match &c.store {
@@ -410,6 +420,13 @@ fn fill_i(out: &mut [u64], vals: &[i64], valid: &[u64], p: &IPred) {
             fill(out, vals, valid, |v| v != x)
         }
         p => fill(out, vals, valid, |v| p.test(v, 0)),
+    }
+}
+
+fn fill_i32(out: &mut [u64], vals: &[i32], valid: &[u64], p: &IPred) {
+    match p {
+        IPred::Range(lo, hi) => simd::range_i32(out, vals, valid, *lo, *hi),
+        p => fill(out, vals, valid, |v| p.test(v as i64, 0)),
     }
 }
 
@@ -776,6 +793,7 @@ fn eval_leaf(b: &Bound<'_>, out: &mut [u64], sub: usize, bstart: usize, aggs: &B
             }
         }
         Bound::IntCol { vals, valid, pred } => fill_i(out, &vals[sub..], &valid[w0..], pred),
+        Bound::IntCol32 { vals, valid, pred } => fill_i32(out, &vals[sub..], &valid[w0..], pred),
         Bound::FloatCol { vals, valid, pred } => fill_f(out, &vals[sub..], &valid[w0..], pred),
         Bound::IntAgg { agg, pred } => {
             fill_i(out, &aggs.ints[*agg][rel..], &aggs.valid[*agg][rw0..], pred)
@@ -1042,11 +1060,14 @@ fn clock_candidates(plan: &Plan, snap: &Snapshot, t0: i64, t1: i64, segs: &[usiz
             let (a, z) = (bi * EVENT_BLOCK, ((bi + 1) * EVENT_BLOCK).min(n));
             let mut hit = vec![0u64; (z - a).div_ceil(64)];
             for (c, b) in &cols {
-                if let Store::Int(vals) = &c.store {
-                    for r in a..z {
-                        if c.is_valid(r) && inside(b, vals[r]) {
-                            hit[(r - a) >> 6] |= 1 << ((r - a) & 63);
-                        }
+                let value = |r: usize| match &c.store {
+                    Store::Int(vals) => Some(vals[r]),
+                    Store::Int32(vals) => Some(vals[r] as i64),
+                    _ => None,
+                };
+                for r in a..z {
+                    if c.is_valid(r) && value(r).is_some_and(|v| inside(b, v)) {
+                        hit[(r - a) >> 6] |= 1 << ((r - a) & 63);
                     }
                 }
             }
@@ -1577,6 +1598,7 @@ impl<'a> RowEval<'a> {
             }
             (Leaf::Bool { value, .. }, Store::Bool(bits)) => bit(bits, r) == *value,
             (Leaf::Int { pred, .. }, Store::Int(vals)) => pred.test(vals[r], self.as_of),
+            (Leaf::Int { pred, .. }, Store::Int32(vals)) => pred.test(vals[r] as i64, self.as_of),
             (Leaf::Float { pred, .. }, Store::Float(vals)) => pred.test(vals[r]),
             _ => false,
         };

@@ -18,6 +18,21 @@ pub fn range_i64(out: &mut [u64], vals: &[i64], valid: &[u64], lo: i64, hi: i64)
     portable(out, vals, valid, |v| (lo <= v) & (v <= hi));
 }
 
+/// Like [`range_i64`] over values stored in 32 bits (bounds outside the
+/// 32-bit range are clamped: no stored value lies beyond them).
+pub fn range_i32(out: &mut [u64], vals: &[i32], valid: &[u64], lo: i64, hi: i64) {
+    assert!(vals.len() >= out.len() * 64 && valid.len() >= out.len());
+    if lo > hi || lo > i32::MAX as i64 || hi < i32::MIN as i64 {
+        out.iter_mut().for_each(|o| *o = 0);
+        return;
+    }
+    let (lo, hi) = (
+        lo.max(i32::MIN as i64) as i32,
+        hi.min(i32::MAX as i64) as i32,
+    );
+    portable(out, vals, valid, |v| (lo <= v) & (v <= hi));
+}
+
 /// Like [`range_i64`] for f64 with inclusive or exclusive bounds.
 pub fn range_f64(
     out: &mut [u64],

@@ -950,3 +950,60 @@ fn rows_appended_past_a_block_survive_a_round_trip() {
         );
     }
 }
+
+#[test]
+fn integers_in_32_bits_and_beyond_compare_alike() {
+    let big = 5_000_000_000i64;
+    let plan = Plan::compile(
+        vec![
+            ("lo".into(), RuleSource::Text("age < 3000000000".into())),
+            ("hi".into(), RuleSource::Text("age > 3000000000".into())),
+            (
+                "mid".into(),
+                RuleSource::Text("age between -5 and 40".into()),
+            ),
+            ("neq".into(), RuleSource::Text("age != 30".into())),
+            ("in".into(), RuleSource::Text("age in (30, 41)".into())),
+        ],
+        schema(),
+    )
+    .unwrap();
+    let members = |s: &Snapshot| -> Vec<Vec<u32>> {
+        let r = evaluate(&plan, s, T0).unwrap();
+        // The single-row path agrees with the bulk path.
+        for (seg, bm) in r.bitmaps.iter().enumerate() {
+            for row in 0..s.len() {
+                assert_eq!(bm.contains(row as u32), row_member(&plan, s, row, seg, T0));
+            }
+        }
+        r.bitmaps.iter().map(|b| b.iter().collect()).collect()
+    };
+    let small = snap(); // ages 30, 41, null, 18: stored in 32 bits
+    let want = members(&small);
+    assert_eq!(want[0], vec![0, 1, 3]);
+    assert!(want[1].is_empty());
+    // The same ages plus one that needs 64 bits: the other rows agree.
+    let mut s = snap();
+    let row = s.push_contact(99).unwrap();
+    s.set_value(row, "age", &Value::Int(big)).unwrap();
+    let got = members(&s);
+    assert_eq!(got[1], vec![row as u32]);
+    assert_eq!(got[0], want[0]);
+    assert_eq!(got[2], want[2]);
+    // And through a file.
+    let path = temp_file("wide.snap");
+    s.save(&path, "").unwrap();
+    let (back, _) = Snapshot::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(members(&back), got);
+    let mut cols = HashMap::new();
+    cols.insert(
+        "age".into(),
+        ColumnData::Int(vec![Some(-big), Some(30), None, Some(big)]),
+    );
+    let wide = Snapshot::new(vec![1, 2, 3, 4], schema(), cols, None).unwrap();
+    assert_eq!(
+        members(&wide),
+        vec![vec![0, 1], vec![3], vec![1], vec![0, 3], vec![1]]
+    );
+}
