@@ -12,7 +12,7 @@ use crate::{CoreError, CoreResult};
 
 use super::ast::{AggFunc, Expr, Operand};
 use super::compile::{Node, Plan};
-use super::events::EVENT_BLOCK;
+use super::events::{TimeSlice, EVENT_BLOCK};
 use super::simd::{self, portable as fill};
 use super::snapshot::{
     bit, AggAcc, AggIndex, AggValue, Column, LeafCodes, Snapshot, Store, Strs, Value,
@@ -640,46 +640,65 @@ fn block_aggs(
                 continue;
             };
             for &(a, lo) in idx.keys_of(code as u32) {
-                let (ts, rs, am) = ke.slices(ke.window(bi, lo, as_of));
+                let (times, rs, am) = ke.slices(ke.window(bi, lo, as_of));
                 // Always true for a time-sorted block (the window was cut
                 // by binary search); tested for gathered ones.
                 let inw = |t: i64| lo <= t && t <= as_of;
-                let f = funcs[a];
-                match f {
-                    AggFunc::Count => {
-                        let v = &mut ints[a];
-                        for (&r, &t) in rs.iter().zip(ts) {
-                            v[r as usize] += inw(t) as i64;
-                        }
-                    }
-                    AggFunc::Sum => {
-                        let v = &mut floats[a];
-                        for ((&r, &x), &t) in rs.iter().zip(am).zip(ts) {
-                            if !x.is_nan() && inw(t) {
-                                v[r as usize] += x;
+                // One copy of the loops per time width.
+                macro_rules! accumulate {
+                    ($ts:expr) => {{
+                        let ts = $ts;
+                        let f = funcs[a];
+                        match f {
+                            AggFunc::Count => {
+                                let v = &mut ints[a];
+                                for (&r, &t) in rs.iter().zip(ts) {
+                                    let t = i64::from(t);
+                                    v[r as usize] += inw(t) as i64;
+                                }
+                            }
+                            AggFunc::Sum => {
+                                let v = &mut floats[a];
+                                for ((&r, &x), &t) in rs.iter().zip(am).zip(ts) {
+                                    let t = i64::from(t);
+                                    if !x.is_nan() && inw(t) {
+                                        v[r as usize] += x;
+                                    }
+                                }
+                            }
+                            AggFunc::Avg | AggFunc::Min | AggFunc::Max => {
+                                let (v, c) = (&mut floats[a], &mut seen[a]);
+                                for ((&r, &x), &t) in rs.iter().zip(am).zip(ts) {
+                                    let t = i64::from(t);
+                                    if inw(t) {
+                                        let r = r as usize;
+                                        let mut dummy = 0i64;
+                                        apply(f, (&mut dummy, &mut v[r], Some(&mut c[r])), 0, x);
+                                    }
+                                }
+                            }
+                            AggFunc::First | AggFunc::Last => {
+                                let (v, c) = (&mut ints[a], &mut seen[a]);
+                                for (&r, &t) in rs.iter().zip(ts) {
+                                    let t = i64::from(t);
+                                    if inw(t) {
+                                        let r = r as usize;
+                                        let mut dummy = 0f64;
+                                        apply(
+                                            f,
+                                            (&mut v[r], &mut dummy, Some(&mut c[r])),
+                                            t,
+                                            f64::NAN,
+                                        );
+                                    }
+                                }
                             }
                         }
-                    }
-                    AggFunc::Avg | AggFunc::Min | AggFunc::Max => {
-                        let (v, c) = (&mut floats[a], &mut seen[a]);
-                        for ((&r, &x), &t) in rs.iter().zip(am).zip(ts) {
-                            if inw(t) {
-                                let r = r as usize;
-                                let mut dummy = 0i64;
-                                apply(f, (&mut dummy, &mut v[r], Some(&mut c[r])), 0, x);
-                            }
-                        }
-                    }
-                    AggFunc::First | AggFunc::Last => {
-                        let (v, c) = (&mut ints[a], &mut seen[a]);
-                        for (&r, &t) in rs.iter().zip(ts) {
-                            if inw(t) {
-                                let r = r as usize;
-                                let mut dummy = 0f64;
-                                apply(f, (&mut v[r], &mut dummy, Some(&mut c[r])), t, f64::NAN);
-                            }
-                        }
-                    }
+                    }};
+                }
+                match times {
+                    TimeSlice::W32(ts) => accumulate!(ts),
+                    TimeSlice::W64(ts) => accumulate!(ts),
                 }
             }
         }
@@ -1076,11 +1095,20 @@ fn clock_candidates(plan: &Plan, snap: &Snapshot, t0: i64, t1: i64, segs: &[usiz
                     continue;
                 };
                 for &(lo, hi) in bands {
-                    let (ts, rs, _) = ke.slices(ke.window(bi, lo, hi));
-                    for (&r, &t) in rs.iter().zip(ts) {
-                        if lo <= t && t <= hi {
-                            hit[r as usize >> 6] |= 1 << (r & 63);
-                        }
+                    let (times, rs, _) = ke.slices(ke.window(bi, lo, hi));
+                    macro_rules! mark {
+                        ($ts:expr) => {
+                            for (&r, &t) in rs.iter().zip($ts) {
+                                let t = i64::from(t);
+                                if lo <= t && t <= hi {
+                                    hit[r as usize >> 6] |= 1 << (r & 63);
+                                }
+                            }
+                        };
+                    }
+                    match times {
+                        TimeSlice::W32(ts) => mark!(ts),
+                        TimeSlice::W64(ts) => mark!(ts),
                     }
                 }
             }

@@ -26,6 +26,109 @@ pub struct Event {
     pub amount: f64,
 }
 
+/// Event times: in 32 bits when every time of the kind fits (1901 to 2038),
+/// else in 64.
+#[derive(Debug, Clone)]
+pub(crate) enum Times {
+    /// Times that fit in 32 bits.
+    W32(Vec<i32>),
+    /// Any times.
+    W64(Vec<i64>),
+}
+
+impl Default for Times {
+    fn default() -> Times {
+        Times::W32(Vec::new())
+    }
+}
+
+/// A range of [`Times`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TimeSlice<'a> {
+    /// Times in 32 bits.
+    W32(&'a [i32]),
+    /// Times in 64 bits.
+    W64(&'a [i64]),
+}
+
+impl Times {
+    /// The narrowest storage for `v`.
+    pub fn new(v: Vec<i64>) -> Times {
+        if v.iter().all(|&t| i32::try_from(t).is_ok()) {
+            Times::W32(v.into_iter().map(|t| t as i32).collect())
+        } else {
+            Times::W64(v)
+        }
+    }
+
+    /// Number of times.
+    pub fn len(&self) -> usize {
+        match self {
+            Times::W32(v) => v.len(),
+            Times::W64(v) => v.len(),
+        }
+    }
+
+    /// Time `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> i64 {
+        match self {
+            Times::W32(v) => v[i] as i64,
+            Times::W64(v) => v[i],
+        }
+    }
+
+    /// Times `r`.
+    #[inline]
+    pub fn slice(&self, r: std::ops::Range<usize>) -> TimeSlice<'_> {
+        match self {
+            Times::W32(v) => TimeSlice::W32(&v[r]),
+            Times::W64(v) => TimeSlice::W64(&v[r]),
+        }
+    }
+
+    /// Within sorted positions `a..z`: the positions whose time is in `lo..=hi`.
+    fn sorted_range(&self, a: usize, z: usize, lo: i64, hi: i64) -> std::ops::Range<usize> {
+        fn cut<T: Copy + Into<i64>>(t: &[T], lo: i64, hi: i64) -> (usize, usize) {
+            let i0 = t.partition_point(|&x| x.into() < lo);
+            (i0, i0 + t[i0..].partition_point(|&x| x.into() <= hi))
+        }
+        let (i0, i1) = match self {
+            Times::W32(v) => cut(&v[a..z], lo, hi),
+            Times::W64(v) => cut(&v[a..z], lo, hi),
+        };
+        a + i0..a + i1
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Times::W32(v) => v.len() * 4,
+            Times::W64(v) => v.len() * 8,
+        }
+    }
+
+    fn encode(&self, w: &mut Writer<'_>) -> CoreResult<()> {
+        match self {
+            Times::W32(v) => {
+                w.u8(4)?;
+                w.slice(v)
+            }
+            Times::W64(v) => {
+                w.u8(8)?;
+                w.slice(v)
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> CoreResult<Times> {
+        match r.u8()? {
+            4 => Ok(Times::W32(r.vec()?)),
+            8 => Ok(Times::W64(r.vec()?)),
+            _ => Err(r.damaged("event times")),
+        }
+    }
+}
+
 /// The events of one kind, grouped by block; within a block sorted by
 /// (time, arrival), or (in a gathered snapshot) by (row, time).
 #[derive(Debug, Clone, Default)]
@@ -35,7 +138,7 @@ pub struct KindEvents {
     /// Start of each block's events (`nblocks + 1` entries).
     block: Vec<u32>,
     /// Times.
-    time: Vec<i64>,
+    time: Times,
     /// Row within its block.
     row: Vec<u16>,
     /// Amounts (NaN: missing); empty when no event of the kind has one.
@@ -50,7 +153,7 @@ impl KindEvents {
 
     /// True when the kind has no event.
     pub fn is_empty(&self) -> bool {
-        self.time.is_empty()
+        self.time.len() == 0
     }
 
     /// The range of positions of block `b` whose time lies in `lo..=hi`
@@ -65,16 +168,13 @@ impl KindEvents {
         if !self.sorted {
             return a..z;
         }
-        let t = &self.time[a..z];
-        let i0 = t.partition_point(|&x| x < lo);
-        let i1 = i0 + t[i0..].partition_point(|&x| x <= hi);
-        a + i0..a + i1
+        self.time.sorted_range(a, z, lo, hi)
     }
 
     /// Time at a position.
     #[inline]
     pub fn time(&self, i: usize) -> i64 {
-        self.time[i]
+        self.time.get(i)
     }
 
     /// Row within its block at a position.
@@ -91,17 +191,17 @@ impl KindEvents {
 
     /// Times, rows and amounts of a range (amounts empty when the kind has none).
     #[inline]
-    pub fn slices(&self, r: std::ops::Range<usize>) -> (&[i64], &[u16], &[f64]) {
+    pub(crate) fn slices(&self, r: std::ops::Range<usize>) -> (TimeSlice<'_>, &[u16], &[f64]) {
         let am = if self.amount.is_empty() {
             &[][..]
         } else {
             &self.amount[r.clone()]
         };
-        (&self.time[r.clone()], &self.row[r], am)
+        (self.time.slice(r.clone()), &self.row[r], am)
     }
 
     fn bytes(&self) -> usize {
-        self.block.len() * 4 + self.time.len() * 8 + self.row.len() * 2 + self.amount.len() * 8
+        self.block.len() * 4 + self.time.bytes() + self.row.len() * 2 + self.amount.len() * 8
     }
 }
 
@@ -179,7 +279,7 @@ impl Events {
                 KindEvents {
                     sorted: true,
                     block,
-                    time: idx.iter().map(|&i| time[i as usize]).collect(),
+                    time: Times::new(idx.iter().map(|&i| time[i as usize]).collect()),
                     row: idx
                         .iter()
                         .map(|&i| (rows[i as usize] as usize % EVENT_BLOCK) as u16)
@@ -265,7 +365,7 @@ impl Events {
                 let ke = &self.by_kind[k];
                 f(Event {
                     kind: k as u32,
-                    time: ke.time[p],
+                    time: ke.time.get(p),
                     amount: ke.amount(p),
                 });
             }
@@ -349,7 +449,7 @@ impl Events {
                             let r = b * EVENT_BLOCK + ke.row[p] as usize;
                             let i = pos[r];
                             if i != u32::MAX {
-                                out.push((ke.time[p], i, ke.amount(p)));
+                                out.push((ke.time.get(p), i, ke.amount(p)));
                             }
                         }
                     }
@@ -386,7 +486,7 @@ impl Events {
                         }
                         let p = (g - self.kind_base[k]) as usize;
                         let ke = &self.by_kind[k];
-                        per_kind[k].push((ke.time[p], i as u32, ke.amount(p)));
+                        per_kind[k].push((ke.time.get(p), i as u32, ke.amount(p)));
                     }
                 }
                 if let Some(more) = self.extra.get(&r) {
@@ -417,7 +517,7 @@ impl Events {
                 KindEvents {
                     sorted: false,
                     block,
-                    time: evs.iter().map(|e| e.0).collect(),
+                    time: Times::new(evs.iter().map(|e| e.0).collect()),
                     row: evs
                         .iter()
                         .map(|e| (e.1 as usize % EVENT_BLOCK) as u16)
@@ -474,7 +574,7 @@ impl Events {
         for ke in &self.by_kind {
             w.u8(ke.sorted as u8)?;
             w.slice(&ke.block)?;
-            w.slice(&ke.time)?;
+            ke.time.encode(w)?;
             w.slice(&ke.row)?;
             w.slice(&ke.amount)?;
         }
@@ -509,7 +609,7 @@ impl Events {
         for _ in 0..nk {
             let sorted = r.u8()? != 0;
             let block: Vec<u32> = r.vec()?;
-            let time: Vec<i64> = r.vec()?;
+            let time = Times::decode(r)?;
             let row: Vec<u16> = r.vec()?;
             let amount: Vec<f64> = r.vec()?;
             // Rows appended after the build may add blocks the index has not.

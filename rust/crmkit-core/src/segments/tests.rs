@@ -1007,3 +1007,72 @@ fn integers_in_32_bits_and_beyond_compare_alike() {
         vec![vec![0, 1], vec![3], vec![1], vec![0, 3], vec![1]]
     );
 }
+
+#[test]
+fn event_times_past_32_bits_count_alike() {
+    // A far-future event makes its kind's times 64-bit; the other kind's
+    // stay 32-bit; bulk, single-row, file and clock paths agree.
+    let far = 5_000_000_000i64; // year 2128
+    let n = 3000usize;
+    let mut it = Interactions::default();
+    for c in 0..n as i64 {
+        for (kind, t) in [
+            ("purchase", T0 - (c % 50) * DAY),
+            ("email_open", T0 - (c % 20) * DAY),
+        ] {
+            it.contact.push(c);
+            it.kind.push(kind.into());
+            it.time.push(t);
+            it.amount.push(Some(c as f64 % 7.0));
+        }
+    }
+    it.contact.push(5);
+    it.kind.push("purchase".into());
+    it.time.push(far);
+    it.amount.push(Some(1.0));
+    let s = Snapshot::new((0..n as i64).collect(), schema(), HashMap::new(), Some(it)).unwrap();
+    let plan = Plan::compile(
+        vec![
+            (
+                "a".into(),
+                RuleSource::Text("count(purchase, 10 days) >= 1".into()),
+            ),
+            (
+                "b".into(),
+                RuleSource::Text("last(email_open) within 5 days".into()),
+            ),
+            (
+                "c".into(),
+                RuleSource::Text("max(purchase.amount) >= 6".into()),
+            ),
+            (
+                "d".into(),
+                RuleSource::Text("first(purchase) before '2025-12-01'".into()),
+            ),
+        ],
+        schema(),
+    )
+    .unwrap();
+    let path = temp_file("far.snap");
+    s.save(&path, "").unwrap();
+    let (back, _) = Snapshot::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    for t in [T0, T0 + 3 * DAY, far + 1] {
+        let r = evaluate(&plan, &s, t).unwrap();
+        assert_eq!(r, evaluate(&plan, &back, t).unwrap());
+        for row in (0..n).step_by(7).chain([5]) {
+            for seg in 0..4 {
+                assert_eq!(
+                    r.bitmaps[seg].contains(row as u32),
+                    row_member(&plan, &s, row, seg, t),
+                    "row {row} segment {seg} at {t}"
+                );
+            }
+        }
+    }
+    let mut r = evaluate(&plan, &s, T0).unwrap();
+    advance_clock_in_place(&plan, &s, &mut r, T0 + DAY).unwrap();
+    assert_eq!(r, evaluate(&plan, &s, T0 + DAY).unwrap());
+    // At the far event's time, contact 5 bought within 10 days.
+    assert!(evaluate(&plan, &s, far).unwrap().bitmaps[0].contains(5));
+}
