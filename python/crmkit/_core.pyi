@@ -150,7 +150,45 @@ class MatchResult:
     def warnings(self) -> list[str]: ...
     @property
     def stats(self) -> dict[str, float]: ...
+    @property
+    def duplicates(self) -> int:
+        """Rows that are not the first of their cluster (cluster sizes minus one, summed)."""
     def __len__(self) -> int: ...
+
+@final
+class MatchInput:
+    """Contact rows read from a file as match keys (from :func:`read_match_csv`)."""
+
+    @property
+    def rejected(self) -> int:
+        """Rows the CSV reader rejected."""
+    def __len__(self) -> int: ...
+
+def read_match_csv(
+    path: str | os.PathLike[str],
+    columns: list[tuple[str, int]],
+    *,
+    country: int | None = None,
+    default_region: str = "US",
+) -> MatchInput:
+    """Read the CSV columns ``(field, column index)`` into match keys, normalized as
+    an import does (phones and postcodes read with the ``country`` column's value)."""
+
+def write_clusters_csv(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    result: MatchResult,
+    *,
+    column: str = "cluster_id",
+    offset: int = 1,
+) -> int:
+    """Write ``src``'s rows to ``dst`` (UTF-8, cells trimmed) with ``column`` holding
+    each row's cluster id plus ``offset``; returns the rows written."""
+
+def match_keys_of_cells(
+    columns: dict[str, list[str | None]], *, default_region: str = "US"
+) -> dict[str, list[str | None]]:
+    """The match keys :func:`read_match_csv` makes of raw cells (``country`` read, not keyed)."""
 
 @final
 class MatchIndex:
@@ -181,6 +219,10 @@ class Matcher:
 
         With ``consume``, ``columns`` is emptied once read, so its strings can be
         freed while blocking and training run."""
+    def fit_input(
+        self, input: MatchInput, *, labels: list[tuple[int, int, bool]] | None = None
+    ) -> None:
+        """:meth:`fit` over rows from :func:`read_match_csv` (moved in: an input fits once)."""
     def predict(self, threshold: float | None = None) -> MatchResult: ...
     def candidate_pairs(self) -> tuple[list[int], list[int]]: ...
     def explain(self, left: int, right: int) -> dict[str, Any]:

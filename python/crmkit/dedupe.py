@@ -18,8 +18,6 @@ Messages and warnings name fields and row numbers, never values.
 
 from __future__ import annotations
 
-import csv
-import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -246,8 +244,9 @@ def _date_key(values: Sequence[Any]) -> list[str | None]:
     out: list[str | None] = []
     for v in values:
         s = str(v).strip()[:10] if v is not None else ""
-        # YYYY-MM-DD in decimal digits (what r"\d{4}-\d{2}-\d{2}" matches).
-        ok = len(s) == 10 and s[4] == s[7] == "-" and (s[:4] + s[5:7] + s[8:]).isdecimal()
+        # YYYY-MM-DD in ASCII digits.
+        d = s[:4] + s[5:7] + s[8:]
+        ok = len(s) == 10 and s[4] == s[7] == "-" and d.isascii() and d.isdecimal()
         out.append(s if ok else None)
     return out
 
@@ -389,35 +388,8 @@ class FileDedupeReport(msgspec.Struct, kw_only=True):
     rejected: int
     warnings: list[str]
     out: str
-
-
-def _open_csv(path: Path) -> _core.CsvReader:
-    try:
-        return _core.CsvReader(path)
-    except _core.InvalidInputError as exc:
-        msg = str(exc)
-        raise SourceError(msg if path.name in msg else f"{path}: {msg}") from None
-
-
-def _read_csv(
-    path: Path, reader: _core.CsvReader, keep: Sequence[int]
-) -> tuple[dict[int, list[str | None]], int, int]:
-    """The cells of the columns ``keep`` (trimmed, blank as None), the number of
-    rows and the number of rejected rows. Other columns are not kept: the
-    output is written from a second pass over the file."""
-    out: dict[int, list[str | None]] = {j: [] for j in keep}
-    n = rejected = 0
-    try:
-        for cols, lines, _ends, rejects in reader:
-            rejected += len(rejects)
-            n += len(lines)
-            if cols:
-                for j in keep:
-                    out[j].extend(cols[j])
-    except _core.InvalidInputError as exc:
-        msg = str(exc)
-        raise SourceError(msg if path.name in msg else f"{path}: {msg}") from None
-    return out, n, rejected
+    stats: dict[str, float] = msgspec.field(default_factory=dict)
+    """The matcher's counters (candidate pairs, pairs scored, EM iterations, ...)."""
 
 
 def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -447,6 +419,36 @@ def _text(v: Any) -> str | None:
     return s or None
 
 
+def _csv_error(path: Path, exc: Exception) -> SourceError:
+    msg = str(exc)
+    return SourceError(msg if path.name in msg else f"{path}: {msg}")
+
+
+def _new_matcher(cfg: DedupeConfig) -> _core.Matcher:
+    try:
+        return _core.Matcher(cfg.engine_config())
+    except _core.ConfigError as exc:
+        raise ConfigError(f"dedupe: {exc}") from None
+
+
+def _write_out(dst: Path, write: Callable[[Path], object]) -> None:
+    """Write ``dst`` through a temporary file beside it, replaced at the end."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    try:
+        write(tmp)
+        tmp.replace(dst)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SourceError(f"{dst}: cannot write ({exc.strerror})") from None
+    except _core.InvalidInputError as exc:
+        # The input could not be read again as it was (it changed meanwhile).
+        tmp.unlink(missing_ok=True)
+        raise SourceError(f"{dst}: not written: {exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def dedupe_file(
     path: str | Path,
     out: str | Path,
@@ -465,6 +467,10 @@ def dedupe_file(
     cluster's first row, so every row of one cluster shares it and a row with
     no duplicate has its own number. Headers are mapped to fields as imports
     map them (``preset``, ``columns`` overrides). No store is opened.
+
+    A CSV file goes from file to clusters and back in Rust: its cells are
+    normalized and turned into match keys chunk by chunk, and only the
+    distinct keys are kept in memory.
     """
     from crmkit.kernel import guess_format
     from crmkit.mapping import map_headers
@@ -475,10 +481,9 @@ def dedupe_file(
     fmt = format or guess_format(src)
     if fmt not in ("csv", "jsonl"):
         raise ConfigError(f"unknown format {fmt!r} (csv or jsonl)")
+    cfg = config or DedupeConfig()
     if progress:
         progress("reading")
-    objs: list[dict[str, Any]] = []
-    cols: dict[str, list[str | None]] = {}
 
     def wanted(fields: Sequence[str | None]) -> dict[str, int]:
         """The first column of each field the matcher reads."""
@@ -488,32 +493,66 @@ def dedupe_file(
                 out[f] = j
         return out
 
+    def check(n: int, where: Mapping[str, object]) -> None:
+        if n == 0:
+            raise SourceError(f"{src}: no rows to deduplicate")
+        if not any(f in where for f in MATCH_FIELDS):
+            raise ConfigError(
+                f"{src}: no column maps to a field to match on ({', '.join(MATCH_FIELDS)}); "
+                "map one with --map HEADER=FIELD"
+            )
+
     if fmt == "csv":
-        reader = _open_csv(src)
-        headers = list(reader.headers)
-        fields = map_headers(headers, "contacts", preset=preset, overrides=columns)
-        where = wanted(fields)
-        kept, n, rejected = _read_csv(src, reader, list(where.values()))
-        # The reader trims cells and gives blank ones as None.
-        cols = {f: kept[j] for f, j in where.items()}
-        del kept
-    else:
-        objs, rejected = _read_jsonl(src)
-        seen: dict[str, None] = {}
-        for o in objs:
-            seen.update(dict.fromkeys(o))
-        headers = list(seen)
-        n = len(objs)
-        fields = map_headers(headers, "contacts", preset=preset, overrides=columns)
-        cols = {f: [_text(o.get(headers[j])) for o in objs] for f, j in wanted(fields).items()}
-    if n == 0:
-        raise SourceError(f"{src}: no rows to deduplicate")
-    warnings: list[str] = []
-    if not any(f in cols for f in MATCH_FIELDS):
-        raise ConfigError(
-            f"{src}: no column maps to a field to match on ({', '.join(MATCH_FIELDS)}); "
-            "map one with --map HEADER=FIELD"
+        try:
+            headers = list(_core.CsvReader(src).headers)
+        except _core.InvalidInputError as exc:
+            raise _csv_error(src, exc) from None
+        where = wanted(map_headers(headers, "contacts", preset=preset, overrides=columns))
+        keep = [
+            (f, j)
+            for f, j in where.items()
+            if f in MATCH_FIELDS and (not cfg.fields or f in cfg.fields)
+        ]
+        matcher = _new_matcher(cfg)
+        try:
+            rows = _core.read_match_csv(
+                src, keep, country=where.get("country"), default_region=default_region
+            )
+        except _core.InvalidInputError as exc:
+            raise _csv_error(src, exc) from None
+        n, rejected = len(rows), rows.rejected
+        check(n, where)
+        if not keep:
+            raise ConfigError(
+                f"nothing to match on: no column holds any of {', '.join(MATCH_FIELDS)}"
+            )
+        if progress:
+            progress("matching")
+        matcher.fit_input(rows)
+        found = matcher.predict(cfg.threshold)
+        del matcher, rows  # frees the keys and candidate pairs before writing
+        if progress:
+            progress("writing")
+        _write_out(dst, lambda tmp: _core.write_clusters_csv(src, tmp, found))
+        return FileDedupeReport(
+            rows=n,
+            clusters=int(found.stats.get("clusters", 0)),
+            duplicates=found.duplicates,
+            fields=[f for f in MATCH_FIELDS if f in where],
+            rejected=rejected,
+            warnings=list(found.warnings),
+            out=str(dst),
+            stats=dict(found.stats),
         )
+    objs, rejected = _read_jsonl(src)
+    seen: dict[str, None] = {}
+    for o in objs:
+        seen.update(dict.fromkeys(o))
+    headers = list(seen)
+    n = len(objs)
+    fields = map_headers(headers, "contacts", preset=preset, overrides=columns)
+    cols = {f: [_text(o.get(headers[j])) for o in objs] for f, j in wanted(fields).items()}
+    check(n, cols)
     norm_in: dict[str, list[str | None]] = {
         f: cols[f]
         for f in ("email", "phone", "first_name", "last_name", "country", "postcode")
@@ -527,41 +566,28 @@ def dedupe_file(
     present = [f for f in MATCH_FIELDS if f in cols]
     keys = match_keys(cols)
     cols.clear()  # only the match keys are needed from here on
-    res = _run_keys(keys, range(n), config, progress=progress, with_pairs=False)
-    warnings.extend(res.warnings)
+    res = _run_keys(keys, range(n), cfg, progress=progress, with_pairs=False)
     if progress:
         progress("writing")
     cluster_ids = [c + 1 for c in res.assignment]
-    tmp = dst.with_name(dst.name + ".tmp")
-    try:
-        if fmt == "csv":
-            with tmp.open("w", newline="", encoding="utf-8") as ft:
-                w = csv.writer(ft, lineterminator="\n")
-                w.writerow([*headers, "cluster_id"])
-                ids = iter(cluster_ids)
-                # A second pass over the same file gives the same rows; the csv
-                # module writes None as an empty cell.
-                for chunk, lines, _ends, _rejects in _open_csv(src):
-                    if chunk:
-                        w.writerows(zip(*chunk, itertools.islice(ids, len(lines)), strict=True))
-        else:
-            enc = msgspec.json.Encoder()
-            with tmp.open("wb") as fb:
-                for o, c in zip(objs, cluster_ids, strict=True):
-                    fb.write(enc.encode({**o, "cluster_id": c}))
-                    fb.write(b"\n")
-        tmp.replace(dst)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise SourceError(f"{dst}: cannot write ({exc.strerror})") from None
+
+    def write_jsonl(tmp: Path) -> None:
+        enc = msgspec.json.Encoder()
+        with tmp.open("wb") as fb:
+            for o, c in zip(objs, cluster_ids, strict=True):
+                fb.write(enc.encode({**o, "cluster_id": c}))
+                fb.write(b"\n")
+
+    _write_out(dst, write_jsonl)
     return FileDedupeReport(
         rows=n,
         clusters=len(res.clusters),
         duplicates=res.duplicates,
         fields=present,
         rejected=rejected,
-        warnings=warnings,
+        warnings=list(res.warnings),
         out=str(dst),
+        stats=dict(res.stats),
     )
 
 

@@ -9,7 +9,8 @@ use pyo3::types::{PyList, PyString, PyTuple};
 
 use crate::{detach, py_err, Kind};
 
-fn csv_err(py: Python<'_>, e: CsvError) -> PyErr {
+/// A CSV reader error as a Python exception (`OSError` or `InvalidInputError`).
+pub(crate) fn csv_err(py: Python<'_>, e: CsvError) -> PyErr {
     match e {
         CsvError::Io { path, source } => PyErr::from(std::io::Error::new(
             source.kind(),

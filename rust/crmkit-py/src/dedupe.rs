@@ -1,11 +1,16 @@
-//! Bindings for `crmkit_core::dedupe`: `Matcher`, `MatchResult`, `MatchIndex`.
+//! Bindings for `crmkit_core::dedupe`: `Matcher`, `MatchResult`, `MatchIndex`,
+//! and the file path (`read_match_csv`, `write_clusters_csv`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use crmkit_core::dedupe::block::{unpack, Rule};
 use crmkit_core::dedupe::compare::{level_names, n_levels};
+use crmkit_core::dedupe::file::{self, FileError, FileSpec};
 use crmkit_core::dedupe::score::{FieldModel, Model};
 use crmkit_core::dedupe::{self as core, Config, Dataset, Field, Index};
+use crmkit_core::normalize::PhoneRegion;
 use crmkit_core::CoreError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -220,6 +225,34 @@ impl Matcher {
         Ok(())
     }
 
+    /// Block the rows of `input` (from `read_match_csv`) and train the model
+    /// by EM (unless one was loaded). The input's rows are moved into the
+    /// matcher: an input fits once.
+    #[pyo3(signature = (input, *, labels = None))]
+    fn fit_input(
+        &mut self,
+        py: Python<'_>,
+        input: &MatchInput,
+        labels: Option<Vec<(i64, i64, bool)>>,
+    ) -> PyResult<()> {
+        let taken = input.rows.lock().ok().and_then(|mut g| g.take());
+        let Some((ds, warnings)) = taken else {
+            return Err(py_err(
+                py,
+                Kind::InvalidInput,
+                "this input was already fitted".into(),
+            ));
+        };
+        let config = self.config.clone();
+        let model = self.loaded.clone();
+        let labels = labels.unwrap_or_default();
+        let m = detach(py, move || {
+            core::Matcher::fit(config, ds, warnings, model, &labels)
+        })?;
+        self.fitted = Some(Arc::new(m));
+        Ok(())
+    }
+
     /// Score the candidate pairs and cluster those at or above `threshold`.
     #[pyo3(signature = (threshold = None))]
     fn predict(&self, py: Python<'_>, threshold: Option<f64>) -> PyResult<MatchResult> {
@@ -237,7 +270,15 @@ impl Matcher {
                     acc.2.push(q);
                     acc
                 });
+            let duplicates = p
+                .clusters
+                .ids
+                .iter()
+                .zip(ids)
+                .filter(|(c, id)| c != id)
+                .count();
             Ok(MatchResult {
+                duplicates,
                 left,
                 right,
                 probability: prob,
@@ -308,6 +349,7 @@ impl Matcher {
 /// The output of `Matcher.predict`.
 #[pyclass(module = "crmkit._core", frozen)]
 pub struct MatchResult {
+    duplicates: usize,
     left: Vec<i64>,
     right: Vec<i64>,
     probability: Vec<f64>,
@@ -352,9 +394,177 @@ impl MatchResult {
         }
         Ok(d)
     }
+    /// Rows that are not the first of their cluster (cluster sizes minus one, summed).
+    #[getter]
+    fn duplicates(&self) -> usize {
+        self.duplicates
+    }
     fn __len__(&self) -> usize {
         self.left.len()
     }
+}
+
+fn file_err(py: Python<'_>, e: FileError) -> PyErr {
+    match e {
+        FileError::Read(e) => crate::csvread::csv_err(py, e),
+        FileError::Write(e) => PyErr::from(e),
+        FileError::Core(e) => crate::to_py_err(py, e),
+    }
+}
+
+/// Contact rows read from a file as match keys, ready for `Matcher.fit_input`.
+#[pyclass(module = "crmkit._core", frozen)]
+pub struct MatchInput {
+    rows: Mutex<Option<(Dataset, Vec<String>)>>,
+    len: usize,
+    rejected: usize,
+}
+
+#[pymethods]
+impl MatchInput {
+    /// Rows read (row ids are `0..len`).
+    fn __len__(&self) -> usize {
+        self.len
+    }
+    /// Rows the CSV reader rejected.
+    #[getter]
+    fn rejected(&self) -> usize {
+        self.rejected
+    }
+}
+
+fn file_spec(
+    py: Python<'_>,
+    columns: Vec<(String, usize)>,
+    country: Option<usize>,
+    default_region: &str,
+) -> PyResult<FileSpec> {
+    PhoneRegion::new(default_region).map_err(|e| crate::to_py_err(py, e))?;
+    Ok(FileSpec {
+        columns: columns
+            .iter()
+            .map(|(f, c)| Ok((parse_field(py, f)?, *c)))
+            .collect::<PyResult<_>>()?,
+        country,
+        default_region: default_region.to_string(),
+    })
+}
+
+/// Read a CSV file's contact columns (`(field, column index)` pairs) into
+/// match keys, normalizing them as an import does.
+#[pyfunction]
+#[pyo3(signature = (path, columns, *, country = None, default_region = "US"))]
+fn read_match_csv(
+    py: Python<'_>,
+    path: PathBuf,
+    columns: Vec<(String, usize)>,
+    country: Option<usize>,
+    default_region: &str,
+) -> PyResult<MatchInput> {
+    let spec = file_spec(py, columns, country, default_region)?;
+    let got = py
+        .detach(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                file::read_csv(&path, &spec)
+            }))
+        })
+        .map_err(|_| {
+            py_err(
+                py,
+                Kind::Panic,
+                "internal engine error while reading".into(),
+            )
+        })?
+        .map_err(|e| file_err(py, e))?;
+    Ok(MatchInput {
+        len: got.dataset.len(),
+        rejected: got.rejected,
+        rows: Mutex::new(Some((got.dataset, got.warnings))),
+    })
+}
+
+/// Write the rows of CSV file `src` to `dst` with a `column` holding each
+/// row's cluster id plus `offset`; returns the rows written.
+#[pyfunction]
+#[pyo3(signature = (src, dst, result, *, column = "cluster_id", offset = 1))]
+fn write_clusters_csv(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    result: &MatchResult,
+    column: &str,
+    offset: i64,
+) -> PyResult<usize> {
+    let values: Vec<i64> = result.clusters.iter().map(|c| c + offset).collect();
+    let column = column.to_string();
+    py.detach(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            file::write_csv_with_column(&src, &dst, &column, &values)
+        }))
+    })
+    .map_err(|_| {
+        py_err(
+            py,
+            Kind::Panic,
+            "internal engine error while writing".into(),
+        )
+    })?
+    .map_err(|e| file_err(py, e))
+}
+
+/// The match keys `read_match_csv` makes of raw cells (for tests): `columns`
+/// maps field names (and `country`) to cells; returns one key column per field.
+#[pyfunction]
+#[pyo3(signature = (columns, *, default_region = "US"))]
+fn match_keys_of_cells(
+    py: Python<'_>,
+    columns: HashMap<String, Vec<Option<String>>>,
+    default_region: &str,
+) -> PyResult<HashMap<String, Vec<Option<String>>>> {
+    let mut names: Vec<&String> = columns.keys().filter(|k| *k != "country").collect();
+    names.sort();
+    let spec_cols: Vec<(String, usize)> = names
+        .iter()
+        .enumerate()
+        .map(|(k, n)| ((*n).clone(), k))
+        .collect();
+    let mut cols: Vec<&Vec<Option<String>>> = names.iter().map(|n| &columns[*n]).collect();
+    let country = columns.get("country").map(|c| {
+        cols.push(c);
+        cols.len() - 1
+    });
+    let rows = cols.first().map_or(0, |c| c.len());
+    if cols.iter().any(|c| c.len() != rows) {
+        return Err(py_err(
+            py,
+            Kind::InvalidInput,
+            "columns differ in length".into(),
+        ));
+    }
+    let spec = file_spec(py, spec_cols, country, default_region)?;
+    let region = PhoneRegion::new(default_region).map_err(|e| crate::to_py_err(py, e))?;
+    let cols = &cols;
+    let spec = &spec;
+    let keys = detach(py, move || {
+        let cell = |r: usize, c: usize| {
+            cols[c][r]
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        let mut regions = HashMap::new();
+        let countries = file::countries_of(rows, &cell, spec.country, &mut regions);
+        Ok(file::keys_of(
+            rows, &cell, spec, &countries, &regions, &region,
+        ))
+    })?;
+    Ok(keys
+        .iter()
+        .map(|k| {
+            let col = (0..k.len()).map(|r| k.get(r).map(str::to_string)).collect();
+            (k.field.name().to_string(), col)
+        })
+        .collect())
 }
 
 /// An index of fitted rows: match new records without refitting.
@@ -391,5 +601,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Matcher>()?;
     m.add_class::<MatchResult>()?;
     m.add_class::<MatchIndex>()?;
+    m.add_class::<MatchInput>()?;
+    m.add_function(wrap_pyfunction!(read_match_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(write_clusters_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(match_keys_of_cells, m)?)?;
     Ok(())
 }

@@ -23,7 +23,7 @@ use super::nicknames;
 use crate::{CoreError, CoreResult};
 
 /// How a field's value becomes part of a blocking key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transform {
     /// The whole value.
     Exact,
@@ -192,10 +192,9 @@ fn prefix(s: &str, n: usize) -> &str {
     s.char_indices().nth(n).map_or(s, |(k, _)| &s[..k])
 }
 
-fn piece<'a>(side: &Side<'a>, f: Field, t: Transform) -> Option<Cow<'a, str>> {
-    let (_, v) = side.values[f.index()]?;
-    let s: &'a str = &v.text;
-    let out: Cow<'a, str> = match t {
+fn piece(v: &Value, f: Field, t: Transform) -> Option<Cow<'_, str>> {
+    let s: &str = &v.text;
+    let out: Cow<'_, str> = match t {
         Transform::Exact => Cow::Borrowed(s),
         Transform::Prefix(n) => Cow::Borrowed(prefix(s, n)),
         Transform::Suffix(n) => {
@@ -246,22 +245,188 @@ fn hasher() -> impl Hasher {
     RandomState::with_seeds(0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344).build_hasher()
 }
 
-/// The key of a row (or a new record) under a rule; `None` if a part is missing.
-pub fn key_of(rule: &Rule, side: &Side<'_>) -> Option<u64> {
-    let mut h = hasher();
-    for part in &rule.parts {
-        if part.fields.len() == 1 {
-            piece(side, part.fields[0], part.transform)?.hash(&mut h);
-        } else {
-            let a = piece(side, part.fields[0], part.transform)?;
-            let b = piece(side, part.fields[1], part.transform)?;
-            let (x, y) = if a <= b { (a, b) } else { (b, a) };
-            x.hash(&mut h);
-            y.hash(&mut h);
+/// The hash of one value's key piece under a transform; 0 when the piece
+/// is missing (never 0 otherwise).
+pub fn piece_hash(v: &Value, f: Field, t: Transform) -> u64 {
+    piece(v, f, t).map_or(0, |p| {
+        let mut h = hasher();
+        p.hash(&mut h);
+        h.finish() | 1
+    })
+}
+
+/// Mix a piece hash into a key (a folded 64x64->128 multiply).
+#[inline]
+fn mix(h: u64, x: u64) -> u64 {
+    let p = u128::from(h ^ x).wrapping_mul(0x5851_f42d_4c95_7f2d_u128 | 1 << 64);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+const KEY_SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+/// A key from its parts' piece hashes (`(a, 0)` for a one-field part, the
+/// two hashes of a two-field part in either order); `None` if one is 0.
+fn combine(parts: impl Iterator<Item = (u64, u64, bool)>) -> Option<u64> {
+    let mut h = KEY_SEED;
+    for (a, b, two) in parts {
+        if a == 0 || (two && b == 0) {
+            return None;
         }
-        0xffu8.hash(&mut h);
+        if two {
+            h = mix(mix(h, a.min(b)), a.max(b));
+        } else {
+            h = mix(h, a);
+        }
+        h = mix(h, 0xff);
     }
-    Some(h.finish())
+    Some(h)
+}
+
+/// The key of a row (or a new record) under a rule; `None` if a part is missing.
+///
+/// Equal to the key [`blocks_of`] gives a row of the dataset with the same values.
+pub fn key_of(rule: &Rule, side: &Side<'_>) -> Option<u64> {
+    let ph = |f: Field, t: Transform| -> u64 {
+        side.values[f.index()].map_or(0, |(_, v)| piece_hash(v, f, t))
+    };
+    combine(rule.parts.iter().map(|p| {
+        let a = ph(p.fields[0], p.transform);
+        match p.fields.get(1) {
+            Some(&f2) => (a, ph(f2, p.transform), true),
+            None => (a, 0, false),
+        }
+    }))
+}
+
+/// Piece hashes per distinct value for every `(field, transform)` the rules
+/// use, so a row's key is a few table lookups.
+pub struct KeyTables<'d> {
+    ds: &'d Dataset,
+    tables: ahash::AHashMap<(Field, Transform), Vec<u64>>,
+}
+
+impl<'d> KeyTables<'d> {
+    /// The tables of `rules` over `ds` (missing fields give no table).
+    pub fn new(ds: &'d Dataset, rules: &[Rule]) -> KeyTables<'d> {
+        let mut wanted: Vec<(Field, Transform)> = rules
+            .iter()
+            .flat_map(|r| {
+                r.parts
+                    .iter()
+                    .flat_map(|p| p.fields.iter().map(move |&f| (f, p.transform)))
+            })
+            .filter(|(f, _)| ds.column(*f).is_some())
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let tables = wanted
+            .into_par_iter()
+            .map(|(f, t)| {
+                let col = ds.column(f).expect("filtered above");
+                let h: Vec<u64> = col.values.par_iter().map(|v| piece_hash(v, f, t)).collect();
+                ((f, t), h)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect();
+        KeyTables { ds, tables }
+    }
+
+    fn slot(&self, f: Field, t: Transform) -> Option<(&'d [u32], &[u64])> {
+        let col = self.ds.column(f)?;
+        Some((&col.codes[..], self.tables.get(&(f, t))?.as_slice()))
+    }
+
+    /// The tables of `rule`'s parts, looked up once for all rows.
+    pub fn rule(&self, rule: &Rule) -> RuleKeys<'_> {
+        RuleKeys {
+            parts: rule
+                .parts
+                .iter()
+                .map(|p| {
+                    (
+                        self.slot(p.fields[0], p.transform),
+                        p.fields.get(1).map(|&f| self.slot(f, p.transform)),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The key of dataset row `row` under `rule` (as [`key_of`] gives it).
+    pub fn key(&self, rule: &Rule, row: usize) -> Option<u64> {
+        self.rule(rule).key(row)
+    }
+}
+
+type Slot<'a> = Option<(&'a [u32], &'a [u64])>;
+
+/// One rule's piece tables, resolved (see [`KeyTables::rule`]).
+pub struct RuleKeys<'a> {
+    parts: Vec<(Slot<'a>, Option<Slot<'a>>)>,
+}
+
+impl RuleKeys<'_> {
+    #[inline]
+    fn piece(slot: &Slot<'_>, row: usize) -> u64 {
+        match slot {
+            Some((codes, h)) => match codes[row] {
+                NULL => 0,
+                c => h[c as usize],
+            },
+            None => 0,
+        }
+    }
+
+    /// The key of dataset row `row`.
+    #[inline]
+    pub fn key(&self, row: usize) -> Option<u64> {
+        combine(self.parts.iter().map(|(a, b)| {
+            let x = Self::piece(a, row);
+            match b {
+                Some(b) => (x, Self::piece(b, row), true),
+                None => (x, 0, false),
+            }
+        }))
+    }
+}
+
+/// Sort `v` by its first element's top bits into buckets, then each bucket
+/// in parallel: the same order as a plain sort, with a cache-friendly
+/// second step. `top(x)` must be monotone in `x`'s order and below `buckets`.
+fn bucket_sort<T, F>(v: Vec<T>, buckets: usize, top: F) -> Vec<T>
+where
+    T: Ord + Copy + Send + Default,
+    F: Fn(&T) -> usize + Sync,
+{
+    if v.len() < 1 << 14 {
+        let mut v = v;
+        v.sort_unstable();
+        return v;
+    }
+    let mut start = vec![0usize; buckets + 1];
+    for x in &v {
+        start[top(x) + 1] += 1;
+    }
+    for b in 1..=buckets {
+        start[b] += start[b - 1];
+    }
+    let mut out = vec![T::default(); v.len()];
+    let mut fill = start.clone();
+    for x in v {
+        let b = top(&x);
+        out[fill[b]] = x;
+        fill[b] += 1;
+    }
+    let mut parts: Vec<&mut [T]> = Vec::with_capacity(buckets);
+    let mut rest: &mut [T] = &mut out;
+    for b in 0..buckets {
+        let (head, tail) = rest.split_at_mut(start[b + 1] - start[b]);
+        parts.push(head);
+        rest = tail;
+    }
+    parts.into_par_iter().for_each(|p| p.sort_unstable());
+    out
 }
 
 /// The sort key of the sorted neighbourhood: surname, first name, birth date.
@@ -314,23 +479,23 @@ pub fn ranks(ds: &Dataset) -> Vec<u32> {
 }
 
 /// The blocks of one rule: `(key, row)` sorted by key then rank, and the
-/// `(start, end)` range of each block of two or more rows.
-pub fn blocks_of<'a, S>(
+/// `(start, end)` range of each block of `min_size` rows or more.
+pub fn blocks_of(
     rule: &Rule,
-    n: usize,
-    side: &S,
+    tables: &KeyTables<'_>,
     rank: &[u32],
     min_size: usize,
-) -> (Vec<(u64, u32)>, Vec<(usize, usize)>)
-where
-    S: Fn(usize) -> Side<'a> + Sync,
-{
+) -> (Vec<(u64, u32)>, Vec<(usize, usize)>) {
+    let n = rank.len();
+    let keys = tables.rule(rule);
     // Sort plain (key, rank, row) triples: no rank lookups in comparisons.
-    let mut triples: Vec<(u64, u32, u32)> = (0..n)
+    let triples: Vec<(u64, u32, u32)> = (0..n)
         .into_par_iter()
-        .filter_map(|r| key_of(rule, &side(r)).map(|k| (k, rank[r], r as u32)))
+        .with_min_len(4096)
+        .filter_map(|r| keys.key(r).map(|k| (k, rank[r], r as u32)))
         .collect();
-    triples.par_sort_unstable();
+    let bits = (triples.len() / 512).max(2).ilog2().min(16);
+    let triples = bucket_sort(triples, 1 << bits, |t| (t.0 >> (64 - bits)) as usize);
     let keyed: Vec<(u64, u32)> = triples.into_iter().map(|(k, _, r)| (k, r)).collect();
     let mut ranges = Vec::new();
     let mut start = 0;
@@ -397,22 +562,19 @@ fn block_pairs<'r>(rows: &'r [(u64, u32)], lim: &BlockLimits) -> impl Iterator<I
 /// is over budget the pairs of the largest blocks (the least selective keys,
 /// windowed blocks last) are dropped first, with a warning naming the rules
 /// that lost pairs.
-pub fn candidate_pairs<'a, S>(
-    n: usize,
-    side: &S,
+pub fn candidate_pairs(
+    ds: &Dataset,
     rank: &[u32],
     rules: &[Rule],
     lim: &BlockLimits,
     warnings: &mut Vec<String>,
-) -> (Vec<u64>, BlockStats)
-where
-    S: Fn(usize) -> Side<'a> + Sync,
-{
+) -> (Vec<u64>, BlockStats) {
     let mut stats = BlockStats::default();
+    let tables = KeyTables::new(ds, rules);
     // (pair, block size << 8 | rule): sorting puts each pair's smallest block first.
-    let mut tagged: Vec<(u64, u32)> = Vec::new();
+    let mut per_rule: Vec<Vec<(u64, u32)>> = Vec::with_capacity(rules.len());
     for (k, rule) in rules.iter().enumerate() {
-        let (keyed, ranges) = blocks_of(rule, n, side, rank, 2);
+        let (keyed, ranges) = blocks_of(rule, &tables, rank, 2);
         let oversized: Vec<usize> = ranges
             .iter()
             .map(|&(s, e)| e - s)
@@ -438,20 +600,31 @@ where
             })
             .collect();
         stats.pairs_per_rule.push((rule.name.clone(), pairs.len()));
-        tagged.extend(pairs);
+        per_rule.push(pairs);
     }
+    drop(tables);
+    // One allocation for the union, each rule's pairs freed once moved.
+    let mut tagged: Vec<(u64, u32)> = Vec::with_capacity(per_rule.iter().map(Vec::len).sum());
+    for pairs in per_rule {
+        tagged.extend_from_slice(&pairs);
+    }
+    // Sorted in place: the union is the largest array of the whole fit.
     tagged.par_sort_unstable();
     tagged.dedup_by_key(|t| t.0);
     if tagged.len() > lim.max_pairs {
-        let mut by_size: Vec<(u32, u64)> = tagged.iter().map(|&(p, t)| (t, p)).collect();
-        drop(tagged);
-        by_size.par_sort_unstable();
-        let cut = by_size[lim.max_pairs].0 >> 8;
+        // Keep the `max_pairs` smallest (block size, rule, pair): find the
+        // first one dropped, then filter in place (pair order is kept).
+        let mut by_size: Vec<(u32, u64)> = tagged.par_iter().map(|&(p, t)| (t, p)).collect();
+        let (_, &mut first_out, _) = by_size.select_nth_unstable(lim.max_pairs);
+        drop(by_size);
+        let cut = first_out.0 >> 8;
         let mut lost = vec![false; rules.len()];
-        for &(t, _) in &by_size[lim.max_pairs..] {
-            lost[(t & 0xff) as usize] = true;
+        for &(p, t) in &tagged {
+            if (t, p) >= first_out {
+                lost[(t & 0xff) as usize] = true;
+            }
         }
-        by_size.truncate(lim.max_pairs);
+        tagged.retain(|&(p, t)| (t, p) < first_out);
         let names: Vec<&str> = rules
             .iter()
             .zip(&lost)
@@ -465,9 +638,6 @@ where
             cut,
             names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
         ));
-        let mut pairs: Vec<u64> = by_size.into_iter().map(|(_, p)| p).collect();
-        pairs.par_sort_unstable();
-        return (pairs, stats);
     }
     (tagged.into_iter().map(|(p, _)| p).collect(), stats)
 }
@@ -505,14 +675,7 @@ mod tests {
         lim: &BlockLimits,
         w: &mut Vec<String>,
     ) -> (Vec<u64>, BlockStats) {
-        candidate_pairs(
-            d.len(),
-            &|r| Side::of_row(d, &[], r),
-            &ranks(d),
-            rules,
-            lim,
-            w,
-        )
+        candidate_pairs(d, &ranks(d), rules, lim, w)
     }
 
     #[test]
@@ -665,6 +828,49 @@ mod tests {
                 assert!(w.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn table_keys_equal_the_keys_of_sides() {
+        let rows = [
+            ("ann", "lee", "a1"),
+            ("bill", "smith", ""),
+            ("lee", "ann", "a1"),
+            ("", "o'neil", "b 2"),
+            ("william", "smith", "b 2"),
+            ("zoë", "", "a1"),
+        ];
+        let d = ds(&rows);
+        let mut rules = default_rules();
+        rules.extend(
+            [
+                &["first_name:sorted", "postcode:suffix2"][..],
+                &["last_name:letters", "first_name:prefix2"],
+                &["first_name+last_name:exact"],
+            ]
+            .iter()
+            .map(|p| Rule::parse(p).unwrap()),
+        );
+        let present = d.fields();
+        rules.retain(|r| r.fields().all(|f| present.contains(&f)));
+        let tables = KeyTables::new(&d, &rules);
+        let mut some = 0;
+        for rule in &rules {
+            for r in 0..d.len() {
+                let k = tables.key(rule, r);
+                assert_eq!(
+                    k,
+                    key_of(rule, &Side::of_row(&d, &[], r)),
+                    "{} row {r}",
+                    rule.name
+                );
+                some += usize::from(k.is_some());
+            }
+        }
+        assert!(some > 10);
+        let swapped = Rule::parse(&["first_name+last_name:exact"]).unwrap();
+        assert_eq!(tables.key(&swapped, 0), tables.key(&swapped, 2));
+        assert_ne!(tables.key(&swapped, 0), tables.key(&swapped, 1));
     }
 
     #[test]

@@ -108,6 +108,11 @@ fn word_hash(w: &str) -> u64 {
     h.finish()
 }
 
+/// The hash of a whole string (as [`token_hashes`] hashes one word).
+pub fn text_hash(s: &str) -> u64 {
+    word_hash(s)
+}
+
 /// The sorted, distinct hashes of the lowercase words of a string, company
 /// suffixes (`inc`, `ltd`, ...) left out.
 pub fn token_hashes(s: &str) -> Vec<u64> {
@@ -314,24 +319,36 @@ pub fn compare_values(field: Field, ca: u32, a: &Value, cb: u32, b: &Value) -> u
 /// is made of the name alone: the first name or surname, with nothing left
 /// but the other name's initial (`ashleyj`, `davidg`, `emma`).
 pub fn email_restates_name(local: &str, first: Option<&str>, last: Option<&str>) -> bool {
-    // Letters only, with German transliterations folded (`mueller` of
-    // `müller`, normalized to `muller`), on the local part and names alike.
-    let letters = |s: &str| -> String {
-        let l: String = s
-            .chars()
-            .filter(|c| c.is_alphabetic())
-            .flat_map(char::to_lowercase)
-            .collect();
+    restates_letters(
+        &name_letters(local),
+        first.map(name_letters).as_deref(),
+        last.map(name_letters).as_deref(),
+    )
+}
+
+/// The letters of a name or local part, lowercase, with German
+/// transliterations folded (`mueller` of `müller`, normalized to `muller`).
+pub fn name_letters(s: &str) -> String {
+    let l: String = s
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .flat_map(char::to_lowercase)
+        .collect();
+    if l.contains("ae") || l.contains("oe") || l.contains("ue") {
         l.replace("ae", "a").replace("oe", "o").replace("ue", "u")
-    };
-    let l = letters(local);
-    let first = first.map(letters).filter(|s| !s.is_empty());
-    let last = last.map(letters).filter(|s| s.len() >= 2);
-    if let Some(last) = &last {
-        if l.contains(last.as_str()) {
-            if let Some(f) = &first {
-                if l.contains(f.as_str())
-                    || l.starts_with(&f[..f.chars().next().map_or(0, char::len_utf8)])
+    } else {
+        l
+    }
+}
+
+/// [`email_restates_name`] over [`name_letters`] of the local part and names.
+pub fn restates_letters(l: &str, first: Option<&str>, last: Option<&str>) -> bool {
+    let first = first.filter(|s| !s.is_empty());
+    let last = last.filter(|s| s.len() >= 2);
+    if let Some(last) = last {
+        if l.contains(last) {
+            if let Some(f) = first {
+                if l.contains(f) || l.starts_with(&f[..f.chars().next().map_or(0, char::len_utf8)])
                 {
                     return true;
                 }
@@ -339,9 +356,9 @@ pub fn email_restates_name(local: &str, first: Option<&str>, last: Option<&str>)
         }
     }
     // The name alone, plus at most the other name's initial.
-    let initial = |s: &Option<String>| s.as_deref().and_then(|s| s.chars().next());
-    let alone = |name: &Option<String>, other: &Option<String>| -> bool {
-        let Some(n) = name.as_deref().filter(|n| n.chars().count() >= 3) else {
+    let initial = |s: Option<&str>| s.and_then(|s| s.chars().next());
+    let alone = |name: Option<&str>, other: Option<&str>| -> bool {
+        let Some(n) = name.filter(|n| n.chars().count() >= 3) else {
             return false;
         };
         let Some(rest) = l.strip_prefix(n) else {
@@ -354,7 +371,7 @@ pub fn email_restates_name(local: &str, first: Option<&str>, last: Option<&str>)
             _ => false,
         }
     };
-    alone(&first, &last) || alone(&last, &first)
+    alone(first, last) || alone(last, first)
 }
 
 /// Whether two email local parts carry different numbers: both have digits
@@ -396,6 +413,25 @@ pub struct Side<'a> {
 }
 
 impl<'a> Side<'a> {
+    /// The side of row `row` of a dataset whose codes (in [`Field::ALL`]
+    /// order) are `codes`.
+    pub fn of_codes(ds: &'a Dataset, restates: &[bool], row: usize, codes: &[u32; 9]) -> Side<'a> {
+        let mut values = [None; 9];
+        for (k, col) in ds.columns.iter().enumerate() {
+            if let Some(col) = col {
+                let c = codes[k];
+                if c != NULL {
+                    values[k] = Some((c, &col.values[c as usize]));
+                }
+            }
+        }
+        Side {
+            values,
+            email_restates: restates.get(row).copied().unwrap_or(false),
+            uid: ds.uid,
+        }
+    }
+
     /// The side of row `row` of a dataset.
     pub fn of_row(ds: &'a Dataset, restates: &[bool], row: usize) -> Side<'a> {
         let mut values = [None; 9];
@@ -416,9 +452,10 @@ impl<'a> Side<'a> {
 }
 
 /// Fields whose levels are cached per pair of dictionary codes: few distinct
-/// values, so the same pair of values comes up again and again.
+/// values (given names, surnames), so the same pair of values comes up again
+/// and again.
 fn cached(f: Field) -> bool {
-    matches!(f, Field::LastName)
+    matches!(f, Field::FirstName | Field::LastName)
 }
 
 /// Entries a thread's level cache may hold before it is cleared.
@@ -485,12 +522,33 @@ fn same_person_name(a: &Side<'_>, b: &Side<'_>) -> bool {
 /// Compute the level of every present field for a pair; returns whether the
 /// first and last names were compared swapped (`ann lee` vs `lee ann`).
 pub fn compare_sides(fields: &[Field], a: &Side<'_>, b: &Side<'_>, out: &mut [u8; 9]) -> bool {
+    compare_sides_with(fields, a, b, out, |_, _, _| None)
+}
+
+/// [`compare_sides`] where `known(field, code_a, code_b)` may give a
+/// field's raw level (as [`compare_values`] would) for two present values
+/// with different codes, so their values are not read.
+pub fn compare_sides_with<K>(
+    fields: &[Field],
+    a: &Side<'_>,
+    b: &Side<'_>,
+    out: &mut [u8; 9],
+    known: K,
+) -> bool
+where
+    K: Fn(Field, u32, u32) -> Option<u8>,
+{
     for &f in fields {
         let k = f.index();
         out[k] = match (a.values[k], b.values[k]) {
             (Some((ca, va)), Some((cb, vb))) => {
                 let uid = if a.uid == b.uid { a.uid } else { 0 };
-                let mut l = compare_cached(f, uid, ca, va, cb, vb);
+                let mut l = if ca != cb && uid != 0 {
+                    known(f, ca, cb)
+                } else {
+                    None
+                }
+                .unwrap_or_else(|| compare_cached(f, uid, ca, va, cb, vb));
                 if f == Field::Email && l == 4 && digits_conflict(va.local(), vb.local()) {
                     // `thomaspena74` / `thomaspen73`, `maryward` / `maryward99`:
                     // name-like locals told apart by their numbers.

@@ -5,7 +5,6 @@
 //! and one `u32` code per row, so an exact comparison is an integer compare
 //! and a term frequency is a table lookup.
 
-use ahash::AHashMap;
 use rayon::prelude::*;
 use rphonetic::DoubleMetaphone;
 
@@ -103,10 +102,12 @@ pub struct Value {
 impl Value {
     /// Build a value of `field` with its features.
     pub fn new(field: Field, text: &str) -> Value {
-        let mut v = Value {
-            text: text.into(),
-            ..Value::default()
-        };
+        Value::from_text(field, text.into())
+    }
+
+    /// [`Value::new`] taking ownership of the text.
+    pub fn from_text(field: Field, text: Box<str>) -> Value {
+        let mut v = Value::default();
         match field {
             Field::FirstName | Field::LastName | Field::City => {
                 let lower = text.to_lowercase();
@@ -122,14 +123,15 @@ impl Value {
                     .collect::<String>()
                     .into();
             }
-            Field::BirthDate => v.date = parse_date(text),
+            Field::BirthDate => v.date = parse_date(&text),
             Field::Email => v.at = text.rfind('@').unwrap_or(text.len()) as u32,
-            Field::Postcode => v.district = super::compare::district_hash(text),
+            Field::Postcode => v.district = super::compare::district_hash(&text),
             _ => {}
         }
         if matches!(field, Field::LastName | Field::Street | Field::Company) {
-            v.tokens = super::compare::token_hashes(text).into();
+            v.tokens = super::compare::token_hashes(&text).into();
         }
+        v.text = text;
         v
     }
 
@@ -177,14 +179,8 @@ pub fn parse_date(s: &str) -> u32 {
 
 /// A full name typed into the first-name field with no last name
 /// (`"dorothy smith"`, last name missing) is split: its last word becomes the
-/// last name.
-fn repair_names(slots: &mut [Option<Vec<Option<&str>>>]) {
-    let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
-    let Some(mut first) = slots[fi].take() else {
-        return;
-    };
-    let n = first.len();
-    let mut last = slots[li].take().unwrap_or_else(|| vec![None; n]);
+/// last name. `first` and `last` are the same rows of both columns.
+fn repair_names<'a>(first: &mut [Option<&'a str>], last: &mut [Option<&'a str>]) {
     for (f, l) in first.iter_mut().zip(last.iter_mut()) {
         let blank = l.is_none_or(|s| s.trim().is_empty());
         if let (true, Some(full)) = (blank, *f) {
@@ -196,10 +192,6 @@ fn repair_names(slots: &mut [Option<Vec<Option<&str>>>]) {
                 }
             }
         }
-    }
-    slots[fi] = Some(first);
-    if last.iter().any(Option::is_some) {
-        slots[li] = Some(last);
     }
 }
 
@@ -221,37 +213,9 @@ pub struct Column {
 impl Column {
     /// Intern a column (empty strings count as missing).
     pub fn build<S: AsRef<str>>(field: Field, raw: &[Option<S>]) -> Column {
-        let mut map: AHashMap<&str, u32> = AHashMap::with_capacity(raw.len() / 2 + 1);
-        let mut codes = Vec::with_capacity(raw.len());
-        let mut firsts: Vec<&str> = Vec::new();
-        let mut counts: Vec<u32> = Vec::new();
-        for v in raw {
-            match v
-                .as_ref()
-                .map(|s| s.as_ref().trim())
-                .filter(|s| !s.is_empty())
-            {
-                None => codes.push(NULL),
-                Some(s) => {
-                    let code = *map.entry(s).or_insert_with(|| {
-                        firsts.push(s);
-                        counts.push(0);
-                        (firsts.len() - 1) as u32
-                    });
-                    counts[code as usize] += 1;
-                    codes.push(code);
-                }
-            }
-        }
-        let values: Vec<Value> = firsts.par_iter().map(|s| Value::new(field, s)).collect();
-        let non_null = raw.len() - codes.iter().filter(|&&c| c == NULL).count();
-        Column {
-            field,
-            codes,
-            values,
-            counts,
-            non_null,
-        }
+        let mut b = ColumnBuilder::new(field);
+        b.extend(raw.iter().map(|v| v.as_ref().map(AsRef::as_ref)));
+        b.finish()
     }
 
     /// The value at a row, if any.
@@ -260,6 +224,240 @@ impl Column {
             NULL => None,
             c => Some(&self.values[c as usize]),
         }
+    }
+}
+
+/// Interns a column a batch of rows at a time (distinct values kept once,
+/// in order of first appearance); [`ColumnBuilder::finish`] computes each
+/// distinct value's features.
+#[derive(Debug)]
+pub struct ColumnBuilder {
+    field: Field,
+    /// Codes, found by the hash of their text.
+    index: hashbrown::HashTable<u32>,
+    hasher: ahash::RandomState,
+    texts: Vec<Box<str>>,
+    codes: Vec<u32>,
+    counts: Vec<u32>,
+    non_null: usize,
+}
+
+impl ColumnBuilder {
+    /// An empty column of `field`.
+    pub fn new(field: Field) -> ColumnBuilder {
+        ColumnBuilder {
+            field,
+            index: hashbrown::HashTable::new(),
+            hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
+            texts: Vec::new(),
+            codes: Vec::new(),
+            counts: Vec::new(),
+            non_null: 0,
+        }
+    }
+
+    /// Append rows (values are trimmed; empty ones count as missing).
+    pub fn extend<'s, I: IntoIterator<Item = Option<&'s str>>>(&mut self, rows: I) {
+        for v in rows {
+            match v.map(str::trim).filter(|s| !s.is_empty()) {
+                None => self.codes.push(NULL),
+                Some(s) => {
+                    let h = self.hasher.hash_one(s);
+                    let texts = &self.texts;
+                    let code = match self.index.find(h, |&c| &*texts[c as usize] == s) {
+                        Some(&c) => c,
+                        None => {
+                            let c = self.texts.len() as u32;
+                            self.texts.push(s.into());
+                            let (texts, hasher) = (&self.texts, &self.hasher);
+                            self.index
+                                .insert_unique(h, c, |&k| hasher.hash_one(&*texts[k as usize]));
+                            self.counts.push(0);
+                            c
+                        }
+                    };
+                    self.counts[code as usize] += 1;
+                    self.non_null += 1;
+                    self.codes.push(code);
+                }
+            }
+        }
+    }
+
+    /// Append `n` missing values.
+    pub fn extend_null(&mut self, n: usize) {
+        self.codes.resize(self.codes.len() + n, NULL);
+    }
+
+    /// Rows appended so far.
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// Whether no row was appended.
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    /// The interned column, with the features of every distinct value.
+    pub fn finish(self) -> Column {
+        drop(self.index);
+        let field = self.field;
+        let values: Vec<Value> = self
+            .texts
+            .into_par_iter()
+            .map(|s| Value::from_text(field, s))
+            .collect();
+        Column {
+            field,
+            codes: self.codes,
+            values,
+            counts: self.counts,
+            non_null: self.non_null,
+        }
+    }
+}
+
+/// Builds a [`Dataset`] a batch of rows at a time, so the caller never holds
+/// every row's text: only distinct values are kept.
+#[derive(Debug)]
+pub struct DatasetBuilder {
+    cols: Vec<Option<ColumnBuilder>>,
+    given: [bool; 9],
+    /// Whether the last-name column (given or made by name repair) holds any
+    /// value; without one it is left out silently.
+    last_any: bool,
+    rows: usize,
+}
+
+impl DatasetBuilder {
+    /// A builder for columns of `fields` (each at most once).
+    pub fn new(fields: &[Field]) -> CoreResult<DatasetBuilder> {
+        let mut given = [false; 9];
+        for f in fields {
+            if given[f.index()] {
+                return Err(CoreError::InvalidInput(format!(
+                    "column '{}' given twice",
+                    f.name()
+                )));
+            }
+            given[f.index()] = true;
+        }
+        let mut cols: Vec<Option<ColumnBuilder>> = Field::ALL
+            .iter()
+            .map(|&f| given[f.index()].then(|| ColumnBuilder::new(f)))
+            .collect();
+        if given[Field::FirstName.index()] && !given[Field::LastName.index()] {
+            cols[Field::LastName.index()] = Some(ColumnBuilder::new(Field::LastName));
+        }
+        Ok(DatasetBuilder {
+            cols,
+            given,
+            last_any: false,
+            rows: 0,
+        })
+    }
+
+    /// Append a batch of `n` rows: one column of `n` values per field given
+    /// to [`DatasetBuilder::new`] (any order). Full names in the first-name
+    /// field with no last name are split first (see `repair_names`).
+    pub fn push(&mut self, n: usize, batch: Vec<(Field, Vec<Option<&str>>)>) -> CoreResult<()> {
+        let mut slots: Vec<Option<Vec<Option<&str>>>> = vec![None; Field::ALL.len()];
+        for (field, col) in batch {
+            if col.len() != n {
+                return Err(CoreError::InvalidInput(format!(
+                    "column '{}' has {} values for {} rows",
+                    field.name(),
+                    col.len(),
+                    n
+                )));
+            }
+            if !self.given[field.index()] || slots[field.index()].is_some() {
+                return Err(CoreError::InvalidInput(format!(
+                    "column '{}' was not expected here",
+                    field.name()
+                )));
+            }
+            slots[field.index()] = Some(col);
+        }
+        if let Some(k) = (0..9).find(|&k| self.given[k] && slots[k].is_none()) {
+            return Err(CoreError::InvalidInput(format!(
+                "column '{}' is missing from a batch",
+                Field::ALL[k].name()
+            )));
+        }
+        let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
+        if self.given[fi] {
+            let mut first = slots[fi].take().expect("checked above");
+            let mut last = slots[li].take().unwrap_or_else(|| vec![None; n]);
+            repair_names(&mut first, &mut last);
+            self.last_any |= last.iter().any(Option::is_some);
+            slots[fi] = Some(first);
+            slots[li] = Some(last);
+        } else if let Some(last) = &slots[li] {
+            self.last_any |= last.iter().any(Option::is_some);
+        }
+        self.cols
+            .par_iter_mut()
+            .zip(slots.into_par_iter())
+            .for_each(|(b, slot)| {
+                if let (Some(b), Some(col)) = (b, slot) {
+                    b.extend(col);
+                }
+            });
+        self.rows += n;
+        Ok(())
+    }
+
+    /// Rows appended so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The dataset over rows named `ids` (one per row, unique), and warnings
+    /// (a field with no value in any row is dropped).
+    pub fn finish(self, ids: Vec<i64>) -> CoreResult<(Dataset, Vec<String>)> {
+        let n = ids.len();
+        if n != self.rows {
+            return Err(CoreError::InvalidInput(format!(
+                "{} ids for {} rows",
+                n, self.rows
+            )));
+        }
+        if n >= (UNSEEN as usize) {
+            return Err(CoreError::InvalidInput("too many rows".into()));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        for id in &ids {
+            if !seen.insert(*id) {
+                return Err(CoreError::InvalidInput("row ids must be unique".into()));
+            }
+        }
+        drop(seen);
+        let mut cols = self.cols;
+        if !self.last_any && self.given[Field::FirstName.index()] {
+            cols[Field::LastName.index()] = None;
+        }
+        let built: Vec<Option<Column>> = cols
+            .into_par_iter()
+            .map(|b| b.map(ColumnBuilder::finish))
+            .collect();
+        let mut warnings = Vec::new();
+        let columns = built
+            .into_iter()
+            .map(|c| match c {
+                Some(c) if c.non_null == 0 && n > 0 => {
+                    warnings.push(format!(
+                        "field '{}' is missing from every row and was dropped",
+                        c.field.name()
+                    ));
+                    None
+                }
+                other => other,
+            })
+            .collect();
+        let uid = NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok((Dataset { ids, columns, uid }, warnings))
     }
 }
 
@@ -300,17 +498,7 @@ impl Dataset {
         columns: Vec<(Field, Vec<Option<&str>>)>,
     ) -> CoreResult<(Dataset, Vec<String>)> {
         let n = ids.len();
-        if n >= (UNSEEN as usize) {
-            return Err(CoreError::InvalidInput("too many rows".into()));
-        }
-        let mut seen = std::collections::HashSet::with_capacity(n);
-        for id in &ids {
-            if !seen.insert(*id) {
-                return Err(CoreError::InvalidInput("row ids must be unique".into()));
-            }
-        }
-        let mut slots: Vec<Option<Vec<Option<&str>>>> = vec![None; Field::ALL.len()];
-        for (field, col) in columns {
+        for (field, col) in &columns {
             if col.len() != n {
                 return Err(CoreError::InvalidInput(format!(
                     "column '{}' has {} values for {} ids",
@@ -319,36 +507,11 @@ impl Dataset {
                     n
                 )));
             }
-            if slots[field.index()].is_some() {
-                return Err(CoreError::InvalidInput(format!(
-                    "column '{}' given twice",
-                    field.name()
-                )));
-            }
-            slots[field.index()] = Some(col);
         }
-        repair_names(&mut slots);
-        let built: Vec<Option<Column>> = slots
-            .par_iter()
-            .enumerate()
-            .map(|(k, slot)| slot.as_ref().map(|raw| Column::build(Field::ALL[k], raw)))
-            .collect();
-        let mut warnings = Vec::new();
-        let columns = built
-            .into_iter()
-            .map(|c| match c {
-                Some(c) if c.non_null == 0 && n > 0 => {
-                    warnings.push(format!(
-                        "field '{}' is missing from every row and was dropped",
-                        c.field.name()
-                    ));
-                    None
-                }
-                other => other,
-            })
-            .collect();
-        let uid = NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok((Dataset { ids, columns, uid }, warnings))
+        let fields: Vec<Field> = columns.iter().map(|c| c.0).collect();
+        let mut b = DatasetBuilder::new(&fields)?;
+        b.push(n, columns)?;
+        b.finish(ids)
     }
 
     /// Number of rows.

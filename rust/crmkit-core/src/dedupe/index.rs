@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ahash::AHashMap;
 use rayon::prelude::*;
 
-use super::block::{blocks_of, key_of, ranks, sort_key, Rule};
+use super::block::{blocks_of, key_of, ranks, sort_key, KeyTables, Rule};
 use super::compare::{compare_sides, email_restates_name, Side};
 use super::data::{Dataset, Field, Value, NULL, UNSEEN};
 use super::matcher::Matcher;
@@ -44,15 +44,22 @@ impl Index {
     pub fn new(m: &Matcher) -> Index {
         let (ds, restates, weights) = m.parts();
         let present = ds.fields();
-        let side = |r: usize| Side::of_row(ds, restates, r);
         let rank = ranks(ds);
+        let present_rules: Vec<Rule> = m
+            .config
+            .rules
+            .iter()
+            .filter(|r| r.fields().all(|f| present.contains(&f)))
+            .cloned()
+            .collect();
+        let tables = KeyTables::new(ds, &present_rules);
         let rules = m
             .config
             .rules
             .iter()
             .filter(|r| r.fields().all(|f| present.contains(&f)))
             .map(|rule| {
-                let (keyed, ranges) = blocks_of(rule, ds.len(), &side, &rank, 1);
+                let (keyed, ranges) = blocks_of(rule, &tables, &rank, 1);
                 let mut keys = Vec::with_capacity(ranges.len());
                 let mut offsets = Vec::with_capacity(ranges.len() + 1);
                 offsets.push(0);

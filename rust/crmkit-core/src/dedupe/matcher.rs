@@ -8,8 +8,8 @@ use rayon::prelude::*;
 use super::block::{self, candidate_pairs, unpack, BlockLimits, BlockStats, Rule};
 use super::bound::{self, Bounds};
 use super::cluster::{cluster, Clusters};
-use super::compare::{self, compare_sides, level_names, n_levels, Side};
-use super::data::{Dataset, Field};
+use super::compare::{self, level_names, n_levels};
+use super::data::{Column, Dataset, Field, NULL};
 use super::score::{self, pack_levels, probability, EmSettings, Model, Weights};
 use crate::{CoreError, CoreResult};
 
@@ -92,7 +92,8 @@ impl Config {
     }
 }
 
-/// Per-row context that depends on several fields.
+/// Per-row context that depends on several fields: whether the row's email
+/// local part restates its name (see [`compare::email_restates_name`]).
 pub fn restates_flags(ds: &Dataset) -> Vec<bool> {
     let (Some(email), first, last) = (
         ds.column(Field::Email),
@@ -101,15 +102,32 @@ pub fn restates_flags(ds: &Dataset) -> Vec<bool> {
     ) else {
         return vec![false; ds.len()];
     };
+    // Letters once per distinct value, not once per row.
+    let letters = |c: Option<&Column>, local: bool| -> Vec<String> {
+        c.map_or_else(Vec::new, |c| {
+            c.values
+                .par_iter()
+                .map(|v| compare::name_letters(if local { v.local() } else { &v.text }))
+                .collect()
+        })
+    };
+    let (le, lf, ll) = (
+        letters(Some(email), true),
+        letters(first, false),
+        letters(last, false),
+    );
+    fn get<'l>(c: Option<&Column>, l: &'l [String], r: usize) -> Option<&'l str> {
+        match c?.codes[r] {
+            NULL => None,
+            k => Some(l[k as usize].as_str()),
+        }
+    }
     (0..ds.len())
         .into_par_iter()
-        .map(|r| match email.get(r) {
-            Some(e) => compare::email_restates_name(
-                e.local(),
-                first.and_then(|c| c.get(r)).map(|v| &*v.text),
-                last.and_then(|c| c.get(r)).map(|v| &*v.text),
-            ),
-            None => false,
+        .with_min_len(4096)
+        .map(|r| match email.codes[r] {
+            NULL => false,
+            e => compare::restates_letters(&le[e as usize], get(first, &lf, r), get(last, &ll, r)),
         })
         .collect()
 }
@@ -177,7 +195,7 @@ pub struct Matcher {
     model: Model,
     weights: Arc<Weights>,
     row_of: AHashMap<i64, u32>,
-    rows: Vec<[u32; 9]>,
+    feats: bound::Feats,
     warnings: Vec<String>,
     block_stats: BlockStats,
     train_pairs: usize,
@@ -208,14 +226,14 @@ impl Matcher {
             .cloned()
             .collect();
         let restates = restates_flags(&ds);
-        let side = |r: usize| Side::of_row(&ds, &restates, r);
+        let feats = bound::Feats::new(&ds);
         let limits = BlockLimits {
             max_block: config.max_block,
             window: config.window,
             max_pairs: ((config.max_pairs_per_record * n as f64) as usize).max(1000),
         };
         let (candidates, block_stats) =
-            candidate_pairs(n, &side, &block::ranks(&ds), &rules, &limits, &mut warnings);
+            candidate_pairs(&ds, &block::ranks(&ds), &rules, &limits, &mut warnings);
         let mut row_of = AHashMap::with_capacity(n);
         for (r, id) in ds.ids.iter().enumerate() {
             row_of.insert(*id, r as u32);
@@ -236,16 +254,15 @@ impl Matcher {
                             ));
                         };
                         let mut lv = [0u8; 9];
-                        compare_sides(&fields, &side(i as usize), &side(j as usize), &mut lv);
+                        feats.levels(&ds, &restates, &fields, i as usize, j as usize, &mut lv);
                         Ok((pack_levels(&lv), y))
                     })
                     .collect::<CoreResult<_>>()?;
-                train(&config, &ds, &restates, &fields, &candidates, &lab)
+                train(&config, &ds, &restates, &feats, &fields, &candidates, &lab)
             }
         };
         let weights = Arc::new(Weights::new(&model, &ds.columns));
         let fields = weights.fields.clone();
-        let rows = bound::row_codes(&ds);
         Ok(Matcher {
             config,
             ds: Arc::new(ds),
@@ -255,7 +272,7 @@ impl Matcher {
             model,
             weights,
             row_of,
-            rows,
+            feats,
             warnings,
             block_stats,
             train_pairs: train_n,
@@ -286,19 +303,17 @@ impl Matcher {
         (&self.ds, &self.restates, &self.weights)
     }
 
-    fn side(&self, r: usize) -> Side<'_> {
-        Side::of_row(&self.ds, &self.restates, r)
-    }
-
     /// Comparison levels of a pair of rows, and whether names were swapped.
     pub fn levels(&self, i: usize, j: usize) -> ([u8; 9], bool) {
         let mut lv = [0u8; 9];
-        let sw = compare_sides(&self.fields, &self.side(i), &self.side(j), &mut lv);
+        let sw = self
+            .feats
+            .levels(&self.ds, &self.restates, &self.fields, i, j, &mut lv);
         (lv, sw)
     }
 
     fn codes(&self, i: usize) -> [u32; 9] {
-        self.rows[i]
+        self.feats.rows[i].codes
     }
 
     /// Match weight of a pair of rows.
@@ -329,24 +344,45 @@ impl Matcher {
                     .enumerate()
                     .filter_map(|(k, &p)| {
                         if let Some(j) = ahead(k + 16) {
-                            bound::prefetch(&self.rows[j]);
+                            bound::prefetch(&self.feats.rows[j]);
                         }
                         if let Some(j) = ahead(k + 8) {
-                            bound::prefetch_values(&self.ds, &self.rows, j, false);
+                            self.feats.prefetch_text(j);
+                            bound::prefetch_values(&self.ds, &self.feats.rows, j, false);
                         }
                         if let Some(j) = ahead(k + 4) {
-                            bound::prefetch_values(&self.ds, &self.rows, j, true);
+                            bound::prefetch_values(&self.ds, &self.feats.rows, j, true);
                         }
                         let (i, j) = unpack(p);
                         let (i, j) = (i as usize, j as usize);
+                        let mut raw = [bound::UNKNOWN; 9];
                         if let Some(target) = target {
-                            if !bounds.may_reach(&self.weights, &self.ds, &self.rows, i, j, target)
-                            {
+                            if !bounds.may_reach_with(
+                                &self.weights,
+                                &self.ds,
+                                &self.feats,
+                                i,
+                                j,
+                                target,
+                                &mut raw,
+                            ) {
                                 return None;
                             }
                         }
                         scored += 1;
-                        let prob = probability(self.weight(i, j));
+                        // The levels the bound computed are not computed again.
+                        let mut lv = [0u8; 9];
+                        let sw = self.feats.levels_with(
+                            &self.ds,
+                            &self.restates,
+                            &self.fields,
+                            i,
+                            j,
+                            &mut lv,
+                            &raw,
+                        );
+                        let w = self.weights.total(&lv, &self.codes(i), sw);
+                        let prob = probability(w);
                         (prob >= t).then_some((i as u32, j as u32, prob))
                     })
                     .collect();
@@ -424,12 +460,15 @@ fn train(
     config: &Config,
     ds: &Dataset,
     restates: &[bool],
+    feats: &bound::Feats,
     fields: &[Field],
     candidates: &[u64],
     labelled: &[(u64, bool)],
 ) -> Model {
     let n = ds.len();
-    let side = |r: usize| Side::of_row(ds, restates, r);
+    let levels = |i: u32, j: u32, lv: &mut [u8; 9]| {
+        feats.levels(ds, restates, fields, i as usize, j as usize, lv);
+    };
     // u from random pairs.
     let mut counts: Vec<Vec<u64>> = fields.iter().map(|&f| vec![0; n_levels(f)]).collect();
     if n >= 2 {
@@ -457,7 +496,7 @@ fn train(
                 },
                 |mut acc, &(i, j)| {
                     let mut lv = [0u8; 9];
-                    compare_sides(fields, &side(i as usize), &side(j as usize), &mut lv);
+                    levels(i, j, &mut lv);
                     for (k, f) in fields.iter().enumerate() {
                         acc[k][lv[f.index()] as usize] += 1;
                     }
@@ -498,7 +537,7 @@ fn train(
         .map(|&p| {
             let (i, j) = unpack(p);
             let mut lv = [0u8; 9];
-            compare_sides(fields, &side(i as usize), &side(j as usize), &mut lv);
+            levels(i, j, &mut lv);
             pack_levels(&lv)
         })
         .collect();
@@ -600,7 +639,7 @@ mod tests {
             for i in 0..m.ds.len() {
                 for j in (i + 1..m.ds.len()).step_by(7) {
                     let w = m.weight(i, j);
-                    if b.may_reach(&m.weights, &m.ds, &m.rows, i, j, target) {
+                    if b.may_reach(&m.weights, &m.ds, &m.feats, i, j, target) {
                         kept += 1;
                     } else {
                         rejected += 1;
@@ -640,7 +679,7 @@ mod tests {
             for i in 0..n {
                 for j in i + 1..n {
                     swaps += usize::from(m.levels(i, j).1);
-                    if !b.may_reach(&m.weights, &m.ds, &m.rows, i, j, target) {
+                    if !b.may_reach(&m.weights, &m.ds, &m.feats, i, j, target) {
                         let w = m.weight(i, j);
                         assert!(probability(w) < t, "pair ({i}, {j}) weight {w} at {t}");
                     }
@@ -650,6 +689,113 @@ mod tests {
         assert!(swaps > 0);
         assert_eq!(bound::target_weight(1.0), None);
         assert_eq!(bound::target_weight(0.0), None);
+    }
+
+    #[test]
+    fn feature_levels_equal_the_value_comparisons() {
+        use crate::dedupe::compare::{compare_sides, Side};
+        // Small pools of values with typos, so that every level comes up.
+        let pools: [(Field, &[&str]); 9] = [
+            (
+                Field::FirstName,
+                &["ann", "anne", "bill", "william", "a", "lee"],
+            ),
+            (Field::LastName, &["lee", "smith", "smyth", "ann", "o'neil"]),
+            (
+                Field::Email,
+                &[
+                    "annlee@x.org",
+                    "anlee@y.com",
+                    "ann.lee84@x.org",
+                    "bob@x.org",
+                    "annle@x.orgg",
+                ],
+            ),
+            (
+                Field::Phone,
+                &[
+                    "447700900123",
+                    "447700900132",
+                    "44770090012",
+                    "12025550143",
+                    "123",
+                ],
+            ),
+            (
+                Field::Postcode,
+                &["sw1a 1aa", "sw1a 2bb", "75003", "750", "sw1a1aa"],
+            ),
+            (
+                Field::City,
+                &["london", "londno", "paris", "new york", "york"],
+            ),
+            (
+                Field::Street,
+                &["12 lee st", "12 lee street", "rue foch", "42 rue foch"],
+            ),
+            (
+                Field::BirthDate,
+                &[
+                    "1980-02-03",
+                    "1980-03-02",
+                    "1980-02-13",
+                    "1980-12-01",
+                    "1981-02-03",
+                    "1980/02/03",
+                    "1980-00-03",
+                ],
+            ),
+            (
+                Field::Company,
+                &["acme inc", "acme", "acme corp", "widgets ltd"],
+            ),
+        ];
+        let n = 300;
+        let mut state = 3u64;
+        let cols = pools
+            .iter()
+            .map(|(f, pool)| {
+                let col = (0..n)
+                    .map(|_| {
+                        let k = (splitmix(&mut state) % (pool.len() as u64 + 1)) as usize;
+                        pool.get(k).map(|v| v.to_string())
+                    })
+                    .collect();
+                (*f, col)
+            })
+            .collect();
+        let (ds, _) = Dataset::from_columns((0..n as i64).collect(), cols).unwrap();
+        let m = Matcher::fit(Config::default(), ds, vec![], None, &[]).unwrap();
+        let (ds, restates) = (&m.ds, &m.restates);
+        let all = ds.fields();
+        let b = Bounds::new(&m.weights);
+        let mut graded = 0;
+        for i in 0..ds.len() {
+            for j in i + 1..ds.len() {
+                let (mut x, mut y) = ([0u8; 9], [0u8; 9]);
+                let sx = m.feats.levels(ds, restates, &all, i, j, &mut x);
+                let sy = compare_sides(
+                    &all,
+                    &Side::of_row(ds, restates, i),
+                    &Side::of_row(ds, restates, j),
+                    &mut y,
+                );
+                assert_eq!((x, sx), (y, sy), "rows {i} {j}");
+                // The raw levels the bound computes give the same levels.
+                for t in [0.01, 0.5, 0.99] {
+                    let mut raw = [bound::UNKNOWN; 9];
+                    let target = bound::target_weight(t).unwrap();
+                    if b.may_reach_with(&m.weights, ds, &m.feats, i, j, target, &mut raw) {
+                        let mut z = [0u8; 9];
+                        let sz = m.feats.levels_with(ds, restates, &all, i, j, &mut z, &raw);
+                        assert_eq!((z, sz), (x, sx), "rows {i} {j} at {t}");
+                    }
+                }
+                let d = x[Field::BirthDate.index()];
+                graded += usize::from(d == 3 || d == 4);
+            }
+        }
+        assert!(graded > 0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Bulk duplicate detection: blocking, comparison, scoring, clustering.
 //!
 //! - [`data`]: the columnar, interned input ([`Dataset`]).
+//! - [`file`]: CSV files straight to match keys, and back with cluster ids.
 //! - [`block`]: blocking rules and candidate pairs.
 //! - [`bound`]: early rejection of pairs that cannot reach the threshold.
 //! - [`compare`]: field comparisons with graded levels.
@@ -21,6 +22,7 @@ pub mod bound;
 pub mod cluster;
 pub mod compare;
 pub mod data;
+pub mod file;
 pub mod index;
 pub mod matcher;
 pub mod metric;

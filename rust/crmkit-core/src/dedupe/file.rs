@@ -1,0 +1,610 @@
+//! Files in and out of the matcher with no per-row work outside Rust.
+//!
+//! [`read_csv`] streams a CSV file, normalizes the contact cells of each
+//! chunk (as an import does: emails, E.164 phones read with the row's
+//! country, clean names, postcodes with the row's country), turns them into
+//! match keys and interns them into a [`Dataset`] while the next chunk is
+//! read: only the distinct keys are kept, never a string per row.
+//! [`write_csv_with_column`] writes the file back with one more column.
+//!
+//! The keys are those of `crmkit.dedupe.match_keys` over normalized
+//! columns: ASCII-folded name keys, emails without `+tags` and Gmail dots,
+//! the last nine digits of a phone, `YYYY-MM-DD` dates, other text lowercased
+//! with its whitespace collapsed.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::data::{Dataset, DatasetBuilder, Field};
+use crate::csvread::{Chunk, CsvError, CsvOptions, CsvReader};
+use crate::normalize::{
+    clean_name, name_key, normalize_country, normalize_email, normalize_phone, normalize_postcode,
+    EmailOptions, PhoneRegion,
+};
+use crate::CoreError;
+
+/// Which columns of a file hold which contact fields.
+#[derive(Debug, Clone)]
+pub struct FileSpec {
+    /// `(field, 0-based column)` of each field matched on (each field once).
+    pub columns: Vec<(Field, usize)>,
+    /// The column of the country, used to read phones and postcodes.
+    pub country: Option<usize>,
+    /// Region (ISO alpha-2) of phones written without a country code when
+    /// the row has no known country.
+    pub default_region: String,
+}
+
+/// What [`read_csv`] read.
+#[derive(Debug)]
+pub struct FileRows {
+    /// The match keys, interned; row ids are `0..rows`.
+    pub dataset: Dataset,
+    /// Warnings about the data (fields missing from every row).
+    pub warnings: Vec<String>,
+    /// Rows rejected by the CSV reader (wrong field count, bad bytes, ...).
+    pub rejected: usize,
+}
+
+/// Why reading or writing a file failed.
+#[derive(Debug)]
+pub enum FileError {
+    /// Reading the input.
+    Read(CsvError),
+    /// Writing the output.
+    Write(std::io::Error),
+    /// Bad arguments or data.
+    Core(CoreError),
+}
+
+impl From<CoreError> for FileError {
+    fn from(e: CoreError) -> Self {
+        FileError::Core(e)
+    }
+}
+
+impl From<CsvError> for FileError {
+    fn from(e: CsvError) -> Self {
+        FileError::Read(e)
+    }
+}
+
+/// Whether Python's `str.isspace` holds for `c` (Unicode white space plus
+/// the information separators U+001C to U+001F).
+fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Lowercase with runs of white space collapsed to one space and the ends
+/// trimmed; `None` when nothing is left (Python's
+/// `" ".join(s.lower().split()) or None`).
+pub fn lower_key(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    for w in s.split(py_space).filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if w.is_ascii() {
+            out.extend(w.chars().map(|c| c.to_ascii_lowercase()));
+        } else {
+            out.push_str(&w.to_lowercase());
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The last nine digits of a phone number (of seven digits or more).
+pub fn phone_key(s: &str) -> Option<String> {
+    let n = s.bytes().filter(u8::is_ascii_digit).count();
+    if n < 7 {
+        return None;
+    }
+    let skip = n.saturating_sub(9);
+    let mut out = String::with_capacity(n - skip);
+    out.extend(s.chars().filter(char::is_ascii_digit).skip(skip));
+    Some(out)
+}
+
+/// The first ten characters of a trimmed date when they are `YYYY-MM-DD`
+/// in ASCII digits.
+pub fn date_key(s: &str) -> Option<&str> {
+    let s = s.trim_matches(py_space);
+    let end = s.char_indices().nth(10).map_or(s.len(), |(k, _)| k);
+    let d = &s.as_bytes()[..end];
+    let ok = d.len() == 10
+        && d[4] == b'-'
+        && d[7] == b'-'
+        && d.iter()
+            .enumerate()
+            .all(|(k, c)| k == 4 || k == 7 || c.is_ascii_digit());
+    ok.then(|| &s[..end])
+}
+
+/// The match key of an email already normalized for display.
+pub fn email_key(s: &str) -> Option<String> {
+    normalize_email(
+        s,
+        EmailOptions {
+            strip_plus: true,
+            fold_gmail_dots: true,
+        },
+    )
+}
+
+/// [`email_key`] of an email normalized for display, reusing its text when
+/// nothing changes (plain ASCII addresses: the usual case).
+fn email_key_of(e: String) -> Option<String> {
+    let plain = e.is_ascii()
+        && !e.starts_with("mailto:")
+        && !e.starts_with('<')
+        && !e.ends_with('>')
+        && !e.ends_with('.');
+    if !plain {
+        return email_key(&e);
+    }
+    // Already trimmed, lowercase, one `@` with a valid domain: only the
+    // `+tag` and Gmail folding are left to do.
+    let at = e.rfind('@')?;
+    let (local, domain) = (&e[..at], &e[at + 1..]);
+    let end = match local.find('+') {
+        Some(i) if i > 0 => i,
+        _ => at,
+    };
+    if domain == "gmail.com" || domain == "googlemail.com" {
+        let l: String = local[..end].chars().filter(|&c| c != '.').collect();
+        return (!l.is_empty()).then(|| l + "@gmail.com");
+    }
+    if end == at {
+        return Some(e);
+    }
+    Some(format!("{}@{domain}", &local[..end]))
+}
+
+/// One field's match keys for a batch of rows: one key per row, or (fields
+/// with few distinct values) one key per distinct cell and the cell of each row.
+#[derive(Debug)]
+pub struct KeyColumn {
+    /// The field.
+    pub field: Field,
+    keys: Vec<Option<String>>,
+    rows: Option<Vec<u32>>,
+}
+
+/// The cell index of a missing cell in [`KeyColumn`].
+const NO_CELL: u32 = u32::MAX;
+
+impl KeyColumn {
+    /// The key of row `r`.
+    pub fn get(&self, r: usize) -> Option<&str> {
+        match &self.rows {
+            None => self.keys[r].as_deref(),
+            Some(rows) => match rows[r] {
+                NO_CELL => None,
+                k => self.keys[k as usize].as_deref(),
+            },
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.as_ref().map_or(self.keys.len(), Vec::len)
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Fields whose cells repeat a lot (given names, surnames, cities,
+/// companies): keyed once per distinct cell of a batch.
+fn by_distinct_cell(f: Field) -> bool {
+    matches!(
+        f,
+        Field::FirstName | Field::LastName | Field::City | Field::Company
+    )
+}
+
+/// Match keys of raw contact cells, one column per field of `spec` (in its
+/// order); `cell(row, column)` gives a trimmed, non-empty cell or `None`.
+/// `countries` holds each row's country code (see [`countries_of`]) and
+/// `regions` the phone region of each of them.
+pub fn keys_of<'a, C>(
+    rows: usize,
+    cell: &C,
+    spec: &FileSpec,
+    countries: &[Option<&'static str>],
+    regions: &HashMap<&'static str, Option<PhoneRegion>>,
+    default_region: &PhoneRegion,
+) -> Vec<KeyColumn>
+where
+    C: Fn(usize, usize) -> Option<&'a str> + Sync,
+{
+    let country = |r: usize| countries.get(r).copied().flatten();
+    let display = EmailOptions {
+        strip_plus: false,
+        fold_gmail_dots: false,
+    };
+    spec.columns
+        .par_iter()
+        .map(|&(f, c)| {
+            // The key of a cell; `r` is its row (phones and postcodes are
+            // read with the row's country).
+            let key = |raw: &str, r: usize| -> Option<String> {
+                match f {
+                    Field::FirstName | Field::LastName => name_key(&clean_name(raw)?),
+                    Field::Email => email_key_of(normalize_email(raw, display)?),
+                    Field::Phone => {
+                        let region = country(r)
+                            .and_then(|k| regions.get(k).and_then(Option::as_ref))
+                            .unwrap_or(default_region);
+                        phone_key(&normalize_phone(raw, region)?)
+                    }
+                    Field::Postcode => lower_key(&normalize_postcode(raw, country(r))?),
+                    Field::BirthDate => date_key(raw).map(str::to_string),
+                    Field::City | Field::Street | Field::Company => lower_key(raw),
+                }
+            };
+            if !by_distinct_cell(f) {
+                let keys = (0..rows)
+                    .into_par_iter()
+                    .map(|r| cell(r, c).and_then(|raw| key(raw, r)))
+                    .collect();
+                return KeyColumn {
+                    field: f,
+                    keys,
+                    rows: None,
+                };
+            }
+            let mut index: ahash::AHashMap<&str, u32> = ahash::AHashMap::new();
+            let mut distinct: Vec<&str> = Vec::new();
+            let idx: Vec<u32> = (0..rows)
+                .map(|r| match cell(r, c) {
+                    None => NO_CELL,
+                    Some(raw) => *index.entry(raw).or_insert_with(|| {
+                        distinct.push(raw);
+                        (distinct.len() - 1) as u32
+                    }),
+                })
+                .collect();
+            // These keys do not depend on the row.
+            let keys = distinct.par_iter().map(|raw| key(raw, 0)).collect();
+            KeyColumn {
+                field: f,
+                keys,
+                rows: Some(idx),
+            }
+        })
+        .collect()
+}
+
+/// Each row's country code (none without a country column), and the phone
+/// regions of codes not yet in `regions`.
+pub fn countries_of<'a, C>(
+    rows: usize,
+    cell: &C,
+    column: Option<usize>,
+    regions: &mut HashMap<&'static str, Option<PhoneRegion>>,
+) -> Vec<Option<&'static str>>
+where
+    C: Fn(usize, usize) -> Option<&'a str> + Sync,
+{
+    let Some(c) = column else {
+        return Vec::new();
+    };
+    let codes: Vec<Option<&'static str>> = (0..rows)
+        .into_par_iter()
+        .map(|r| cell(r, c).and_then(normalize_country))
+        .collect();
+    let mut last = None;
+    for code in codes.iter().flatten() {
+        if last != Some(*code) {
+            regions
+                .entry(*code)
+                .or_insert_with(|| PhoneRegion::new(code).ok());
+            last = Some(*code);
+        }
+    }
+    codes
+}
+
+/// Read `reader`'s chunks on a thread of the scope `s`, one chunk ahead of
+/// the consumer (which stops it by dropping the receiver).
+fn read_ahead<'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    mut reader: CsvReader,
+) -> std::sync::mpsc::Receiver<Result<Chunk, CsvError>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    s.spawn(move || loop {
+        match reader.next_chunk() {
+            Ok(Some(c)) => {
+                if tx.send(Ok(c)).is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn trimmed(chunk: &Chunk, r: usize, c: usize) -> Option<&str> {
+    chunk.cell(r, c).map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Read a CSV file (encoding and delimiter detected as `crmkit._core.CsvReader`
+/// does) into match keys. Chunks are read on a second thread while the
+/// previous one is normalized and interned.
+pub fn read_csv(path: &Path, spec: &FileSpec) -> Result<FileRows, FileError> {
+    let default_region = PhoneRegion::new(&spec.default_region)?;
+    let reader = CsvReader::open(path, &CsvOptions::default())?;
+    let ncols = reader.headers().len();
+    if let Some(&(f, c)) = spec.columns.iter().find(|(_, c)| *c >= ncols) {
+        return Err(CoreError::InvalidInput(format!(
+            "field '{}' names column {} of a file with {ncols}",
+            f.name(),
+            c + 1
+        ))
+        .into());
+    }
+    let fields: Vec<Field> = spec.columns.iter().map(|c| c.0).collect();
+    let mut builder = DatasetBuilder::new(&fields)?;
+    let mut regions: HashMap<&'static str, Option<PhoneRegion>> = HashMap::new();
+    let mut rejected = 0;
+    std::thread::scope(|s| -> Result<(), FileError> {
+        let rx = read_ahead(s, reader);
+        // The keys of one chunk are computed while the previous chunk's
+        // are interned.
+        type Keys = Vec<KeyColumn>;
+        let push = |b: &mut DatasetBuilder, pending: Option<(usize, Keys)>| match pending {
+            Some((rows, keys)) => b.push(
+                rows,
+                keys.iter()
+                    .map(|k| (k.field, (0..rows).map(|r| k.get(r)).collect()))
+                    .collect(),
+            ),
+            None => Ok(()),
+        };
+        let mut pending: Option<(usize, Keys)> = None;
+        for chunk in rx {
+            let chunk = chunk?;
+            rejected += chunk.rejects.len();
+            let rows = chunk.rows();
+            let cell = |r: usize, c: usize| trimmed(&chunk, r, c);
+            let countries = countries_of(rows, &cell, spec.country, &mut regions);
+            let (countries, regions) = (&countries, &regions);
+            let b = &mut builder;
+            let prev = pending.take();
+            let (pushed, keys) = rayon::join(
+                move || push(b, prev),
+                || keys_of(rows, &cell, spec, countries, regions, &default_region),
+            );
+            pushed?;
+            pending = Some((rows, keys));
+        }
+        push(&mut builder, pending)?;
+        Ok(())
+    })?;
+    let ids = (0..builder.rows() as i64).collect();
+    let (dataset, warnings) = builder.finish(ids)?;
+    Ok(FileRows {
+        dataset,
+        warnings,
+        rejected,
+    })
+}
+
+/// Append `cell` to `out` as a CSV field, quoted when it holds a comma, a
+/// quote or a line break (quotes doubled).
+fn push_field(out: &mut Vec<u8>, cell: &str) {
+    if cell
+        .bytes()
+        .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
+        out.push(b'"');
+        for b in cell.bytes() {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(cell.as_bytes());
+    }
+}
+
+/// Write every row the CSV reader accepts from `src` to `dst` (UTF-8,
+/// comma-separated, `\n` line ends, cells trimmed, quoted only when needed)
+/// with one more column, `name`, holding `values[row]`; returns the rows
+/// written. `values` must have one entry per accepted row.
+pub fn write_csv_with_column(
+    src: &Path,
+    dst: &Path,
+    name: &str,
+    values: &[i64],
+) -> Result<usize, FileError> {
+    let reader = CsvReader::open(src, &CsvOptions::default())?;
+    let file = File::create(dst).map_err(FileError::Write)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut line = Vec::with_capacity(4096);
+    for (k, h) in reader.headers().iter().enumerate() {
+        if k > 0 {
+            line.push(b',');
+        }
+        push_field(&mut line, h);
+    }
+    line.push(b',');
+    push_field(&mut line, name);
+    line.push(b'\n');
+    w.write_all(&line).map_err(FileError::Write)?;
+    let mut row = 0usize;
+    let mut num = itoa_buf();
+    // Chunks are parsed on a second thread while the previous one is written.
+    std::thread::scope(|s| -> Result<(), FileError> {
+        let rx = read_ahead(s, reader);
+        for chunk in rx {
+            let chunk = chunk?;
+            let rows = chunk.rows();
+            if row + rows > values.len() {
+                return Err(CoreError::InvalidInput(format!(
+                    "the file has more rows than the {} values given (did it change?)",
+                    values.len()
+                ))
+                .into());
+            }
+            line.clear();
+            for r in 0..rows {
+                for c in 0..chunk.ncols {
+                    if let Some(s) = trimmed(&chunk, r, c) {
+                        push_field(&mut line, s);
+                    }
+                    line.push(b',');
+                }
+                line.extend_from_slice(fmt_int(&mut num, values[row + r]));
+                line.push(b'\n');
+            }
+            w.write_all(&line).map_err(FileError::Write)?;
+            row += rows;
+        }
+        Ok(())
+    })?;
+    if row != values.len() {
+        return Err(CoreError::InvalidInput(format!(
+            "the file has {row} rows for {} values (did it change?)",
+            values.len()
+        ))
+        .into());
+    }
+    w.flush().map_err(FileError::Write)?;
+    Ok(row)
+}
+
+fn itoa_buf() -> [u8; 24] {
+    [0; 24]
+}
+
+fn fmt_int(buf: &mut [u8; 24], v: i64) -> &[u8] {
+    let neg = v < 0;
+    let mut x = v.unsigned_abs();
+    let mut k = buf.len();
+    loop {
+        k -= 1;
+        buf[k] = b'0' + (x % 10) as u8;
+        x /= 10;
+        if x == 0 {
+            break;
+        }
+    }
+    if neg {
+        k -= 1;
+        buf[k] = b'-';
+    }
+    &buf[k..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_python_rules() {
+        assert_eq!(
+            lower_key("  New\u{1f}YORK  City "),
+            Some("new york city".into())
+        );
+        assert_eq!(lower_key(" \t "), None);
+        assert_eq!(phone_key("+447700900123"), Some("700900123".into()));
+        assert_eq!(phone_key("+12345"), None);
+        assert_eq!(date_key(" 1980-02-03T10:00"), Some("1980-02-03"));
+        assert_eq!(date_key("1980/02/03"), None);
+        assert_eq!(date_key("1980-0٢-03"), None);
+        assert_eq!(
+            email_key("ann.lee+x@googlemail.com"),
+            Some("annlee@gmail.com".into())
+        );
+        let display = EmailOptions::default();
+        for raw in [
+            "Ann.Lee+x@GoogleMail.com",
+            "ann+@x.org",
+            "+ann@x.org",
+            "a.b+c+d@x.co.uk",
+            "<mailto:x@y.com>",
+            "mailto:mailto:x+1@y.com",
+            "a@b.c>.",
+            "ÅSA@x.se",
+            ".@gmail.com",
+            "x@y.org",
+        ] {
+            let e = normalize_email(raw, display);
+            assert_eq!(
+                e.clone().and_then(email_key_of),
+                e.as_deref().and_then(email_key),
+                "{raw}"
+            );
+        }
+        let mut b = itoa_buf();
+        assert_eq!(fmt_int(&mut b, -120), b"-120");
+        assert_eq!(fmt_int(&mut b, 0), b"0");
+        let mut out = Vec::new();
+        push_field(&mut out, "a \"b\", c");
+        assert_eq!(out, b"\"a \"\"b\"\", c\"");
+    }
+
+    #[test]
+    fn a_file_round_trips_with_its_new_column() {
+        let dir = std::env::temp_dir().join(format!("crmkit-dedupe-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("in.csv");
+        std::fs::write(
+            &src,
+            "First Name,Last Name,Email,Phone,Country\n\
+             Ann,Lee,Ann.Lee+x@Gmail.com,020 7946 0958,UK\n\
+             \"Lee, Ann\",,,,\n\
+             bad,row\n\
+             Bob,,,(202) 555-0143,\n",
+        )
+        .unwrap();
+        let spec = FileSpec {
+            columns: vec![
+                (Field::FirstName, 0),
+                (Field::LastName, 1),
+                (Field::Email, 2),
+                (Field::Phone, 3),
+            ],
+            country: Some(4),
+            default_region: "US".into(),
+        };
+        let got = read_csv(&src, &spec).unwrap();
+        assert_eq!(got.rejected, 1);
+        let ds = &got.dataset;
+        assert_eq!(ds.len(), 3);
+        let text = |f: Field, r: usize| ds.column(f).unwrap().get(r).map(|v| v.text.to_string());
+        assert_eq!(text(Field::Email, 0).as_deref(), Some("annlee@gmail.com"));
+        assert_eq!(text(Field::Phone, 0).as_deref(), Some("079460958"));
+        assert_eq!(text(Field::Phone, 2).as_deref(), Some("025550143"));
+        // A full name in the first-name field is split.
+        assert_eq!(text(Field::FirstName, 1).as_deref(), Some("lee"));
+        assert_eq!(text(Field::LastName, 1).as_deref(), Some("ann"));
+        let dst = dir.join("out.csv");
+        let n = write_csv_with_column(&src, &dst, "cluster_id", &[1, 1, 3]).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(
+            std::fs::read_to_string(&dst).unwrap(),
+            "First Name,Last Name,Email,Phone,Country,cluster_id\n\
+             Ann,Lee,Ann.Lee+x@Gmail.com,020 7946 0958,UK,1\n\
+             \"Lee, Ann\",,,,,1\n\
+             Bob,,,(202) 555-0143,,3\n"
+        );
+        assert!(write_csv_with_column(&src, &dst, "c", &[1, 2]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
