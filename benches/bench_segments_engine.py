@@ -682,10 +682,11 @@ def main() -> None:
                     report(f"{label:11} n={n} k={k}", w, c, same)
         p = plan(1000)
         base = p.evaluate(snap, AS_OF)
+        full = base.counts()
+        # The result moves in place: `base` is at AS_OF + 1 day afterwards.
         w, c, changes = timed(functools.partial(p.advance, snap, base, AS_OF + DAY))
         flips = sum(e + x for e, x in changes.counts().values())
         report(f"clock +1 day n={n} k=1000", w, c, f"{flips} memberships flipped (exact diffs)")
-        full = base.counts()
         took = []
         for i in range(0, 1000, 25):
             pp, name = preview_plan(i)
