@@ -153,16 +153,19 @@ fn sparse_dict(dict_len: usize, rows: usize) -> bool {
     dict_len > 2 * rows + 1024
 }
 
-/// The codes of `dict` that pass `test`, as bits. Over a dictionary much
-/// larger than the column's rows only the codes the rows use are tested.
-fn code_bits(
+/// The codes of `dict` that pass the test `make` makes, as bits. Over a
+/// dictionary much larger than the column's rows only the codes the rows use
+/// are tested. Each worker makes its own test (a regex clone keeps its own
+/// match cache instead of contending for a shared one).
+fn code_bits<F: Fn(&str) -> bool>(
     col: &Column,
     dict: &Strs,
     rows: usize,
-    test: impl Fn(&str) -> bool + Sync,
+    make: impl Fn() -> F + Sync,
 ) -> Vec<u64> {
     let mut bits = vec![0u64; dict.len().div_ceil(64).max(1)];
     if sparse_dict(dict.len(), rows) {
+        let test = make();
         let mut seen = vec![0u64; bits.len()];
         let mut visit = |c: usize| {
             if seen[c >> 6] >> (c & 63) & 1 == 0 {
@@ -192,7 +195,7 @@ fn code_bits(
     const WORDS: usize = 1024;
     bits.par_chunks_mut(WORDS)
         .enumerate()
-        .for_each(|(ci, out)| {
+        .for_each_init(&make, |test, (ci, out)| {
             let base = ci * WORDS * 64;
             let end = (base + out.len() * 64).min(dict.len());
             for c in base.min(end)..end {
@@ -287,21 +290,24 @@ fn regex_set_bits(plan: &Plan, snap: &Snapshot, leaf_ids: &[usize]) -> HashMap<u
         let nv = dict.values.len();
         let parts: Vec<Vec<u64>> = (0..nv.div_ceil(CHUNK))
             .into_par_iter()
-            .map(|ci| {
-                let (a, z) = (ci * CHUNK, ((ci + 1) * CHUNK).min(nv));
-                let cw = (z - a).div_ceil(64);
-                let mut bits = vec![0u64; k * cw];
-                let mut hit = vec![false; k];
-                for (i, s) in (a..z).map(|c| &dict.values[c]).enumerate() {
-                    hit.iter_mut().for_each(|h| *h = false);
-                    if set.matches_read_at(&mut hit, s, 0) {
-                        for (p, _) in hit.iter().enumerate().filter(|(_, h)| **h) {
-                            bits[p * cw + (i >> 6)] |= 1 << (i & 63);
+            .map_init(
+                || set.clone(),
+                |set, ci| {
+                    let (a, z) = (ci * CHUNK, ((ci + 1) * CHUNK).min(nv));
+                    let cw = (z - a).div_ceil(64);
+                    let mut bits = vec![0u64; k * cw];
+                    let mut hit = vec![false; k];
+                    for (i, s) in (a..z).map(|c| &dict.values[c]).enumerate() {
+                        hit.iter_mut().for_each(|h| *h = false);
+                        if set.matches_read_at(&mut hit, s, 0) {
+                            for (p, _) in hit.iter().enumerate().filter(|(_, h)| **h) {
+                                bits[p * cw + (i >> 6)] |= 1 << (i & 63);
+                            }
                         }
                     }
-                }
-                bits
-            })
+                    bits
+                },
+            )
             .collect();
         let mut per_leaf = vec![vec![0u64; words]; k];
         for (ci, part) in parts.iter().enumerate() {
@@ -357,7 +363,13 @@ fn bind<'a>(
                 valid: &c.valid,
                 bits: match pre.get(&li) {
                     Some(bits) => bits.clone(),
-                    None => code_bits(c, &dict.values, snap.len(), |s| pred.test(s)),
+                    None => match pred {
+                        StrPred::Matches(re) => code_bits(c, &dict.values, snap.len(), || {
+                            let re = re.clone();
+                            move |s: &str| re.is_match(s)
+                        }),
+                        _ => code_bits(c, &dict.values, snap.len(), || |s: &str| pred.test(s)),
+                    },
                 },
             },
             _ => Bound::Const(false),
@@ -371,8 +383,8 @@ fn bind<'a>(
         ) => match &c.store {
             Store::List { dict, .. } => Bound::List {
                 col: c,
-                bits: code_bits(c, &dict.values, snap.len(), |s| {
-                    values.binary_search_by(|v| v.as_str().cmp(s)).is_ok()
+                bits: code_bits(c, &dict.values, snap.len(), || {
+                    |s: &str| values.binary_search_by(|v| v.as_str().cmp(s)).is_ok()
                 }),
                 negated: *negated,
             },
