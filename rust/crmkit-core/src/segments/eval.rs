@@ -1068,9 +1068,17 @@ fn clock_candidates(plan: &Plan, snap: &Snapshot, t0: i64, t1: i64, segs: &[usiz
             }
         }
     }
+    // Sorted, overlapping bands merged: a value is tested by binary search.
     for b in col_bands.values_mut().chain(kind_bands.values_mut()) {
         b.sort_unstable();
-        b.dedup();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(b.len());
+        for &(lo, hi) in b.iter() {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        *b = merged;
     }
     let cols: Vec<(&Column, Vec<(i64, i64)>)> = col_bands
         .into_iter()
@@ -1081,7 +1089,10 @@ fn clock_candidates(plan: &Plan, snap: &Snapshot, t0: i64, t1: i64, segs: &[usiz
     for (k, b) in kind_bands {
         by_kind[k as usize] = b;
     }
-    let inside = |b: &[(i64, i64)], t: i64| b.iter().any(|&(a, z)| a <= t && t <= z);
+    let inside = |b: &[(i64, i64)], t: i64| {
+        let i = b.partition_point(|&(a, _)| a <= t);
+        i > 0 && t <= b[i - 1].1
+    };
     let n = snap.len();
     // One block of rows per task: column values are tested row by row; the
     // events near an edge are binary-searched ranges of each kind's index.
@@ -1089,16 +1100,20 @@ fn clock_candidates(plan: &Plan, snap: &Snapshot, t0: i64, t1: i64, segs: &[usiz
         .into_par_iter()
         .flat_map_iter(|bi| {
             let (a, z) = (bi * EVENT_BLOCK, ((bi + 1) * EVENT_BLOCK).min(n));
-            let mut hit = vec![0u64; (z - a).div_ceil(64)];
+            let words = (z - a).div_ceil(64);
+            let mut hit = vec![0u64; words];
+            // Column values: one range kernel pass per (merged) band.
+            let mut band = vec![0u64; words];
             for (c, b) in &cols {
-                let value = |r: usize| match &c.store {
-                    Store::Int(vals) => Some(vals[r]),
-                    Store::Int32(vals) => Some(vals[r] as i64),
-                    _ => None,
-                };
-                for r in a..z {
-                    if c.is_valid(r) && value(r).is_some_and(|v| inside(b, v)) {
-                        hit[(r - a) >> 6] |= 1 << ((r - a) & 63);
+                let valid = &c.valid[a / 64..];
+                for &(lo, hi) in b {
+                    match &c.store {
+                        Store::Int(vals) => simd::range_i64(&mut band, &vals[a..], valid, lo, hi),
+                        Store::Int32(vals) => simd::range_i32(&mut band, &vals[a..], valid, lo, hi),
+                        _ => continue,
+                    }
+                    for (h, x) in hit.iter_mut().zip(&band) {
+                        *h |= x;
                     }
                 }
             }
