@@ -603,15 +603,17 @@ def test_preview_one_rule(benchmark: Any, n: int) -> None:
     assert res.counts()["__preview__"] == plan(1000).evaluate(snap, AS_OF).counts()[name]
 
 
-def update_cycle(n: int) -> Callable[[], Any]:
-    """One single-contact update per call, cycling over contacts and fields."""
+def update_cycle(n: int, count: int = 20_000) -> Callable[[], Any]:
+    """One single-contact update per call: ``count`` distinct changes (a random
+    contact and field each, so that nearly every call changes something), then
+    they repeat (and change nothing)."""
     ids, cols, _ = dataset(n)
     snap = Snapshot(ids, cols, SCHEMA)
     p = plan(1000)
     res = p.evaluate(snap, AS_OF)
     rng = random.Random(7)
     changes = []
-    for _ in range(1000):
+    for _ in range(count):
         f = rng.choice(["country", "age", "plan", "tags", "total_spent", "vip", "last_seen"])
         v = {
             "country": "co1",
