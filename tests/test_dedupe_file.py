@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmkit import _core
-from crmkit.dedupe import DedupeConfig, dedupe_file, match_keys, run_matcher
+from crmkit.dedupe import MATCH_FIELDS, DedupeConfig, dedupe_file, match_keys, run_matcher
 from crmkit.errors import SourceError
 from crmkit.mapping import map_headers
 from crmkit.sample import generate
@@ -30,18 +30,6 @@ _RUST_WS = (
     + ("\u2028\u2029\u202f\u205f\u3000")
 )
 
-_FIELDS = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "postcode",
-    "city",
-    "street",
-    "birth_date",
-    "company",
-)
-
 
 def _cell(v: str | None) -> str | None:
     """A cell as the CSV reader gives it: trimmed, blank as None."""
@@ -51,8 +39,8 @@ def _cell(v: str | None) -> str | None:
     return s or None
 
 
-def _oracle_keys(raw: dict[str, list[str | None]]) -> dict[str, list[str | None]]:
-    cols = {f: [_cell(v) for v in vs] for f, vs in raw.items()}
+def _normalize(cols: dict[str, list[str | None]]) -> None:
+    """Normalize ``cols`` in place as an import does."""
     norm_in: dict[str, list[str | None]] = {
         f: cols[f]
         for f in ("email", "phone", "first_name", "last_name", "country", "postcode")
@@ -60,6 +48,11 @@ def _oracle_keys(raw: dict[str, list[str | None]]) -> dict[str, list[str | None]
     }
     normalized, _ = _core.normalize_contact_columns(norm_in, default_region="US")
     cols.update(normalized)
+
+
+def _oracle_keys(raw: dict[str, list[str | None]]) -> dict[str, list[str | None]]:
+    cols = {f: [_cell(v) for v in vs] for f, vs in raw.items()}
+    _normalize(cols)
     cols.pop("country", None)
     return match_keys(cols)
 
@@ -107,7 +100,7 @@ def _column(field: str, n: int) -> st.SearchStrategy[list[str | None]]:
 @st.composite
 def _raw_columns(draw: st.DrawFn) -> dict[str, list[str | None]]:
     n = draw(st.integers(min_value=1, max_value=12))
-    fields = draw(st.sets(st.sampled_from([*_FIELDS, "country"]), min_size=1))
+    fields = draw(st.sets(st.sampled_from([*MATCH_FIELDS, "country"]), min_size=1))
     return {f: draw(_column(f, n)) for f in sorted(fields)}
 
 
@@ -137,14 +130,8 @@ def _python_dedupe(path: Path, config: DedupeConfig | None = None) -> list[int]:
     for chunk, _lines, _ends, _rejects in reader:
         for f, j in where.items():
             cols[f].extend(chunk[j] if chunk else [])
-    norm_in: dict[str, list[str | None]] = {
-        f: cols[f]
-        for f in ("email", "phone", "first_name", "last_name", "country", "postcode")
-        if f in cols
-    }
-    normalized, _ = _core.normalize_contact_columns(norm_in, default_region="US")
-    cols.update(normalized)
-    keys = {f: v for f, v in cols.items() if f in _FIELDS}
+    _normalize(cols)
+    keys = {f: v for f, v in cols.items() if f in MATCH_FIELDS}
     n = len(next(iter(keys.values())))
     res = run_matcher(keys, list(range(n)), config)
     return [c + 1 for c in res.assignment]

@@ -434,20 +434,13 @@ impl<'a> Side<'a> {
 
     /// The side of row `row` of a dataset.
     pub fn of_row(ds: &'a Dataset, restates: &[bool], row: usize) -> Side<'a> {
-        let mut values = [None; 9];
+        let mut codes = [NULL; 9];
         for (k, col) in ds.columns.iter().enumerate() {
             if let Some(col) = col {
-                let c = col.codes[row];
-                if c != NULL {
-                    values[k] = Some((c, &col.values[c as usize]));
-                }
+                codes[k] = col.codes[row];
             }
         }
-        Side {
-            values,
-            email_restates: restates.get(row).copied().unwrap_or(false),
-            uid: ds.uid,
-        }
+        Side::of_codes(ds, restates, row, &codes)
     }
 }
 

@@ -1161,6 +1161,30 @@ fn clock_candidates(plan: &Plan, snap: &Snapshot, t0: i64, t1: i64, segs: &[usiz
         .collect()
 }
 
+/// `out` = the words of the children `cs` (distinct, at least two after
+/// flattening) folded with `op`.
+#[inline(always)]
+fn combine(
+    out: &mut [u64],
+    lower: &[u64],
+    slot: &[usize],
+    cs: &[usize],
+    nw: usize,
+    op: impl Fn(u64, u64) -> u64,
+) {
+    let (c0, c1) = (slot[cs[0]] * SW, slot[cs[1]] * SW);
+    let (a, b) = (&lower[c0..c0 + nw], &lower[c1..c1 + nw]);
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+        *o = op(*x, *y);
+    }
+    for c in &cs[2..] {
+        let ci = slot[*c] * SW;
+        for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {
+            *o = op(*o, *x);
+        }
+    }
+}
+
 /// Evaluate the given segments; returns their bitmaps in the same order.
 pub fn evaluate_segments(
     plan: &Plan,
@@ -1384,34 +1408,8 @@ pub fn evaluate_segments_at(
                                     None => eval_leaf(&bound[k].1, out, sub, start, aggs),
                                 }
                             }
-                            Node::And(cs) => {
-                                // Children are distinct (at least two after flattening).
-                                let (c0, c1) = (slot[cs[0]] * SW, slot[cs[1]] * SW);
-                                let (a, b) = (&lower[c0..c0 + nw], &lower[c1..c1 + nw]);
-                                for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-                                    *o = x & y;
-                                }
-                                for c in &cs[2..] {
-                                    let ci = slot[*c] * SW;
-                                    for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {
-                                        *o &= x;
-                                    }
-                                }
-                            }
-                            Node::Or(cs) => {
-                                // Children are distinct (at least two after flattening).
-                                let (c0, c1) = (slot[cs[0]] * SW, slot[cs[1]] * SW);
-                                let (a, b) = (&lower[c0..c0 + nw], &lower[c1..c1 + nw]);
-                                for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-                                    *o = x | y;
-                                }
-                                for c in &cs[2..] {
-                                    let ci = slot[*c] * SW;
-                                    for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {
-                                        *o |= x;
-                                    }
-                                }
-                            }
+                            Node::And(cs) => combine(out, lower, &slot, cs, nw, |x, y| x & y),
+                            Node::Or(cs) => combine(out, lower, &slot, cs, nw, |x, y| x | y),
                             Node::Not(c) => {
                                 let ci = slot[*c] * SW;
                                 for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {

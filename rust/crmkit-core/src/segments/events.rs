@@ -418,6 +418,17 @@ impl Events {
     /// With `kinds`, only the events of the flagged kind codes are kept.
     pub fn gather(&self, rows: &[u32], kinds: Option<&[bool]>) -> Events {
         let keep = |k: usize| kinds.is_none_or(|f| f.get(k).copied().unwrap_or(false));
+        // A row's appended events of the kept kinds, under its new row.
+        let keep_extra = |extra: &mut BTreeMap<u32, Vec<Event>>, i: u32, more: &[Event]| {
+            let kept: Vec<Event> = more
+                .iter()
+                .copied()
+                .filter(|e| keep(e.kind as usize))
+                .collect();
+            if !kept.is_empty() {
+                extra.insert(i, kept);
+            }
+        };
         let n = rows.len();
         let nblocks = n.div_ceil(EVENT_BLOCK).max(1);
         let nk = self.by_kind.len();
@@ -461,16 +472,8 @@ impl Events {
                 })
                 .collect();
             for (&r, more) in &self.extra {
-                let Some(&i) = pos.get(r as usize).filter(|&&i| i != u32::MAX) else {
-                    continue;
-                };
-                let kept: Vec<Event> = more
-                    .iter()
-                    .copied()
-                    .filter(|e| keep(e.kind as usize))
-                    .collect();
-                if !kept.is_empty() {
-                    extra.insert(i, kept);
+                if let Some(&i) = pos.get(r as usize).filter(|&&i| i != u32::MAX) {
+                    keep_extra(&mut extra, i, more);
                 }
             }
         } else {
@@ -490,14 +493,7 @@ impl Events {
                     }
                 }
                 if let Some(more) = self.extra.get(&r) {
-                    let kept: Vec<Event> = more
-                        .iter()
-                        .copied()
-                        .filter(|e| keep(e.kind as usize))
-                        .collect();
-                    if !kept.is_empty() {
-                        extra.insert(i as u32, kept);
-                    }
+                    keep_extra(&mut extra, i as u32, more);
                 }
             }
         }
