@@ -1486,6 +1486,8 @@ struct RowEval<'a> {
     cols: Vec<Option<Option<&'a Column>>>,
     /// Satisfying codes of string and list leaves, when resolved.
     codes: Option<&'a LeafCodes>,
+    /// Leaves whose values are given (sorted leaf ids, their values).
+    fixed: Option<(&'a [usize], &'a [bool])>,
 }
 
 /// Make sure `cache` holds the satisfying codes of string or list leaf `l`
@@ -1539,12 +1541,20 @@ impl<'a> RowEval<'a> {
             aggs: None,
             cols: vec![None; plan.schema.len()],
             codes: None,
+            fixed: None,
         }
     }
 
     /// Answer string and list leaves from resolved codes where possible.
     fn with_codes(mut self, codes: &'a LeafCodes) -> Self {
         self.codes = Some(codes);
+        self
+    }
+
+    /// Take the values of the leaves `ids` (sorted) from `values` instead of
+    /// the snapshot.
+    fn with_fixed(mut self, ids: &'a [usize], values: &'a [bool]) -> Self {
+        self.fixed = Some((ids, values));
         self
     }
 
@@ -1568,6 +1578,11 @@ impl<'a> RowEval<'a> {
 
     /// (value, false-because-null) of a leaf.
     fn leaf(&mut self, li: usize) -> (bool, bool) {
+        if let Some((ids, values)) = self.fixed {
+            if let Ok(k) = ids.binary_search(&li) {
+                return (values[k], false);
+            }
+        }
         let leaf = &self.plan.leaves[li];
         let r = self.row;
         if let Some(a) = self.plan.leaf_agg[li] {
@@ -1766,11 +1781,17 @@ pub fn update_contact(
         affected.sort_unstable();
         affected.dedup();
     }
+    // What each affected segment was: the same tree with the changed
+    // leaves at their old values (every other leaf reads what did not
+    // change), so the bitmaps are only touched where membership moves.
+    let mut ev_before = RowEval::new(plan, snap, row, as_of)
+        .with_codes(&leaf_codes)
+        .with_fixed(&cand, &before);
     let (mut entered, mut exited) = (Vec::new(), Vec::new());
     let r = row as u32;
     for s in affected {
         let now = ev.node(plan.roots[s]);
-        let was = result.bitmaps[s].contains(r);
+        let was = !created && ev_before.node(plan.roots[s]);
         if now && !was {
             result.bitmaps[s].insert(r);
             entered.push(s);
@@ -1780,6 +1801,7 @@ pub fn update_contact(
         }
     }
     drop(ev);
+    drop(ev_before);
     snap.leaf_codes = leaf_codes;
     Ok((entered, exited))
 }
