@@ -151,3 +151,27 @@ def test_cli_segments(tmp_path: Path, kernel: Kernel) -> None:
     assert json.loads(r.stdout)["count"] == 2
     r = runner.invoke(cli, ["--db", db, "segments", "list", "--json"])
     assert {s["name"]: s["members"] for s in json.loads(r.stdout)} == {"us": 3, "vip": 3}
+
+
+def test_large_runs_rebuild_the_by_contact_index(
+    kernel: Kernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run recording many entries drops and rebuilds the memberships'
+    by-contact index in its transaction: the index is there afterwards and
+    the history is the same."""
+    from crmkit.store.sqlite import SQLiteStore
+
+    monkeypatch.setattr(SQLiteStore, "MEMBERSHIP_INDEX_REBUILD", 2)
+    kernel.segments.add([Segment(name="us", rule="country = 'US'")])
+    r = kernel.segments.run(as_of=AS_OF)
+    assert r.entered == {"us": 3}
+    conn = kernel.store.conn  # type: ignore[attr-defined]
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "memberships_contact" in names
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM memberships WHERE contact_id = 1"
+    ).fetchall()
+    assert "memberships_contact" in str(plan)
+    assert kernel.segments.members("us") == ids_of(
+        kernel, ["c0@example.com", "c1@example.com", "c4@example.com"]
+    )

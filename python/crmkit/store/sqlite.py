@@ -921,6 +921,10 @@ class SQLiteStore:
             )
         ]
 
+    MEMBERSHIP_INDEX_REBUILD = 500_000
+    """A segment run recording more entries than this rebuilds the memberships'
+    by-contact index at its end instead of updating it entry by entry."""
+
     def record_segment_run(
         self, as_of: int, changes: Mapping[str, tuple[Sequence[int], Sequence[int]]]
     ) -> int:
@@ -931,6 +935,11 @@ class SQLiteStore:
             )
             run = int(cur.lastrowid or 0)
             self._memberships_changed(conn)
+            # Many entries (a first run): rebuilding the by-contact index once
+            # at the end is cheaper than keeping it in order row by row.
+            rebuild = sum(len(e) for e, _ in changes.values()) > self.MEMBERSHIP_INDEX_REBUILD
+            if rebuild:
+                conn.execute("DROP INDEX IF EXISTS memberships_contact")
             for seg, (entered, exited) in changes.items():
                 if entered:
                     conn.executemany(
@@ -944,6 +953,8 @@ class SQLiteStore:
                         "WHERE segment = ? AND contact_id = ? AND exited_at IS NULL",
                         [(as_of, run, seg, cid) for cid in exited],
                     )
+            if rebuild:
+                conn.execute("CREATE INDEX memberships_contact ON memberships(contact_id)")
             summary = {s: [len(e), len(x)] for s, (e, x) in changes.items()}
             conn.execute(
                 "UPDATE segment_runs SET finished_at = ?, summary = ? WHERE id = ?",
