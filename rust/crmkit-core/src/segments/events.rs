@@ -552,13 +552,25 @@ impl Events {
             Vec::with_capacity(m),
             Vec::with_capacity(m),
         );
-        for r in 0..n {
-            self.for_each_of(r, |e| {
-                rows.push(r as u32);
+        // Stored events kind by kind (no per-row index needed), then the
+        // appended ones: each row's events keep their order.
+        for (k, ke) in self.by_kind.iter().enumerate() {
+            for b in 0..ke.block.len().saturating_sub(1) {
+                for p in ke.block[b] as usize..ke.block[b + 1] as usize {
+                    rows.push((b * EVENT_BLOCK + ke.row[p] as usize) as u32);
+                    kind.push(k as u32);
+                    time.push(ke.time.get(p));
+                    amount.push(ke.amount(p));
+                }
+            }
+        }
+        for (&r, evs) in &self.extra {
+            for e in evs {
+                rows.push(r);
                 kind.push(e.kind);
                 time.push(e.time);
                 amount.push(e.amount);
-            });
+            }
         }
         Events::build(self.kinds.clone(), n, &rows, &kind, &time, &amount)
     }

@@ -1028,6 +1028,16 @@ fn type_of(code: u8) -> Option<FieldType> {
     })
 }
 
+/// A vector of exactly `len` plain numbers from the file.
+fn sized<T: bytemuck::Pod>(r: &mut Reader<'_>, len: usize, what: &str) -> CoreResult<Vec<T>> {
+    let v: Vec<T> = r.vec()?;
+    if v.len() == len {
+        Ok(v)
+    } else {
+        Err(r.damaged(what))
+    }
+}
+
 impl Column {
     fn encode(&self, w: &mut Writer<'_>) -> CoreResult<()> {
         w.u8(type_code(self.ty))?;
@@ -1091,33 +1101,13 @@ impl Column {
                 }
             }
             (1, FieldType::Integer | FieldType::Date | FieldType::Datetime) => {
-                let v: Vec<i64> = r.vec()?;
-                if v.len() != np {
-                    return Err(r.damaged("integer column"));
-                }
-                Store::Int(v)
+                Store::Int(sized(r, np, "integer column")?)
             }
             (5, FieldType::Integer | FieldType::Date | FieldType::Datetime) => {
-                let v: Vec<i32> = r.vec()?;
-                if v.len() != np {
-                    return Err(r.damaged("integer column"));
-                }
-                Store::Int32(v)
+                Store::Int32(sized(r, np, "integer column")?)
             }
-            (2, FieldType::Number) => {
-                let v: Vec<f64> = r.vec()?;
-                if v.len() != np {
-                    return Err(r.damaged("number column"));
-                }
-                Store::Float(v)
-            }
-            (3, FieldType::Boolean) => {
-                let v: Vec<u64> = r.vec()?;
-                if v.len() != np / 64 {
-                    return Err(r.damaged("boolean column"));
-                }
-                Store::Bool(v)
-            }
+            (2, FieldType::Number) => Store::Float(sized(r, np, "number column")?),
+            (3, FieldType::Boolean) => Store::Bool(sized(r, np / 64, "boolean column")?),
             (4, FieldType::List) => {
                 let d = dict(r)?;
                 let start: Vec<u32> = r.vec()?;
