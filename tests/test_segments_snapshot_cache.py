@@ -280,3 +280,44 @@ def test_runs_with_kept_members_record_what_runs_without_them_record(
     assert kept.counts() == {n: len(cached.segments.members(n)) for n in RULES}
     for k in kernels:
         k.close()
+
+
+def test_interactions_added_while_a_snapshot_is_built_count_once(
+    pair: tuple[Kernel, Kernel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer adds an interaction between the change-log position a build
+    reads and the data it reads: the next run brings it in once."""
+    cached, fresh = pair
+    r = cached.store.upsert_contacts(
+        random_contacts(random.Random(2), 0, 5), key="email", source="t"
+    )
+    cid = r.ids[0]
+    store = cached.store
+    real = store.change_position
+    added: list[int] = []
+
+    def racing() -> ChangePosition:
+        pos = real()
+        if not added:
+            added.append(1)
+            store.add_interactions(
+                {
+                    "contact_id": [cid],
+                    "kind": ["purchase"],
+                    "occurred_at": [AS_OF - DAY],
+                    "amount": [60.0],
+                    "key": ["race"],
+                },
+                source="t",
+            )
+        return pos
+
+    monkeypatch.setattr(store, "change_position", racing)
+    first = members(cached)  # built while the interaction was added
+    monkeypatch.setattr(store, "change_position", real)
+    again = members(cached)  # brought up to date from the log
+    assert again == members(fresh)
+    assert cid in again["buyers"] and first != again
+    # Counted once, not once by the build and again from the log.
+    plan = _core.SegmentPlan([("one", "count(purchase) = 1")], cached.segments.schema())
+    assert cid in plan.evaluate(cached.segments.snapshot(plan.fields()), AS_OF).members("one")

@@ -170,18 +170,21 @@ class Segments:
             if snap is not None:
                 return snap
             # Keep the fields the file held, so that runs asking for other
-            # fields do not rebuild it in turn.
+            # fields do not rebuild it in turn (the new file replaces it).
             wanted = sorted(set(wanted) | {f for f in held if f in schema})
-            self.drop_snapshot()
         position = self.store.change_position()  # before the data it describes
-        snap = self._build(schema, wanted)
+        snap = self._build(schema, wanted, position)
         if path is not None:
             self._save(snap, path, position)
         return snap
 
-    def _build(self, schema: Mapping[str, str], wanted: Sequence[str]) -> _core.Snapshot:
+    def _build(
+        self, schema: Mapping[str, str], wanted: Sequence[str], position: ChangePosition
+    ) -> _core.Snapshot:
         ids, columns = self._columns(wanted, None)
-        inter = self.store.interaction_columns()
+        # Contacts read past `position` are read again next time (an upsert
+        # is idempotent); interactions past it would be appended twice.
+        inter = self.store.interaction_columns(upto=position)
         snap_schema = {f: schema[f] for f in wanted}
         return _core.Snapshot(ids, columns, snap_schema, _events(inter), coerce=True)
 

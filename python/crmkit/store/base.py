@@ -209,8 +209,13 @@ class Store(Protocol):
     def count_interactions(self) -> int:
         """How many interactions there are."""
 
-    def interaction_columns(self, *, kinds: Sequence[str] | None = None) -> dict[str, list[Any]]:
-        """Interactions of live contacts as columns: contact_id, kind, occurred_at, amount."""
+    def interaction_columns(
+        self, *, kinds: Sequence[str] | None = None, upto: ChangePosition | None = None
+    ) -> dict[str, list[Any]]:
+        """Interactions of live contacts as columns: contact_id, kind, occurred_at,
+        amount. With ``upto``, only those added up to that change-log position
+        (so that data derived from them and brought up to date with
+        :meth:`changes_since` never counts one twice)."""
 
     # -- consent ---------------------------------------------------------------
 

@@ -811,10 +811,17 @@ class SQLiteStore:
     def count_interactions(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM interactions").fetchone()[0])
 
-    def interaction_columns(self, *, kinds: Sequence[str] | None = None) -> dict[str, list[Any]]:
+    def interaction_columns(
+        self, *, kinds: Sequence[str] | None = None, upto: ChangePosition | None = None
+    ) -> dict[str, list[Any]]:
+        where, args = ["1"], list[Any]()
         if kinds:
-            return self._interaction_columns(f"i.kind IN ({','.join('?' * len(kinds))})", kinds)
-        return self._interaction_columns("1", [])
+            where.append(f"i.kind IN ({','.join('?' * len(kinds))})")
+            args.extend(kinds)
+        if upto is not None:
+            where.append("i.id <= ?")
+            args.append(upto.interaction)
+        return self._interaction_columns(" AND ".join(where), args)
 
     def _interaction_columns(self, where: str, args: Sequence[Any]) -> dict[str, list[Any]]:
         sql = (

@@ -157,6 +157,9 @@ class StoreConformance:
         c2 = store.changes_since(c1.position)
         assert c2 is not None and c2.contact_ids == [ids[1]]
         assert c2.interactions["contact_id"] == [ids[2]]
+        # Reads bounded by a position leave out what came after it.
+        assert store.interaction_columns(upto=c1.position)["contact_id"] == []
+        assert store.interaction_columns(upto=c2.position)["contact_id"] == [ids[2]]
         c3 = store.changes_since(c2.position)
         assert c3 is not None and c3.position == c2.position
         assert c3.contact_ids == [] and c3.interactions["contact_id"] == []
