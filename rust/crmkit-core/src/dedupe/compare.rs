@@ -326,23 +326,50 @@ pub fn email_restates_name(local: &str, first: Option<&str>, last: Option<&str>)
     )
 }
 
-/// The letters of a name or local part, lowercase, with German
-/// transliterations folded (`mueller` of `müller`, normalized to `muller`).
+/// The letters of a name or local part, lowercase.
 pub fn name_letters(s: &str) -> String {
-    let l: String = s
-        .chars()
+    s.chars()
         .filter(|c| c.is_alphabetic())
         .flat_map(char::to_lowercase)
-        .collect();
-    if l.contains("ae") || l.contains("oe") || l.contains("ue") {
-        l.replace("ae", "a").replace("oe", "o").replace("ue", "u")
-    } else {
-        l
-    }
+        .collect()
+}
+
+/// `letters` with German transliterations folded (`mueller` → `muller`, as
+/// `müller` is normalized), or `None` when it holds none.
+fn fold_digraphs(letters: &str) -> Option<String> {
+    (letters.contains("ae") || letters.contains("oe") || letters.contains("ue")).then(|| {
+        letters
+            .replace("ae", "a")
+            .replace("oe", "o")
+            .replace("ue", "u")
+    })
 }
 
 /// [`email_restates_name`] over [`name_letters`] of the local part and names.
+///
+/// The letters are compared as written first, then with German
+/// transliterations folded on every side: folding only would break names
+/// that meet across a digraph (`linda` + `evans` → `lindaevans` → `lindavans`).
 pub fn restates_letters(l: &str, first: Option<&str>, last: Option<&str>) -> bool {
+    if restates_exact(l, first, last) {
+        return true;
+    }
+    let (fl, ff, fa) = (
+        fold_digraphs(l),
+        first.and_then(fold_digraphs),
+        last.and_then(fold_digraphs),
+    );
+    if fl.is_none() && ff.is_none() && fa.is_none() {
+        return false;
+    }
+    restates_exact(
+        fl.as_deref().unwrap_or(l),
+        ff.as_deref().or(first),
+        fa.as_deref().or(last),
+    )
+}
+
+fn restates_exact(l: &str, first: Option<&str>, last: Option<&str>) -> bool {
     let first = first.filter(|s| !s.is_empty());
     let last = last.filter(|s| s.len() >= 2);
     if let Some(last) = last {
@@ -702,6 +729,17 @@ mod tests {
             Some("muller")
         ));
         assert!(!email_restates_name("jsmith", Some("ann"), Some("smith")));
+        // Names meeting across a digraph (`linda` + `evans`) are not folded away.
+        assert!(email_restates_name(
+            "linda.evans",
+            Some("linda"),
+            Some("evans")
+        ));
+        assert!(email_restates_name(
+            "linda.evans",
+            Some("lina"),
+            Some("evans")
+        ));
         assert!(email_restates_name(
             "ashleyj",
             Some("ashley"),
