@@ -409,6 +409,15 @@ class SegmentPlan:
     def exclusive(self, snapshot: Snapshot, as_of: int, other: str = "other") -> list[str]:
         """First matching segment (plan order) per contact, in row order, else ``other``."""
 
+# -- sqlite bulk statements --------------------------------------------------
+def sqlite_bulk_available() -> bool:
+    """Whether bulk statements can run on ``sqlite3`` connections here (checked once)."""
+
+def sqlite_execute_columns(conn: Any, sql: str, columns: list[Any], rows: int) -> int:
+    """Run INSERT/UPDATE/DELETE ``sql`` once per row inside the caller's transaction,
+    parameter *k* of row *r* from ``columns[k][r]`` (a list or tuple) or ``columns[k]``
+    (any other value: the same for every row); returns the rows changed."""
+
 # -- rfm ---------------------------------------------------------------------
 def rfm_scores(
     ids: list[int],

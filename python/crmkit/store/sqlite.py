@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from crmkit.records import (
     Segment,
 )
 from crmkit.store.base import ChangePosition, Changes, ContactQuery, UpsertResult
+from crmkit.store.bulkio import execute_columns
 from crmkit.store.schema import DEFERRABLE_INDEXES, MIGRATIONS, SCHEMA_VERSION
 
 _json_encode = msgspec.json.encode
@@ -346,37 +346,44 @@ class SQLiteStore:
             def pick(col: Sequence[Any], idx: list[int]) -> Sequence[Any]:
                 return col if len(idx) == n else [col[i] for i in idx]
 
-            ins_rows = zip(
-                pick(ids, new_idx),
-                *(pick(c, new_idx) for c in value_cols),
-                repeat(source),
-                repeat(file),
-                pick(line_col, new_idx),
-                repeat(now),
-                repeat(now),
-                repeat(rev),
-            )
-            upd_rows = zip(
-                *(pick(c, upd_idx) for c in value_cols),
-                repeat(source),
-                repeat(file),
-                pick(line_col, upd_idx),
-                repeat(now),
-                repeat(rev),
-                pick(ids, upd_idx),
-            )
             if new_idx:
-                conn.executemany(ins_sql, ins_rows)
-            if upd_idx:
-                conn.executemany(upd_sql, upd_rows)
-            if ext is not None:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO identities(source, external_id, contact_id) VALUES (?, ?, ?)",
+                execute_columns(
+                    conn,
+                    ins_sql,
                     [
-                        (source, ext[i], ids[i])
-                        for i in range(n)
-                        if ext[i] is not None and ids[i] is not None
+                        pick(ids, new_idx),
+                        *(pick(c, new_idx) for c in value_cols),
+                        source,
+                        file,
+                        pick(line_col, new_idx),
+                        now,
+                        now,
+                        rev,
                     ],
+                    len(new_idx),
+                )
+            if upd_idx:
+                execute_columns(
+                    conn,
+                    upd_sql,
+                    [
+                        *(pick(c, upd_idx) for c in value_cols),
+                        source,
+                        file,
+                        pick(line_col, upd_idx),
+                        now,
+                        rev,
+                        pick(ids, upd_idx),
+                    ],
+                    len(upd_idx),
+                )
+            if ext is not None:
+                known = [i for i in range(n) if ext[i] is not None and ids[i] is not None]
+                execute_columns(
+                    conn,
+                    "INSERT OR IGNORE INTO identities(source, external_id, contact_id) VALUES (?, ?, ?)",
+                    [source, [ext[i] for i in known], [ids[i] for i in known]],
+                    len(known),
                 )
         return UpsertResult(created=created, updated=updated, ids=ids)
 
@@ -760,29 +767,28 @@ class SQLiteStore:
         keys = columns.get("key", none)
         line_col = lines if lines is not None else none
         occurred = [to_epoch(v) for v in columns["occurred_at"]]
-        rows = [
-            (
-                columns["contact_id"][i],
-                columns["kind"][i],
-                channel[i],
-                occurred[i],
-                amount[i],
-                subject[i],
-                _json_encode(props[i]) if props[i] else None,
-                keys[i],
-                source,
-                file,
-                line_col[i],
-            )
-            for i in range(n)
-        ]
+        props_col = [_json_encode(p) if p else None for p in props]
         with self._write() as conn:
             before = conn.total_changes
-            conn.executemany(
+            execute_columns(
+                conn,
                 "INSERT OR IGNORE INTO interactions(contact_id, kind, channel, occurred_at, amount, "
                 "subject, props, key, source, source_file, source_line) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                [
+                    columns["contact_id"],
+                    columns["kind"],
+                    channel,
+                    occurred,
+                    amount,
+                    subject,
+                    props_col,
+                    keys,
+                    source,
+                    file,
+                    line_col,
+                ],
+                n,
             )
             return conn.total_changes - before
 
@@ -949,16 +955,20 @@ class SQLiteStore:
                 conn.execute("DROP INDEX IF EXISTS memberships_contact")
             for seg, (entered, exited) in changes.items():
                 if entered:
-                    conn.executemany(
+                    execute_columns(
+                        conn,
                         "INSERT INTO memberships(segment, contact_id, entered_at, entered_run) "
                         "VALUES (?, ?, ?, ?)",
-                        [(seg, cid, as_of, run) for cid in entered],
+                        [seg, entered, as_of, run],
+                        len(entered),
                     )
                 if exited:
-                    conn.executemany(
+                    execute_columns(
+                        conn,
                         "UPDATE memberships SET exited_at = ?, exited_run = ? "
                         "WHERE segment = ? AND contact_id = ? AND exited_at IS NULL",
-                        [(as_of, run, seg, cid) for cid in exited],
+                        [as_of, run, seg, exited],
+                        len(exited),
                     )
             if rebuild:
                 conn.execute("CREATE INDEX memberships_contact ON memberships(contact_id)")

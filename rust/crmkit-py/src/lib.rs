@@ -14,6 +14,7 @@ mod normalize;
 mod rfm;
 #[allow(clippy::type_complexity)]
 mod segments;
+mod sqlite;
 
 pub use errors::{detach, py_err, to_py_err, Kind};
 
@@ -36,6 +37,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     convert::register(m)?;
     dedupe::register(m)?;
     segments::register(m)?;
+    sqlite::register(m)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     Ok(())
 }

@@ -1,0 +1,56 @@
+"""Bulk statements over columns on a SQLite connection (private to the SQLite store).
+
+:func:`execute_columns` runs one INSERT, UPDATE or DELETE per row, its
+parameters bound from columns. Where the Rust extension can bind on the
+connection's own handle (CPython 3.11–3.14 with a shared SQLite library,
+checked once per process) the rows never become Python tuples; elsewhere,
+or with ``CRMKIT_SQLITE_BULK=0`` in the environment, it is ``executemany``.
+Either way the statements run inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from functools import cache
+from itertools import repeat
+from typing import Any
+
+_PASSED = (str, int, float, bytes, list, tuple)
+"""Column values passed as they are: scalars (the same for every row) and sequences."""
+
+
+@cache
+def native() -> bool:
+    """Whether statements are bound in Rust here (see the module docstring)."""
+    if os.environ.get("CRMKIT_SQLITE_BULK", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    from crmkit import _core
+
+    return bool(_core.sqlite_bulk_available())
+
+
+def execute_columns(conn: sqlite3.Connection, sql: str, columns: Sequence[Any], rows: int) -> int:
+    """Run ``sql`` once per row, parameter *k* of row *r* from ``columns[k][r]``.
+
+    A column is a sequence of ``rows`` values, or a single ``str``, ``int``,
+    ``float``, ``bytes`` or ``None`` used for every row. Values are ``str``,
+    ``int``, ``float``, ``bytes`` or ``None``. Returns the rows changed. The
+    caller holds the transaction (``BEGIN`` first); errors are ``sqlite3``'s.
+    """
+    if rows == 0:
+        return 0
+    cols: list[Any] = [c if c is None or isinstance(c, _PASSED) else list(c) for c in columns]
+    for k, c in enumerate(cols):
+        if isinstance(c, list | tuple) and len(c) != rows:
+            raise ValueError(f"column {k} has {len(c)} values, expected {rows}")
+    if native():
+        from crmkit import _core
+
+        return int(_core.sqlite_execute_columns(conn, sql, cols, rows))
+    cur = conn.executemany(
+        sql,
+        zip(*(c if isinstance(c, list | tuple) else repeat(c, rows) for c in cols), strict=False),
+    )
+    return max(cur.rowcount, 0)
