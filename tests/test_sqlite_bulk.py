@@ -219,3 +219,26 @@ def test_an_import_gives_the_same_store_either_way(
             bulkio.native.cache_clear()
     assert tables["1"] == tables["0"]
     assert len(tables["1"][0]) > 300 and tables["1"][2]
+
+
+def test_index_runs_the_rows_it_lists_in_order(
+    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cols: list[Any] = [[10, 11, 12, 13], ["a", "b", "c", "d"], None, ("w", "x", "y", "z")]
+    got = {}
+    for mode in ("1", "0"):
+        monkeypatch.setenv("CRMKIT_SQLITE_BULK", mode)
+        bulkio.native.cache_clear()
+        try:
+            conn.execute("DELETE FROM t")
+            conn.execute("BEGIN")
+            n = execute_columns(conn, "INSERT INTO t VALUES (?, ?, ?, ?)", cols, 4, [3, 0, 2])
+            assert execute_columns(conn, "INSERT INTO t VALUES (?, ?, ?, ?)", cols, 4, []) == 0
+            with pytest.raises((ValueError, OverflowError)):
+                execute_columns(conn, "INSERT INTO t VALUES (?, ?, ?, ?)", cols, 4, [4])
+            conn.execute("COMMIT")
+            assert n == 3
+            got[mode] = conn.execute("SELECT a, b, d FROM t ORDER BY rowid").fetchall()
+        finally:
+            bulkio.native.cache_clear()
+    assert got["1"] == got["0"] == [(13, "d", "z"), (10, "a", "w"), (12, "c", "y")]

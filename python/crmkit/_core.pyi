@@ -413,10 +413,13 @@ class SegmentPlan:
 def sqlite_bulk_available() -> bool:
     """Whether bulk statements can run on ``sqlite3`` connections here (checked once)."""
 
-def sqlite_execute_columns(conn: Any, sql: str, columns: list[Any], rows: int) -> int:
+def sqlite_execute_columns(
+    conn: Any, sql: str, columns: list[Any], rows: int, index: list[int] | None = None
+) -> int:
     """Run INSERT/UPDATE/DELETE ``sql`` once per row inside the caller's transaction,
     parameter *k* of row *r* from ``columns[k][r]`` (a list or tuple) or ``columns[k]``
-    (any other value: the same for every row); returns the rows changed."""
+    (any other value: the same for every row); with ``index``, only the rows it lists,
+    in its order. Returns the rows changed."""
 
 # -- rfm ---------------------------------------------------------------------
 def rfm_scores(

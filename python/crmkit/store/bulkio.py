@@ -31,24 +31,37 @@ def native() -> bool:
     return bool(_core.sqlite_bulk_available())
 
 
-def execute_columns(conn: sqlite3.Connection, sql: str, columns: Sequence[Any], rows: int) -> int:
+def execute_columns(
+    conn: sqlite3.Connection,
+    sql: str,
+    columns: Sequence[Any],
+    rows: int,
+    index: Sequence[int] | None = None,
+) -> int:
     """Run ``sql`` once per row, parameter *k* of row *r* from ``columns[k][r]``.
 
     A column is a sequence of ``rows`` values, or a single ``str``, ``int``,
     ``float``, ``bytes`` or ``None`` used for every row. Values are ``str``,
-    ``int``, ``float``, ``bytes`` or ``None``. Returns the rows changed. The
-    caller holds the transaction (``BEGIN`` first); errors are ``sqlite3``'s.
+    ``int``, ``float``, ``bytes`` or ``None``. With ``index``, only the rows it
+    lists run, in its order. Returns the rows changed. The caller holds the
+    transaction (``BEGIN`` first); errors are ``sqlite3``'s.
     """
-    if rows == 0:
-        return 0
     cols: list[Any] = [c if c is None or isinstance(c, _PASSED) else list(c) for c in columns]
     for k, c in enumerate(cols):
         if isinstance(c, list | tuple) and len(c) != rows:
             raise ValueError(f"column {k} has {len(c)} values, expected {rows}")
+    order = None if index is None else list(index)
+    if (rows if order is None else len(order)) == 0:
+        return 0
     if native():
         from crmkit import _core
 
-        return int(_core.sqlite_execute_columns(conn, sql, cols, rows))
+        return int(_core.sqlite_execute_columns(conn, sql, cols, rows, order))
+    if order is not None:
+        if any(not 0 <= r < rows for r in order):
+            raise ValueError(f"an index is out of range for {rows} rows")
+        cols = [[c[r] for r in order] if isinstance(c, list | tuple) else c for c in cols]
+        rows = len(order)
     cur = conn.executemany(
         sql,
         zip(*(c if isinstance(c, list | tuple) else repeat(c, rows) for c in cols), strict=False),

@@ -343,47 +343,30 @@ class SQLiteStore:
             upd_idx = [i for i in range(n) if ids[i] is not None and not is_new_row[i]]
             value_cols = [*(columns[f] for f in plain), tag_col, attr_col]
 
-            def pick(col: Sequence[Any], idx: list[int]) -> Sequence[Any]:
-                return col if len(idx) == n else [col[i] for i in idx]
-
             if new_idx:
                 execute_columns(
                     conn,
                     ins_sql,
-                    [
-                        pick(ids, new_idx),
-                        *(pick(c, new_idx) for c in value_cols),
-                        source,
-                        file,
-                        pick(line_col, new_idx),
-                        now,
-                        now,
-                        rev,
-                    ],
-                    len(new_idx),
+                    [ids, *value_cols, source, file, line_col, now, now, rev],
+                    n,
+                    None if len(new_idx) == n else new_idx,
                 )
             if upd_idx:
                 execute_columns(
                     conn,
                     upd_sql,
-                    [
-                        *(pick(c, upd_idx) for c in value_cols),
-                        source,
-                        file,
-                        pick(line_col, upd_idx),
-                        now,
-                        rev,
-                        pick(ids, upd_idx),
-                    ],
-                    len(upd_idx),
+                    [*value_cols, source, file, line_col, now, rev, ids],
+                    n,
+                    upd_idx,
                 )
             if ext is not None:
                 known = [i for i in range(n) if ext[i] is not None and ids[i] is not None]
                 execute_columns(
                     conn,
                     "INSERT OR IGNORE INTO identities(source, external_id, contact_id) VALUES (?, ?, ?)",
-                    [source, [ext[i] for i in known], [ids[i] for i in known]],
-                    len(known),
+                    [source, ext, ids],
+                    n,
+                    None if len(known) == n else known,
                 )
         return UpsertResult(created=created, updated=updated, ids=ids)
 

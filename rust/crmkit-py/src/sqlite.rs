@@ -311,18 +311,21 @@ fn sqlite_bulk_available(py: Python<'_>) -> bool {
 /// Run the INSERT, UPDATE or DELETE `sql` once per row on `conn`, inside the
 /// transaction the caller holds, binding parameter *k* of row *r* from
 /// `columns[k][r]` (a list or tuple of `rows` values) or from `columns[k]`
-/// itself for any other value (the same for every row). Returns the rows
+/// itself for any other value (the same for every row). With `index`, only
+/// the rows it lists run, in its order. Returns the rows
 /// changed, summed over the statements (as `cursor.rowcount` of
 /// `executemany`). Errors are the `sqlite3` module's exceptions; the rows
 /// done before a failing one stay in the open transaction for the caller to
 /// roll back.
 #[pyfunction]
+#[pyo3(signature = (conn, sql, columns, rows, index=None))]
 fn sqlite_execute_columns(
     py: Python<'_>,
     conn: &Bound<'_, PyAny>,
     sql: &str,
     columns: Vec<Bound<'_, PyAny>>,
     rows: usize,
+    index: Option<Vec<usize>>,
 ) -> PyResult<u64> {
     let Some(api) = api(py) else {
         return Err(PyValueError::new_err(
@@ -375,7 +378,16 @@ fn sqlite_execute_columns(
             }
         })
         .collect::<PyResult<_>>()?;
-    if rows == 0 {
+    if let Some(bad) = index
+        .as_ref()
+        .and_then(|ix| ix.iter().find(|&&r| r >= rows))
+    {
+        return Err(PyValueError::new_err(format!(
+            "index {bad} is out of range for {rows} rows"
+        )));
+    }
+    let order: Vec<usize> = index.unwrap_or_else(|| (0..rows).collect());
+    if order.is_empty() {
         return Ok(0);
     }
     let csql = CString::new(sql).map_err(|_| PyValueError::new_err("sql holds a NUL byte"))?;
@@ -409,7 +421,7 @@ fn sqlite_execute_columns(
         )));
     }
     let mut changed: u64 = 0;
-    for r in 0..rows {
+    for &r in &order {
         for (k, col) in cols.iter().enumerate() {
             // SAFETY: `stmt` is live; the value is borrowed from a column the
             // caller keeps alive, and no Python code runs before the reset.
