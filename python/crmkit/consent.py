@@ -38,7 +38,7 @@ from crmkit.errors import ConfigError
 from crmkit.records import Consent, ConsentStatus
 
 if TYPE_CHECKING:
-    from crmkit.store.sqlite import SQLiteStore
+    from crmkit.store.base import Store
 
 SECRET_ENV = "CRMKIT_SECRET_KEY"
 """Environment variable holding the key for suppression hashes and tokens."""
@@ -127,7 +127,7 @@ def normalize_address(address: str) -> str:
     )
 
 
-def load_secret(store: SQLiteStore) -> SecretKey:
+def load_secret(store: Store) -> SecretKey:
     """The secret key for ``store``: from ``CRMKIT_SECRET_KEY`` or generated per store.
 
     Raises :class:`ConfigError` when the key differs from the one this store's
@@ -253,7 +253,7 @@ def read_token(key: SecretKey, token: str) -> UnsubscribeRequest:
 
 
 def record(
-    store: SQLiteStore,
+    store: Store,
     contact_ids: Sequence[int],
     *,
     channel: str,
@@ -279,28 +279,23 @@ def record(
     return len(contact_ids)
 
 
-def history(store: SQLiteStore, contact_id: int) -> list[dict[str, Any]]:
+def history(store: Store, contact_id: int) -> list[dict[str, Any]]:
     """A contact's ledger entries, oldest first."""
-    rows = store.conn.execute(
-        "SELECT channel, purpose, status, source, evidence, recorded_at FROM consents "
-        "WHERE contact_id = ? ORDER BY id",
-        (contact_id,),
-    ).fetchall()
     return [
         {
-            "channel": r[0],
-            "purpose": r[1],
-            "status": r[2],
-            "source": r[3],
-            "evidence": r[4],
-            "recorded_at": r[5],
+            "channel": e.channel,
+            "purpose": e.purpose,
+            "status": e.status,
+            "source": e.source,
+            "evidence": e.evidence,
+            "recorded_at": int(e.recorded_at.timestamp()) if e.recorded_at else None,
         }
-        for r in rows
+        for e in store.consent_history(contact_id)
     ]
 
 
 def consent_from_column(
-    store: SQLiteStore,
+    store: Store,
     contact_ids: Sequence[int | None],
     values: Sequence[Any],
     *,
@@ -356,7 +351,7 @@ def consent_from_column(
 
 
 def suppress(
-    store: SQLiteStore,
+    store: Store,
     key: SecretKey,
     addresses: Iterable[str],
     *,
@@ -364,23 +359,19 @@ def suppress(
     reason: str,
 ) -> int:
     """Add addresses to the suppression list for ``scope``; returns how many were new."""
-    from crmkit.store import outbox
-
-    return outbox.add_suppressions(
-        store, [key.address_hash(a) for a in addresses if a], scope=scope, reason=reason
+    return store.add_suppressions(
+        [key.address_hash(a) for a in addresses if a], scope=scope, reason=reason
     )
 
 
 def suppressed_addresses(
-    store: SQLiteStore, key: SecretKey, addresses: Sequence[str | None], *, scopes: Sequence[str]
+    store: Store, key: SecretKey, addresses: Sequence[str | None], *, scopes: Sequence[str]
 ) -> list[bool]:
     """For each address, whether it is suppressed in any of ``scopes``."""
-    from crmkit.store import outbox
-
-    if not outbox.has_suppressions(store, scopes=scopes):
+    if not store.has_suppressions(scopes=scopes):
         return [False] * len(addresses)
     hashes = [key.address_hash(a) if a else None for a in addresses]
-    hit = outbox.suppressed(store, [h for h in hashes if h], scopes=scopes)
+    hit = store.suppressed_hashes([h for h in hashes if h], scopes=scopes)
     return [h is not None and h in hit for h in hashes]
 
 

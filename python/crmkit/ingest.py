@@ -392,10 +392,7 @@ class Ingester:
 
     def _consents(self, batch: Batch, ids: Sequence[int | None]) -> None:
         from crmkit.consent import consent_from_column
-        from crmkit.store.sqlite import SQLiteStore
 
-        if not isinstance(self.store, SQLiteStore):
-            raise ConfigError("consent columns need the SQLite store")
         for cc in self.consent:
             values = batch.columns.get(cc.column)
             if values is None:

@@ -36,13 +36,12 @@ import msgspec
 
 from crmkit.errors import ConfigError
 from crmkit.records import MergeEvent
-from crmkit.store.merges import MergeSpec, apply_merges, contact_rows, undo_merge
+from crmkit.store.base import MergeSpec
 
 if TYPE_CHECKING:
     from crmkit.dedupe import DedupeResult
     from crmkit.kernel import Kernel
     from crmkit.store.base import Store
-    from crmkit.store.sqlite import SQLiteStore
 
 
 Candidate = Mapping[str, Any]
@@ -284,15 +283,6 @@ def _plan_cluster(
     )
 
 
-def sqlite_store(store: Store) -> SQLiteStore:
-    """``store`` as a :class:`SQLiteStore`, the backend that implements merges."""
-    from crmkit.store.sqlite import SQLiteStore
-
-    if not isinstance(store, SQLiteStore):
-        raise ConfigError(f"merges are not supported by the {type(store).__name__} store yet")
-    return store
-
-
 def build_plan(
     store: Store,
     clusters: Mapping[int, Sequence[int]] | DedupeResult,
@@ -329,7 +319,7 @@ def build_plan(
             pairs[c] = [(p.left, p.right, p.probability) for p in ps]
     if progress:
         progress("planning")
-    rows = contact_rows(sqlite_store(store), [i for ids in groups.values() for i in ids])
+    rows = store.contact_rows([i for ids in groups.values() for i in ids])
     plans: list[ClusterPlan] = []
     for cid, ids in sorted(groups.items()):
         live = [rows[i] for i in ids if i in rows and rows[i]["merged_into"] is None]
@@ -355,8 +345,9 @@ def apply_plan(
     Nothing is written if any merge fails (a contact merged since the plan was
     built, a store error, ``on_merge`` raising).
     """
-    store = sqlite_store(kernel.store)
-    events = apply_merges(store, [c.spec() for c in plan.clusters], actor=actor, on_merge=on_merge)
+    events = kernel.store.apply_merges(
+        [c.spec() for c in plan.clusters], actor=actor, on_merge=on_merge
+    )
     if events:
         kernel.hooks.contacts_merged(kernel, events)
     return events
@@ -365,8 +356,8 @@ def apply_plan(
 def undo(
     kernel: Kernel, merge_id: int, *, actor: str = "crmkit", force: bool = False
 ) -> MergeEvent:
-    """Undo merge ``merge_id`` (see :func:`crmkit.store.merges.undo_merge`)."""
-    return undo_merge(sqlite_store(kernel.store), merge_id, actor=actor, force=force)
+    """Undo merge ``merge_id`` (see :meth:`crmkit.store.base.Store.undo_merge`)."""
+    return kernel.store.undo_merge(merge_id, actor=actor, force=force)
 
 
 __all__ = [
@@ -384,6 +375,5 @@ __all__ = [
     "most_recent",
     "register_rule",
     "source_priority",
-    "sqlite_store",
     "undo",
 ]

@@ -56,13 +56,13 @@ from crmkit.errors import ChannelError, ConfigError
 from crmkit.kinds import Channel
 from crmkit.plugins import format_validation_error
 from crmkit.records import CONTACT_FIELDS, Message, SendResult
-from crmkit.store import outbox
+from crmkit.store.base import OutboxRow, owner_token
 
 if TYPE_CHECKING:
     from jinja2 import Template
 
     from crmkit.kernel import Kernel
-    from crmkit.store.sqlite import SQLiteStore
+    from crmkit.store.base import Store
 
 log = logging.getLogger("crmkit.outreach")
 
@@ -227,23 +227,8 @@ def load_campaign(kernel: Kernel, name: str) -> Campaign:
 
 def list_campaigns(kernel: Kernel) -> list[Campaign]:
     """Every stored campaign, by name."""
-    store = _sqlite(kernel)
-    names = [
-        r[0][len(_STATE_PREFIX) :]
-        for r in store.conn.execute(
-            "SELECT name FROM source_state WHERE name LIKE 'campaign:%' ORDER BY name"
-        )
-    ]
+    names = [n[len(_STATE_PREFIX) :] for n in kernel.store.state_names(_STATE_PREFIX)]
     return [load_campaign(kernel, n) for n in names]
-
-
-def _sqlite(kernel: Kernel) -> SQLiteStore:
-    from crmkit.store.sqlite import SQLiteStore
-
-    store = kernel.store
-    if not isinstance(store, SQLiteStore):
-        raise ConfigError("outreach needs the SQLite store for now (outbox operations)")
-    return store
 
 
 # -- templates ---------------------------------------------------------------------------
@@ -427,6 +412,8 @@ class Plan(msgspec.Struct, kw_only=True):
     """Rendered outbox rows for one campaign step, and who was left out."""
 
     rows: list[tuple[Any, ...]]
+    """``(key, campaign, step, contact_id, channel, payload JSON, next_attempt_at)``
+    per message, enqueued as columns with :meth:`Store.enqueue_deliveries`."""
     exclusions: list[tuple[int, str]]
     audience: int
     already: int
@@ -439,17 +426,10 @@ class Plan(msgspec.Struct, kw_only=True):
 
 def resolve_audience(kernel: Kernel, campaign: Campaign) -> list[int] | None:
     """Contact ids of the segment or static list (``None``: everyone, before ``where``)."""
-    store = _sqlite(kernel)
+    store = kernel.store
     ids: list[int] | None = None
     if campaign.segment is not None:
-        ids = [
-            r[0]
-            for r in store.conn.execute(
-                "SELECT DISTINCT contact_id FROM memberships WHERE segment = ? "
-                "AND exited_at IS NULL ORDER BY contact_id",
-                (campaign.segment,),
-            )
-        ]
+        ids = store.segment_members(campaign.segment)
     if campaign.contacts is not None:
         resolved = store.resolve_ids(campaign.contacts)
         static = sorted({resolved.get(c, c) for c in campaign.contacts})
@@ -461,15 +441,7 @@ def entered_segment(
     kernel: Kernel, segment: str, *, since: int | None = None
 ) -> list[tuple[int, int]]:
     """``(contact_id, entered_at)`` of current members who entered at or after ``since``."""
-    store = _sqlite(kernel)
-    return [
-        (r[0], r[1])
-        for r in store.conn.execute(
-            "SELECT contact_id, MIN(entered_at) FROM memberships WHERE segment = ? "
-            "AND exited_at IS NULL AND entered_at >= ? GROUP BY contact_id ORDER BY contact_id",
-            (segment, since or 0),
-        )
-    ]
+    return kernel.store.segment_entries(segment, since=since or 0)
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -531,7 +503,7 @@ def plan_step(
     a per-contact earliest send time. Only the contact fields the templates
     read are loaded (all of them when a template uses ``contact`` as a whole).
     """
-    store = _sqlite(kernel)
+    store = kernel.store
     now = int(time.time()) if now is None else now
     name, chan = campaign.name, campaign.channel
     body_src, subj_src, html_src = _step_parts(campaign, step)
@@ -575,8 +547,8 @@ def plan_step(
     suffix = f":{chan}"
     keys_all = [f"{prefix}{cid}{suffix}" for cid in chosen_ids]
     existing = (
-        outbox.existing_keys(store, keys_all)
-        if outbox.has_rows(store, campaign=name, step=step)
+        store.existing_delivery_keys(keys_all)
+        if store.has_deliveries(campaign=name, step=step)
         else set()
     )
     base_at = int(campaign.send_at.timestamp()) if campaign.send_at else None
@@ -884,8 +856,8 @@ def _run_campaign(
         res.queued = len(plan.rows)
         return res
     campaign = save_campaign(kernel, campaign)
-    store = _sqlite(kernel)
-    res.queued = outbox.enqueue(store, plan.rows)
+    store = kernel.store
+    res.queued = _enqueue(store, plan.rows)
     store.audit(
         "campaign.enqueue",
         actor="outreach",
@@ -899,7 +871,7 @@ def _run_campaign(
 
 def schedule_due(kernel: Kernel, campaign: Campaign, *, now: int | None = None) -> int:
     """Enqueue triggered first messages and due follow-ups of ``campaign``."""
-    store = _sqlite(kernel)
+    store = kernel.store
     now = int(time.time()) if now is None else now
     ch: Channel | None = None
     total = 0
@@ -910,45 +882,53 @@ def schedule_due(kernel: Kernel, campaign: Campaign, *, now: int | None = None) 
         if entered:
             delay = parse_duration(t.delay)
             keys = [f"{campaign.name}:0:{cid}:{campaign.channel}" for cid, _ in entered]
-            have = outbox.existing_keys(store, keys)
+            have = store.existing_delivery_keys(keys)
             todo = {
                 cid: at + delay for (cid, at), k in zip(entered, keys, strict=True) if k not in have
             }
             if todo:
                 ch = _channel_for(kernel, campaign)
                 p = plan_step(kernel, campaign, ch, contact_ids=list(todo), due=todo, now=now)
-                total += outbox.enqueue(store, p.rows)
+                total += _enqueue(store, p.rows)
     for step in range(1, len(campaign.follow_ups) + 1):
         fu = campaign.follow_ups[step - 1]
         after = parse_duration(fu.after)
         prefix = f"delivery:{campaign.name}:{step - 1}:"
-        first = store.conn.execute(
-            "SELECT contact_id, MIN(occurred_at) FROM interactions WHERE kind = 'message' "
-            "AND key >= ? AND key < ? AND occurred_at <= ? GROUP BY contact_id",
-            (prefix, prefix + "\uffff", now - after),
-        ).fetchall()
+        first = store.first_interactions(kind="message", key_prefix=prefix, until=now - after)
         if not first:
             continue
         keys = [f"{campaign.name}:{step}:{cid}:{campaign.channel}" for cid, _ in first]
-        have = outbox.existing_keys(store, keys)
+        have = store.existing_delivery_keys(keys)
         cand = [(cid, at) for (cid, at), k in zip(first, keys, strict=True) if k not in have]
         reacted: set[int] = set()
         if fu.unless and cand:
-            marks = ",".join("?" * len(fu.unless))
-            for cid, at in cand:
-                hit = store.conn.execute(
-                    f"SELECT 1 FROM interactions WHERE contact_id = ? AND occurred_at >= ? "
-                    f"AND kind IN ({marks}) LIMIT 1",
-                    (cid, at, *fu.unless),
-                ).fetchone()
-                if hit:
-                    reacted.add(cid)
+            reacted = store.contacts_with_interactions(dict(cand), kinds=fu.unless)
         todo_ids = [cid for cid, _ in cand if cid not in reacted]
         if todo_ids:
             ch = ch or _channel_for(kernel, campaign)
             p = plan_step(kernel, campaign, ch, step=step, contact_ids=todo_ids, now=now)
-            total += outbox.enqueue(store, p.rows)
+            total += _enqueue(store, p.rows)
     return total
+
+
+_ROW_COLUMNS = ("key", "campaign", "step", "contact_id", "channel", "payload", "next_attempt_at")
+_OUTCOME_COLUMNS = ("status", "provider_id", "error", "next_attempt_at", "key")
+
+
+def _enqueue(store: Store, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Enqueue :attr:`Plan.rows` (tuples in :data:`_ROW_COLUMNS` order) as columns."""
+    if not rows:
+        return 0
+    return store.enqueue_deliveries(
+        dict(zip(_ROW_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+    )
+
+
+def _outcomes(updates: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Send outcomes (tuples in :data:`_OUTCOME_COLUMNS` order) as columns."""
+    if not updates:
+        return {c: [] for c in _OUTCOME_COLUMNS}
+    return dict(zip(_OUTCOME_COLUMNS, map(list, zip(*updates, strict=True)), strict=True))
 
 
 class _Pacer:
@@ -988,16 +968,16 @@ def process_outbox(
     Safe to run concurrently with itself (rows are claimed atomically) and
     from cron. ``campaign`` limits the pass to one campaign.
     """
-    store = _sqlite(kernel)
+    store = kernel.store
     now_s = int(time.time()) if now is None else now
     summary = SendSummary()
     campaigns = [load_campaign(kernel, campaign)] if campaign else list_campaigns(kernel)
     by_name = {c.name: c for c in campaigns}
     for c in campaigns:
         summary.enqueued += schedule_due(kernel, c, now=now_s)
-    summary.recovered = outbox.recover_stale(store, now=now_s)
-    owner = outbox.owner_token()
-    for camp_name, chan_name in outbox.due_campaigns(store, now=now_s):
+    summary.recovered = store.recover_stale_deliveries(now=now_s)
+    owner = owner_token()
+    for camp_name, chan_name in store.due_delivery_campaigns(now=now_s):
         if camp_name is None or camp_name not in by_name:
             continue
         c = by_name[camp_name]
@@ -1021,7 +1001,7 @@ def close_channel(ch: Channel) -> None:
         fn()
 
 
-def _message(row: outbox.OutboxRow, purpose: str | None = None) -> Message:
+def _message(row: OutboxRow, purpose: str | None = None) -> Message:
     p = row.payload
     md = p.get("metadata") or {"campaign": row.campaign, "step": row.step, "purpose": purpose}
     return Message(
@@ -1037,19 +1017,19 @@ def _message(row: outbox.OutboxRow, purpose: str | None = None) -> Message:
     )
 
 
-def _reconcile(kernel: Kernel, store: SQLiteStore, ch: Channel, c: Campaign) -> int:
+def _reconcile(kernel: Kernel, store: Store, ch: Channel, c: Campaign) -> int:
     """Ask the channel about ``unknown`` rows; settle those it can answer for."""
     fn = getattr(ch, "reconcile", None)
     if fn is None:
         return 0
-    unknown = outbox.rows(store, statuses=["unknown"], campaign=c.name)
+    unknown = store.delivery_rows(statuses=["unknown"], campaign=c.name)
     if not unknown:
         return 0
     results: list[SendResult] = fn([_message(r, c.purpose) for r in unknown])
     by_key = {r.key: r for r in unknown}
     settled = 0
     updates: list[tuple[Any, ...]] = []
-    sent_rows: list[tuple[outbox.OutboxRow, SendResult]] = []
+    sent_rows: list[tuple[OutboxRow, SendResult]] = []
     for r in results:
         row = by_key.get(r.key)
         if row is None or r.status == "unknown":
@@ -1063,13 +1043,13 @@ def _reconcile(kernel: Kernel, store: SQLiteStore, ch: Channel, c: Campaign) -> 
         else:
             updates.append(("failed", None, r.error or "reconciled: failed", None, r.key))
     with store.transaction():
-        outbox.finish(store, updates)
+        store.finish_deliveries(_outcomes(updates))
         _record_interactions(store, ch.name, sent_rows)
     return settled
 
 
 def _record_interactions(
-    store: SQLiteStore, channel: str, sent: Sequence[tuple[outbox.OutboxRow, SendResult]]
+    store: Store, channel: str, sent: Sequence[tuple[OutboxRow, SendResult]]
 ) -> None:
     if not sent:
         return
@@ -1093,7 +1073,7 @@ def _record_interactions(
 
 def _send_due(
     kernel: Kernel,
-    store: SQLiteStore,
+    store: Store,
     ch: Channel,
     c: Campaign,
     owner: str,
@@ -1109,8 +1089,7 @@ def _send_due(
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
-        claimed = outbox.claim(
-            store,
+        claimed = store.claim_deliveries(
             owner=owner,
             limit=limit,
             lease=c.lease_seconds,
@@ -1131,7 +1110,7 @@ def _send_due(
             scopes=[ch.name, f"{ch.name}/{c.purpose}"],
         )
         updates: list[tuple[Any, ...]] = []
-        ready: list[outbox.OutboxRow] = []
+        ready: list[OutboxRow] = []
         for r, sup in zip(claimed, supp, strict=True):
             st = status.get(r.contact_id)
             why = (
@@ -1163,8 +1142,7 @@ def _send_due(
                 # The channel contract: raising means nothing of the batch was handed over.
                 results = [SendResult(key=m.key, status="retry", error=str(exc)) for m in to_send]
             except BaseException:
-                outbox.set_status(
-                    store,
+                store.set_delivery_status(
                     [m.key for m in to_send],
                     "unknown",
                     error="channel raised while sending: outcome unknown",
@@ -1173,7 +1151,7 @@ def _send_due(
                 raise
         by_key = {r.key: r for r in results}
         rows_by_key = {r.key: r for r in ready}
-        sent_rows: list[tuple[outbox.OutboxRow, SendResult]] = []
+        sent_rows: list[tuple[OutboxRow, SendResult]] = []
         t = int(time.time()) if now is None else now
         for m in to_send:
             res = by_key.get(m.key)
@@ -1202,7 +1180,7 @@ def _send_due(
                     updates.append(("queued", None, res.error, t + wait, m.key))
                     summary.retrying += 1
         with store.transaction():
-            outbox.finish(store, updates)
+            store.finish_deliveries(_outcomes(updates))
             _record_interactions(store, ch.name, sent_rows)
         if results:
             kernel.hooks.messages_sent(kernel, results)
@@ -1239,7 +1217,7 @@ def apply_callback(
     delivery's purpose); an inbound opt-out (``STOP``) suppresses the address on
     the channel and withdraws consent of every contact with that address.
     """
-    store = _sqlite(kernel)
+    store = kernel.store
     ch: Channel = (
         channel
         if isinstance(channel, Channel)
@@ -1248,15 +1226,15 @@ def apply_callback(
     events = ch.parse_callback(payload, dict(headers or {}))
     out = CallbackSummary(events=len(events))
     secret = consent_mod.load_secret(store)
-    by_pid = outbox.by_provider_ids(store, [e.provider_id for e in events if e.provider_id])
-    keyed = outbox.rows(store, keys=[e.key for e in events if e.key])
+    by_pid = store.deliveries_by_provider_id([e.provider_id for e in events if e.provider_id])
+    keyed = store.delivery_rows(keys=[e.key for e in events if e.key])
     by_key = {r.key: r for r in keyed}
     purposes_of: dict[str, str | None] = {}
     for e in events:
         row = by_key.get(e.key or "") or by_pid.get(e.provider_id or "")
         purpose = _row_purpose(kernel, row, purposes_of) if row else None
         if row is not None and e.status is not None:
-            outbox.set_status(store, [row.key], e.status, error=e.detail)
+            store.set_delivery_status([row.key], e.status, error=e.detail)
             out.updated += 1
             if e.status in _TERMINAL_SUPPRESS and row.payload.get("to"):
                 out.suppressed += consent_mod.suppress(
@@ -1286,7 +1264,7 @@ def apply_callback(
                 )
                 field = "phone" if ch.address_field == "phone" else "email"
                 ids.extend(store.lookup_contacts(field, [addr]).values())
-            purposes = _purposes(store, ch.name) or ["marketing"]
+            purposes = store.consent_purposes(ch.name) or ["marketing"]
             for cid in sorted(set(ids)):
                 for p in purposes:
                     consent_mod.record(
@@ -1302,7 +1280,7 @@ def apply_callback(
     return out
 
 
-def _row_purpose(kernel: Kernel, row: outbox.OutboxRow, cache: dict[str, str | None]) -> str | None:
+def _row_purpose(kernel: Kernel, row: OutboxRow, cache: dict[str, str | None]) -> str | None:
     """The consent purpose of an outbox row: from its payload, else its campaign."""
     from crmkit.errors import NotFoundError
 
@@ -1319,15 +1297,6 @@ def _row_purpose(kernel: Kernel, row: outbox.OutboxRow, cache: dict[str, str | N
     return cache[row.campaign]
 
 
-def _purposes(store: SQLiteStore, channel: str) -> list[str]:
-    return [
-        r[0]
-        for r in store.conn.execute(
-            "SELECT DISTINCT purpose FROM consents WHERE channel = ? ORDER BY purpose", (channel,)
-        )
-    ]
-
-
 def _callback_config(kernel: Kernel, channel: str) -> dict[str, Any]:
     for c in list_campaigns(kernel):
         if c.channel == channel:
@@ -1342,7 +1311,7 @@ def unsubscribe(
 
     Idempotent: processing the same token twice leaves one withdrawal in effect.
     """
-    store = _sqlite(kernel)
+    store = kernel.store
     secret = consent_mod.load_secret(store)
     req = consent_mod.read_token(secret, token)
     live = store.resolve_ids([req.contact_id]).get(req.contact_id, req.contact_id)
@@ -1378,11 +1347,11 @@ def resolve_unknown(
     kernel: Kernel, *, campaign: str | None, outcome: Literal["sent", "resend", "failed"]
 ) -> int:
     """Settle ``unknown`` deliveries by hand after checking with the provider."""
-    store = _sqlite(kernel)
-    keys = [r.key for r in outbox.rows(store, statuses=["unknown"], campaign=campaign)]
+    store = kernel.store
+    keys = [r.key for r in store.delivery_rows(statuses=["unknown"], campaign=campaign)]
     status = {"sent": "sent", "resend": "queued", "failed": "failed"}[outcome]
-    return outbox.set_status(
-        store, keys, status, error=f"resolved by hand as {outcome}", only_from=["unknown"]
+    return store.set_delivery_status(
+        keys, status, error=f"resolved by hand as {outcome}", only_from=["unknown"]
     )
 
 

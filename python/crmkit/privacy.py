@@ -18,7 +18,6 @@ read back into an address without the store's secret key.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -28,7 +27,6 @@ from crmkit.errors import NotFoundError
 
 if TYPE_CHECKING:
     from crmkit.kernel import Kernel
-    from crmkit.store.sqlite import SQLiteStore
 
 ERASED_SCOPE = "erased"
 """Suppression scope of the addresses of erased contacts (checked on import)."""
@@ -50,28 +48,6 @@ class EraseResult(msgspec.Struct, kw_only=True):
     """Addresses newly added to the suppression list."""
 
 
-def _family(store: SQLiteStore, survivors: set[int]) -> list[int]:
-    """``survivors`` and every contact merged into one of them, at any depth."""
-    from crmkit.store.sqlite import in_lists
-
-    family = set(survivors)
-    frontier = list(survivors)
-    while frontier:
-        found: list[int] = []
-        for chunk in in_lists(frontier):
-            found.extend(
-                r[0]
-                for r in store.conn.execute(
-                    f"SELECT id FROM contacts WHERE merged_into IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-                if r[0] not in family
-            )
-        family.update(found)
-        frontier = found
-    return sorted(family)
-
-
 def erase_contacts(kernel: Kernel, ids: Sequence[int], *, actor: str = "api") -> EraseResult:
     """Erase the people behind contact ``ids`` (a merged id erases its survivor).
 
@@ -80,11 +56,8 @@ def erase_contacts(kernel: Kernel, ids: Sequence[int], *, actor: str = "api") ->
     names no contact, before anything is changed.
     """
     from crmkit.consent import load_secret
-    from crmkit.merge import sqlite_store
-    from crmkit.store import outbox
-    from crmkit.store.sqlite import in_lists
 
-    store = sqlite_store(kernel.store)
+    store = kernel.store
     wanted = list(dict.fromkeys(int(i) for i in ids))
     resolved = store.resolve_ids(wanted)
     survivors = {resolved.get(i, i) for i in wanted}
@@ -92,47 +65,29 @@ def erase_contacts(kernel: Kernel, ids: Sequence[int], *, actor: str = "api") ->
     missing = sorted(survivors - present)
     if missing:
         raise NotFoundError(f"no contact with id {', '.join(map(str, missing[:5]))}")
-    family = _family(store, survivors)
+    family = store.merged_family(sorted(survivors))
     key = load_secret(store)
     out = EraseResult()
-    now = int(time.time())
     with store.transaction():
-        conn = store.conn
         addresses: dict[str, set[str]] = {"email": set(), "phone": set()}
-        for chunk in in_lists(family):
-            marks = ",".join("?" * len(chunk))
-            for email, phone in conn.execute(
-                f"SELECT email, phone FROM contacts WHERE id IN ({marks})", chunk
-            ):
-                if email:
-                    addresses["email"].add(email)
-                if phone:
-                    addresses["phone"].add(phone)
+        for c in store.get_contacts(family):
+            if c.email:
+                addresses["email"].add(c.email)
+            if c.phone:
+                addresses["phone"].add(c.phone)
         for kind, values in addresses.items():
             hashes = [key.address_hash(v) for v in sorted(values)]
             for scope in (_CHANNEL_OF[kind], ERASED_SCOPE):
-                out.suppressed += outbox.add_suppressions(
-                    store, hashes, scope=scope, reason="erased on request"
+                out.suppressed += store.add_suppressions(
+                    hashes, scope=scope, reason="erased on request"
                 )
-
-        def delete(table: str, column: str, chunk: list[int]) -> int:
-            marks = ",".join("?" * len(chunk))
-            return conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", chunk).rowcount
-
-        for chunk in in_lists(family):
-            out.interactions += delete("interactions", "contact_id", chunk)
-            out.consents += delete("consents", "contact_id", chunk)
-            out.memberships += delete("memberships", "contact_id", chunk)
-            out.merges += delete("merges", "survivor_id", chunk)
-            delete("identities", "contact_id", chunk)
-            out.deliveries_scrubbed += conn.execute(
-                "UPDATE deliveries SET payload = NULL, error = CASE WHEN status IN "
-                "('queued', 'unknown') THEN 'contact erased' ELSE error END, "
-                "status = CASE WHEN status IN ('queued', 'unknown') THEN 'failed' ELSE status END, "
-                f"updated_at = ? WHERE contact_id IN ({','.join('?' * len(chunk))})",
-                (now, *chunk),
-            ).rowcount
-            out.contacts += delete("contacts", "id", chunk)
+        gone = store.erase_contacts(family)
+        out.contacts = gone.contacts
+        out.interactions = gone.interactions
+        out.consents = gone.consents
+        out.memberships = gone.memberships
+        out.merges = gone.merges
+        out.deliveries_scrubbed = gone.deliveries_scrubbed
         store.audit(
             "erase",
             actor=actor,
@@ -150,14 +105,10 @@ def erased_rows(
 ) -> list[bool]:
     """For each row, whether its email or phone belongs to an erased person."""
     from crmkit.consent import load_secret, suppressed_addresses
-    from crmkit.store import outbox
-    from crmkit.store.sqlite import SQLiteStore
 
     n = len(emails)
-    if not isinstance(kernel.store, SQLiteStore):  # erasure needs SQLite, so none happened
-        return [False] * n
     store = kernel.store
-    if not outbox.has_suppressions(store, scopes=[ERASED_SCOPE]):
+    if not store.has_suppressions(scopes=[ERASED_SCOPE]):
         return [False] * n
     key = load_secret(store)
     by_email = suppressed_addresses(store, key, emails, scopes=[ERASED_SCOPE])

@@ -1,9 +1,10 @@
 """Reports as plain data: the kernel computes numbers, reporters render them.
 
 Each report is a :class:`crmkit.kinds.Report`: a title and tables of plain
-values (strings, numbers, ``None``). Every table is computed with a handful of
-SQL aggregates over the store, so a report over a million contacts reads the
-tables once per section and never loops over contacts in Python.
+values (strings, numbers, ``None``). Every table is computed from a handful of
+aggregates the store computes (:class:`crmkit.store.base.ReportQueries`), so a
+report over a million contacts reads the tables once per section and never
+loops over contacts in Python.
 
 The reports (names in :data:`REPORTS`):
 
@@ -55,8 +56,7 @@ Definitions:
 from __future__ import annotations
 
 import re
-import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -66,6 +66,7 @@ from crmkit.records import CONTACT_FIELDS, Report, Table
 
 if TYPE_CHECKING:
     from crmkit.kernel import Kernel
+    from crmkit.store.base import Store
 
 REPORTS: tuple[str, ...] = ("summary", "customers", "quality", "segments", "campaigns", "sales")
 """The names :func:`build_report` knows, besides ``all``."""
@@ -129,10 +130,7 @@ def build_report(
     """The report called ``name`` (one of :data:`REPORTS`, or ``all``)."""
     if name != ALL and name not in _BUILDERS:
         raise ConfigError(f"unknown report {name!r} (known: {', '.join((*REPORTS, ALL))})")
-    conn: sqlite3.Connection | None = getattr(kernel.store, "conn", None)
-    if conn is None:
-        raise ConfigError("reports need an SQL store (this store has no SQL connection)")
-    q = _Query(conn, options or ReportOptions())
+    q = _Query(kernel.store, options or ReportOptions())
     now = datetime.now(UTC).isoformat()
     if name == ALL:
         tables: list[Table] = []
@@ -154,56 +152,21 @@ def build_report(
 
 
 class _Query:
-    """The connection, the options and the small SQL helpers every section uses."""
+    """The store, the options and the attribute types every section uses."""
 
-    def __init__(self, conn: sqlite3.Connection, options: ReportOptions) -> None:
-        self.conn = conn
+    def __init__(self, store: Store, options: ReportOptions) -> None:
+        self.store = store
         self.o = options
         self._attrs: dict[str, str] | None = None
 
-    def rows(self, sql: str, args: Sequence[Any] = ()) -> list[list[Any]]:
-        return [list(r) for r in self.conn.execute(sql, args)]
-
-    def one(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        row = self.conn.execute(sql, args).fetchone()
-        return row[0] if row else None
-
     def attributes(self) -> dict[str, str]:
-        """Declared attribute names and types."""
+        """Declared attribute names and types, by name."""
         if self._attrs is None:
-            self._attrs = {
-                str(n): str(t)
-                for n, t in self.conn.execute("SELECT name, type FROM attributes ORDER BY name")
-            }
+            self._attrs = {str(n): str(t) for n, t in sorted(self.store.attribute_types().items())}
         return self._attrs
 
     def live_count(self) -> int:
-        return int(self.one("SELECT COUNT(*) FROM contacts WHERE merged_into IS NULL") or 0)
-
-
-def _month(col: str) -> str:
-    return f"strftime('%Y-%m', {col}, 'unixepoch')"
-
-
-def _month_index(col: str) -> str:
-    return (
-        f"(CAST(strftime('%Y', {col}, 'unixepoch') AS INTEGER) * 12"
-        f" + CAST(strftime('%m', {col}, 'unixepoch') AS INTEGER) - 1)"
-    )
-
-
-def _json_path(name: str) -> str:
-    return '$."' + name.replace('"', '\\"') + '"'
-
-
-# Interactions with their owner: a merged contact's events count for its survivor.
-_OWNED = (
-    "SELECT i.*, COALESCE(c.merged_into, i.contact_id) AS owner FROM interactions i "
-    "LEFT JOIN contacts c ON c.id = i.contact_id"
-)
-
-# Revenue per owner (one ``?``: the purchase kind).
-_REVENUE = f"SELECT owner, SUM(amount) AS v FROM ({_OWNED}) WHERE kind = ? GROUP BY 1"
+        return self.store.count_contacts()
 
 
 def _pct(part: float | None, whole: float | None) -> float | None:
@@ -254,13 +217,10 @@ def _with_share(rows: list[list[Any]], total: int) -> list[list[Any]]:
 
 
 def _summary(q: _Query) -> tuple[str, list[Table]]:
+    st = q.store
     live = q.live_count()
-    everyone = int(q.one("SELECT COUNT(*) FROM contacts") or 0)
-    pk = q.o.purchase_kind
-    revenue, orders, buyers = q.conn.execute(
-        "SELECT SUM(amount), COUNT(*), COUNT(DISTINCT contact_id) FROM interactions WHERE kind = ?",
-        (pk,),
-    ).fetchone()
+    everyone = st.count_contacts(include_merged=True)
+    revenue, orders, buyers = st.purchase_totals(q.o.purchase_kind)
     tables = [
         Table(
             title="Customer base",
@@ -268,51 +228,36 @@ def _summary(q: _Query) -> tuple[str, list[Table]]:
             rows=[
                 ["contacts", live],
                 ["merged away", everyone - live],
-                ["companies", int(q.one("SELECT COUNT(*) FROM companies") or 0)],
-                ["interactions", int(q.one("SELECT COUNT(*) FROM interactions") or 0)],
-                ["customers (bought at least once)", int(buyers or 0)],
-                ["orders", int(orders or 0)],
+                ["companies", st.count_companies()],
+                ["interactions", st.count_interactions()],
+                ["customers (bought at least once)", buyers],
+                ["orders", orders],
                 ["revenue", _money(revenue)],
-                ["segments", int(q.one("SELECT COUNT(*) FROM segments") or 0)],
-                ["messages in the outbox", int(q.one("SELECT COUNT(*) FROM deliveries") or 0)],
+                ["segments", len(st.list_segments())],
+                ["messages in the outbox", sum(st.delivery_counts().values())],
             ],
         ),
         Table(
             title="Contacts by lifecycle stage",
             columns=["stage", "contacts"],
-            rows=q.rows(
-                "SELECT COALESCE(lifecycle_stage, '(none)'), COUNT(*) FROM contacts "
-                "WHERE merged_into IS NULL GROUP BY 1 ORDER BY 2 DESC, 1"
-            ),
+            rows=st.contact_breakdown("lifecycle_stage"),
             chart="bar",
         ),
         Table(
             title="Contacts by country",
             columns=["country", "contacts"],
-            rows=q.rows(
-                "SELECT COALESCE(country, '(none)'), COUNT(*) FROM contacts "
-                "WHERE merged_into IS NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?",
-                (q.o.top,),
-            ),
+            rows=st.contact_breakdown("country", limit=q.o.top),
             chart="bar",
         ),
         Table(
             title="Interactions by kind",
             columns=["kind", "count", "amount"],
-            rows=[
-                [k, c, _money(a)]
-                for k, c, a in q.conn.execute(
-                    "SELECT kind, COUNT(*), SUM(amount) FROM interactions "
-                    "GROUP BY 1 ORDER BY 2 DESC, 1"
-                )
-            ],
+            rows=[[k, c, _money(a)] for k, c, a in st.interaction_kinds()],
         ),
         Table(
             title="Outbox",
             columns=["channel", "status", "messages"],
-            rows=q.rows(
-                "SELECT channel, status, COUNT(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2"
-            ),
+            rows=st.delivery_status_counts(),
         ),
     ]
     return "crmkit summary", tables
@@ -322,11 +267,11 @@ def _summary(q: _Query) -> tuple[str, list[Table]]:
 
 
 def _customers(q: _Query) -> tuple[str, list[Table]]:
+    st = q.store
     live = q.live_count()
-    by = "FROM contacts WHERE merged_into IS NULL GROUP BY 1 ORDER BY 2 DESC, 1"
-    sources = q.rows(f"SELECT COALESCE(source, '(none)'), COUNT(*) {by}")
-    stages = q.rows(f"SELECT COALESCE(lifecycle_stage, '(none)'), COUNT(*) {by}")
-    countries = q.rows(f"SELECT COALESCE(NULLIF(country, ''), '(none)'), COUNT(*) {by}")
+    sources = st.contact_breakdown("source")
+    stages = st.contact_breakdown("lifecycle_stage")
+    countries = st.contact_breakdown("country", blank_as_none=True)
     tables = [
         Table(
             title="Contacts by source",
@@ -348,10 +293,7 @@ def _customers(q: _Query) -> tuple[str, list[Table]]:
         ),
     ]
     # Growth: contacts added to the store by month, with the running total.
-    added = q.rows(
-        f"SELECT {_month('created_at')}, COUNT(*) FROM contacts "
-        "WHERE merged_into IS NULL GROUP BY 1 ORDER BY 1"
-    )
+    added = st.contacts_added_by_month()
     filled, cut = _fill_months(added, 1, q.o.max_months)
     running = sum(int(r[1]) for r in added) - sum(int(r[1]) for r in filled)
     growth = []
@@ -372,11 +314,7 @@ def _customers(q: _Query) -> tuple[str, list[Table]]:
         (a for a in SIGNUP_ATTRIBUTES if q.attributes().get(a) in ("date", "datetime")), None
     )
     if signup is not None:
-        rows = q.rows(
-            "SELECT substr(v, 1, 7), COUNT(*) FROM (SELECT json_extract(CAST(attrs AS TEXT), ?) "
-            "AS v FROM contacts WHERE merged_into IS NULL) WHERE v IS NOT NULL GROUP BY 1 ORDER BY 1",
-            (_json_path(signup),),
-        )
+        rows = st.attribute_months(signup)
         filled, cut = _fill_months(rows, 1, q.o.max_months)
         tables.append(
             Table(
@@ -393,20 +331,10 @@ def _customers(q: _Query) -> tuple[str, list[Table]]:
 
 
 def _completeness(q: _Query, live: int) -> Table:
-    exprs = [
-        f"SUM(NULLIF(CAST({c} AS TEXT), '') IS NOT NULL AND CAST({c} AS TEXT) <> '[]')"
-        for c in CONTACT_COLUMNS
-    ]
     attrs = [a for a in q.attributes() if a not in CONTACT_COLUMNS]
-    args: list[Any] = []
-    for a in attrs:
-        exprs.append("SUM(NULLIF(json_extract(CAST(attrs AS TEXT), ?), '') IS NOT NULL)")
-        args.append(_json_path(a))
-    counts = q.conn.execute(
-        f"SELECT {', '.join(exprs)} FROM contacts WHERE merged_into IS NULL", args
-    ).fetchone()
     names = [*CONTACT_COLUMNS, *attrs]
-    rows = [[n, _pct(int(c or 0), live), int(c or 0)] for n, c in zip(names, counts, strict=True)]
+    counts = q.store.filled_counts(names)
+    rows = [[n, _pct(c, live), c] for n, c in zip(names, counts, strict=True)]
     return Table(
         title="Field completeness",
         columns=["field", "filled %", "filled"],
@@ -420,21 +348,18 @@ def _completeness(q: _Query, live: int) -> Table:
 
 
 def _quality(q: _Query) -> tuple[str, list[Table]]:
-    applied, undone, records, avg_score = q.conn.execute(
-        "SELECT COUNT(*), SUM(undone_at IS NOT NULL), "
-        "SUM(CASE WHEN undone_at IS NULL THEN json_array_length(CAST(merged_ids AS TEXT)) END), "
-        "AVG(score) FROM merges"
-    ).fetchone()
-    away = int(q.one("SELECT COUNT(*) FROM contacts WHERE merged_into IS NOT NULL") or 0)
+    st = q.store
+    applied, undone, records, avg_score = st.merge_totals()
+    away = st.count_contacts(include_merged=True) - q.live_count()
     tables = [
         Table(
             title="Merges",
             columns=["measure", "value"],
             rows=[
-                ["merges applied", int(applied or 0)],
-                ["merges undone", int(undone or 0)],
-                ["merges standing", int(applied or 0) - int(undone or 0)],
-                ["records merged by standing merges", int(records or 0)],
+                ["merges applied", applied],
+                ["merges undone", undone],
+                ["merges standing", applied - undone],
+                ["records merged by standing merges", records],
                 ["contacts merged away", away],
                 [
                     "average match score",
@@ -443,12 +368,7 @@ def _quality(q: _Query) -> tuple[str, list[Table]]:
             ],
         )
     ]
-    months = q.rows(
-        f"SELECT m, SUM(d), SUM(u) FROM ("
-        f"SELECT {_month('created_at')} AS m, 1 AS d, 0 AS u FROM merges UNION ALL "
-        f"SELECT {_month('undone_at')}, 0, 1 FROM merges WHERE undone_at IS NOT NULL"
-        f") GROUP BY 1 ORDER BY 1"
-    )
+    months = st.merges_by_month()
     filled, cut = _fill_months(months, 2, q.o.max_months)
     tables.append(
         Table(
@@ -465,17 +385,11 @@ def _quality(q: _Query) -> tuple[str, list[Table]]:
             title="Possible duplicates left",
             columns=["rule", "groups", "contacts"],
             rows=[
-                [label, *_dup_groups(q, cols)]
+                [label, *st.duplicate_groups(cols, ignore_case=_NAMES)]
                 for label, cols in (
                     ("same phone", ("phone",)),
-                    (
-                        "same name and postcode",
-                        ("lower(first_name)", "lower(last_name)", "postcode"),
-                    ),
-                    (
-                        "same name and birth date",
-                        ("lower(first_name)", "lower(last_name)", "birth_date"),
-                    ),
+                    ("same name and postcode", (*_NAMES, "postcode")),
+                    ("same name and birth date", (*_NAMES, "birth_date")),
                 )
             ],
             note="live contacts sharing exact values; a hint for the next dedupe run",
@@ -484,32 +398,19 @@ def _quality(q: _Query) -> tuple[str, list[Table]]:
     return "Data quality", tables
 
 
-def _dup_groups(q: _Query, cols: Sequence[str]) -> list[int]:
-    where = " AND ".join(f"{c} IS NOT NULL AND {c} <> ''" for c in cols)
-    groups, members = q.conn.execute(
-        f"SELECT COUNT(*), SUM(n) FROM (SELECT COUNT(*) AS n FROM contacts "
-        f"WHERE merged_into IS NULL AND {where} GROUP BY {', '.join(cols)} HAVING COUNT(*) > 1)"
-    ).fetchone()
-    return [int(groups or 0), int(members or 0)]
+_NAMES = ("first_name", "last_name")
+"""Fields compared case-insensitively when looking for duplicates left."""
 
 
 def _score_histogram(q: _Query, bins: int = 10) -> Table:
-    lo, hi = q.conn.execute(
-        "SELECT MIN(score), MAX(score) FROM merges WHERE score IS NOT NULL"
-    ).fetchone()
+    lo, hi = q.store.merge_score_range()
     rows: list[list[Any]] = []
-    if lo is not None:
+    if lo is not None and hi is not None:
         lo_f, hi_f = float(lo), float(hi)
         if lo_f >= 0.0 and hi_f <= 1.0:
             lo_f, hi_f = 0.0, 1.0
         width = (hi_f - lo_f) / bins or 1.0
-        counts = dict(
-            q.conn.execute(
-                "SELECT MIN(CAST((score - ?) / ? AS INTEGER), ?), COUNT(*) FROM merges "
-                "WHERE score IS NOT NULL GROUP BY 1",
-                (lo_f, width, bins - 1),
-            ).fetchall()
-        )
+        counts = q.store.merge_score_bins(lo_f, width, bins)
         first = min(counts) if lo_f == 0.0 and hi_f == 1.0 else 0
         for b in range(first, bins):
             a = lo_f + b * width
@@ -528,15 +429,7 @@ def _score_histogram(q: _Query, bins: int = 10) -> Table:
 
 def _segments(q: _Query) -> tuple[str, list[Table]]:
     live = q.live_count()
-    current = q.rows(
-        "SELECT name, kind, COALESCE(n, 0) FROM ("
-        "SELECT s.name AS name, s.kind AS kind, m.n AS n FROM segments s LEFT JOIN "
-        "(SELECT segment, COUNT(*) AS n FROM memberships WHERE exited_at IS NULL GROUP BY 1) m "
-        "ON m.segment = s.name UNION ALL "
-        "SELECT segment, '(unknown)', COUNT(*) FROM memberships WHERE exited_at IS NULL "
-        "AND segment NOT IN (SELECT name FROM segments) GROUP BY 1"
-        ") ORDER BY 3 DESC, 1"
-    )
+    current = q.store.segment_sizes()
     tables = [
         Table(
             title="Segment sizes",
@@ -552,16 +445,8 @@ def _segments(q: _Query) -> tuple[str, list[Table]]:
     return "Segments", tables
 
 
-def _run_of(kind: str) -> str:
-    """The run a membership entered or exited in; by time when the run id is missing."""
-    return (
-        f"COALESCE({kind}_run, (SELECT MAX(r.id) FROM segment_runs r "
-        f"WHERE r.started_at <= m.{kind}_at), 0)"
-    )
-
-
 def _segment_runs(q: _Query, segments: list[str]) -> list[Table]:
-    runs = q.rows("SELECT id, as_of FROM segment_runs ORDER BY id")
+    runs = q.store.segment_runs()
     if not segments or not runs:
         return [
             Table(
@@ -572,20 +457,11 @@ def _segment_runs(q: _Query, segments: list[str]) -> list[Table]:
                 note="no segment runs yet",
             )
         ]
-    marks = ", ".join("?" * len(segments))
     delta: dict[tuple[str, int], list[int]] = {}
-    for seg, run, n in q.conn.execute(
-        f"SELECT segment, {_run_of('entered')}, COUNT(*) FROM memberships m "
-        f"WHERE segment IN ({marks}) GROUP BY 1, 2",
-        segments,
-    ):
-        delta.setdefault((seg, int(run)), [0, 0])[0] += int(n)
-    for seg, run, n in q.conn.execute(
-        f"SELECT segment, {_run_of('exited')}, COUNT(*) FROM memberships m "
-        f"WHERE segment IN ({marks}) AND exited_at IS NOT NULL GROUP BY 1, 2",
-        segments,
-    ):
-        delta.setdefault((seg, int(run)), [0, 0])[1] += int(n)
+    for seg, run, entered, exited in q.store.segment_moves(segments):
+        moved = delta.setdefault((seg, run), [0, 0])
+        moved[0] += entered
+        moved[1] += exited
     size = {
         s: sum(v[0] - v[1] for (s2, r), v in delta.items() if s2 == s and r == 0) for s in segments
     }
@@ -628,15 +504,8 @@ def _day(epoch: Any) -> str | None:
 def _overlap(q: _Query, segments: list[str]) -> Table:
     cells: dict[tuple[str, str], int] = {}
     if segments:
-        marks = ", ".join("?" * len(segments))
-        for a, b, n in q.conn.execute(
-            f"SELECT a.segment, b.segment, COUNT(*) FROM memberships a JOIN memberships b "
-            f"ON a.contact_id = b.contact_id AND a.segment <= b.segment "
-            f"WHERE a.exited_at IS NULL AND b.exited_at IS NULL "
-            f"AND a.segment IN ({marks}) AND b.segment IN ({marks}) GROUP BY 1, 2",
-            [*segments, *segments],
-        ):
-            cells[(a, b)] = cells[(b, a)] = int(n)
+        for a, b, n in q.store.segment_overlap(segments):
+            cells[(a, b)] = cells[(b, a)] = n
     return Table(
         title="Segment overlap",
         columns=["segment", *segments],
@@ -662,22 +531,7 @@ def _rfm_grid(q: _Query) -> list[Table]:
     if axes is None:
         return []
     r_name, f_name = axes
-    attr = "CAST(json_extract(CAST({t}attrs AS TEXT), ?) AS INTEGER)"
-    cells = q.rows(
-        f"SELECT r, f, SUM(n), SUM(v) FROM ("
-        f"SELECT {attr.format(t='')} AS r, {attr.format(t='')} AS f, 1 AS n, 0.0 AS v "
-        "FROM contacts WHERE merged_into IS NULL UNION ALL "
-        f"SELECT {attr.format(t='c.')}, {attr.format(t='c.')}, 0, rv.v FROM ({_REVENUE}) rv "
-        "CROSS JOIN contacts c ON c.id = rv.owner WHERE c.merged_into IS NULL"
-        ") WHERE r IS NOT NULL AND f IS NOT NULL GROUP BY 1, 2",
-        (
-            _json_path(r_name),
-            _json_path(f_name),
-            q.o.purchase_kind,
-            _json_path(r_name),
-            _json_path(f_name),
-        ),
-    )
+    cells = q.store.rfm_cells(r_name, f_name, kind=q.o.purchase_kind)
     rs = sorted({int(c[0]) for c in cells}, reverse=True)
     fs = sorted({int(c[1]) for c in cells})
     count = {(int(c[0]), int(c[1])): int(c[2]) for c in cells}
@@ -705,23 +559,10 @@ def _rfm_grid(q: _Query) -> list[Table]:
 # -- campaigns -----------------------------------------------------------------------------
 
 
-def _in(values: Sequence[str]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 def _campaigns(q: _Query) -> tuple[str, list[Table]]:
     window = q.o.conversion_days * _DAY
-    sent, delivered = _in(SENT_STATUSES), _in(DELIVERED_STATUSES)
-    rows = q.rows(
-        "SELECT COALESCE(campaign, '(none)'), channel, COUNT(*), "
-        f"SUM(status IN {sent}), SUM(status IN {delivered}), SUM(status = 'bounced'), "
-        "SUM(status = 'complained'), SUM(status = 'failed'), "
-        f"SUM(status IN {sent} AND status <> 'bounced' AND EXISTS ("
-        "SELECT 1 FROM interactions i WHERE i.kind = ? AND i.contact_id = "
-        "COALESCE((SELECT merged_into FROM contacts c WHERE c.id = d.contact_id), d.contact_id) "
-        "AND i.occurred_at >= d.created_at AND i.occurred_at < d.created_at + ?)) "
-        "FROM deliveries d GROUP BY 1, 2 ORDER BY 1, 2",
-        (q.o.purchase_kind, window),
+    rows = q.store.campaign_funnel(
+        sent=SENT_STATUSES, delivered=DELIVERED_STATUSES, kind=q.o.purchase_kind, window=window
     )
     totals = [sum(int(r[i] or 0) for r in rows) for i in range(2, 9)]
     queued, n_sent, n_deliv, bounced, complained, failed, converted = totals
@@ -792,22 +633,7 @@ def _campaigns(q: _Query) -> tuple[str, list[Table]]:
 
 def _engagement(q: _Query) -> Table:
     window = q.o.conversion_days * _DAY
-    rows = q.rows(
-        "WITH e AS (SELECT json_extract(CAST(props AS TEXT), '$.campaign') AS c, kind, "
-        "owner, occurred_at FROM (" + _OWNED + ") WHERE kind IN ('email_open', 'email_click')), "
-        "clicks AS (SELECT c, owner, MIN(occurred_at) AS t FROM e WHERE kind = 'email_click' "
-        "AND c IS NOT NULL GROUP BY 1, 2), "
-        "conv AS (SELECT c, SUM(EXISTS (SELECT 1 FROM interactions p "
-        "WHERE p.kind = ? AND p.contact_id = clicks.owner AND p.occurred_at >= clicks.t "
-        "AND p.occurred_at < clicks.t + ?)) AS n FROM clicks GROUP BY 1), "
-        "agg AS (SELECT c, MIN(occurred_at) AS first, "
-        "COUNT(DISTINCT CASE WHEN kind = 'email_open' THEN owner END) AS opened, "
-        "COUNT(DISTINCT CASE WHEN kind = 'email_click' THEN owner END) AS clicked "
-        "FROM e WHERE c IS NOT NULL GROUP BY 1) "
-        "SELECT agg.c, agg.opened, agg.clicked, COALESCE(conv.n, 0) FROM agg "
-        "LEFT JOIN conv ON conv.c = agg.c ORDER BY agg.first DESC, agg.c LIMIT ?",
-        (q.o.purchase_kind, window, q.o.max_months),
-    )
+    rows = q.store.email_engagement(kind=q.o.purchase_kind, window=window, limit=q.o.max_months)
     rows.reverse()
     return Table(
         title="Email engagement by campaign",
@@ -826,11 +652,10 @@ def _engagement(q: _Query) -> Table:
 
 
 def _sales(q: _Query) -> tuple[str, list[Table]]:
+    st = q.store
     pk = q.o.purchase_kind
     live = q.live_count()
-    customers = int(
-        q.one(f"SELECT COUNT(DISTINCT owner) FROM ({_OWNED}) WHERE kind = ?", (pk,)) or 0
-    )
+    customers = st.purchasers(pk)
     tables = [
         Table(
             title="Lead conversion",
@@ -842,11 +667,7 @@ def _sales(q: _Query) -> tuple[str, list[Table]]:
             ],
         )
     ]
-    first_touch = q.rows(
-        f"SELECT {_month('t')}, COUNT(*), SUM(b) FROM (SELECT owner, MIN(occurred_at) AS t, "
-        f"MAX(kind = ?) AS b FROM ({_OWNED}) GROUP BY owner) GROUP BY 1 ORDER BY 1",
-        (pk,),
-    )
+    first_touch = st.first_touch_by_month(pk)
     filled, cut = _fill_months(first_touch, 2, q.o.max_months)
     tables.append(
         Table(
@@ -859,21 +680,9 @@ def _sales(q: _Query) -> tuple[str, list[Table]]:
             + (f"; {cut} earlier months not shown" if cut else ""),
         )
     )
-    monthly = q.rows(
-        f"SELECT {_month('occurred_at')}, SUM(amount), COUNT(*), COUNT(DISTINCT owner) "
-        f"FROM ({_OWNED}) WHERE kind = ? GROUP BY 1 ORDER BY 1",
-        (pk,),
-    )
+    monthly = st.revenue_by_month(pk)
     filled, cut = _fill_months(monthly, 3, q.o.max_months)
-    currencies = [
-        r[0]
-        for r in q.rows(
-            "SELECT DISTINCT json_extract(CAST(props AS TEXT), '$.currency') FROM interactions "
-            "WHERE kind = ? AND props IS NOT NULL ORDER BY 1",
-            (pk,),
-        )
-        if r[0] is not None
-    ]
+    currencies = [str(c) for c in st.property_values(pk, "currency")]
     mixed = (
         f"amounts in {', '.join(currencies)} summed as recorded" if len(currencies) > 1 else None
     )
@@ -890,16 +699,7 @@ def _sales(q: _Query) -> tuple[str, list[Table]]:
             or None,
         )
     )
-    # Each revenue row drives one indexed look-up (CROSS JOIN keeps that order).
-    by_stage = q.rows(
-        "SELECT stage, SUM(n), SUM(b), SUM(v) FROM ("
-        "SELECT COALESCE(lifecycle_stage, '(none)') AS stage, 1 AS n, 0 AS b, 0.0 AS v "
-        "FROM contacts WHERE merged_into IS NULL UNION ALL "
-        f"SELECT COALESCE(c.lifecycle_stage, '(none)'), 0, 1, rv.v FROM ({_REVENUE}) rv "
-        "CROSS JOIN contacts c ON c.id = rv.owner WHERE c.merged_into IS NULL"
-        ") GROUP BY 1 ORDER BY 4 DESC, 1",
-        (pk,),
-    )
+    by_stage = st.revenue_by_stage(pk)
     tables.append(
         Table(
             title="Revenue by lifecycle stage",
@@ -911,14 +711,7 @@ def _sales(q: _Query) -> tuple[str, list[Table]]:
             chart="bar",
         )
     )
-    by_segment = q.rows(
-        "SELECT segment, SUM(n), SUM(b), SUM(v) FROM ("
-        "SELECT segment, 1 AS n, 0 AS b, 0.0 AS v FROM memberships WHERE exited_at IS NULL "
-        f"UNION ALL SELECT m.segment, 0, 1, rv.v FROM ({_REVENUE}) rv "
-        "CROSS JOIN memberships m ON m.contact_id = rv.owner WHERE m.exited_at IS NULL"
-        ") GROUP BY 1 ORDER BY 4 DESC, 1 LIMIT ?",
-        (pk, q.o.top),
-    )
+    by_segment = st.revenue_by_segment(pk, limit=q.o.top)
     tables.append(
         Table(
             title="Revenue by segment",
@@ -934,15 +727,8 @@ def _sales(q: _Query) -> tuple[str, list[Table]]:
 
 
 def _cohorts(q: _Query) -> Table:
-    mi = _month_index("occurred_at")
-    rows = q.rows(
-        f"WITH p AS (SELECT DISTINCT owner, {mi} AS m FROM ({_OWNED}) WHERE kind = ?), "
-        "f AS (SELECT owner, MIN(m) AS fm FROM p GROUP BY 1) "
-        "SELECT f.fm, p.m - f.fm, COUNT(*) FROM p JOIN f ON f.owner = p.owner GROUP BY 1, 2",
-        (q.o.purchase_kind,),
-    )
     width = q.o.cohort_months
-    counts = {(int(a), int(b)): int(n) for a, b, n in rows}
+    counts = {(a, b): n for a, b, n in q.store.purchase_cohorts(q.o.purchase_kind)}
     cohorts = sorted({a for a, _ in counts})
     last = max((a + b for a, b in counts), default=0)
     shown = cohorts[-width:]
@@ -963,13 +749,7 @@ def _cohorts(q: _Query) -> Table:
 
 
 def _feedback(q: _Query) -> Table:
-    rows = q.rows(
-        f"SELECT {_month('occurred_at')}, COUNT(*), AVG(s), SUM(s >= 9), SUM(s <= 6), "
-        "SUM(s >= 8), SUM(s >= 4), MAX(s) FROM (SELECT occurred_at, "
-        "json_extract(CAST(props AS TEXT), ?) AS s FROM interactions WHERE kind = ?) "
-        "WHERE typeof(s) IN ('integer', 'real') GROUP BY 1 ORDER BY 1",
-        ("$." + q.o.score_property, q.o.feedback_kind),
-    )
+    rows = q.store.feedback_by_month(q.o.feedback_kind, q.o.score_property)
     ten = any(float(r[7]) > 5 for r in rows)
     out = []
     for m, n, avg, promo, detr, top8, top4, _mx in rows[-q.o.max_months :]:

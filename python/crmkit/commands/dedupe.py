@@ -262,10 +262,7 @@ def register(cli: click.Group) -> None:
         """List merges (newest first); `show ID` and `undo ID` below."""
         if ctx.invoked_subcommand is not None:
             return
-        from crmkit.merge import sqlite_store
-        from crmkit.store.merges import list_merges
-
-        evs = list_merges(sqlite_store(ctx.obj.kernel().store), limit=limit)
+        evs = ctx.obj.kernel().store.list_merges(limit=limit)
         if as_json:
             import msgspec
 
@@ -288,15 +285,12 @@ def register(cli: click.Group) -> None:
         """Show merge MERGE_ID: ids, score, where each field came from."""
         import msgspec
 
-        from crmkit.merge import sqlite_store
-        from crmkit.store.merges import get_merge, merge_before, undo_check
-
-        store = sqlite_store(obj.kernel().store)
-        e = get_merge(store, merge_id)
+        store = obj.kernel().store
+        e = store.get_merge(merge_id)
         data: dict[str, Any] = msgspec.to_builtins(e)
-        data["undo"] = dict(undo_check(store, merge_id))
+        data["undo"] = dict(store.undo_check(merge_id))
         if values:
-            data["before"] = merge_before(store, merge_id)["contacts"]
+            data["before"] = store.merge_before(merge_id)["contacts"]
         if as_json:
             click.echo(json.dumps(data, indent=2, default=str))
             return

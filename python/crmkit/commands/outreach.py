@@ -73,8 +73,7 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def campaigns_list(obj: Ctx, as_json: bool) -> None:
         """Stored campaigns and their deliveries per status."""
-        from crmkit.outreach import _sqlite, list_campaigns
-        from crmkit.store import outbox
+        from crmkit.outreach import list_campaigns
 
         k = obj.kernel()
         rows: list[dict[str, Any]] = []
@@ -96,7 +95,7 @@ def register(cli: click.Group) -> None:
                     "audience": audience,
                     "trigger": c.trigger.model_dump() if c.trigger else None,
                     "follow_ups": len(c.follow_ups),
-                    "deliveries": outbox.counts(_sqlite(k), campaign=c.name),
+                    "deliveries": k.store.delivery_counts(campaign=c.name, scheduled=True),
                 }
             )
 
@@ -215,10 +214,7 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def outbox_status(obj: Ctx, campaign: str | None, as_json: bool) -> None:
         """Deliveries per status (``scheduled``: queued, not yet due)."""
-        from crmkit.outreach import _sqlite
-        from crmkit.store import outbox as ob
-
-        counts = ob.counts(_sqlite(obj.kernel()), campaign=campaign)
+        counts = obj.kernel().store.delivery_counts(campaign=campaign, scheduled=True)
         _emit(
             counts,
             as_json,
@@ -298,10 +294,9 @@ def register(cli: click.Group) -> None:
         status: str,
     ) -> None:
         from crmkit import consent
-        from crmkit.outreach import _sqlite
 
         n = consent.record(
-            _sqlite(obj.kernel()), list(ids), channel=channel, purpose=purpose,
+            obj.kernel().store, list(ids), channel=channel, purpose=purpose,
             status=status, source="cli", evidence=evidence,  # type: ignore[arg-type]
         )  # fmt: skip
         click.echo(f"{status}: {n:,} contacts ({channel}/{purpose})")
@@ -333,9 +328,8 @@ def register(cli: click.Group) -> None:
     def consent_show(obj: Ctx, contact_id: int, as_json: bool) -> None:
         """A contact's consent ledger, oldest first."""
         from crmkit import consent
-        from crmkit.outreach import _sqlite
 
-        rows = consent.history(_sqlite(obj.kernel()), contact_id)
+        rows = consent.history(obj.kernel().store, contact_id)
 
         def human() -> None:
             if not rows:

@@ -1,5 +1,24 @@
-"""Stores: the system of record. See :class:`crmkit.store.base.Store`."""
+"""Stores: the system of record. See :class:`crmkit.store.base.Store`.
 
-from crmkit.store.base import Store, UpsertResult
+``base`` holds the protocol and the types it speaks; ``sqlite`` (with its
+private parts ``outbox``, ``merges`` and ``report_queries``) is the built-in
+backend, which callers reach only through the protocol.
+"""
 
-__all__ = ["Store", "UpsertResult"]
+from crmkit.store.base import (
+    ErasureCounts,
+    MergeConflictError,
+    MergeSpec,
+    OutboxRow,
+    Store,
+    UpsertResult,
+)
+
+__all__ = [
+    "ErasureCounts",
+    "MergeConflictError",
+    "MergeSpec",
+    "OutboxRow",
+    "Store",
+    "UpsertResult",
+]

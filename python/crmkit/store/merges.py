@@ -1,4 +1,8 @@
-"""Merges and their undo over the SQLite store.
+"""Merges and their undo over the SQLite store (its private part).
+
+:class:`~crmkit.store.sqlite.SQLiteStore` implements the merge section of the
+:class:`~crmkit.store.base.Store` protocol with these functions; callers use
+the protocol methods.
 
 :func:`apply_merges` writes a batch of merges in one transaction: it updates
 each survivor, points the merged contacts at it (``merged_into``), relinks
@@ -19,8 +23,9 @@ from typing import Any
 
 import msgspec
 
-from crmkit.errors import NotFoundError, StoreError
+from crmkit.errors import NotFoundError
 from crmkit.records import CONTACT_FIELDS, MergeEvent
+from crmkit.store.base import MergeConflictError, MergeSpec
 from crmkit.store.sqlite import SQLiteStore, from_epoch, in_lists
 
 _encode = msgspec.json.encode
@@ -28,27 +33,6 @@ _decode = msgspec.json.decode
 
 LINKED_TABLES: tuple[str, ...] = ("interactions", "consents", "memberships")
 """Tables whose ``contact_id`` moves to the survivor on a merge."""
-
-
-class MergeSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """One merge to apply: the survivor's new column values and the ids merged into it.
-
-    ``values`` maps contacts columns (plain fields, ``tags`` as a list,
-    ``attrs`` as a dict) to the survivor's values after the merge; columns not
-    named keep their value. ``provenance`` says which contact each field came
-    from; ``explanation`` holds the scored pairs (ids and probabilities).
-    """
-
-    survivor_id: int
-    merged_ids: tuple[int, ...]
-    values: dict[str, Any] = msgspec.field(default_factory=dict)
-    score: float | None = None
-    explanation: dict[str, Any] = msgspec.field(default_factory=dict)
-    provenance: dict[str, Any] = msgspec.field(default_factory=dict)
-
-
-class MergeConflictError(StoreError):
-    """A merge cannot be applied or undone in the store's current state."""
 
 
 _WRITABLE = frozenset({*(f for f in CONTACT_FIELDS if f != "external_id"), "attrs"})

@@ -1,29 +1,19 @@
-"""Outbox and suppression operations on the SQLite store.
+"""Outbox and suppression operations of the SQLite store (its private part).
 
-Functions taking a :class:`~crmkit.store.sqlite.SQLiteStore` (they use its
-connection and :meth:`transaction`). They belong in the Store protocol once
-it grows an outbox section: :func:`enqueue`, :func:`claim`, :func:`finish`,
-:func:`recover_stale`, :func:`rows`, :func:`by_provider_ids`,
-:func:`due_campaigns`, :func:`add_suppressions`, :func:`suppressed`.
+:class:`~crmkit.store.sqlite.SQLiteStore` implements the outbox and
+suppression sections of the :class:`~crmkit.store.base.Store` protocol with
+these functions; callers use the protocol methods. The delivery state
+machine is described at :class:`~crmkit.store.base.OutboxRow`.
 
-The delivery state machine::
-
-    queued ──claim──▶ sending ──result──▶ sent ──callback──▶ delivered/bounced/complained/failed
-      ▲                  │  └──result──▶ failed
-      └──retry(backoff)──┤  └──result/crash──▶ unknown ──reconcile──▶ sent | queued | failed
-
-A ``queued`` row is due when ``next_attempt_at`` is NULL or in the past (a
-scheduled send is a queued row with a future ``next_attempt_at``). A claimed
-(``sending``) row holds its claim in ``error`` (``claim:<host>:<pid>:<nonce>``)
-and a lease end in ``next_attempt_at``; a claim whose process is gone (same
-host) or whose lease ran out (another host) becomes ``unknown``, never ``queued``: whether its message left
-is not known, so it is reconciled, not re-sent.
+A claimed (``sending``) row holds its claim in ``error``
+(``claim:<host>:<pid>:<nonce>``) and a lease end in ``next_attempt_at``; a
+claim whose process is gone (same host) or whose lease ran out (another
+host) becomes ``unknown``, never ``queued``: whether its message left is not
+known, so it is reconciled, not re-sent.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -32,27 +22,8 @@ from typing import Any
 import msgspec
 
 from crmkit.errors import StoreError
+from crmkit.store.base import CLAIM_PREFIX, OutboxRow, owner_alive, owner_token
 from crmkit.store.sqlite import SQLiteStore, in_lists
-
-CLAIM_PREFIX = "claim:"
-
-
-class OutboxRow(msgspec.Struct, kw_only=True):
-    """A delivery row as the sender sees it."""
-
-    id: int
-    key: str
-    campaign: str | None
-    step: int
-    contact_id: int
-    channel: str
-    status: str
-    attempts: int
-    provider_id: str | None
-    error: str | None
-    payload: dict[str, Any]
-    next_attempt_at: int | None
-
 
 _payload_dec = msgspec.json.Decoder(dict[str, Any])
 _COLS = (
@@ -78,32 +49,7 @@ def _row(r: tuple[Any, ...]) -> OutboxRow:
     )
 
 
-def owner_token() -> str:
-    """This process's claim owner: ``claim:<host>:<pid>:<nonce>``."""
-    return f"{CLAIM_PREFIX}{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
-
-
-def _owner_alive(owner: str) -> bool | None:
-    """Whether the claiming process lives: ``None`` when it ran on another host."""
-    parts = owner[len(CLAIM_PREFIX) :].rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname():
-        return None  # another host: only its lease can expire it
-    try:
-        pid = int(parts[1])
-    except ValueError:
-        return None
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def enqueue(store: SQLiteStore, rows: Sequence[tuple[Any, ...]]) -> int:
+def enqueue(store: SQLiteStore, rows: Iterable[tuple[Any, ...]]) -> int:
     """Insert outbox rows; a key already present is left alone. Returns rows inserted.
 
     Each row is ``(key, campaign, step, contact_id, channel, payload_json,
@@ -226,7 +172,7 @@ def recover_stale(store: SQLiteStore, *, now: int | None = None) -> int:
     for key, owner, lease_end in rows:
         owner = owner or ""
         if owner not in alive:
-            alive[owner] = _owner_alive(owner) if owner.startswith(CLAIM_PREFIX) else False
+            alive[owner] = owner_alive(owner) if owner.startswith(CLAIM_PREFIX) else False
         state = alive[owner]
         expired = lease_end is not None and lease_end <= now
         if state is False or (state is None and expired):
@@ -372,6 +318,7 @@ def suppressed(store: SQLiteStore, hashes: Sequence[str], *, scopes: Sequence[st
 
 
 __all__ = [
+    "CLAIM_PREFIX",
     "OutboxRow",
     "add_suppressions",
     "by_provider_ids",
@@ -383,6 +330,7 @@ __all__ = [
     "finish",
     "has_rows",
     "has_suppressions",
+    "owner_alive",
     "owner_token",
     "recover_stale",
     "rows",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +23,20 @@ from crmkit.records import (
     ConsentStatus,
     Contact,
     Interaction,
+    MergeEvent,
     Segment,
 )
-from crmkit.store.base import ChangePosition, Changes, ContactQuery, UpsertResult
+from crmkit.store.base import (
+    ChangePosition,
+    Changes,
+    ContactQuery,
+    ErasureCounts,
+    MergeSpec,
+    OutboxRow,
+    UpsertResult,
+)
 from crmkit.store.bulkio import execute_columns
+from crmkit.store.report_queries import ReportQueriesMixin
 from crmkit.store.schema import DEFERRABLE_INDEXES, MIGRATIONS, SCHEMA_VERSION
 
 _json_encode = msgspec.json.encode
@@ -96,7 +106,7 @@ def in_lists(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
         yield _padded(seq[i : i + size])
 
 
-class SQLiteStore:
+class SQLiteStore(ReportQueriesMixin):
     """A :class:`crmkit.store.Store` in one SQLite file.
 
     Opening creates the file when missing and migrates the schema. The file is
@@ -829,6 +839,36 @@ class SQLiteStore:
             "amount": list(cols[3]),
         }
 
+    def first_interactions(
+        self, *, kind: str, key_prefix: str, until: int
+    ) -> list[tuple[int, int]]:
+        return [
+            (r[0], r[1])
+            for r in self.conn.execute(
+                "SELECT contact_id, MIN(occurred_at) FROM interactions WHERE kind = ? "
+                "AND key >= ? AND key < ? AND occurred_at <= ? GROUP BY contact_id "
+                "ORDER BY contact_id",
+                (kind, key_prefix, key_prefix + "\uffff", until),
+            )
+        ]
+
+    def contacts_with_interactions(
+        self, since: Mapping[int, int], *, kinds: Sequence[str]
+    ) -> set[int]:
+        out: set[int] = set()
+        if not kinds:
+            return out
+        marks = ",".join("?" * len(kinds))
+        for cid, at in since.items():
+            hit = self.conn.execute(
+                f"SELECT 1 FROM interactions WHERE contact_id = ? AND occurred_at >= ? "
+                f"AND kind IN ({marks}) LIMIT 1",
+                (cid, at, *kinds),
+            ).fetchone()
+            if hit:
+                out.add(cid)
+        return out
+
     # -- consent ---------------------------------------------------------------
 
     def record_consents(self, entries: Sequence[Consent]) -> None:
@@ -866,6 +906,34 @@ class SQLiteStore:
             ):
                 out[cid] = status
         return out
+
+    def consent_history(self, contact_id: int) -> list[Consent]:
+        rows = self.conn.execute(
+            "SELECT channel, purpose, status, source, evidence, recorded_at FROM consents "
+            "WHERE contact_id = ? ORDER BY id",
+            (contact_id,),
+        ).fetchall()
+        return [
+            Consent(
+                contact_id=contact_id,
+                channel=r[0],
+                purpose=r[1],
+                status=r[2],
+                source=r[3],
+                evidence=r[4],
+                recorded_at=from_epoch(r[5]),
+            )
+            for r in rows
+        ]
+
+    def consent_purposes(self, channel: str) -> list[str]:
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT DISTINCT purpose FROM consents WHERE channel = ? ORDER BY purpose",
+                (channel,),
+            )
+        ]
 
     # -- segments ----------------------------------------------------------------
 
@@ -974,30 +1042,59 @@ class SQLiteStore:
         args.append(limit)
         return [(r[0], r[1], r[2]) for r in self.conn.execute(sql, args)]
 
-    # -- outbox ------------------------------------------------------------------
-
-    def enqueue_deliveries(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        now = int(time.time())
-        with self._write() as conn:
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO deliveries(key, campaign, step, contact_id, channel, status, "
-                "payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-                [
-                    (
-                        r["key"],
-                        r.get("campaign"),
-                        r.get("step", 0),
-                        r["contact_id"],
-                        r["channel"],
-                        _json_encode(r.get("payload")).decode(),
-                        now,
-                        now,
-                    )
-                    for r in rows
-                ],
+    def segment_entries(self, name: str, *, since: int = 0) -> list[tuple[int, int]]:
+        return [
+            (r[0], r[1])
+            for r in self.conn.execute(
+                "SELECT contact_id, MIN(entered_at) FROM memberships WHERE segment = ? "
+                "AND exited_at IS NULL AND entered_at >= ? GROUP BY contact_id ORDER BY contact_id",
+                (name, since),
             )
-            return conn.total_changes - before
+        ]
+
+    # -- outbox (SQL in crmkit.store.outbox) ---------------------------------------
+
+    def enqueue_deliveries(
+        self, rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+    ) -> int:
+        from crmkit.store import outbox
+
+        if isinstance(rows, Mapping):
+            n = len(rows["key"])
+            for name, col in rows.items():
+                if len(col) != n:
+                    raise ConfigError(f"column {name!r} has {len(col)} values, expected {n}")
+            none: Sequence[Any] = [None] * n
+            payload = rows.get("payload", none)
+            if not all(p.__class__ is str for p in payload):
+                payload = [p if p.__class__ is str else _json_encode(p).decode() for p in payload]
+            return outbox.enqueue(
+                self,
+                zip(
+                    rows["key"],
+                    rows.get("campaign", none),
+                    rows.get("step", [0] * n),
+                    rows["contact_id"],
+                    rows["channel"],
+                    payload,
+                    rows.get("next_attempt_at", none),
+                    strict=True,
+                ),
+            )
+        tuples = [
+            (
+                r["key"],
+                r.get("campaign"),
+                r.get("step", 0),
+                r["contact_id"],
+                r["channel"],
+                p if (p := r.get("payload")).__class__ is str else _json_encode(p).decode(),
+                r.get("next_attempt_at"),
+            )
+            for r in rows
+        ]
+        with self._write():
+            return outbox.enqueue(self, tuples)
 
     def queued_deliveries(
         self, *, campaign: str | None = None, limit: int = 1000
@@ -1040,13 +1137,210 @@ class SQLiteStore:
                 ],
             )
 
-    def delivery_counts(self, *, campaign: str | None = None) -> dict[str, int]:
+    def delivery_counts(
+        self, *, campaign: str | None = None, scheduled: bool = False
+    ) -> dict[str, int]:
+        if scheduled:
+            from crmkit.store import outbox
+
+            return outbox.counts(self, campaign=campaign)
         sql = "SELECT status, COUNT(*) FROM deliveries"
         args: tuple[Any, ...] = ()
         if campaign is not None:
             sql += " WHERE campaign = ?"
             args = (campaign,)
         return dict(self.conn.execute(sql + " GROUP BY status", args).fetchall())
+
+    def existing_delivery_keys(self, keys: Sequence[str]) -> set[str]:
+        from crmkit.store import outbox
+
+        return outbox.existing_keys(self, keys)
+
+    def has_deliveries(self, *, campaign: str, step: int) -> bool:
+        from crmkit.store import outbox
+
+        return outbox.has_rows(self, campaign=campaign, step=step)
+
+    def claim_deliveries(
+        self,
+        *,
+        owner: str,
+        lease: int,
+        limit: int,
+        campaign: str | None = None,
+        channel: str | None = None,
+        now: int | None = None,
+    ) -> list[OutboxRow]:
+        from crmkit.store import outbox
+
+        return outbox.claim(
+            self, owner=owner, limit=limit, lease=lease, campaign=campaign, channel=channel, now=now
+        )
+
+    def finish_deliveries(self, outcomes: Mapping[str, Sequence[Any]]) -> None:
+        from crmkit.store import outbox
+
+        keys = outcomes["key"]
+        none: Sequence[Any] = [None] * len(keys)
+        outbox.finish(
+            self,
+            zip(
+                outcomes["status"],
+                outcomes.get("provider_id", none),
+                outcomes.get("error", none),
+                outcomes.get("next_attempt_at", none),
+                keys,
+                strict=True,
+            ),
+        )
+
+    def set_delivery_status(
+        self,
+        keys: Sequence[str],
+        status: str,
+        *,
+        error: str | None = None,
+        only_from: Sequence[str] | None = None,
+    ) -> int:
+        from crmkit.store import outbox
+
+        return outbox.set_status(self, keys, status, error=error, only_from=only_from)
+
+    def recover_stale_deliveries(self, *, now: int | None = None) -> int:
+        from crmkit.store import outbox
+
+        return outbox.recover_stale(self, now=now)
+
+    def delivery_rows(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        campaign: str | None = None,
+        keys: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxRow]:
+        from crmkit.store import outbox
+
+        return outbox.rows(self, statuses=statuses, campaign=campaign, keys=keys, limit=limit)
+
+    def deliveries_by_provider_id(self, provider_ids: Sequence[str]) -> dict[str, OutboxRow]:
+        from crmkit.store import outbox
+
+        return outbox.by_provider_ids(self, provider_ids)
+
+    def due_delivery_campaigns(self, *, now: int | None = None) -> list[tuple[str | None, str]]:
+        from crmkit.store import outbox
+
+        return outbox.due_campaigns(self, now=now)
+
+    # -- suppressions (SQL in crmkit.store.outbox) ------------------------------------
+
+    def add_suppressions(self, hashes: Sequence[str], *, scope: str, reason: str) -> int:
+        from crmkit.store import outbox
+
+        return outbox.add_suppressions(self, hashes, scope=scope, reason=reason)
+
+    def has_suppressions(self, *, scopes: Sequence[str]) -> bool:
+        from crmkit.store import outbox
+
+        return outbox.has_suppressions(self, scopes=scopes)
+
+    def suppressed_hashes(self, hashes: Sequence[str], *, scopes: Sequence[str]) -> set[str]:
+        from crmkit.store import outbox
+
+        return outbox.suppressed(self, hashes, scopes=scopes)
+
+    # -- merges (SQL in crmkit.store.merges) ------------------------------------------
+
+    def contact_rows(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        from crmkit.store import merges
+
+        return merges.contact_rows(self, ids)
+
+    def apply_merges(
+        self,
+        specs: Sequence[MergeSpec],
+        *,
+        actor: str = "crmkit",
+        on_merge: Callable[[int], None] | None = None,
+    ) -> list[MergeEvent]:
+        from crmkit.store import merges
+
+        return merges.apply_merges(self, specs, actor=actor, on_merge=on_merge)
+
+    def undo_merge(
+        self, merge_id: int, *, actor: str = "crmkit", force: bool = False
+    ) -> MergeEvent:
+        from crmkit.store import merges
+
+        return merges.undo_merge(self, merge_id, actor=actor, force=force)
+
+    def list_merges(self, *, limit: int = 50, include_undone: bool = True) -> list[MergeEvent]:
+        from crmkit.store import merges
+
+        return merges.list_merges(self, limit=limit, include_undone=include_undone)
+
+    def get_merge(self, merge_id: int) -> MergeEvent:
+        from crmkit.store import merges
+
+        return merges.get_merge(self, merge_id)
+
+    def merge_before(self, merge_id: int) -> dict[str, Any]:
+        from crmkit.store import merges
+
+        return merges.merge_before(self, merge_id)
+
+    def undo_check(self, merge_id: int) -> dict[str, Any]:
+        from crmkit.store import merges
+
+        return dict(merges.undo_check(self, merge_id))
+
+    # -- erasure -------------------------------------------------------------------------
+
+    def merged_family(self, ids: Sequence[int]) -> list[int]:
+        family = set(ids)
+        frontier = list(family)
+        while frontier:
+            found: list[int] = []
+            for chunk in in_lists(frontier):
+                found.extend(
+                    r[0]
+                    for r in self.conn.execute(
+                        f"SELECT id FROM contacts WHERE merged_into IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                    if r[0] not in family
+                )
+            family.update(found)
+            frontier = found
+        return sorted(family)
+
+    def erase_contacts(self, ids: Sequence[int]) -> ErasureCounts:
+        out = ErasureCounts()
+        now = int(time.time())
+        with self._write() as conn:
+
+            def delete(table: str, column: str, chunk: list[int]) -> int:
+                marks = ",".join("?" * len(chunk))
+                return conn.execute(
+                    f"DELETE FROM {table} WHERE {column} IN ({marks})", chunk
+                ).rowcount
+
+            for chunk in in_lists(list(dict.fromkeys(ids))):
+                out.interactions += delete("interactions", "contact_id", chunk)
+                out.consents += delete("consents", "contact_id", chunk)
+                out.memberships += delete("memberships", "contact_id", chunk)
+                out.merges += delete("merges", "survivor_id", chunk)
+                delete("identities", "contact_id", chunk)
+                out.deliveries_scrubbed += conn.execute(
+                    "UPDATE deliveries SET payload = NULL, error = CASE WHEN status IN "
+                    "('queued', 'unknown') THEN 'contact erased' ELSE error END, "
+                    "status = CASE WHEN status IN ('queued', 'unknown') THEN 'failed' ELSE status END, "
+                    f"updated_at = ? WHERE contact_id IN ({','.join('?' * len(chunk))})",
+                    (now, *chunk),
+                ).rowcount
+                out.contacts += delete("contacts", "id", chunk)
+        return out
 
     # -- state, audit ------------------------------------------------------------
 
@@ -1063,6 +1357,15 @@ class SQLiteStore:
                     "INSERT OR REPLACE INTO source_state(name, state, updated_at) VALUES (?, ?, ?)",
                     (name, _json_encode(dict(state)).decode(), int(time.time())),
                 )
+
+    def state_names(self, prefix: str) -> list[str]:
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT name FROM source_state WHERE substr(name, 1, ?) = ? ORDER BY name",
+                (len(prefix), prefix),
+            )
+        ]
 
     def audit(
         self,
