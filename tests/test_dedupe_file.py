@@ -224,3 +224,122 @@ def test_write_errors_are_clear_and_leave_no_file(tmp_path: Path) -> None:
     _core.Matcher().fit_input(rows)
     with pytest.raises(_core.InvalidInputError, match="already fitted"):
         _core.Matcher().fit_input(rows)
+
+
+# -- JSON Lines -----------------------------------------------------------------
+
+
+def _as_jsonl(src: Path, dst: Path) -> None:
+    """``src`` CSV rows as JSON objects keyed by header, one per line."""
+    import json
+
+    with src.open(newline="", encoding="utf-8") as f, dst.open("w", encoding="utf-8") as g:
+        for row in csv.DictReader(f):
+            g.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def test_jsonl_clusters_equal_the_csv_path(tmp_path: Path) -> None:
+    info = generate(tmp_path / "data", contacts=3000, seed=11, with_companies=False)
+    src = tmp_path / "contacts.jsonl"
+    _as_jsonl(info.contacts_path, src)
+    rep = dedupe_file(src, tmp_path / "out.jsonl")
+    dedupe_file(info.contacts_path, tmp_path / "out.csv")
+    with (tmp_path / "out.csv").open(newline="", encoding="utf-8") as f:
+        want = [int(r[-1]) for r in list(csv.reader(f))[1:]]
+    import json
+
+    lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    got = [json.loads(x)["cluster_id"] for x in lines]
+    assert got == want == _python_dedupe(info.contacts_path)
+    assert rep.rows == len(got) and rep.duplicates > 0 and rep.rejected == 0
+    # Each line is the input line with the member added at the end.
+    originals = src.read_text(encoding="utf-8").splitlines()
+    assert [x.rsplit(',"cluster_id":', 1)[0] + "}" for x in lines] == originals
+
+
+def _json_text(v: object) -> str | None:
+    """A JSON value as ``dedupe_file`` reads it (see its docstring)."""
+    if v is None or isinstance(v, dict | list):
+        return None
+    if isinstance(v, bool):
+        return str(v)
+    return str(v)
+
+
+_json_value = st.one_of(
+    st.none(),
+    _text,
+    st.integers(-(10**12), 10**12),
+    st.booleans(),
+    st.just({"k": 1}),
+    st.just([1, "a"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["Email", "First Name", "last_name", "Phone", "Country", "City"]),
+            st.one_of(_json_value, _samples["email"], _samples["phone"]),
+            max_size=6,
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_jsonl_keys_equal_the_python_pipeline(
+    tmp_path_factory: pytest.TempPathFactory, objs: list[dict[str, object]]
+) -> None:
+    import json
+
+    d = tmp_path_factory.mktemp("j")
+    src = d / "in.jsonl"
+    src.write_text("".join(json.dumps(o) + "\n" for o in objs), encoding="utf-8")
+    names, rows, rejected = _core.jsonl_keys(src)
+    assert (rows, rejected) == (len(objs), 0)
+    assert names == list(dict.fromkeys(k for o in objs for k in o))
+    fields = map_headers(names, "contacts")
+    where = {f: j for j, f in enumerate(fields) if f is not None}
+    keep = [(f, j) for f, j in where.items() if f in MATCH_FIELDS]
+    if not keep:
+        return
+    got = _core.read_match_jsonl(src, names, keep, country=where.get("country"))
+    assert len(got) == len(objs)
+    raw = {f: [_json_text(o.get(names[j])) for o in objs] for f, j in where.items()}
+    want = _oracle_keys(raw)
+    # Same keys, same comparisons: every pair's levels agree with a matcher
+    # fitted on the oracle's keys.
+    from_file, from_keys = _core.Matcher(), _core.Matcher()
+    from_file.fit_input(got)
+    from_keys.fit(want)
+
+    def levels(m: _core.Matcher, a: int, b: int) -> list[tuple[str, str]]:
+        return [(f["field"], f["level"]) for f in m.explain(a, b)["fields"]]
+
+    for a in range(len(objs)):
+        for b in range(a + 1, len(objs)):
+            assert levels(from_file, a, b) == levels(from_keys, a, b)
+
+
+def test_jsonl_lines_are_kept_rejects_left_out(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(
+        b'\xef\xbb\xbf{"Email": "ann@x.org", "nested": {"cluster_id": 0}}\n'
+        b"\n"
+        b"[1, 2]\n"
+        b'{"Email": "ANN@x.org ",  "cluster_id": "old"}   \r\n'
+        b"\xff\xfe not utf-8\n"
+        b'{"Email": "bo@y.org"}'
+    )
+    rep = dedupe_file(src, tmp_path / "out.jsonl")
+    assert (rep.rows, rep.rejected, rep.clusters) == (3, 2, 1)
+    assert (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines() == [
+        '{"Email": "ann@x.org", "nested": {"cluster_id": 0},"cluster_id":1}',
+        '{"Email": "ANN@x.org ",  "cluster_id": 1}',
+        '{"Email": "bo@y.org","cluster_id":3}',
+    ]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("[]\nnull\n")
+    with pytest.raises(SourceError, match="no rows"):
+        dedupe_file(bad, tmp_path / "o.jsonl")

@@ -185,6 +185,32 @@ def write_clusters_csv(
     """Write ``src``'s rows to ``dst`` (UTF-8, cells trimmed) with ``column`` holding
     each row's cluster id plus ``offset``; returns the rows written."""
 
+def jsonl_keys(path: str | os.PathLike[str]) -> tuple[list[str], int, int]:
+    """``(keys, rows, rejected)``: the member keys of a JSON Lines file's objects in the
+    order they first appear, the object lines and the other non-blank lines."""
+
+def read_match_jsonl(
+    path: str | os.PathLike[str],
+    names: list[str],
+    columns: list[tuple[str, int]],
+    *,
+    country: int | None = None,
+    default_region: str = "US",
+) -> MatchInput:
+    """Read the members ``(field, index into names)`` of a JSON Lines file into match
+    keys, normalized as an import does (values read as text; see ``dedupe_file``)."""
+
+def write_clusters_jsonl(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    result: MatchResult,
+    *,
+    column: str = "cluster_id",
+    offset: int = 1,
+) -> int:
+    """Write ``src``'s object lines to ``dst``, each as it was with member ``column``
+    set to its cluster id plus ``offset``; returns the rows written."""
+
 def match_keys_of_cells(
     columns: dict[str, list[str | None]], *, default_region: str = "US"
 ) -> dict[str, list[str | None]]:

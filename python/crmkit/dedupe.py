@@ -392,33 +392,6 @@ class FileDedupeReport(msgspec.Struct, kw_only=True):
     """The matcher's counters (candidate pairs, pairs scored, EM iterations, ...)."""
 
 
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    dec = msgspec.json.Decoder()
-    objs: list[dict[str, Any]] = []
-    rejected = 0
-    with path.open("rb") as f:
-        for raw in f:
-            if not raw.strip():
-                continue
-            try:
-                obj = dec.decode(raw)
-            except msgspec.DecodeError:
-                rejected += 1
-                continue
-            if isinstance(obj, dict):
-                objs.append(obj)
-            else:
-                rejected += 1
-    return objs, rejected
-
-
-def _text(v: Any) -> str | None:
-    if v is None:
-        return None
-    s = str(v).strip()
-    return s or None
-
-
 def _csv_error(path: Path, exc: Exception) -> SourceError:
     msg = str(exc)
     return SourceError(msg if path.name in msg else f"{path}: {msg}")
@@ -462,15 +435,21 @@ def dedupe_file(
 ) -> FileDedupeReport:
     """Find duplicates in a CSV or JSONL file of contacts and write it back with ``cluster_id``.
 
-    Every row read is written to ``out`` (CSV in, CSV out, UTF-8, cells
-    trimmed as the CSV reader gives them; JSONL in, JSONL out) with a ``cluster_id`` column: the 1-based row number of the
-    cluster's first row, so every row of one cluster shares it and a row with
-    no duplicate has its own number. Headers are mapped to fields as imports
-    map them (``preset``, ``columns`` overrides). No store is opened.
+    Every row read is written to ``out`` with a ``cluster_id``: the 1-based
+    row number of the cluster's first row, so every row of one cluster shares
+    it and a row with no duplicate has its own number. CSV in, CSV out (UTF-8,
+    cells trimmed as the CSV reader gives them, one more column); JSON Lines
+    in, JSON Lines out (each object line as it was, with a ``cluster_id``
+    member set or added; blank lines and lines holding anything but an object
+    are rejected and left out). Headers (CSV) and member keys (JSON Lines)
+    are mapped to fields as imports map them (``preset``, ``columns``
+    overrides). No store is opened.
 
-    A CSV file goes from file to clusters and back in Rust: its cells are
+    Either format goes from file to clusters and back in Rust: the cells are
     normalized and turned into match keys chunk by chunk, and only the
-    distinct keys are kept in memory.
+    distinct keys are kept in memory. JSON values are read as text: strings
+    as they are, numbers as written, ``true``/``false`` as ``True``/``False``;
+    ``null``, objects and arrays count as missing.
     """
     from crmkit.kernel import guess_format
     from crmkit.mapping import map_headers
@@ -502,92 +481,50 @@ def dedupe_file(
                 "map one with --map HEADER=FIELD"
             )
 
-    if fmt == "csv":
-        try:
-            headers = list(_core.CsvReader(src).headers)
-        except _core.InvalidInputError as exc:
-            raise _csv_error(src, exc) from None
-        where = wanted(map_headers(headers, "contacts", preset=preset, overrides=columns))
-        keep = [
-            (f, j)
-            for f, j in where.items()
-            if f in MATCH_FIELDS and (not cfg.fields or f in cfg.fields)
-        ]
-        matcher = _new_matcher(cfg)
-        try:
+    try:
+        headers = list(_core.CsvReader(src).headers) if fmt == "csv" else _core.jsonl_keys(src)[0]
+    except _core.InvalidInputError as exc:
+        raise _csv_error(src, exc) from None
+    where = wanted(map_headers(headers, "contacts", preset=preset, overrides=columns))
+    keep = [
+        (f, j)
+        for f, j in where.items()
+        if f in MATCH_FIELDS and (not cfg.fields or f in cfg.fields)
+    ]
+    matcher = _new_matcher(cfg)
+    try:
+        if fmt == "csv":
             rows = _core.read_match_csv(
                 src, keep, country=where.get("country"), default_region=default_region
             )
-        except _core.InvalidInputError as exc:
-            raise _csv_error(src, exc) from None
-        n, rejected = len(rows), rows.rejected
-        check(n, where)
-        if not keep:
-            raise ConfigError(
-                f"nothing to match on: no column holds any of {', '.join(MATCH_FIELDS)}"
+        else:
+            rows = _core.read_match_jsonl(
+                src, headers, keep, country=where.get("country"), default_region=default_region
             )
-        if progress:
-            progress("matching")
-        matcher.fit_input(rows)
-        found = matcher.predict(cfg.threshold)
-        del matcher, rows  # frees the keys and candidate pairs before writing
-        if progress:
-            progress("writing")
-        _write_out(dst, lambda tmp: _core.write_clusters_csv(src, tmp, found))
-        return FileDedupeReport(
-            rows=n,
-            clusters=int(found.stats.get("clusters", 0)),
-            duplicates=found.duplicates,
-            fields=[f for f in MATCH_FIELDS if f in where],
-            rejected=rejected,
-            warnings=list(found.warnings),
-            out=str(dst),
-            stats=dict(found.stats),
-        )
-    objs, rejected = _read_jsonl(src)
-    seen: dict[str, None] = {}
-    for o in objs:
-        seen.update(dict.fromkeys(o))
-    headers = list(seen)
-    n = len(objs)
-    fields = map_headers(headers, "contacts", preset=preset, overrides=columns)
-    cols = {f: [_text(o.get(headers[j])) for o in objs] for f, j in wanted(fields).items()}
-    check(n, cols)
-    norm_in: dict[str, list[str | None]] = {
-        f: cols[f]
-        for f in ("email", "phone", "first_name", "last_name", "country", "postcode")
-        if f in cols
-    }
-    normalized, _issues = _core.normalize_contact_columns(norm_in, default_region=default_region)
-    del norm_in
-    cols.update(normalized)
-    del normalized
-    cols.pop("country", None)
-    present = [f for f in MATCH_FIELDS if f in cols]
-    keys = match_keys(cols)
-    cols.clear()  # only the match keys are needed from here on
-    res = _run_keys(keys, range(n), cfg, progress=progress, with_pairs=False)
+    except _core.InvalidInputError as exc:
+        raise _csv_error(src, exc) from None
+    n, rejected = len(rows), rows.rejected
+    check(n, where)
+    if not keep:
+        raise ConfigError(f"nothing to match on: no column holds any of {', '.join(MATCH_FIELDS)}")
+    if progress:
+        progress("matching")
+    matcher.fit_input(rows)
+    found = matcher.predict(cfg.threshold)
+    del matcher, rows  # frees the keys and candidate pairs before writing
     if progress:
         progress("writing")
-    cluster_ids = [c + 1 for c in res.assignment]
-
-    def write_jsonl(tmp: Path) -> None:
-        enc = msgspec.json.Encoder()
-        with tmp.open("wb") as fb:
-            for o, c in zip(objs, cluster_ids, strict=True):
-                fb.write(enc.encode({**o, "cluster_id": c}))
-                fb.write(b"\n")
-
-    _write_out(dst, write_jsonl)
+    write = _core.write_clusters_csv if fmt == "csv" else _core.write_clusters_jsonl
+    _write_out(dst, lambda tmp: write(src, tmp, found))
     return FileDedupeReport(
         rows=n,
-        clusters=len(res.clusters),
-        duplicates=res.duplicates,
-        fields=present,
+        clusters=int(found.stats.get("clusters", 0)),
+        duplicates=found.duplicates,
+        fields=[f for f in MATCH_FIELDS if f in where],
         rejected=rejected,
-        warnings=list(res.warnings),
+        warnings=list(found.warnings),
         out=str(dst),
-        stats=dict(res.stats),
+        stats=dict(found.stats),
     )
 
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crmkit_core::dedupe::block::{unpack, Rule};
 use crmkit_core::dedupe::compare::{level_names, n_levels};
 use crmkit_core::dedupe::file::{self, FileError, FileSpec};
+use crmkit_core::dedupe::jsonl;
 use crmkit_core::dedupe::score::{FieldModel, Model};
 use crmkit_core::dedupe::{self as core, Config, Dataset, Field, Index};
 use crmkit_core::normalize::PhoneRegion;
@@ -450,6 +451,32 @@ fn file_spec(
     })
 }
 
+/// Run file work with the GIL released; a panic becomes `EnginePanic`
+/// (`doing` says what was under way), a file error its Python exception.
+fn run_file<T: Send>(
+    py: Python<'_>,
+    doing: &str,
+    work: impl FnOnce() -> Result<T, FileError> + Send,
+) -> PyResult<T> {
+    py.detach(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)))
+        .map_err(|_| {
+            py_err(
+                py,
+                Kind::Panic,
+                format!("internal engine error while {doing}"),
+            )
+        })?
+        .map_err(|e| file_err(py, e))
+}
+
+fn match_input(got: file::FileRows) -> MatchInput {
+    MatchInput {
+        len: got.dataset.len(),
+        rejected: got.rejected,
+        rows: Mutex::new(Some((got.dataset, got.warnings))),
+    }
+}
+
 /// Read a CSV file's contact columns (`(field, column index)` pairs) into
 /// match keys, normalizing them as an import does.
 #[pyfunction]
@@ -462,25 +489,8 @@ fn read_match_csv(
     default_region: &str,
 ) -> PyResult<MatchInput> {
     let spec = file_spec(py, columns, country, default_region)?;
-    let got = py
-        .detach(move || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                file::read_csv(&path, &spec)
-            }))
-        })
-        .map_err(|_| {
-            py_err(
-                py,
-                Kind::Panic,
-                "internal engine error while reading".into(),
-            )
-        })?
-        .map_err(|e| file_err(py, e))?;
-    Ok(MatchInput {
-        len: got.dataset.len(),
-        rejected: got.rejected,
-        rows: Mutex::new(Some((got.dataset, got.warnings))),
-    })
+    let got = run_file(py, "reading", move || file::read_csv(&path, &spec))?;
+    Ok(match_input(got))
 }
 
 /// Write the rows of CSV file `src` to `dst` with a `column` holding each
@@ -497,19 +507,55 @@ fn write_clusters_csv(
 ) -> PyResult<usize> {
     let values: Vec<i64> = result.clusters.iter().map(|c| c + offset).collect();
     let column = column.to_string();
-    py.detach(move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            file::write_csv_with_column(&src, &dst, &column, &values)
-        }))
+    run_file(py, "writing", move || {
+        file::write_csv_with_column(&src, &dst, &column, &values)
     })
-    .map_err(|_| {
-        py_err(
-            py,
-            Kind::Panic,
-            "internal engine error while writing".into(),
-        )
-    })?
-    .map_err(|e| file_err(py, e))
+}
+
+/// The member keys of the objects of a JSON Lines file, in the order they
+/// first appear, with the count of object lines and of rejected lines.
+#[pyfunction]
+fn jsonl_keys(py: Python<'_>, path: PathBuf) -> PyResult<(Vec<String>, usize, usize)> {
+    let k = run_file(py, "reading", move || jsonl::keys(&path))?;
+    Ok((k.keys, k.rows, k.rejected))
+}
+
+/// Read a JSON Lines file's contact members into match keys: `columns` are
+/// `(field, index into names)` pairs, `names` the member keys (see
+/// `jsonl_keys`), `country` the index of the country's key.
+#[pyfunction]
+#[pyo3(signature = (path, names, columns, *, country = None, default_region = "US"))]
+fn read_match_jsonl(
+    py: Python<'_>,
+    path: PathBuf,
+    names: Vec<String>,
+    columns: Vec<(String, usize)>,
+    country: Option<usize>,
+    default_region: &str,
+) -> PyResult<MatchInput> {
+    let spec = file_spec(py, columns, country, default_region)?;
+    let got = run_file(py, "reading", move || jsonl::read(&path, &names, &spec))?;
+    Ok(match_input(got))
+}
+
+/// Write the rows of JSON Lines file `src` to `dst` with member `column` set
+/// to each row's cluster id plus `offset` (each line otherwise as it was);
+/// returns the rows written.
+#[pyfunction]
+#[pyo3(signature = (src, dst, result, *, column = "cluster_id", offset = 1))]
+fn write_clusters_jsonl(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    result: &MatchResult,
+    column: &str,
+    offset: i64,
+) -> PyResult<usize> {
+    let values: Vec<i64> = result.clusters.iter().map(|c| c + offset).collect();
+    let column = column.to_string();
+    run_file(py, "writing", move || {
+        jsonl::write_with_member(&src, &dst, &column, &values)
+    })
 }
 
 /// The match keys `read_match_csv` makes of raw cells (for tests): `columns`
@@ -603,6 +649,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MatchIndex>()?;
     m.add_class::<MatchInput>()?;
     m.add_function(wrap_pyfunction!(read_match_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(jsonl_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(read_match_jsonl, m)?)?;
+    m.add_function(wrap_pyfunction!(write_clusters_jsonl, m)?)?;
     m.add_function(wrap_pyfunction!(write_clusters_csv, m)?)?;
     m.add_function(wrap_pyfunction!(match_keys_of_cells, m)?)?;
     Ok(())

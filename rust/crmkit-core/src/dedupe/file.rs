@@ -340,13 +340,44 @@ fn trimmed(chunk: &Chunk, r: usize, c: usize) -> Option<&str> {
     chunk.cell(r, c).map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// A chunk of rows read from a file: trimmed, non-empty cells by row and
+/// column.
+pub trait Cells: Send + Sync {
+    /// Rows in the chunk.
+    fn rows(&self) -> usize;
+    /// The cell of row `r`, column `c`, trimmed; `None` when empty.
+    fn cell(&self, r: usize, c: usize) -> Option<&str>;
+    /// Rows of the file rejected while reading this chunk.
+    fn rejected(&self) -> usize;
+}
+
+impl Cells for Chunk {
+    fn rows(&self) -> usize {
+        Chunk::rows(self)
+    }
+    fn cell(&self, r: usize, c: usize) -> Option<&str> {
+        trimmed(self, r, c)
+    }
+    fn rejected(&self) -> usize {
+        self.rejects.len()
+    }
+}
+
 /// Read a CSV file (encoding and delimiter detected as `crmkit._core.CsvReader`
 /// does) into match keys. Chunks are read on a second thread while the
 /// previous one is normalized and interned.
 pub fn read_csv(path: &Path, spec: &FileSpec) -> Result<FileRows, FileError> {
-    let default_region = PhoneRegion::new(&spec.default_region)?;
     let reader = CsvReader::open(path, &CsvOptions::default())?;
     let ncols = reader.headers().len();
+    check_columns(spec, ncols)?;
+    std::thread::scope(|s| {
+        let rx = read_ahead(s, reader);
+        build(spec, rx.into_iter().map(|c| c.map_err(FileError::from)))
+    })
+}
+
+/// An error when a column of `spec` is not among the `ncols` of a file.
+pub(crate) fn check_columns(spec: &FileSpec, ncols: usize) -> Result<(), FileError> {
     if let Some(&(f, c)) = spec.columns.iter().find(|(_, c)| *c >= ncols) {
         return Err(CoreError::InvalidInput(format!(
             "field '{}' names column {} of a file with {ncols}",
@@ -355,44 +386,48 @@ pub fn read_csv(path: &Path, spec: &FileSpec) -> Result<FileRows, FileError> {
         ))
         .into());
     }
+    Ok(())
+}
+
+/// Normalize, key and intern the chunks of rows of a file (see [`read_csv`]):
+/// the keys of one chunk are computed while the previous chunk's are interned.
+pub(crate) fn build<C: Cells>(
+    spec: &FileSpec,
+    chunks: impl Iterator<Item = Result<C, FileError>>,
+) -> Result<FileRows, FileError> {
+    let default_region = PhoneRegion::new(&spec.default_region)?;
     let fields: Vec<Field> = spec.columns.iter().map(|c| c.0).collect();
     let mut builder = DatasetBuilder::new(&fields)?;
     let mut regions: HashMap<&'static str, Option<PhoneRegion>> = HashMap::new();
     let mut rejected = 0;
-    std::thread::scope(|s| -> Result<(), FileError> {
-        let rx = read_ahead(s, reader);
-        // The keys of one chunk are computed while the previous chunk's
-        // are interned.
-        type Keys = Vec<KeyColumn>;
-        let push = |b: &mut DatasetBuilder, pending: Option<(usize, Keys)>| match pending {
-            Some((rows, keys)) => b.push(
-                rows,
-                keys.iter()
-                    .map(|k| (k.field, (0..rows).map(|r| k.get(r)).collect()))
-                    .collect(),
-            ),
-            None => Ok(()),
-        };
-        let mut pending: Option<(usize, Keys)> = None;
-        for chunk in rx {
-            let chunk = chunk?;
-            rejected += chunk.rejects.len();
-            let rows = chunk.rows();
-            let cell = |r: usize, c: usize| trimmed(&chunk, r, c);
-            let countries = countries_of(rows, &cell, spec.country, &mut regions);
-            let (countries, regions) = (&countries, &regions);
-            let b = &mut builder;
-            let prev = pending.take();
-            let (pushed, keys) = rayon::join(
-                move || push(b, prev),
-                || keys_of(rows, &cell, spec, countries, regions, &default_region),
-            );
-            pushed?;
-            pending = Some((rows, keys));
-        }
-        push(&mut builder, pending)?;
-        Ok(())
-    })?;
+    type Keys = Vec<KeyColumn>;
+    let push = |b: &mut DatasetBuilder, pending: Option<(usize, Keys)>| match pending {
+        Some((rows, keys)) => b.push(
+            rows,
+            keys.iter()
+                .map(|k| (k.field, (0..rows).map(|r| k.get(r)).collect()))
+                .collect(),
+        ),
+        None => Ok(()),
+    };
+    let mut pending: Option<(usize, Keys)> = None;
+    for chunk in chunks {
+        let chunk = chunk?;
+        rejected += chunk.rejected();
+        let rows = chunk.rows();
+        let cell = |r: usize, c: usize| chunk.cell(r, c);
+        let countries = countries_of(rows, &cell, spec.country, &mut regions);
+        let (countries, regions) = (&countries, &regions);
+        let b = &mut builder;
+        let prev = pending.take();
+        let (pushed, keys) = rayon::join(
+            move || push(b, prev),
+            || keys_of(rows, &cell, spec, countries, regions, &default_region),
+        );
+        pushed?;
+        pending = Some((rows, keys));
+    }
+    push(&mut builder, pending)?;
     let ids = (0..builder.rows() as i64).collect();
     let (dataset, warnings) = builder.finish(ids)?;
     Ok(FileRows {

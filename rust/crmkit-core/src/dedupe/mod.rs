@@ -24,6 +24,7 @@ pub mod compare;
 pub mod data;
 pub mod file;
 pub mod index;
+pub mod jsonl;
 pub mod matcher;
 pub mod metric;
 pub mod nicknames;

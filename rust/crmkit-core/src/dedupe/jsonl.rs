@@ -1,0 +1,453 @@
+//! JSON Lines files in and out of the matcher, as [`super::file`] does CSV.
+//!
+//! A row is a line holding a JSON object; blank lines are skipped and any
+//! other line is rejected (counted, never written back). A member's value is
+//! read as text: a string as it is, a number as written, `true`/`false` as
+//! `True`/`False`, `null` as missing; objects and arrays are not contact
+//! fields and count as missing. Duplicate keys: the last one wins.
+//!
+//! [`keys`] lists the members' keys (so the caller can map them to fields),
+//! [`read`] reads the match keys of the mapped members, and
+//! [`write_with_member`] writes each row back with one more member, keeping
+//! the line's own bytes.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::file::{build, check_columns, Cells, FileError, FileRows, FileSpec};
+use crate::CoreError;
+
+/// Lines per chunk read and parsed at once.
+const CHUNK_LINES: usize = 1 << 15;
+
+/// A key or string, borrowed from the line when it holds no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The top-level members of an object, in order, values left unparsed.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Text(k)) = map.next_key::<Text<'de>>()? {
+                    out.push((k, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The members of a line holding a JSON object; `None` for any other line.
+fn members(line: &str) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
+    serde_json::from_str::<Members<'_>>(line).ok().map(|m| m.0)
+}
+
+/// A member's value as text (see the module docs), trimmed; `None` when
+/// missing or empty.
+fn text_of(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let s = raw.get();
+    let t: Cow<'_, str> = match s.as_bytes().first()? {
+        b'"' => serde_json::from_str::<Text<'_>>(s).ok()?.0,
+        b't' => Cow::Borrowed("True"),
+        b'f' => Cow::Borrowed("False"),
+        b'n' | b'{' | b'[' => return None,
+        _ => Cow::Borrowed(s),
+    };
+    match t {
+        Cow::Borrowed(b) => Some(Cow::Borrowed(b.trim())).filter(|c| !c.is_empty()),
+        Cow::Owned(o) => {
+            let trimmed = o.trim();
+            (!trimmed.is_empty()).then(|| Cow::Owned(trimmed.to_owned()))
+        }
+    }
+}
+
+/// One chunk of a file's lines, as read (UTF-8 is checked per line).
+struct Lines {
+    lines: Vec<Vec<u8>>,
+}
+
+/// Read the file's lines in chunks of [`CHUNK_LINES`]; a UTF-8 byte-order
+/// mark at the start is dropped.
+fn chunks(path: &Path) -> Result<impl Iterator<Item = Result<Lines, FileError>>, FileError> {
+    let file = File::open(path).map_err(read_err(path))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut first = true;
+    let path = path.to_path_buf();
+    Ok(std::iter::from_fn(move || {
+        let mut lines = Vec::with_capacity(CHUNK_LINES);
+        while lines.len() < CHUNK_LINES {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if first {
+                        first = false;
+                        if line.starts_with(b"\xef\xbb\xbf") {
+                            line.drain(..3);
+                        }
+                    }
+                    lines.push(line);
+                }
+                Err(e) => return Some(Err(read_err(&path)(e))),
+            }
+        }
+        (!lines.is_empty()).then_some(Ok(Lines { lines }))
+    }))
+}
+
+fn read_err(path: &Path) -> impl Fn(std::io::Error) -> FileError + '_ {
+    move |e| {
+        FileError::Core(CoreError::InvalidInput(format!(
+            "{}: cannot read: {e}",
+            path.display()
+        )))
+    }
+}
+
+/// How a line reads: blank (skipped), not a JSON object (rejected), or an
+/// object.
+fn classify(line: &[u8]) -> Option<Option<&str>> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(
+        std::str::from_utf8(line)
+            .ok()
+            .filter(|s| members(s).is_some()),
+    )
+}
+
+/// What [`keys`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonlKeys {
+    /// The members' keys, in the order they first appear.
+    pub keys: Vec<String>,
+    /// Rows (lines holding an object).
+    pub rows: usize,
+    /// Lines that hold something else.
+    pub rejected: usize,
+}
+
+/// The keys of the objects of a JSON Lines file.
+pub fn keys(path: &Path) -> Result<JsonlKeys, FileError> {
+    let mut out = JsonlKeys {
+        keys: Vec::new(),
+        rows: 0,
+        rejected: 0,
+    };
+    let mut seen: ahash::AHashSet<String> = ahash::AHashSet::new();
+    for chunk in chunks(path)? {
+        let chunk = chunk?;
+        let per_line: Vec<Option<Option<Vec<String>>>> = chunk
+            .lines
+            .par_iter()
+            .map(|l| {
+                if l.iter().all(u8::is_ascii_whitespace) {
+                    return None;
+                }
+                Some(
+                    std::str::from_utf8(l)
+                        .ok()
+                        .and_then(members)
+                        .map(|m| m.into_iter().map(|(k, _)| k.into_owned()).collect()),
+                )
+            })
+            .collect();
+        for line in per_line.into_iter().flatten() {
+            match line {
+                None => out.rejected += 1,
+                Some(ks) => {
+                    out.rows += 1;
+                    for k in ks {
+                        if !seen.contains(&k) {
+                            seen.insert(k.clone());
+                            out.keys.push(k);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A chunk of rows: the text of each wanted member, row-major.
+struct Table {
+    ncols: usize,
+    cells: Vec<Option<String>>,
+    rejected: usize,
+}
+
+impl Cells for Table {
+    fn rows(&self) -> usize {
+        self.cells.len().checked_div(self.ncols).unwrap_or(0)
+    }
+    fn cell(&self, r: usize, c: usize) -> Option<&str> {
+        self.cells[r * self.ncols + c].as_deref()
+    }
+    fn rejected(&self) -> usize {
+        self.rejected
+    }
+}
+
+/// Read a JSON Lines file into match keys: `names` are the member keys the
+/// columns of `spec` (and its country) index.
+pub fn read(path: &Path, names: &[String], spec: &FileSpec) -> Result<FileRows, FileError> {
+    check_columns(spec, names.len())?;
+    if spec.country.is_some_and(|c| c >= names.len()) {
+        return Err(
+            CoreError::InvalidInput("the country column is not among the keys".into()).into(),
+        );
+    }
+    let ncols = names.len();
+    let index: ahash::AHashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let tables = chunks(path)?.map(|chunk| {
+        let chunk = chunk?;
+        let rows: Vec<Option<Option<Vec<Option<String>>>>> = chunk
+            .lines
+            .par_iter()
+            .map(|l| {
+                let text = classify(l)?;
+                Some(text.map(|s| {
+                    let mut row = vec![None; ncols];
+                    for (k, v) in members(s).unwrap_or_default() {
+                        if let Some(&c) = index.get(k.as_ref()) {
+                            row[c] = text_of(v).map(Cow::into_owned);
+                        }
+                    }
+                    row
+                }))
+            })
+            .collect();
+        let mut table = Table {
+            ncols,
+            cells: Vec::with_capacity(rows.len() * ncols),
+            rejected: 0,
+        };
+        for row in rows.into_iter().flatten() {
+            match row {
+                Some(cells) => table.cells.extend(cells),
+                None => table.rejected += 1,
+            }
+        }
+        Ok(table)
+    });
+    build(spec, tables)
+}
+
+/// `line` (a JSON object, trailing white space dropped) with member `name`
+/// set to `value`: replaced in place when the object has it, else appended.
+fn with_member(line: &str, name_json: &str, value: i64) -> Option<String> {
+    let line = line.trim_end();
+    let ms = members(line)?;
+    let base = line.as_ptr() as usize;
+    let name: String = serde_json::from_str(name_json).ok()?;
+    if let Some((_, raw)) = ms.iter().rev().find(|(k, _)| k.as_ref() == name) {
+        let start = raw.get().as_ptr() as usize - base;
+        let end = start + raw.get().len();
+        return Some(format!("{}{value}{}", &line[..start], &line[end..]));
+    }
+    let close = line.rfind('}')?;
+    let sep = if ms.is_empty() { "" } else { "," };
+    Some(format!("{}{sep}{name_json}:{value}}}", &line[..close]))
+}
+
+/// Write every row of JSON Lines file `src` to `dst` with member `name` set
+/// to `values[row]` (replacing a member of that name, else appended at the
+/// end of the object), each line otherwise as it was; returns the rows
+/// written. `values` must have one entry per row.
+pub fn write_with_member(
+    src: &Path,
+    dst: &Path,
+    name: &str,
+    values: &[i64],
+) -> Result<usize, FileError> {
+    let name_json = serde_json::to_string(name).expect("a string serializes");
+    let file = File::create(dst).map_err(FileError::Write)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut row = 0usize;
+    for chunk in chunks(src)? {
+        let chunk = chunk?;
+        let objects: Vec<Option<&str>> = chunk
+            .lines
+            .par_iter()
+            .map(|l| classify(l).flatten())
+            .collect();
+        let n = objects.iter().flatten().count();
+        if row + n > values.len() {
+            return Err(CoreError::InvalidInput(format!(
+                "the file has more rows than the {} values given (did it change?)",
+                values.len()
+            ))
+            .into());
+        }
+        let firsts: Vec<usize> = objects
+            .iter()
+            .scan(row, |next, o| {
+                let at = *next;
+                *next += usize::from(o.is_some());
+                Some(at)
+            })
+            .collect();
+        let out: Vec<Option<String>> = objects
+            .par_iter()
+            .zip(firsts.par_iter())
+            .map(|(o, &r)| o.and_then(|s| with_member(s, &name_json, values[r])))
+            .collect();
+        for line in out.into_iter().flatten() {
+            w.write_all(line.as_bytes()).map_err(FileError::Write)?;
+            w.write_all(b"\n").map_err(FileError::Write)?;
+        }
+        row += n;
+    }
+    if row != values.len() {
+        return Err(CoreError::InvalidInput(format!(
+            "the file has {row} rows for {} values (did it change?)",
+            values.len()
+        ))
+        .into());
+    }
+    w.flush().map_err(FileError::Write)?;
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedupe::data::Field;
+
+    fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn tmpdir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("crmkit-jsonl-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn members_read_as_text() {
+        let line = r#"{"a": " x ", "b": 12, "c": true, "d": null, "e": {"f": 1}, "g": [1], "h": "caf\u00e9", "a": "last"}"#;
+        let m = members(line).unwrap();
+        let got: Vec<(String, Option<String>)> = m
+            .iter()
+            .map(|(k, v)| (k.to_string(), text_of(v).map(|c| c.into_owned())))
+            .collect();
+        assert_eq!(got[0], ("a".into(), Some("x".into())));
+        assert_eq!(got[1], ("b".into(), Some("12".into())));
+        assert_eq!(got[2], ("c".into(), Some("True".into())));
+        assert_eq!(got[3].1, None);
+        assert_eq!(got[4].1, None);
+        assert_eq!(got[5].1, None);
+        assert_eq!(got[6].1.as_deref(), Some("café"));
+        assert_eq!(got[7].1.as_deref(), Some("last"));
+        assert!(members("[1, 2]").is_none());
+        assert!(members("{\"a\": 1} trailing").is_none());
+        assert!(members("{\"a\": ").is_none());
+        assert_eq!(classify(b"  \r\n"), None);
+        assert_eq!(classify(b"\xff{}"), Some(None));
+    }
+
+    #[test]
+    fn a_member_is_appended_or_replaced_in_place() {
+        let n = serde_json::to_string("cluster_id").unwrap();
+        assert_eq!(with_member("{}", &n, 3).unwrap(), r#"{"cluster_id":3}"#);
+        assert_eq!(
+            with_member("{\"a\": 1 }  ", &n, 3).unwrap(),
+            r#"{"a": 1 ,"cluster_id":3}"#
+        );
+        assert_eq!(
+            with_member(
+                r#"{"cluster_id": "old", "b": [1, {"cluster_id": 2}]}"#,
+                &n,
+                7
+            )
+            .unwrap(),
+            r#"{"cluster_id": 7, "b": [1, {"cluster_id": 2}]}"#
+        );
+        assert!(with_member("not json", &n, 1).is_none());
+    }
+
+    #[test]
+    fn files_round_trip() {
+        let d = tmpdir("rt");
+        let src = write(
+            &d,
+            "in.jsonl",
+            "\u{feff}{\"First\": \"Ann\", \"Email\": \"ann@x.org\"}\n\n[1]\n{\"Email\": \"ANN@x.org \", \"Phone\": 5551234}\r\nnot json\n{\"cluster_id\": 9}",
+        );
+        let k = keys(&src).unwrap();
+        assert_eq!(k.keys, vec!["First", "Email", "Phone", "cluster_id"]);
+        assert_eq!((k.rows, k.rejected), (3, 2));
+        let spec = FileSpec {
+            columns: vec![(Field::FirstName, 0), (Field::Email, 1)],
+            country: None,
+            default_region: "US".into(),
+        };
+        let got = read(&src, &k.keys, &spec).unwrap();
+        assert_eq!(got.dataset.len(), 3);
+        assert_eq!(got.rejected, 2);
+        let dst = d.join("out.jsonl");
+        assert_eq!(
+            write_with_member(&src, &dst, "cluster_id", &[1, 1, 3]).unwrap(),
+            3
+        );
+        let out = std::fs::read_to_string(&dst).unwrap();
+        assert_eq!(
+            out,
+            "{\"First\": \"Ann\", \"Email\": \"ann@x.org\",\"cluster_id\":1}\n\
+             {\"Email\": \"ANN@x.org \", \"Phone\": 5551234,\"cluster_id\":1}\n\
+             {\"cluster_id\": 3}\n"
+        );
+        assert!(write_with_member(&src, &dst, "cluster_id", &[1, 1]).is_err());
+        assert!(write_with_member(&src, &dst, "cluster_id", &[1, 1, 3, 4]).is_err());
+        std::fs::remove_dir_all(&d).ok();
+    }
+}
