@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from crmkit.errors import NotFoundError
+from crmkit.store.base import ErasureCounts
 
 if TYPE_CHECKING:
     from crmkit.kernel import Kernel
@@ -34,16 +33,11 @@ ERASED_SCOPE = "erased"
 _CHANNEL_OF = {"email": "email", "phone": "sms"}
 
 
-class EraseResult(msgspec.Struct, kw_only=True):
-    """What an erasure removed (counts only)."""
+class EraseResult(ErasureCounts, kw_only=True):
+    """What an erasure removed (counts only): the store's counts, where
+    ``contacts`` holds the records asked for and every record merged into
+    them, plus the addresses suppressed."""
 
-    contacts: int = 0
-    """Contact records deleted: the ones asked for and every record merged into them."""
-    interactions: int = 0
-    consents: int = 0
-    memberships: int = 0
-    merges: int = 0
-    deliveries_scrubbed: int = 0
     suppressed: int = 0
     """Addresses newly added to the suppression list."""
 
@@ -82,12 +76,8 @@ def erase_contacts(kernel: Kernel, ids: Sequence[int], *, actor: str = "api") ->
                     hashes, scope=scope, reason="erased on request"
                 )
         gone = store.erase_contacts(family)
-        out.contacts = gone.contacts
-        out.interactions = gone.interactions
-        out.consents = gone.consents
-        out.memberships = gone.memberships
-        out.merges = gone.merges
-        out.deliveries_scrubbed = gone.deliveries_scrubbed
+        for name in ErasureCounts.__struct_fields__:
+            setattr(out, name, getattr(gone, name))
         store.audit(
             "erase",
             actor=actor,

@@ -505,11 +505,31 @@ fn write_clusters_csv(
     column: &str,
     offset: i64,
 ) -> PyResult<usize> {
+    write_clusters(
+        py,
+        file::write_csv_with_column,
+        src,
+        dst,
+        result,
+        column,
+        offset,
+    )
+}
+
+/// Write `src` to `dst` with `write`, giving it each row's cluster id plus
+/// `offset` under the name `column`.
+fn write_clusters(
+    py: Python<'_>,
+    write: fn(&std::path::Path, &std::path::Path, &str, &[i64]) -> Result<usize, FileError>,
+    src: PathBuf,
+    dst: PathBuf,
+    result: &MatchResult,
+    column: &str,
+    offset: i64,
+) -> PyResult<usize> {
     let values: Vec<i64> = result.clusters.iter().map(|c| c + offset).collect();
     let column = column.to_string();
-    run_file(py, "writing", move || {
-        file::write_csv_with_column(&src, &dst, &column, &values)
-    })
+    run_file(py, "writing", move || write(&src, &dst, &column, &values))
 }
 
 /// The member keys of the objects of a JSON Lines file, in the order they
@@ -551,11 +571,15 @@ fn write_clusters_jsonl(
     column: &str,
     offset: i64,
 ) -> PyResult<usize> {
-    let values: Vec<i64> = result.clusters.iter().map(|c| c + offset).collect();
-    let column = column.to_string();
-    run_file(py, "writing", move || {
-        jsonl::write_with_member(&src, &dst, &column, &values)
-    })
+    write_clusters(
+        py,
+        jsonl::write_with_member,
+        src,
+        dst,
+        result,
+        column,
+        offset,
+    )
 }
 
 /// The match keys `read_match_csv` makes of raw cells (for tests): `columns`

@@ -490,11 +490,7 @@ pub fn write_csv_with_column(
             let chunk = chunk?;
             let rows = chunk.rows();
             if row + rows > values.len() {
-                return Err(CoreError::InvalidInput(format!(
-                    "the file has more rows than the {} values given (did it change?)",
-                    values.len()
-                ))
-                .into());
+                return Err(more_rows_than(values.len()));
             }
             line.clear();
             for r in 0..rows {
@@ -512,15 +508,33 @@ pub fn write_csv_with_column(
         }
         Ok(())
     })?;
-    if row != values.len() {
+    finish_written(w, row, values.len())
+}
+
+/// The error of a file with more rows than values to write (it changed
+/// since it was read).
+pub(crate) fn more_rows_than(values: usize) -> FileError {
+    CoreError::InvalidInput(format!(
+        "the file has more rows than the {values} values given (did it change?)"
+    ))
+    .into()
+}
+
+/// Flush `w` once `rows` rows were written for `values` values; an error
+/// when the file had fewer rows than values.
+pub(crate) fn finish_written(
+    mut w: BufWriter<File>,
+    rows: usize,
+    values: usize,
+) -> Result<usize, FileError> {
+    if rows != values {
         return Err(CoreError::InvalidInput(format!(
-            "the file has {row} rows for {} values (did it change?)",
-            values.len()
+            "the file has {rows} rows for {values} values (did it change?)"
         ))
         .into());
     }
     w.flush().map_err(FileError::Write)?;
-    Ok(row)
+    Ok(rows)
 }
 
 fn itoa_buf() -> [u8; 24] {

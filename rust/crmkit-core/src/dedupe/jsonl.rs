@@ -22,7 +22,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::file::{build, check_columns, Cells, FileError, FileRows, FileSpec};
+use super::file::{
+    build, check_columns, finish_written, more_rows_than, Cells, FileError, FileRows, FileSpec,
+};
 use crate::CoreError;
 
 /// Lines per chunk read and parsed at once.
@@ -319,11 +321,7 @@ pub fn write_with_member(
             .collect();
         let n = objects.iter().flatten().count();
         if row + n > values.len() {
-            return Err(CoreError::InvalidInput(format!(
-                "the file has more rows than the {} values given (did it change?)",
-                values.len()
-            ))
-            .into());
+            return Err(more_rows_than(values.len()));
         }
         let firsts: Vec<usize> = objects
             .iter()
@@ -344,15 +342,7 @@ pub fn write_with_member(
         }
         row += n;
     }
-    if row != values.len() {
-        return Err(CoreError::InvalidInput(format!(
-            "the file has {row} rows for {} values (did it change?)",
-            values.len()
-        ))
-        .into());
-    }
-    w.flush().map_err(FileError::Write)?;
-    Ok(row)
+    finish_written(w, row, values.len())
 }
 
 #[cfg(test)]
