@@ -148,7 +148,7 @@ _value = st.one_of(
 
 @settings(max_examples=60, deadline=None)
 @given(
-    rows=st.lists(st.tuples(_value, _value, _value), max_size=30),
+    rows=st.lists(st.tuples(_value, _value, _value), max_size=80),
     same=_value,
 )
 def test_matches_executemany_on_random_columns(rows: list[tuple[Any, ...]], same: Any) -> None:
@@ -242,3 +242,30 @@ def test_index_runs_the_rows_it_lists_in_order(
         finally:
             bulkio.native.cache_clear()
     assert got["1"] == got["0"] == [(13, "d", "z"), (10, "a", "w"), (12, "c", "y")]
+
+
+def test_rows_bound_many_per_statement_change_what_single_rows_do(
+    conn: sqlite3.Connection,
+) -> None:
+    assert bulkio.ROWS_PER_STATEMENT > 1
+    n = bulkio.ROWS_PER_STATEMENT * 3 + 5
+    conn.execute("CREATE TABLE u (a, b, c, d)")
+    conn.execute("CREATE UNIQUE INDEX u_a ON u(a)")
+    # Keys repeat inside and across groups: OR IGNORE keeps the first of each.
+    keys = [i // 3 for i in range(n)]
+    cols: list[Any] = [keys, [f"v{i}" for i in range(n)], None, 1.5]
+    conn.execute("BEGIN")
+    got = execute_columns(conn, "INSERT OR IGNORE INTO t VALUES (?, ?, ?, ?)", cols, n)
+    want = conn.executemany(
+        "INSERT OR IGNORE INTO u VALUES (?, ?, ?, ?)",
+        [(keys[i], f"v{i}", None, 1.5) for i in range(n)],
+    ).rowcount
+    conn.execute("COMMIT")
+    assert got == want == len(set(keys))
+    assert _rows(conn) == _rows(conn, "u")
+    # A failing row fails the call; the transaction rolls back to what it was.
+    conn.execute("BEGIN")
+    with pytest.raises(sqlite3.IntegrityError):
+        execute_columns(conn, "INSERT INTO t VALUES (?, ?, ?, ?)", [keys, "x", None, None], n)
+    conn.execute("ROLLBACK")
+    assert _rows(conn) == _rows(conn, "u")

@@ -440,12 +440,18 @@ def sqlite_bulk_available() -> bool:
     """Whether bulk statements can run on ``sqlite3`` connections here (checked once)."""
 
 def sqlite_execute_columns(
-    conn: Any, sql: str, columns: list[Any], rows: int, index: list[int] | None = None
+    conn: Any,
+    sql: str,
+    columns: list[Any],
+    rows: int,
+    index: list[int] | None = None,
+    many: tuple[str, int] | None = None,
 ) -> int:
     """Run INSERT/UPDATE/DELETE ``sql`` once per row inside the caller's transaction,
     parameter *k* of row *r* from ``columns[k][r]`` (a list or tuple) or ``columns[k]``
     (any other value: the same for every row); with ``index``, only the rows it lists,
-    in its order. Returns the rows changed."""
+    in its order; with ``many = (sql_many, per)``, ``per`` rows at a time through
+    ``sql_many`` and the rest through ``sql``. Returns the rows changed."""
 
 # -- rfm ---------------------------------------------------------------------
 def rfm_scores(

@@ -11,11 +11,18 @@ Either way the statements run inside the caller's transaction.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Sequence
 from functools import cache
 from itertools import repeat
 from typing import Any
+
+_VALUES = re.compile(r"^(\s*INSERT\b.*\bVALUES\s*)(\([\s?,]*\))\s*$", re.IGNORECASE | re.DOTALL)
+"""An ``INSERT … VALUES (?, …)`` statement, which may take many rows at once."""
+
+ROWS_PER_STATEMENT = 32
+"""Rows an INSERT binds per statement step (far fewer steps for small rows)."""
 
 _PASSED = (str, int, float, bytes, list, tuple)
 """Column values passed as they are: scalars (the same for every row) and sequences."""
@@ -43,7 +50,10 @@ def execute_columns(
     A column is a sequence of ``rows`` values, or a single ``str``, ``int``,
     ``float``, ``bytes`` or ``None`` used for every row. Values are ``str``,
     ``int``, ``float``, ``bytes`` or ``None``. With ``index``, only the rows it
-    lists run, in its order. Returns the rows changed. The caller holds the
+    lists run, in its order. An ``INSERT … VALUES (?, …)`` binds
+    :data:`ROWS_PER_STATEMENT` rows per statement where it can (the same rows
+    change; a failing row fails its whole statement, and the caller rolls the
+    transaction back either way). Returns the rows changed. The caller holds the
     transaction (``BEGIN`` first); errors are ``sqlite3``'s.
     """
     cols: list[Any] = [c if c is None or isinstance(c, _PASSED) else list(c) for c in columns]
@@ -56,7 +66,13 @@ def execute_columns(
     if native():
         from crmkit import _core
 
-        return int(_core.sqlite_execute_columns(conn, sql, cols, rows, order))
+        m = _VALUES.match(sql)
+        many = (
+            (m.group(1) + ", ".join([m.group(2)] * ROWS_PER_STATEMENT), ROWS_PER_STATEMENT)
+            if m
+            else None
+        )
+        return int(_core.sqlite_execute_columns(conn, sql, cols, rows, order, many))
     if order is not None:
         if any(not 0 <= r < rows for r in order):
             raise ValueError(f"an index is out of range for {rows} rows")

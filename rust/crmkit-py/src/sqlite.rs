@@ -312,13 +312,16 @@ fn sqlite_bulk_available(py: Python<'_>) -> bool {
 /// transaction the caller holds, binding parameter *k* of row *r* from
 /// `columns[k][r]` (a list or tuple of `rows` values) or from `columns[k]`
 /// itself for any other value (the same for every row). With `index`, only
-/// the rows it lists run, in its order. Returns the rows
+/// the rows it lists run, in its order. With `many = (sql_many, per)`, rows
+/// run `per` at a time through `sql_many`, the same statement for `per` rows
+/// at once (`INSERT … VALUES (…), (…)`: parameters row after row), and the
+/// last few through `sql`: far fewer statement steps. Returns the rows
 /// changed, summed over the statements (as `cursor.rowcount` of
 /// `executemany`). Errors are the `sqlite3` module's exceptions; the rows
 /// done before a failing one stay in the open transaction for the caller to
 /// roll back.
 #[pyfunction]
-#[pyo3(signature = (conn, sql, columns, rows, index=None))]
+#[pyo3(signature = (conn, sql, columns, rows, index=None, many=None))]
 fn sqlite_execute_columns(
     py: Python<'_>,
     conn: &Bound<'_, PyAny>,
@@ -326,6 +329,7 @@ fn sqlite_execute_columns(
     columns: Vec<Bound<'_, PyAny>>,
     rows: usize,
     index: Option<Vec<usize>>,
+    many: Option<(String, usize)>,
 ) -> PyResult<u64> {
     let Some(api) = api(py) else {
         return Err(PyValueError::new_err(
@@ -390,6 +394,31 @@ fn sqlite_execute_columns(
     if order.is_empty() {
         return Ok(0);
     }
+    let single = prepare(py, api, db, sql, cols.len())?;
+    let mut changed: u64 = 0;
+    let mut rest: &[usize] = &order;
+    if let Some((many_sql, per)) = many.filter(|&(_, per)| per > 1 && order.len() >= per) {
+        let grouped = prepare(py, api, db, &many_sql, cols.len() * per)?;
+        let whole = order.len() / per * per;
+        for group in order[..whole].chunks_exact(per) {
+            changed += run(py, api, db, &grouped, &cols, group)?;
+        }
+        rest = &order[whole..];
+    }
+    for &r in rest {
+        changed += run(py, api, db, &single, &cols, &[r])?;
+    }
+    Ok(changed)
+}
+
+/// Prepare a data-changing statement of `params` parameters.
+fn prepare<'a>(
+    py: Python<'_>,
+    api: &'a Api,
+    db: *mut Db,
+    sql: &str,
+    params: usize,
+) -> PyResult<Prepared<'a>> {
     let csql = CString::new(sql).map_err(|_| PyValueError::new_err("sql holds a NUL byte"))?;
     let mut stmt: *mut Stmt = std::ptr::null_mut();
     // SAFETY: `db` is open, `csql` NUL-terminated; `stmt` is finalized by
@@ -403,7 +432,7 @@ fn sqlite_execute_columns(
     }
     let prepared = Prepared { api, stmt };
     // SAFETY: `stmt` is live.
-    let (params, readonly) = unsafe {
+    let (got, readonly) = unsafe {
         (
             (api.bind_parameter_count)(stmt),
             (api.stmt_readonly)(stmt) != 0,
@@ -414,43 +443,58 @@ fn sqlite_execute_columns(
             "sql must be an INSERT, UPDATE or DELETE",
         ));
     }
-    if usize::try_from(params).ok() != Some(cols.len()) {
+    if usize::try_from(got).ok() != Some(params) {
         return Err(PyValueError::new_err(format!(
-            "sql has {params} parameters, {} columns given",
-            cols.len()
+            "sql has {got} parameters, {params} expected for the columns given"
         )));
     }
-    let mut changed: u64 = 0;
-    for &r in &order {
+    Ok(prepared)
+}
+
+/// Bind rows `group` (one after the other: row *g* of the group takes
+/// parameters `g * columns + 1 ..`) and step the statement once; returns the
+/// rows it changed.
+fn run(
+    py: Python<'_>,
+    api: &Api,
+    db: *mut Db,
+    stmt: &Prepared<'_>,
+    cols: &[Column<'_>],
+    group: &[usize],
+) -> PyResult<u64> {
+    let stmt = stmt.stmt;
+    for (g, &r) in group.iter().enumerate() {
         for (k, col) in cols.iter().enumerate() {
+            let param = (g * cols.len() + k + 1) as c_int;
             // SAFETY: `stmt` is live; the value is borrowed from a column the
             // caller keeps alive, and no Python code runs before the reset.
-            let rc = unsafe { bind(py, api, stmt, (k + 1) as c_int, col.get(r), k)? };
+            let rc = unsafe { bind(py, api, stmt, param, col.get(r), k)? };
             if rc != SQLITE_OK {
                 return Err(sqlite_error(py, api, db));
             }
         }
-        // SAFETY: `stmt` is live with every parameter bound.
-        let rc = unsafe { (api.step)(stmt) };
-        if rc == SQLITE_ROW {
-            return Err(PyValueError::new_err(
-                "sql returns rows (RETURNING is not supported here)",
-            ));
-        }
-        if rc != SQLITE_DONE {
-            let err = sqlite_error(py, api, db);
-            // SAFETY: `stmt` is live; resetting clears its error state.
-            unsafe { (api.reset)(stmt) };
-            return Err(err);
-        }
-        // SAFETY: `db` and `stmt` are live.
-        unsafe {
-            changed += u64::try_from((api.changes)(db)).unwrap_or(0);
-            (api.reset)(stmt);
-        }
     }
-    drop(prepared);
-    Ok(changed)
+    // SAFETY: `stmt` is live with every parameter bound.
+    let rc = unsafe { (api.step)(stmt) };
+    if rc == SQLITE_ROW {
+        // SAFETY: as above.
+        unsafe { (api.reset)(stmt) };
+        return Err(PyValueError::new_err(
+            "sql returns rows (RETURNING is not supported here)",
+        ));
+    }
+    if rc != SQLITE_DONE {
+        let err = sqlite_error(py, api, db);
+        // SAFETY: `stmt` is live; resetting clears its error state.
+        unsafe { (api.reset)(stmt) };
+        return Err(err);
+    }
+    // SAFETY: `db` and `stmt` are live.
+    unsafe {
+        let changed = u64::try_from((api.changes)(db)).unwrap_or(0);
+        (api.reset)(stmt);
+        Ok(changed)
+    }
 }
 
 /// Register the functions on the module.
