@@ -369,3 +369,11 @@ def test_quickstart_script(tmp_path: Path) -> None:
     assert (out / "contacts.csv").read_bytes() == expected.contacts_path.read_bytes()
     bad = runner.invoke(cli.main, ["--out", str(out), "--duplicate-rate", "0.9"])
     assert bad.exit_code == 2
+
+
+def test_company_count_is_bounded() -> None:
+    from crmkit.sample import MAX_COMPANIES, company_count
+
+    assert company_count(0) == 8
+    assert company_count(3000) == 150
+    assert company_count(2_000_000) == MAX_COMPANIES == company_count(10_000_000)

@@ -68,9 +68,11 @@ __all__ = [
     "CONTACT_HEADER",
     "DEFAULT_AS_OF",
     "INTERACTION_KINDS",
+    "MAX_COMPANIES",
     "MAX_DUPLICATE_RATE",
     "TRUTH_HEADER",
     "SampleInfo",
+    "company_count",
     "generate",
     "generate_contacts_rows",
     "iter_contacts",
@@ -1843,6 +1845,17 @@ def _slug(text: str) -> str:
     return "".join(ch for ch in text.lower().translate(_FOLD_EMAIL) if ch.isalnum())
 
 
+MAX_COMPANIES = 100_000
+"""Most companies a generated customer base has (one per 20 contacts up to
+this): the distinct company names the name parts can make run out not far
+above it, so a 10M-contact base shares 100,000 employers."""
+
+
+def company_count(contacts: int) -> int:
+    """How many companies :func:`generate` makes for ``contacts`` contacts."""
+    return min(MAX_COMPANIES, max(8, contacts // 20))
+
+
 def _make_companies(seed: int, n: int, models: Sequence[_CountryModel]) -> list[_Company]:
     """``n`` companies spread over the countries, each with a unique name and domain."""
     rng = random.Random(f"crmkit.sample/companies/{seed}")
@@ -2091,7 +2104,7 @@ class _ContactGenerator:
         self.as_of_ord = as_of.date().toordinal()
         self.models = [_CountryModel(c) for c in _COUNTRIES]
         self.countries = _Picker([(m, m.c.weight) for m in self.models])
-        self.companies = _make_companies(seed, max(8, n // 20), self.models)
+        self.companies = _make_companies(seed, company_count(n), self.models)
         by_country: dict[str, list[tuple[_Company, float]]] = {}
         for co in self.companies:
             by_country.setdefault(co.country, []).append((co, co.employees**0.5))
