@@ -316,10 +316,10 @@ def _sample(n: int, seed: int = 42) -> tuple[dict[str, list[str | None]], list[s
 
 
 # Measured with the default settings (seed 42): at 5k rows pairwise F1 (pairs
-# implied by clusters) 0.976, cluster F1 0.979; at 20k 0.965 / 0.966; at 100k
-# 0.934 / 0.943 (blocking recall 0.953 at 2.98 pairs/record). The test runs 5k.
-PAIR_F1_FLOOR = 0.965
-CLUSTER_F1_FLOOR = 0.97
+# implied by clusters) 0.979, cluster F1 0.981; at 20k 0.971 / 0.971; at 100k
+# 0.950 / 0.953. The test runs 5k.
+PAIR_F1_FLOOR = 0.97
+CLUSTER_F1_FLOOR = 0.975
 
 
 def test_accuracy_on_generated_data() -> None:

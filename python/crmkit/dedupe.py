@@ -95,7 +95,11 @@ class DedupeConfig(BaseModel):
     """Hard cap on candidate pairs per record (default 3): the rules yielding
     the fewest pairs go in first and the rest are cut, with a warning."""
     guard: float | None = Field(default=None, ge=0.0, le=1.0)
-    """Chaining guard: how strongly a weak link between two clusters is refused."""
+    """Chaining guard (default 0.5; 0 turns it off, giving plain connected
+    components): two clusters join only when the match weights of all pairs
+    between them sum to more than zero, so a namesake who disagrees with the
+    rest of a cluster stays out; joins too large to weigh (over 4,096 pairs)
+    need this share of their pairs matched."""
     seed: int | None = None
     """Random seed of the training sample."""
 

@@ -3,11 +3,20 @@
 //! Edges (pairs at or above the threshold) are taken strongest first (ties by
 //! pair). An edge between two singletons always joins them. An edge between
 //! two components `A` and `B` of which at least one is larger joins them only
-//! if the number of above-threshold edges between `A` and `B` is at least
-//! `ceil(guard * |A| * |B|)`: a new member must match enough of a cluster,
-//! and two clusters are not chained together through one weak link. With
-//! `guard = 0` this is plain connected components. The cluster id of a row is
-//! the smallest caller id in its cluster, so ids are stable across runs.
+//! if the guard lets it:
+//!
+//! - [`cluster`]: the number of above-threshold edges between `A` and `B` is
+//!   at least `ceil(guard * |A| * |B|)`: a new member must match enough of a
+//!   cluster, and two clusters are not chained together through one weak link.
+//! - [`cluster_weighted`]: the match weights (log2 odds) of all `|A| * |B|`
+//!   pairs between them sum to more than 0 (average linkage in log odds: the
+//!   two clusters are more likely one entity than two, each pair counted as
+//!   evidence). A pair that is not an edge counts with its own weight, so a
+//!   namesake that disagrees with the rest of a cluster holds a join back.
+//!   Joins of more than [`MAX_LINKAGE`] pairs fall back to the edge count.
+//!
+//! With `guard = 0` this is plain connected components. The cluster id of a
+//! row is the smallest caller id in its cluster, so ids are stable across runs.
 
 /// The result of clustering.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +46,62 @@ impl Dsu {
     }
 }
 
+/// Joins of components with more pairs between them than this are decided
+/// by the edge count of [`cluster`] rather than by summed weights.
+pub const MAX_LINKAGE: usize = 4096;
+
+fn join(d: &mut Dsu, a: u32, b: u32) {
+    let (big, small) = if d.size[a as usize] >= d.size[b as usize] {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    d.parent[small as usize] = big;
+    d.size[big as usize] += d.size[small as usize];
+    d.next.swap(big as usize, small as usize);
+}
+
 /// Cluster `n` rows given edges `(i, j, probability)` at or above the threshold.
 pub fn cluster(n: usize, ids: &[i64], edges: &[(u32, u32, f64)], guard: f64) -> Clusters {
+    cluster_with(n, ids, edges, guard, None::<fn(u32, u32) -> f64>)
+}
+
+/// [`cluster`] where two components join when the match weights `weight(i, j)`
+/// (log2 odds) of all pairs between them sum to more than 0 (see the module
+/// documentation); `guard` = 0 still gives plain connected components.
+pub fn cluster_weighted<W>(
+    n: usize,
+    ids: &[i64],
+    edges: &[(u32, u32, f64)],
+    guard: f64,
+    weight: W,
+) -> Clusters
+where
+    W: Fn(u32, u32) -> f64,
+{
+    cluster_with(n, ids, edges, guard, Some(weight))
+}
+
+fn members(d: &Dsu, root: u32) -> Vec<u32> {
+    let mut out = vec![root];
+    let mut x = d.next[root as usize];
+    while x != root {
+        out.push(x);
+        x = d.next[x as usize];
+    }
+    out
+}
+
+fn cluster_with<W>(
+    n: usize,
+    ids: &[i64],
+    edges: &[(u32, u32, f64)],
+    guard: f64,
+    weight: Option<W>,
+) -> Clusters
+where
+    W: Fn(u32, u32) -> f64,
+{
     // Adjacency (CSR) of the edges, to count links between components.
     let mut deg = vec![0u32; n + 1];
     for &(i, j, _) in edges {
@@ -50,11 +113,17 @@ pub fn cluster(n: usize, ids: &[i64], edges: &[(u32, u32, f64)], guard: f64) -> 
     }
     let mut fill = deg.clone();
     let mut adj = vec![0u32; deg[n] as usize];
-    for &(i, j, _) in edges {
-        adj[fill[i as usize] as usize] = j;
-        fill[i as usize] += 1;
-        adj[fill[j as usize] as usize] = i;
-        fill[j as usize] += 1;
+    // The edges' probabilities, beside `adj`, for the weighted guard.
+    let mut adj_p = vec![0f64; if weight.is_some() { adj.len() } else { 0 }];
+    for &(i, j, p) in edges {
+        for (x, y) in [(i, j), (j, i)] {
+            let k = fill[x as usize] as usize;
+            adj[k] = y;
+            if let Some(q) = adj_p.get_mut(k) {
+                *q = p;
+            }
+            fill[x as usize] += 1;
+        }
     }
     let mut order: Vec<usize> = (0..edges.len()).collect();
     order.sort_unstable_by(|&a, &b| {
@@ -67,6 +136,9 @@ pub fn cluster(n: usize, ids: &[i64], edges: &[(u32, u32, f64)], guard: f64) -> 
         next: (0..n as u32).collect(), // circular member lists
     };
     let mut refused = 0;
+    // Weighted joins refused, by (root, size) of both sides: the same two
+    // clusters are not weighed again for each further edge between them.
+    let mut weighed_out: ahash::AHashSet<(u32, u32, u32, u32)> = ahash::AHashSet::new();
     for &e in &order {
         let (i, j, _) = edges[e];
         let (a, b) = (d.find(i), d.find(j));
@@ -74,6 +146,46 @@ pub fn cluster(n: usize, ids: &[i64], edges: &[(u32, u32, f64)], guard: f64) -> 
             continue;
         }
         let (sa, sb) = (d.size[a as usize] as f64, d.size[b as usize] as f64);
+        let linkage = (sa * sb) as usize;
+        if let Some(w) = weight.as_ref().filter(|_| guard > 0.0 && linkage > 1) {
+            if linkage <= MAX_LINKAGE {
+                let (lo_root, hi_root) = (a.min(b), a.max(b));
+                let key = (
+                    lo_root,
+                    hi_root,
+                    d.size[lo_root as usize],
+                    d.size[hi_root as usize],
+                );
+                if weighed_out.contains(&key) {
+                    refused += 1;
+                    continue;
+                }
+                let (ma, mb) = (members(&d, a), members(&d, b));
+                let mut sum = 0.0;
+                for &x in &ma {
+                    let (lo, hi) = (deg[x as usize] as usize, deg[x as usize + 1] as usize);
+                    for &y in &mb {
+                        // An edge's weight from its probability (when finite),
+                        // any other pair's from `weight`.
+                        let known = (lo..hi)
+                            .find(|&k| adj[k] == y)
+                            .map(|k| adj_p[k])
+                            .filter(|&p| p > 0.0 && p < 1.0);
+                        sum += match known {
+                            Some(p) => (p / (1.0 - p)).log2(),
+                            None => w(x.min(y), x.max(y)),
+                        };
+                    }
+                }
+                if sum <= 0.0 {
+                    weighed_out.insert(key);
+                    refused += 1;
+                    continue;
+                }
+                join(&mut d, a, b);
+                continue;
+            }
+        }
         if sa * sb > 1.0 && guard > 0.0 {
             let need = (guard * sa * sb).ceil() as usize;
             // Count links from the smaller component into the other.
@@ -96,14 +208,7 @@ pub fn cluster(n: usize, ids: &[i64], edges: &[(u32, u32, f64)], guard: f64) -> 
                 continue;
             }
         }
-        let (big, small) = if d.size[a as usize] >= d.size[b as usize] {
-            (a, b)
-        } else {
-            (b, a)
-        };
-        d.parent[small as usize] = big;
-        d.size[big as usize] += d.size[small as usize];
-        d.next.swap(big as usize, small as usize);
+        join(&mut d, a, b);
     }
     let mut min_id: Vec<i64> = vec![i64::MAX; n];
     let mut roots = vec![0u32; n];
@@ -161,6 +266,48 @@ mod tests {
             (0, 5, 0.92),
         ]);
         assert_eq!(cluster(6, &ids, &edges, 0.5).multi, 1);
+    }
+
+    #[test]
+    fn weighted_joins_need_the_summed_weights_to_be_positive() {
+        // Rows 0-1 are one person (strong pair); row 2 matches row 1 weakly
+        // and row 0 strongly disagrees with row 2: a namesake chained by a
+        // single link.
+        let ids: Vec<i64> = (0..4).collect();
+        let weight = |w: [f64; 6]| {
+            move |i: u32, j: u32| match (i, j) {
+                (0, 1) => w[0],
+                (0, 2) => w[1],
+                (1, 2) => w[2],
+                (0, 3) => w[3],
+                (1, 3) => w[4],
+                (2, 3) => w[5],
+                _ => unreachable!("pairs come ordered"),
+            }
+        };
+        let edges = vec![(0, 1, 0.99), (1, 2, 0.8)];
+        let c = cluster_weighted(
+            4,
+            &ids,
+            &edges,
+            0.5,
+            weight([9.0, -6.0, 2.0, 0.0, 0.0, 0.0]),
+        );
+        assert_eq!((c.ids.clone(), c.refused), (vec![0, 0, 2, 3], 1));
+        // A mildly negative non-edge is outweighed: 2 - 1 > 0.
+        let c = cluster_weighted(
+            4,
+            &ids,
+            &edges,
+            0.5,
+            weight([9.0, -1.0, 2.0, 0.0, 0.0, 0.0]),
+        );
+        assert_eq!(c.ids, vec![0, 0, 0, 3]);
+        // The link-count guard would have joined the first case (1 link of 2).
+        assert_eq!(cluster(4, &ids, &edges, 0.5).ids, vec![0, 0, 0, 3]);
+        // With the guard off, the weights are not consulted.
+        let c = cluster_weighted(4, &ids, &edges, 0.0, |_, _| -100.0);
+        assert_eq!(c.ids, vec![0, 0, 0, 3]);
     }
 
     #[test]

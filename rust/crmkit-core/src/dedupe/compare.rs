@@ -539,6 +539,26 @@ fn same_person_name(a: &Side<'_>, b: &Side<'_>) -> bool {
     fa == fb && la.chars().count() >= 3 && head(la) == head(lb)
 }
 
+/// Whether two sides' names agree closely: the first names at `exact`,
+/// `nickname` or `fuzzy_high` and the surnames at `exact` or `fuzzy_high`
+/// (`linda chen` / `linda chne`). An email local part that restates one of
+/// them then restates the other too: its agreement is the names' agreement
+/// again, which the name fields already count. (A missing first name is not
+/// agreement: the local part may be the only place it is written.)
+fn names_agree(a: &Side<'_>, b: &Side<'_>) -> bool {
+    let level = |f: Field| -> Option<u8> {
+        let k = f.index();
+        match (a.values[k], b.values[k]) {
+            (Some((ca, va)), Some((cb, vb))) => {
+                let uid = if a.uid == b.uid { a.uid } else { 0 };
+                Some(compare_cached(f, uid, ca, va, cb, vb))
+            }
+            _ => None,
+        }
+    };
+    matches!(level(Field::FirstName), Some(1..=3)) && matches!(level(Field::LastName), Some(1..=2))
+}
+
 /// Compute the level of every present field for a pair; returns whether the
 /// first and last names were compared swapped (`ann lee` vs `lee ann`).
 pub fn compare_sides(fields: &[Field], a: &Side<'_>, b: &Side<'_>, out: &mut [u8; 9]) -> bool {
@@ -577,7 +597,8 @@ where
                 if f == Field::Email
                     && (3..=4).contains(&l)
                     && (a.email_restates && b.email_restates
-                        || (a.email_restates || b.email_restates) && same_person_name(a, b))
+                        || (a.email_restates || b.email_restates)
+                            && (same_person_name(a, b) || names_agree(a, b)))
                 {
                     // Equal non-empty digits (`annlee84`, `ann.lee84`) are
                     // evidence of their own, beyond the restated names.
@@ -765,6 +786,66 @@ mod tests {
         assert!(digits_conflict("maryward", "maryward99"));
         assert!(!digits_conflict("helenkelly27", "helenelly27"));
         assert!(!digits_conflict("annlee", "anlee"));
+    }
+
+    fn sides_of(rows: &[[&str; 3]]) -> Vec<[Value; 3]> {
+        rows.iter()
+            .map(|r| {
+                [
+                    Value::new(Field::FirstName, r[0]),
+                    Value::new(Field::LastName, r[1]),
+                    Value::new(Field::Email, r[2]),
+                ]
+            })
+            .collect()
+    }
+
+    fn email_level_of(a: &[Value; 3], b: &[Value; 3]) -> &'static str {
+        fn side(v: &[Value; 3]) -> Side<'_> {
+            let mut values = [None; 9];
+            for (k, f) in [Field::FirstName, Field::LastName, Field::Email]
+                .iter()
+                .enumerate()
+            {
+                if !v[k].text.is_empty() {
+                    values[f.index()] = Some((UNSEEN, &v[k]));
+                }
+            }
+            Side {
+                values,
+                email_restates: email_restates_name(
+                    v[2].local(),
+                    Some(&name_letters(&v[0].text)),
+                    Some(&name_letters(&v[1].text)),
+                ),
+                uid: 0,
+            }
+        }
+        let mut out = [0u8; 9];
+        let fields = [Field::FirstName, Field::LastName, Field::Email];
+        compare_sides(&fields, &side(a), &side(b), &mut out);
+        level_names(Field::Email)[out[Field::Email.index()] as usize]
+    }
+
+    #[test]
+    fn a_restated_local_part_adds_nothing_to_closely_agreeing_names() {
+        let v = sides_of(&[
+            ["linda", "chen", "lindachen@gmail.com"],
+            ["linda", "chne", "linda_chen@gmail.com"],
+            ["lisa", "hart", "linda.chen@yahoo.com"],
+            ["linda", "chen", "moonfox@gmail.com"],
+            ["linda", "chne", "moonfox@yahoo.com"],
+            ["", "chen", "lindachen@yahoo.com"],
+        ]);
+        // The surname's typo stops the second local part restating its own
+        // name, but the names agree closely: the local parts repeat them.
+        assert_eq!(email_level_of(&v[0], &v[1]), "restates_name");
+        // Names that disagree leave the local parts' agreement as evidence.
+        assert_eq!(email_level_of(&v[0], &v[2]), "local_fuzzy");
+        // Local parts that restate no name keep their weight.
+        assert_eq!(email_level_of(&v[3], &v[4]), "local_same");
+        // A missing first name: the local part is the only place it shows.
+        assert_eq!(email_level_of(&v[0], &v[5]), "local_same");
     }
 
     #[test]

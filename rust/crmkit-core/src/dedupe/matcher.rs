@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::block::{self, candidate_pairs, unpack, BlockLimits, BlockStats, Rule};
 use super::bound::{self, Bounds};
-use super::cluster::{cluster, Clusters};
+use super::cluster::{cluster_weighted, Clusters};
 use super::compare::{self, level_names, n_levels};
 use super::data::{Column, Dataset, Field, NULL};
 use super::score::{self, pack_levels, probability, EmSettings, Model, Weights};
@@ -35,7 +35,10 @@ pub struct Config {
     pub em_max_iter: usize,
     /// EM convergence tolerance.
     pub em_tol: f64,
-    /// Chaining guard (see [`super::cluster`]); 0 disables it.
+    /// Chaining guard (see [`super::cluster::cluster_weighted`]): above 0,
+    /// two clusters join only when the match weights of all pairs between
+    /// them sum to more than 0, and joins too large to weigh need this share
+    /// of their pairs matched; 0 disables it (plain connected components).
     pub guard: f64,
     /// Seed of the random-pair sample.
     pub seed: u64,
@@ -390,7 +393,13 @@ impl Matcher {
                 out
             })
             .collect();
-        let clusters = cluster(self.ds.len(), &self.ds.ids, &pairs, self.config.guard);
+        let clusters = cluster_weighted(
+            self.ds.len(),
+            &self.ds.ids,
+            &pairs,
+            self.config.guard,
+            |i, j| self.weight(i as usize, j as usize),
+        );
         let n = self.ds.len().max(1) as f64;
         let stats = vec![
             ("records", self.ds.len() as f64),
@@ -425,17 +434,14 @@ impl Matcher {
         };
         let (lv, sw) = self.levels(i as usize, j as usize);
         let codes = self.codes(i as usize);
+        let adj = self.weights.adjustments(&lv, &codes, sw);
         let fields = self
             .fields
             .iter()
             .map(|&f| {
                 let k = f.index();
                 let l = lv[k];
-                let tf = if sw && matches!(f, Field::FirstName | Field::LastName) {
-                    0.0
-                } else {
-                    self.weights.level_adjustment(k, l, codes[k])
-                };
+                let tf = adj[k];
                 FieldExplanation {
                     field: f,
                     level: level_names(f)[l as usize],

@@ -334,8 +334,27 @@ pub struct Weights {
     pub level: [[f64; 16]; 9],
     /// Term-frequency adjustment per field index and dictionary code.
     pub tf: Vec<Option<Vec<f32>>>,
+    /// Per first-name code, the adjustment its text would get as a surname;
+    /// per surname code, as a first name (`+inf` when the other column never
+    /// holds it). See [`Weights::adjustments`].
+    pub name_cross: Option<[Vec<f32>; 2]>,
     /// The prior weight.
     pub prior: f64,
+}
+
+/// Per code of `from`, the term-frequency adjustment its text has in `to`
+/// (`+inf` when `to` never holds it).
+fn cross_table(from: &Column, to: &Column, to_tf: &[f32]) -> Vec<f32> {
+    let code_of: ahash::AHashMap<&str, usize> = to
+        .values
+        .iter()
+        .enumerate()
+        .map(|(c, v)| (&*v.text, c))
+        .collect();
+    from.values
+        .iter()
+        .map(|v| code_of.get(&*v.text).map_or(f32::INFINITY, |&c| to_tf[c]))
+        .collect()
 }
 
 impl Weights {
@@ -357,12 +376,54 @@ impl Weights {
                 tf[k] = Some(tf_table(col));
             }
         }
+        let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
+        let name_cross = match (&tf[fi], &tf[li], &columns[fi], &columns[li]) {
+            (Some(tf_f), Some(tf_l), Some(cf), Some(cl)) => {
+                Some([cross_table(cf, cl, tf_l), cross_table(cl, cf, tf_f)])
+            }
+            _ => None,
+        };
         Weights {
             fields,
             level,
             tf,
+            name_cross,
             prior: model.prior_weight(),
         }
+    }
+
+    /// The adjustment of every field (by field index) of a comparison vector;
+    /// `codes[k]` is the left side's dictionary code of field `k`, `swapped`
+    /// disables the name adjustments.
+    ///
+    /// Names that agree exactly on both fields are adjusted as the more
+    /// common of their two readings: `rodriguez mary` is as common as `mary
+    /// rodriguez` written the other way round, not as rare as a first name
+    /// `rodriguez` makes it look. A name written swapped on both records
+    /// would otherwise count as a rare name.
+    pub fn adjustments(&self, levels: &[u8; 9], codes: &[u32; 9], swapped: bool) -> [f64; 9] {
+        let mut out = [0.0; 9];
+        for &f in &self.fields {
+            let k = f.index();
+            if !(swapped && matches!(f, Field::FirstName | Field::LastName)) {
+                out[k] = self.level_adjustment(k, levels[k], codes[k]);
+            }
+        }
+        let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
+        if let Some([xf, xl]) = &self.name_cross {
+            if !swapped && levels[fi] == L_EXACT && levels[li] == L_EXACT {
+                if let (Some(&a), Some(&b)) =
+                    (xf.get(codes[fi] as usize), xl.get(codes[li] as usize))
+                {
+                    let (a, b) = (f64::from(a), f64::from(b));
+                    if a + b < out[fi] + out[li] {
+                        out[fi] = a;
+                        out[li] = b;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The term-frequency adjustment of field index `k` for an exact match on `code`.
@@ -387,14 +448,11 @@ impl Weights {
     /// side's dictionary code of field `k` (for term frequencies), `swapped`
     /// disables the name adjustments.
     pub fn total(&self, levels: &[u8; 9], codes: &[u32; 9], swapped: bool) -> f64 {
+        let adj = self.adjustments(levels, codes, swapped);
         let mut w = self.prior;
         for &f in &self.fields {
             let k = f.index();
-            let l = levels[k];
-            w += self.level[k][l as usize];
-            if !(swapped && matches!(f, Field::FirstName | Field::LastName)) {
-                w += self.level_adjustment(k, l, codes[k]);
-            }
+            w += self.level[k][levels[k] as usize] + adj[k];
         }
         w
     }
@@ -500,6 +558,76 @@ mod tests {
         assert!((fm.u[2] - rest / 2.0).abs() < 1e-12 && (fm.u[3] - rest / 2.0).abs() < 1e-12);
         assert!((model.prior - 1.0 / 6.0).abs() < 1e-12);
         model.validate().unwrap();
+    }
+
+    #[test]
+    fn a_name_written_swapped_is_adjusted_as_its_common_reading() {
+        let col = |f: Field, v: &[&str]| {
+            let raw: Vec<Option<String>> = v.iter().map(|s| Some(s.to_string())).collect();
+            Some(Column::build(f, &raw))
+        };
+        let mut columns: Vec<Option<Column>> = vec![None; 9];
+        let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
+        columns[fi] = col(
+            Field::FirstName,
+            &[
+                "mary",
+                "mary",
+                "mary",
+                "ann",
+                "rodriguez",
+                "rodriguez",
+                "zoe",
+            ],
+        );
+        columns[li] = col(
+            Field::LastName,
+            &[
+                "rodriguez",
+                "rodriguez",
+                "rodriguez",
+                "lee",
+                "mary",
+                "mary",
+                "okafor",
+            ],
+        );
+        let fm = |f: Field| FieldModel {
+            field: f,
+            m: initial_m(f),
+            u: vec![0.1; n_levels(f)],
+        };
+        let model = Model {
+            prior: 0.01,
+            fields: vec![fm(Field::FirstName), fm(Field::LastName)],
+            iterations: 1,
+        };
+        let w = Weights::new(&model, &columns);
+        let mut levels = [0u8; 9];
+        levels[fi] = L_EXACT;
+        levels[li] = L_EXACT;
+        let code = |k: usize, t: &str| {
+            let c = columns[k].as_ref().unwrap();
+            c.values.iter().position(|v| &*v.text == t).unwrap() as u32
+        };
+        let mut codes = [0u32; 9];
+        // `rodriguez mary`: rare as written, common the other way round.
+        codes[fi] = code(fi, "rodriguez");
+        codes[li] = code(li, "mary");
+        let adj = w.adjustments(&levels, &codes, false);
+        let common =
+            w.tf_adjustment(li, code(li, "rodriguez")) + w.tf_adjustment(fi, code(fi, "mary"));
+        let as_written = w.tf_adjustment(fi, codes[fi]) + w.tf_adjustment(li, codes[li]);
+        assert!(common < as_written);
+        assert!((adj[fi] + adj[li] - common).abs() < 1e-9, "{adj:?}");
+        // A name never seen the other way round keeps its own adjustment.
+        codes[fi] = code(fi, "zoe");
+        codes[li] = code(li, "okafor");
+        let adj = w.adjustments(&levels, &codes, false);
+        assert_eq!(adj[fi], w.tf_adjustment(fi, codes[fi]));
+        assert_eq!(adj[li], w.tf_adjustment(li, codes[li]));
+        // Swapped comparisons carry no name adjustment at all.
+        assert_eq!(w.adjustments(&levels, &codes, true)[fi], 0.0);
     }
 
     #[test]
