@@ -607,6 +607,8 @@ impl SegmentResult {
 #[pyclass(module = "crmkit._core", frozen)]
 pub struct SegmentPlan {
     plan: Arc<Plan>,
+    /// The segment names as Python strings, made once (updates return them).
+    py_names: Vec<Py<PyString>>,
 }
 
 fn explain_dict<'py>(py: Python<'py>, e: &Explain) -> PyResult<Bound<'py, PyDict>> {
@@ -650,8 +652,14 @@ impl SegmentPlan {
             segs.push((name, rule_source(py, &rule)?));
         }
         let plan = detach(py, move || Plan::compile(segs, schema))?;
+        let py_names = plan
+            .names
+            .iter()
+            .map(|n| PyString::new(py, n).unbind())
+            .collect();
         Ok(SegmentPlan {
             plan: Arc::new(plan),
+            py_names,
         })
     }
 
@@ -790,7 +798,7 @@ impl SegmentPlan {
         contact_id: i64,
         values: Option<&Bound<'_, PyDict>>,
         interactions: Option<Vec<(String, i64, Option<f64>)>>,
-    ) -> PyResult<(Vec<String>, Vec<String>)> {
+    ) -> PyResult<(Vec<Py<PyString>>, Vec<Py<PyString>>)> {
         let mut snap = snapshot.borrow_mut();
         let mut upd = RowUpdate {
             values: Vec::new(),
@@ -821,7 +829,11 @@ impl SegmentPlan {
             &upd,
         )
         .map_err(|e| to_py_err(py, e))?;
-        let names = |v: Vec<usize>| v.into_iter().map(|i| self.plan.names[i].clone()).collect();
+        let names = |v: Vec<usize>| {
+            v.into_iter()
+                .map(|i| self.py_names[i].clone_ref(py))
+                .collect()
+        };
         Ok((names(e), names(x)))
     }
 

@@ -55,6 +55,8 @@ pub struct Plan {
     pub nodes: Vec<Node>,
     /// Root node of each segment.
     pub roots: Vec<usize>,
+    /// The same graph in two flat arrays, for single-row evaluation.
+    pub flat: FlatGraph,
     /// For each schema column, the segments that read it (directly or through `in_segment`).
     pub col_segments: HashMap<usize, Vec<usize>>,
     /// For each interaction kind, the segments that read it.
@@ -70,6 +72,50 @@ pub struct Plan {
     /// A process-unique id (caches keyed by plan use it).
     pub id: u64,
     name_index: HashMap<String, usize>,
+}
+
+/// The predicate graph in two flat arrays (no pointer to chase per node).
+#[derive(Debug, Clone, Default)]
+pub struct FlatGraph {
+    /// Per node `(tag, a, b)`: tag [`FlatGraph::LEAF`] reads leaf `a`;
+    /// [`FlatGraph::AND`] and [`FlatGraph::OR`] combine `kids[a..a + b]`;
+    /// [`FlatGraph::NOT`] negates node `a`.
+    pub nodes: Vec<(u32, u32, u32)>,
+    /// Children of the and / or nodes.
+    pub kids: Vec<u32>,
+}
+
+impl FlatGraph {
+    /// Tag of a leaf node.
+    pub const LEAF: u32 = 0;
+    /// Tag of a conjunction.
+    pub const AND: u32 = 1;
+    /// Tag of a disjunction.
+    pub const OR: u32 = 2;
+    /// Tag of a negation.
+    pub const NOT: u32 = 3;
+
+    fn new(nodes: &[Node]) -> FlatGraph {
+        let mut g = FlatGraph::default();
+        for n in nodes {
+            let e = match n {
+                Node::Leaf(l) => (Self::LEAF, *l as u32, 0),
+                Node::And(cs) | Node::Or(cs) => {
+                    let tag = if matches!(n, Node::And(_)) {
+                        Self::AND
+                    } else {
+                        Self::OR
+                    };
+                    let a = g.kids.len() as u32;
+                    g.kids.extend(cs.iter().map(|&c| c as u32));
+                    (tag, a, cs.len() as u32)
+                }
+                Node::Not(c) => (Self::NOT, *c as u32, 0),
+            };
+            g.nodes.push(e);
+        }
+        g
+    }
 }
 
 static NEXT_PLAN_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -301,6 +347,7 @@ impl Plan {
             leaves: b.leaves,
             leaf_agg: b.leaf_agg,
             aggs: b.aggs,
+            flat: FlatGraph::new(&b.nodes),
             nodes: b.nodes,
             roots,
             col_segments,

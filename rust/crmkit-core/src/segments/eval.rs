@@ -11,7 +11,7 @@ use roaring::RoaringBitmap;
 use crate::{CoreError, CoreResult};
 
 use super::ast::{AggFunc, Expr, Operand};
-use super::compile::{Node, Plan};
+use super::compile::{FlatGraph, Node, Plan};
 use super::events::{TimeSlice, EVENT_BLOCK};
 use super::simd::{self, portable as fill};
 use super::snapshot::{
@@ -153,6 +153,30 @@ fn sparse_dict(dict_len: usize, rows: usize) -> bool {
     dict_len > 2 * rows + 1024
 }
 
+/// A literal that every string matching `pattern` starts with, when the
+/// pattern is anchored (`^abc...`) and has no alternation; None otherwise
+/// (a conservative reading: it may miss a prefix, never invent one).
+pub(crate) fn literal_prefix(pattern: &str) -> Option<String> {
+    let body = pattern.strip_prefix('^')?;
+    if pattern.contains('|') {
+        return None;
+    }
+    let mut out = String::new();
+    let mut chars = body.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if !(c.is_ascii_alphanumeric() || matches!(c, '@' | '_' | '-' | ',' | ':' | '/' | '=')) {
+            break;
+        }
+        out.push(c);
+        chars.next();
+    }
+    // A quantifier makes the last character optional or repeated.
+    if matches!(chars.peek(), Some('*' | '?' | '{' | '+')) {
+        out.pop();
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// The codes of `dict` that pass the test `make` makes, as bits. Over a
 /// dictionary much larger than the column's rows only the codes the rows use
 /// are tested. Each worker makes its own test (a regex clone keeps its own
@@ -260,6 +284,14 @@ fn regex_set_bits(plan: &Plan, snap: &Snapshot, leaf_ids: &[usize]) -> HashMap<u
         };
         let k = leaves.len();
         let words = dict.values.len().div_ceil(64).max(1);
+        // When every pattern has a literal prefix, a string starting with
+        // none of them matches none.
+        let prefixes: Option<Vec<String>> = leaves.iter().map(|(_, p)| literal_prefix(p)).collect();
+        let maybe = |s: &str| {
+            prefixes
+                .as_ref()
+                .is_none_or(|ps| ps.iter().any(|p| s.starts_with(p.as_str())))
+        };
         if sparse_dict(dict.values.len(), snap.len()) {
             // Test only the codes the rows use.
             let Store::Str { codes, .. } = &col.store else {
@@ -275,7 +307,7 @@ fn regex_set_bits(plan: &Plan, snap: &Snapshot, leaf_ids: &[usize]) -> HashMap<u
                 }
                 seen[c >> 6] |= 1 << (c & 63);
                 hit.iter_mut().for_each(|h| *h = false);
-                if set.matches_read_at(&mut hit, &dict.values[c], 0) {
+                if maybe(&dict.values[c]) && set.matches_read_at(&mut hit, &dict.values[c], 0) {
                     for (p, _) in hit.iter().enumerate().filter(|(_, h)| **h) {
                         per_leaf[p][c >> 6] |= 1 << (c & 63);
                     }
@@ -299,7 +331,7 @@ fn regex_set_bits(plan: &Plan, snap: &Snapshot, leaf_ids: &[usize]) -> HashMap<u
                     let mut hit = vec![false; k];
                     for (i, s) in (a..z).map(|c| &dict.values[c]).enumerate() {
                         hit.iter_mut().for_each(|h| *h = false);
-                        if set.matches_read_at(&mut hit, s, 0) {
+                        if maybe(s) && set.matches_read_at(&mut hit, s, 0) {
                             for (p, _) in hit.iter().enumerate().filter(|(_, h)| **h) {
                                 bits[p * cw + (i >> 6)] |= 1 << (i & 63);
                             }
@@ -364,10 +396,19 @@ fn bind<'a>(
                 bits: match pre.get(&li) {
                     Some(bits) => bits.clone(),
                     None => match pred {
-                        StrPred::Matches(re) => code_bits(c, &dict.values, snap.len(), || {
-                            let re = re.clone();
-                            move |s: &str| re.is_match(s)
-                        }),
+                        StrPred::Matches(re) => {
+                            // A literal every match starts with rules most
+                            // strings out before the regex runs.
+                            let prefix = literal_prefix(re.as_str());
+                            code_bits(c, &dict.values, snap.len(), || {
+                                let re = re.clone();
+                                let prefix = prefix.clone();
+                                move |s: &str| {
+                                    prefix.as_deref().is_none_or(|p| s.starts_with(p))
+                                        && re.is_match(s)
+                                }
+                            })
+                        }
                         _ => code_bits(c, &dict.values, snap.len(), || |s: &str| pred.test(s)),
                     },
                 },
@@ -544,7 +585,7 @@ struct BlockAggs {
 /// Buffers one worker reuses from block to block.
 #[derive(Default)]
 struct Scratch {
-    aggs: BlockAggs,
+    aggs: Vec<BlockAggs>,
     arena: Vec<u64>,
     trans: Vec<Vec<u64>>,
     segbuf: Vec<u64>,
@@ -952,18 +993,11 @@ pub fn advance_clock_in_place(
         // what moved, mapped back to rows.
         let (cols, kinds) = clock_inputs(plan, snap, &clocked);
         let sub = snap.gather_some(&cand, Some(&cols), Some(&kinds));
-        let mut both = evaluate_segments_at(plan, &sub, &[t0, as_of], &clocked)?;
-        let after = both.pop().expect("two times");
-        let before = both.pop().expect("two times");
-        let rows = |b: RoaringBitmap| {
-            RoaringBitmap::from_sorted_iter(b.iter().map(|i| cand[i as usize]))
-                .expect("sorted rows")
-        };
+        let moved = evaluate_segments_moved(plan, &sub, t0, as_of, &clocked, Some(&cand))?;
         taken
             .par_iter_mut()
-            .zip(before.into_par_iter().zip(after))
-            .map(|(bm, (old, new))| {
-                let (entered, exited) = (rows(&new - &old), rows(old - new));
+            .zip(moved)
+            .map(|(bm, (entered, exited))| {
                 *bm |= &entered;
                 *bm -= &exited;
                 (entered, exited)
@@ -1198,20 +1232,144 @@ pub fn evaluate_segments(
 
 /// Evaluate the given segments at each of `times`; returns, per time, their
 /// bitmaps in the same order. What does not depend on the time (the
-/// dictionary codes that `matches` leaves accept) is worked out once.
+/// dictionary codes that `matches` leaves accept, transposed columns, every
+/// sub-expression without a time window) is worked out once.
 pub fn evaluate_segments_at(
     plan: &Plan,
     snap: &Snapshot,
     times: &[i64],
     segs: &[usize],
 ) -> CoreResult<Vec<Vec<RoaringBitmap>>> {
+    let (nt, ns) = (times.len(), segs.len());
+    let per_block = eval_times(plan, snap, times, segs, |start, buf, bw| {
+        (0..nt * ns)
+            .map(|j| words_bitmap(start, &buf[j * bw..(j + 1) * bw]))
+            .collect::<Vec<_>>()
+    })?;
+    let mut out = vec![vec![RoaringBitmap::new(); ns]; nt];
+    for block in per_block {
+        for (j, b) in block.into_iter().enumerate() {
+            out[j / ns][j % ns] |= b;
+        }
+    }
+    Ok(out)
+}
+
+/// The rows that enter and that exit each of the given segments when the
+/// as-of time moves from `t0` to `t1`, in the order of `segs`: rows of
+/// `snap`, or `rows[i]` for its row `i` when `rows` is given (`snap` then
+/// being those rows gathered, in ascending order).
+pub fn evaluate_segments_moved(
+    plan: &Plan,
+    snap: &Snapshot,
+    t0: i64,
+    t1: i64,
+    segs: &[usize],
+    rows: Option<&[u32]>,
+) -> CoreResult<Vec<(RoaringBitmap, RoaringBitmap)>> {
+    let ns = segs.len();
+    let row_of = |i: usize| rows.map_or(i as u32, |r| r[i]);
+    let ones = |start: usize, words: &[u64], out: &mut Vec<u32>| {
+        for (w, &x) in words.iter().enumerate() {
+            let mut x = x;
+            while x != 0 {
+                out.push(row_of(start + w * 64 + x.trailing_zeros() as usize));
+                x &= x - 1;
+            }
+        }
+    };
+    let per_block = eval_times(plan, snap, &[t0, t1], segs, |start, buf, bw| {
+        let (before, after) = buf.split_at(ns * bw);
+        (0..ns)
+            .map(|s| {
+                let (b, a) = (&before[s * bw..(s + 1) * bw], &after[s * bw..(s + 1) * bw]);
+                let (mut entered, mut exited) = (Vec::new(), Vec::new());
+                for (w, (&old, &new)) in b.iter().zip(a).enumerate() {
+                    if old != new {
+                        ones(start + w * 64, &[new & !old], &mut entered);
+                        ones(start + w * 64, &[old & !new], &mut exited);
+                    }
+                }
+                (entered, exited)
+            })
+            .collect::<Vec<_>>()
+    })?;
+    // Blocks hold ascending rows: one bitmap per segment from the runs.
+    Ok((0..ns)
+        .into_par_iter()
+        .map(|s| {
+            let bm = |exited: bool| {
+                RoaringBitmap::from_sorted_iter(per_block.iter().flat_map(|b| {
+                    let (e, x) = &b[s];
+                    if exited { x } else { e }.iter().copied()
+                }))
+                .expect("ascending rows")
+            };
+            (bm(false), bm(true))
+        })
+        .collect())
+}
+
+/// The rows set in `words` (row `start` first) as a bitmap.
+fn words_bitmap(start: usize, words: &[u64]) -> RoaringBitmap {
+    if words.iter().all(|&x| x == 0) {
+        return RoaringBitmap::new();
+    }
+    RoaringBitmap::from_lsb0_bytes(start as u32, &lsb0_bytes(words))
+}
+
+/// The leaves of one evaluation time, bound.
+struct TimeBound<'a> {
+    bound: Vec<(usize, Bound<'a>)>,
+    idx: AggIndex,
+    needs_aggs: bool,
+}
+
+/// Evaluate `segs` at each of `times` block by block; `finish` turns each
+/// block's words (`times × segs` runs of `bw` words, rows past the last
+/// contact cleared) into that block's output, which is returned in block
+/// order.
+fn eval_times<R: Send>(
+    plan: &Plan,
+    snap: &Snapshot,
+    times: &[i64],
+    segs: &[usize],
+    finish: impl Fn(usize, &mut [u64], usize) -> R + Sync,
+) -> CoreResult<Vec<R>> {
     let n = snap.len();
     let np = snap.padded_len();
+    let nt = times.len();
     let sel_nodes = plan.nodes_for(segs);
     let mut slot = vec![usize::MAX; plan.nodes.len()];
     for (k, &i) in sel_nodes.iter().enumerate() {
         slot[i] = k;
     }
+    // The nodes that depend on the time (children come first): only they
+    // are evaluated again at the later times, into slots of their own.
+    let mut clocked = vec![false; sel_nodes.len()];
+    for (k, &i) in sel_nodes.iter().enumerate() {
+        clocked[k] = match &plan.nodes[i] {
+            Node::Leaf(l) => plan.leaves[*l].uses_clock(),
+            Node::And(cs) | Node::Or(cs) => cs.iter().any(|&c| clocked[slot[c]]),
+            Node::Not(c) => clocked[slot[*c]],
+        };
+    }
+    let ncl = clocked.iter().filter(|&&c| c).count();
+    let mut slots: Vec<Vec<usize>> = Vec::with_capacity(nt);
+    for t in 0..nt {
+        let mut st = slot.clone();
+        if t > 0 {
+            let mut e = sel_nodes.len() + (t - 1) * ncl;
+            for (k, &i) in sel_nodes.iter().enumerate() {
+                if clocked[k] {
+                    st[i] = e;
+                    e += 1;
+                }
+            }
+        }
+        slots.push(st);
+    }
+    let nslots = sel_nodes.len() + nt.saturating_sub(1) * ncl;
     let mut leaf_ids: Vec<usize> = sel_nodes
         .iter()
         .filter_map(|&i| match plan.nodes[i] {
@@ -1221,83 +1379,14 @@ pub fn evaluate_segments_at(
         .collect();
     leaf_ids.sort_unstable();
     let pre = regex_set_bits(plan, snap, &leaf_ids);
-    let run = |as_of: i64| -> CoreResult<Vec<RoaringBitmap>> {
-        let bound: Vec<(usize, Bound<'_>)> = leaf_ids
+    let bind_at = |as_of: i64| -> CoreResult<TimeBound<'_>> {
+        let mut bound: Vec<(usize, Bound<'_>)> = leaf_ids
             .par_iter()
             .map(|&l| bind(plan, snap, l, as_of, &pre).map(|b| (l, b)))
             .collect::<CoreResult<_>>()?;
-        let mut bound_of = vec![usize::MAX; plan.leaves.len()];
-        for (k, (l, _)) in bound.iter().enumerate() {
-            bound_of[*l] = k;
-        }
-        // Dictionary-coded columns read by several leaves that each test a few
-        // codes are transposed per sub-block into one row bitmap per read code;
-        // their leaves become ORs of those bitmaps.
-        let chosen: Vec<Option<(&Column, Vec<u32>, bool)>> = bound
-            .iter()
-            .map(|(_, b)| {
-                let (col, bits, list_negated) = match b {
-                    Bound::Codes { col, bits, .. } => (*col, bits, None),
-                    Bound::List { col, bits, negated } => (*col, bits, Some(*negated)),
-                    _ => return None,
-                };
-                let n = dict_len(col);
-                if n > MAX_TRANSPOSED_DICT {
-                    return None;
-                }
-                let hit = |c: u32| bits[(c >> 6) as usize] >> (c & 63) & 1 == 1;
-                let ones = bits.iter().map(|w| w.count_ones() as usize).sum::<usize>();
-                let (set, invert) = match list_negated {
-                    Some(neg) => ((0..n as u32).filter(|&c| hit(c)).collect::<Vec<_>>(), neg),
-                    None if ones * 2 <= n => ((0..n as u32).filter(|&c| hit(c)).collect(), false),
-                    None => ((0..n as u32).filter(|&c| !hit(c)).collect(), true),
-                };
-                (set.len() <= MAX_CODESET).then_some((col, set, invert))
-            })
-            .collect();
-        let mut readers: HashMap<usize, usize> = HashMap::new();
-        for (col, _, _) in chosen.iter().flatten() {
-            *readers
-                .entry(std::ptr::from_ref(*col) as usize)
-                .or_default() += 1;
-        }
-        let mut tcols: Vec<Transposed<'_>> = Vec::new();
-        let mut tid_of: HashMap<usize, usize> = HashMap::new();
-        let codesets: Vec<Option<CodeSet>> = chosen
-            .into_iter()
-            .map(|c| {
-                let (col, set, invert) = c?;
-                let key = std::ptr::from_ref(col) as usize;
-                if readers[&key] < 2 {
-                    return None;
-                }
-                let tid = *tid_of.entry(key).or_insert_with(|| {
-                    tcols.push(Transposed {
-                        col,
-                        slot: vec![NO_SLOT; dict_len(col)],
-                        nslots: 0,
-                    });
-                    tcols.len() - 1
-                });
-                let t = &mut tcols[tid];
-                let slots = set
-                    .into_iter()
-                    .map(|code| {
-                        let s = &mut t.slot[code as usize];
-                        if *s == NO_SLOT {
-                            *s = t.nslots as u32;
-                            t.nslots += 1;
-                        }
-                        *s
-                    })
-                    .collect();
-                Some(CodeSet { tid, slots, invert })
-            })
-            .collect();
         // `last(kind)` tested against a range reaching the as-of time (`within`,
         // `after`) is true exactly when an event lies in the range: a count over
         // that window, which reads only the events inside it.
-        let mut bound = bound;
         let mut counts: Vec<(u32, i64)> = Vec::new();
         for (_, b) in bound.iter_mut() {
             let Bound::IntAgg {
@@ -1351,39 +1440,129 @@ pub fn evaluate_segments_at(
         } else {
             AggIndex::default()
         };
-        let root_slots: Vec<usize> = segs.iter().map(|&s| slot[plan.roots[s]]).collect();
-        let nblocks = np.div_ceil(BLOCK);
-        let per_block: Vec<Vec<RoaringBitmap>> = (0..nblocks)
-            .into_par_iter()
-            .map_init(Scratch::default, |scratch, bi| {
-                let start = bi * BLOCK;
-                let end = (start + BLOCK).min(np);
-                let Scratch {
-                    aggs,
-                    arena,
-                    trans,
-                    segbuf,
-                } = scratch;
-                if needs_aggs {
-                    block_aggs(snap, &idx, start, end, as_of, aggs);
-                }
-                let aggs = &*aggs;
-                let bw = (end - start) / 64;
-                // Every word read is written first in each sub-block: no zeroing.
-                arena.resize(sel_nodes.len() * SW, 0);
-                trans.resize_with(tcols.len(), Vec::new);
-                for (t, buf) in tcols.iter().zip(trans.iter_mut()) {
-                    buf.resize(t.nslots * SW, 0);
-                }
-                segbuf.resize(segs.len() * bw, 0);
-                let mut sub = start;
-                while sub < end {
-                    let nw = SW.min((end - sub) / 64);
-                    for (t, buf) in tcols.iter().zip(trans.iter_mut()) {
-                        transpose(t, buf, sub, nw);
+        Ok(TimeBound {
+            bound,
+            idx,
+            needs_aggs,
+        })
+    };
+    let tb: Vec<TimeBound<'_>> = times
+        .iter()
+        .map(|&t| bind_at(t))
+        .collect::<CoreResult<_>>()?;
+    let Some(first) = tb.first() else {
+        return Ok(Vec::new());
+    };
+    let mut bound_of = vec![usize::MAX; plan.leaves.len()];
+    for (k, (l, _)) in first.bound.iter().enumerate() {
+        bound_of[*l] = k;
+    }
+    // Dictionary-coded columns read by several leaves that each test a few
+    // codes are transposed per sub-block into one row bitmap per read code;
+    // their leaves become ORs of those bitmaps (the same at every time).
+    let chosen: Vec<Option<(&Column, Vec<u32>, bool)>> = first
+        .bound
+        .iter()
+        .map(|(_, b)| {
+            let (col, bits, list_negated) = match b {
+                Bound::Codes { col, bits, .. } => (*col, bits, None),
+                Bound::List { col, bits, negated } => (*col, bits, Some(*negated)),
+                _ => return None,
+            };
+            let n = dict_len(col);
+            if n > MAX_TRANSPOSED_DICT {
+                return None;
+            }
+            let hit = |c: u32| bits[(c >> 6) as usize] >> (c & 63) & 1 == 1;
+            let ones = bits.iter().map(|w| w.count_ones() as usize).sum::<usize>();
+            let (set, invert) = match list_negated {
+                Some(neg) => ((0..n as u32).filter(|&c| hit(c)).collect::<Vec<_>>(), neg),
+                None if ones * 2 <= n => ((0..n as u32).filter(|&c| hit(c)).collect(), false),
+                None => ((0..n as u32).filter(|&c| !hit(c)).collect(), true),
+            };
+            (set.len() <= MAX_CODESET).then_some((col, set, invert))
+        })
+        .collect();
+    let mut readers: HashMap<usize, usize> = HashMap::new();
+    for (col, _, _) in chosen.iter().flatten() {
+        *readers
+            .entry(std::ptr::from_ref(*col) as usize)
+            .or_default() += 1;
+    }
+    let mut tcols: Vec<Transposed<'_>> = Vec::new();
+    let mut tid_of: HashMap<usize, usize> = HashMap::new();
+    let codesets: Vec<Option<CodeSet>> = chosen
+        .into_iter()
+        .map(|c| {
+            let (col, set, invert) = c?;
+            let key = std::ptr::from_ref(col) as usize;
+            if readers[&key] < 2 {
+                return None;
+            }
+            let tid = *tid_of.entry(key).or_insert_with(|| {
+                tcols.push(Transposed {
+                    col,
+                    slot: vec![NO_SLOT; dict_len(col)],
+                    nslots: 0,
+                });
+                tcols.len() - 1
+            });
+            let t = &mut tcols[tid];
+            let slots = set
+                .into_iter()
+                .map(|code| {
+                    let s = &mut t.slot[code as usize];
+                    if *s == NO_SLOT {
+                        *s = t.nslots as u32;
+                        t.nslots += 1;
                     }
+                    *s
+                })
+                .collect();
+            Some(CodeSet { tid, slots, invert })
+        })
+        .collect();
+    let ns = segs.len();
+    let nblocks = np.div_ceil(BLOCK);
+    let per_block: Vec<R> = (0..nblocks)
+        .into_par_iter()
+        .map_init(Scratch::default, |scratch, bi| {
+            let start = bi * BLOCK;
+            let end = (start + BLOCK).min(np);
+            let Scratch {
+                aggs,
+                arena,
+                trans,
+                segbuf,
+            } = scratch;
+            aggs.resize_with(nt, BlockAggs::default);
+            for ((t, b), a) in times.iter().zip(&tb).zip(aggs.iter_mut()) {
+                if b.needs_aggs {
+                    block_aggs(snap, &b.idx, start, end, *t, a);
+                }
+            }
+            let aggs = &*aggs;
+            let bw = (end - start) / 64;
+            // Every word read is written first in each sub-block: no zeroing.
+            arena.resize(nslots * SW, 0);
+            trans.resize_with(tcols.len(), Vec::new);
+            for (t, buf) in tcols.iter().zip(trans.iter_mut()) {
+                buf.resize(t.nslots * SW, 0);
+            }
+            segbuf.resize(nt * ns * bw, 0);
+            let mut sub = start;
+            while sub < end {
+                let nw = SW.min((end - sub) / 64);
+                for (t, buf) in tcols.iter().zip(trans.iter_mut()) {
+                    transpose(t, buf, sub, nw);
+                }
+                for (ti, st) in slots.iter().enumerate() {
+                    let bound = &tb[ti].bound;
                     for (k, &ni) in sel_nodes.iter().enumerate() {
-                        let (lower, upper) = arena.split_at_mut(k * SW);
+                        if ti > 0 && !clocked[k] {
+                            continue;
+                        }
+                        let (lower, upper) = arena.split_at_mut(st[ni] * SW);
                         let out = &mut upper[..nw];
                         match &plan.nodes[ni] {
                             Node::Leaf(l) => {
@@ -1405,13 +1584,13 @@ pub fn evaluate_segments_at(
                                             }
                                         }
                                     }
-                                    None => eval_leaf(&bound[k].1, out, sub, start, aggs),
+                                    None => eval_leaf(&bound[k].1, out, sub, start, &aggs[ti]),
                                 }
                             }
-                            Node::And(cs) => combine(out, lower, &slot, cs, nw, |x, y| x & y),
-                            Node::Or(cs) => combine(out, lower, &slot, cs, nw, |x, y| x | y),
+                            Node::And(cs) => combine(out, lower, st, cs, nw, |x, y| x & y),
+                            Node::Or(cs) => combine(out, lower, st, cs, nw, |x, y| x | y),
                             Node::Not(c) => {
-                                let ci = slot[*c] * SW;
+                                let ci = st[*c] * SW;
                                 for (o, x) in out.iter_mut().zip(&lower[ci..ci + nw]) {
                                     *o = !x;
                                 }
@@ -1419,42 +1598,31 @@ pub fn evaluate_segments_at(
                         }
                     }
                     let w = (sub - start) / 64;
-                    for (s, &rs) in root_slots.iter().enumerate() {
-                        segbuf[s * bw + w..s * bw + w + nw]
-                            .copy_from_slice(&arena[rs * SW..rs * SW + nw]);
+                    for (s, &seg) in segs.iter().enumerate() {
+                        let rs = st[plan.roots[seg]] * SW;
+                        let o = (ti * ns + s) * bw + w;
+                        segbuf[o..o + nw].copy_from_slice(&arena[rs..rs + nw]);
                     }
-                    sub += SUB;
                 }
-                // Rows past the last contact are padding.
-                let live = n.saturating_sub(start).min(bw * 64);
-                (0..segs.len())
-                    .map(|s| {
-                        let words = &mut segbuf[s * bw..(s + 1) * bw];
-                        for (w, x) in words.iter_mut().enumerate() {
-                            let lo = w * 64;
-                            if lo >= live {
-                                *x = 0;
-                            } else if live - lo < 64 {
-                                *x &= (1u64 << (live - lo)) - 1;
-                            }
-                        }
-                        if words.iter().all(|&x| x == 0) {
-                            return RoaringBitmap::new();
-                        }
-                        RoaringBitmap::from_lsb0_bytes(start as u32, &lsb0_bytes(words))
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut out = vec![RoaringBitmap::new(); segs.len()];
-        for block in per_block {
-            for (o, b) in out.iter_mut().zip(block) {
-                *o |= b;
+                sub += SUB;
             }
-        }
-        Ok(out)
-    };
-    times.iter().map(|&t| run(t)).collect()
+            // Rows past the last contact are padding.
+            let live = n.saturating_sub(start).min(bw * 64);
+            for j in 0..nt * ns {
+                let words = &mut segbuf[j * bw..(j + 1) * bw];
+                for (w, x) in words.iter_mut().enumerate() {
+                    let lo = w * 64;
+                    if lo >= live {
+                        *x = 0;
+                    } else if live - lo < 64 {
+                        *x &= (1u64 << (live - lo)) - 1;
+                    }
+                }
+            }
+            finish(start, &mut segbuf[..nt * ns * bw], bw)
+        })
+        .collect();
+    Ok(per_block)
 }
 
 /// The bytes of row-bitmap words in lsb0 order (least significant bit of the
@@ -1474,20 +1642,59 @@ fn lsb0_bytes(words: &[u64]) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(words.iter().flat_map(|x| x.to_le_bytes()).collect())
 }
 
+/// Reusable buffers of single-row evaluation, kept with a plan's leaf codes
+/// so that an update allocates nothing in the common case.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RowScratch {
+    /// Node memo: `(stamp << 2) | current value | previous value << 1`.
+    memo: Vec<u32>,
+    /// Leaf value cache: `(stamp << 2) | 1 + value + 2 × null`.
+    leafv: Vec<u32>,
+    /// Previous values of the changed leaves: `(stamp << 1) | value`
+    /// (other leaves had their current value).
+    leaf_was: Vec<u32>,
+    /// The stamp of the current pass (entries with another stamp are unset).
+    stamp: u32,
+    /// Aggregate accumulators of the row.
+    acc: Vec<AggAcc>,
+    /// Aggregate keys resolved at (as-of time, number of kinds).
+    agg_index: Option<(i64, usize, AggIndex)>,
+    cand: Vec<usize>,
+    before: Vec<bool>,
+    affected: Vec<usize>,
+}
+
+impl RowScratch {
+    /// Size the buffers for `plan` and start a new pass (every memo unset).
+    fn next_pass(&mut self, plan: &Plan) {
+        if self.memo.len() != plan.nodes.len() || self.leafv.len() != plan.leaves.len() {
+            self.memo = vec![0; plan.nodes.len()];
+            self.leafv = vec![0; plan.leaves.len()];
+            self.leaf_was = vec![0; plan.leaves.len()];
+            self.stamp = 0;
+        }
+        self.stamp += 1;
+        if self.stamp >= 1 << 29 {
+            self.memo.fill(0);
+            self.leafv.fill(0);
+            self.leaf_was.fill(0);
+            self.stamp = 1;
+        }
+    }
+}
+
 /// Evaluates nodes for a single row, memoized.
 struct RowEval<'a> {
     plan: &'a Plan,
     snap: &'a Snapshot,
     row: usize,
     as_of: i64,
-    memo: Vec<u8>,
-    aggs: Option<Vec<AggAcc>>,
+    sc: RowScratch,
+    aggs_done: bool,
     /// Snapshot column of each plan column, resolved on first use.
     cols: Vec<Option<Option<&'a Column>>>,
     /// Satisfying codes of string and list leaves, when resolved.
     codes: Option<&'a LeafCodes>,
-    /// Leaves whose values are given (sorted leaf ids, their values).
-    fixed: Option<(&'a [usize], &'a [bool])>,
 }
 
 /// Make sure `cache` holds the satisfying codes of string or list leaf `l`
@@ -1530,18 +1737,69 @@ fn resolve_codes(plan: &Plan, snap: &Snapshot, cache: &mut LeafCodes, l: usize) 
     *done = n;
 }
 
+/// Hint the CPU to load the cache line holding `p` (no effect elsewhere).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and reads nothing architecturally.
+    #[allow(unused_unsafe)]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Start loading every value of row `r` the plan's columns hold, so that the
+/// cache misses of a single-row evaluation overlap instead of queueing.
+fn prefetch_row(snap: &Snapshot, cols: &[Option<usize>], r: usize) {
+    fn at<T>(v: &[T], i: usize) {
+        if let Some(x) = v.get(i) {
+            prefetch(x);
+        }
+    }
+    for c in cols.iter().flatten() {
+        let Some(col) = snap.columns[*c].as_ref() else {
+            continue;
+        };
+        at(&col.valid, r >> 6);
+        match &col.store {
+            Store::Str { codes, .. } => at(codes, r),
+            Store::Int(v) => at(v, r),
+            Store::Int32(v) => at(v, r),
+            Store::Float(v) => at(v, r),
+            Store::Bool(v) => at(v, r >> 6),
+            Store::List { start, len, .. } => {
+                at(start, r);
+                at(len, r);
+            }
+        }
+    }
+}
+
 impl<'a> RowEval<'a> {
     fn new(plan: &'a Plan, snap: &'a Snapshot, row: usize, as_of: i64) -> Self {
+        Self::with_scratch(plan, snap, row, as_of, RowScratch::default())
+    }
+
+    /// An evaluator using (and starting a new pass of) reusable buffers.
+    fn with_scratch(
+        plan: &'a Plan,
+        snap: &'a Snapshot,
+        row: usize,
+        as_of: i64,
+        mut sc: RowScratch,
+    ) -> Self {
+        sc.next_pass(plan);
         RowEval {
             plan,
             snap,
             row,
             as_of,
-            memo: vec![0; plan.nodes.len()],
-            aggs: None,
+            sc,
+            aggs_done: false,
             cols: vec![None; plan.schema.len()],
             codes: None,
-            fixed: None,
         }
     }
 
@@ -1551,11 +1809,9 @@ impl<'a> RowEval<'a> {
         self
     }
 
-    /// Take the values of the leaves `ids` (sorted) from `values` instead of
-    /// the snapshot.
-    fn with_fixed(mut self, ids: &'a [usize], values: &'a [bool]) -> Self {
-        self.fixed = Some((ids, values));
-        self
+    /// The buffers back, for the next evaluation.
+    fn into_scratch(self) -> RowScratch {
+        self.sc
     }
 
     /// The resolved satisfying-code bits of leaf `li`, valid for codes below the size returned.
@@ -1566,23 +1822,35 @@ impl<'a> RowEval<'a> {
     }
 
     fn agg(&mut self, a: usize) -> AggValue {
-        if self.aggs.is_none() {
-            let idx = AggIndex::new(&self.plan.aggs, &self.snap.events, self.as_of);
-            let mut acc = vec![AggAcc::default(); self.plan.aggs.len()];
-            idx.row(&self.snap.events, self.row, self.as_of, &mut acc);
-            self.aggs = Some(acc);
+        if !self.aggs_done {
+            let kinds = self.snap.events.kinds.values.len();
+            let fresh =
+                !matches!(&self.sc.agg_index, Some((t, k, _)) if *t == self.as_of && *k == kinds);
+            if fresh {
+                let idx = AggIndex::new(&self.plan.aggs, &self.snap.events, self.as_of);
+                self.sc.agg_index = Some((self.as_of, kinds, idx));
+            }
+            let (_, _, idx) = self.sc.agg_index.as_ref().expect("set above");
+            self.sc.acc.resize(self.plan.aggs.len(), AggAcc::default());
+            idx.row(&self.snap.events, self.row, self.as_of, &mut self.sc.acc);
+            self.aggs_done = true;
         }
-        let acc = self.aggs.as_ref().expect("computed above");
-        acc[a].value(self.plan.aggs[a].func)
+        self.sc.acc[a].value(self.plan.aggs[a].func)
     }
 
-    /// (value, false-because-null) of a leaf.
+    /// (value, false-because-null) of a leaf, cached for the pass.
     fn leaf(&mut self, li: usize) -> (bool, bool) {
-        if let Some((ids, values)) = self.fixed {
-            if let Ok(k) = ids.binary_search(&li) {
-                return (values[k], false);
-            }
+        let m = self.sc.leafv[li];
+        if m >> 2 == self.sc.stamp {
+            let v = (m & 3) - 1;
+            return (v & 1 == 1, v & 2 == 2);
         }
+        let (v, null) = self.leaf_uncached(li);
+        self.sc.leafv[li] = self.sc.stamp << 2 | (1 + v as u32 + 2 * null as u32);
+        (v, null)
+    }
+
+    fn leaf_uncached(&mut self, li: usize) -> (bool, bool) {
         let leaf = &self.plan.leaves[li];
         let r = self.row;
         if let Some(a) = self.plan.leaf_agg[li] {
@@ -1604,16 +1872,16 @@ impl<'a> RowEval<'a> {
         let Src::Col(c) = leaf.src() else {
             return (false, true);
         };
-        let resolved = match self.cols[c] {
-            Some(r) => r,
-            None => {
-                let r = match self.codes {
-                    Some(lc) => lc.cols[c].and_then(|ci| self.snap.columns[ci].as_ref()),
-                    None => snap_column(self.plan, self.snap, c).ok().flatten(),
-                };
-                self.cols[c] = Some(r);
-                r
-            }
+        let resolved = match self.codes {
+            Some(lc) => lc.cols[c].and_then(|ci| self.snap.columns[ci].as_ref()),
+            None => match self.cols[c] {
+                Some(r) => r,
+                None => {
+                    let r = snap_column(self.plan, self.snap, c).ok().flatten();
+                    self.cols[c] = Some(r);
+                    r
+                }
+            },
         };
         let col = match resolved {
             Some(col) => col,
@@ -1673,26 +1941,61 @@ impl<'a> RowEval<'a> {
         (v, false)
     }
 
-    fn node(&mut self, i: usize) -> bool {
-        match self.memo[i] {
-            1 => return false,
-            2 => return true,
-            _ => {}
+    /// Give leaf `li` the previous value `v` for this pass (its current
+    /// value is read from the row).
+    fn set_was(&mut self, li: usize, v: bool) {
+        self.sc.leaf_was[li] = self.sc.stamp << 1 | v as u32;
+    }
+
+    /// The current value of node `i` (bit 0) and its previous value (bit 1:
+    /// the leaves given by [`RowEval::set_was`] at their previous values),
+    /// both in one walk: a sub-graph without a changed leaf is read once.
+    fn node(&mut self, i: usize) -> u32 {
+        let stamp = self.sc.stamp;
+        let m = self.sc.memo[i];
+        if m >> 2 == stamp {
+            return m & 3;
         }
-        let v = match &self.plan.nodes[i] {
-            Node::Leaf(l) => self.leaf(*l).0,
-            Node::And(cs) => cs.iter().all(|&c| self.node(c)),
-            Node::Or(cs) => cs.iter().any(|&c| self.node(c)),
-            Node::Not(c) => !self.node(*c),
+        let g = &self.plan.flat;
+        let (tag, a, b) = g.nodes[i];
+        let v = match tag {
+            FlatGraph::LEAF => {
+                let li = a as usize;
+                let now = self.leaf(li).0 as u32;
+                let w = self.sc.leaf_was[li];
+                let was = if w >> 1 == stamp { w & 1 } else { now };
+                now | was << 1
+            }
+            FlatGraph::AND => {
+                let mut acc = 3;
+                for &c in &g.kids[a as usize..(a + b) as usize] {
+                    acc &= self.node(c as usize);
+                    if acc == 0 {
+                        break;
+                    }
+                }
+                acc
+            }
+            FlatGraph::OR => {
+                let mut acc = 0;
+                for &c in &g.kids[a as usize..(a + b) as usize] {
+                    acc |= self.node(c as usize);
+                    if acc == 3 {
+                        break;
+                    }
+                }
+                acc
+            }
+            _ => !self.node(a as usize) & 3,
         };
-        self.memo[i] = if v { 2 } else { 1 };
+        self.sc.memo[i] = stamp << 2 | v;
         v
     }
 }
 
 /// Whether row `row` is in segment `seg` at `as_of` (single-row evaluation).
 pub fn row_member(plan: &Plan, snap: &Snapshot, row: usize, seg: usize, as_of: i64) -> bool {
-    RowEval::new(plan, snap, row, as_of).node(plan.roots[seg])
+    RowEval::new(plan, snap, row, as_of).node(plan.roots[seg]) & 1 == 1
 }
 
 /// Apply a change to one contact (created when the id is new) and update
@@ -1710,11 +2013,6 @@ pub fn update_contact(
             "the result belongs to another plan".into(),
         ));
     }
-    for (f, _) in &upd.values {
-        if snap.column(f).is_none() {
-            return Err(CoreError::InvalidInput(format!("unknown field '{f}'")));
-        }
-    }
     for (f, v) in &upd.values {
         snap.check_value(f, v)?;
     }
@@ -1723,9 +2021,35 @@ pub fn update_contact(
         Some(r) => (r, false),
         None => (snap.push_contact(id)?, true),
     };
+    let mut leaf_codes = std::mem::take(&mut snap.leaf_codes);
+    if leaf_codes.plan != plan.id || leaf_codes.leaves.len() != plan.leaves.len() {
+        leaf_codes = LeafCodes {
+            plan: plan.id,
+            leaves: vec![None; plan.leaves.len()],
+            cols: (0..plan.schema.len())
+                .map(|c| {
+                    let (name, ty) = &plan.schema.fields()[c];
+                    snap.column(name).filter(|(_, t)| t == ty).map(|(ci, _)| ci)
+                })
+                .collect(),
+            scratch: RowScratch::default(),
+        };
+        // Every string leaf answers from codes, not only the changed ones.
+        for l in 0..plan.leaves.len() {
+            resolve_codes(plan, snap, &mut leaf_codes, l);
+        }
+    }
+    if !created {
+        prefetch_row(snap, &leaf_codes.cols, row);
+        if !plan.aggs.is_empty() {
+            snap.events.prefetch_row(row);
+        }
+    }
+    let mut sc = std::mem::take(&mut leaf_codes.scratch);
     // The leaves reading what changes: only segments holding a leaf whose
     // value flips for this contact can change.
-    let mut cand: Vec<usize> = Vec::new();
+    let mut cand = std::mem::take(&mut sc.cand);
+    cand.clear();
     for (f, _) in &upd.values {
         if let Some((pc, _)) = plan.schema.get(f) {
             if let Some(ls) = plan.col_leaves.get(&pc) {
@@ -1738,40 +2062,38 @@ pub fn update_contact(
             cand.extend_from_slice(ls);
         }
     }
-    cand.sort_unstable();
-    cand.dedup();
-    let mut leaf_codes = std::mem::take(&mut snap.leaf_codes);
-    if leaf_codes.plan != plan.id || leaf_codes.leaves.len() != plan.leaves.len() {
-        leaf_codes = LeafCodes {
-            plan: plan.id,
-            leaves: vec![None; plan.leaves.len()],
-            cols: (0..plan.schema.len())
-                .map(|c| {
-                    let (name, ty) = &plan.schema.fields()[c];
-                    snap.column(name).filter(|(_, t)| t == ty).map(|(ci, _)| ci)
-                })
-                .collect(),
-        };
+    if upd.values.len() + upd.interactions.len() > 1 {
+        cand.sort_unstable();
+        cand.dedup();
     }
     for &l in &cand {
         resolve_codes(plan, snap, &mut leaf_codes, l);
     }
-    let before: Vec<bool> = if created {
-        Vec::new()
-    } else {
-        let mut ev = RowEval::new(plan, snap, row, as_of).with_codes(&leaf_codes);
-        cand.iter().map(|&l| ev.leaf(l).0).collect()
-    };
+    let mut before = std::mem::take(&mut sc.before);
+    before.clear();
+    if !created {
+        let mut ev = RowEval::with_scratch(plan, snap, row, as_of, sc).with_codes(&leaf_codes);
+        before.extend(cand.iter().map(|&l| ev.leaf(l).0));
+        sc = ev.into_scratch();
+    }
+    let mut applied = Ok(());
     for (f, v) in &upd.values {
-        snap.set_value(row, f, v)?;
+        if let Err(e) = snap.set_value(row, f, v) {
+            applied = Err(e);
+            break;
+        }
     }
-    for (k, t, a) in &upd.interactions {
-        snap.add_event(row, k, *t, *a);
+    if applied.is_ok() {
+        for (k, t, a) in &upd.interactions {
+            snap.add_event(row, k, *t, *a);
+        }
     }
-    let mut affected: Vec<usize> = Vec::new();
-    let mut ev = RowEval::new(plan, snap, row, as_of).with_codes(&leaf_codes);
+    // Values set before a failure stay set: re-evaluate what was read either way.
+    let mut affected = std::mem::take(&mut sc.affected);
+    affected.clear();
+    let mut ev = RowEval::with_scratch(plan, snap, row, as_of, sc).with_codes(&leaf_codes);
     if created {
-        affected = (0..plan.names.len()).collect();
+        affected.extend(0..plan.names.len());
     } else {
         for (k, &l) in cand.iter().enumerate() {
             if ev.leaf(l).0 != before[k] {
@@ -1783,15 +2105,19 @@ pub fn update_contact(
     }
     // What each affected segment was: the same tree with the changed
     // leaves at their old values (every other leaf reads what did not
-    // change), so the bitmaps are only touched where membership moves.
-    let mut ev_before = RowEval::new(plan, snap, row, as_of)
-        .with_codes(&leaf_codes)
-        .with_fixed(&cand, &before);
+    // change, and is read once for both), so the bitmaps are only touched
+    // where membership moves.
+    if !created {
+        for (k, &l) in cand.iter().enumerate() {
+            ev.set_was(l, before[k]);
+        }
+    }
     let (mut entered, mut exited) = (Vec::new(), Vec::new());
     let r = row as u32;
-    for s in affected {
-        let now = ev.node(plan.roots[s]);
-        let was = !created && ev_before.node(plan.roots[s]);
+    for &s in &affected {
+        let v = ev.node(plan.roots[s]);
+        let now = v & 1 == 1;
+        let was = !created && v & 2 == 2;
         if now && !was {
             result.bitmaps[s].insert(r);
             entered.push(s);
@@ -1800,9 +2126,13 @@ pub fn update_contact(
             exited.push(s);
         }
     }
-    drop(ev);
-    drop(ev_before);
+    let mut sc = ev.into_scratch();
+    sc.cand = cand;
+    sc.before = before;
+    sc.affected = affected;
+    leaf_codes.scratch = sc;
     snap.leaf_codes = leaf_codes;
+    applied?;
     Ok((entered, exited))
 }
 

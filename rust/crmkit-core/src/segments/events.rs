@@ -375,6 +375,14 @@ impl Events {
         }
     }
 
+    /// Start loading where a row's events are listed, ahead of
+    /// [`Events::for_each_of`] (a hint only).
+    pub(crate) fn prefetch_row(&self, row: usize) {
+        if let Some(x) = self.row_index().start.get(row) {
+            super::eval::prefetch(x);
+        }
+    }
+
     /// The events of a row, collected.
     pub fn of(&self, row: usize) -> Vec<Event> {
         let mut out = Vec::new();
@@ -436,44 +444,82 @@ impl Events {
         let mut per_kind: Vec<Vec<(i64, u32, f64)>> = vec![Vec::new(); nk];
         let mut extra = BTreeMap::new();
         let total = self.rows();
-        if n * 32 >= total {
+        if n * 32 >= total && rows.windows(2).all(|w| w[0] < w[1]) {
             // Many rows: one sequential pass over each kept kind's events
-            // (rows past the build have no stored events), instead of
-            // following each row's positions all over memory.
-            let mut pos = vec![u32::MAX; total];
-            for (i, &r) in rows.iter().enumerate() {
-                if let Some(p) = pos.get_mut(r as usize) {
-                    *p = i as u32;
-                }
-            }
-            per_kind = self
-                .by_kind
-                .par_iter()
-                .enumerate()
-                .map(|(k, ke)| {
-                    let mut out = Vec::new();
-                    if !keep(k) {
-                        return out;
-                    }
-                    for b in 0..ke.block.len().saturating_sub(1) {
-                        for p in ke.block[b] as usize..ke.block[b + 1] as usize {
-                            let r = b * EVENT_BLOCK + ke.row[p] as usize;
-                            let i = pos[r];
-                            if i != u32::MAX {
-                                out.push((ke.time.get(p), i, ke.amount(p)));
+            // (rows past the build have no stored events), block by block in
+            // parallel, instead of following each row's positions all over
+            // memory.
+            let built = self.n_rows.div_ceil(EVENT_BLOCK);
+            // Per source block and kind: the time-sorted run of its events
+            // falling in each new block (the rows of a source block span one
+            // or a few new blocks).
+            type Runs = Vec<(usize, Vec<(i64, u32, f64)>)>;
+            let per_block: Vec<Vec<Runs>> = (0..built)
+                .into_par_iter()
+                .map_init(
+                    || vec![u32::MAX; EVENT_BLOCK],
+                    |local, b| {
+                        let (lo, hi) = ((b * EVENT_BLOCK) as u32, ((b + 1) * EVENT_BLOCK) as u32);
+                        let first = rows.partition_point(|&r| r < lo);
+                        let last = rows.partition_point(|&r| r < hi);
+                        let mut outs: Vec<Runs> = vec![Vec::new(); nk];
+                        if first == last {
+                            return outs;
+                        }
+                        for (i, &r) in rows[first..last].iter().enumerate() {
+                            local[(r - lo) as usize] = (first + i) as u32;
+                        }
+                        let nb0 = first / EVENT_BLOCK;
+                        let nb1 = (last - 1) / EVENT_BLOCK;
+                        for (k, ke) in self.by_kind.iter().enumerate() {
+                            if !keep(k) || b + 1 >= ke.block.len() {
+                                continue;
                             }
+                            let mut runs: Runs = (nb0..=nb1).map(|nb| (nb, Vec::new())).collect();
+                            for p in ke.block[b] as usize..ke.block[b + 1] as usize {
+                                let i = local[ke.row[p] as usize];
+                                if i != u32::MAX {
+                                    runs[i as usize / EVENT_BLOCK - nb0].1.push((
+                                        ke.time.get(p),
+                                        i,
+                                        ke.amount(p),
+                                    ));
+                                }
+                            }
+                            runs.retain(|r| !r.1.is_empty());
+                            outs[k] = runs;
+                        }
+                        for &r in &rows[first..last] {
+                            local[(r - lo) as usize] = u32::MAX;
+                        }
+                        outs
+                    },
+                )
+                .collect();
+            per_kind = (0..nk)
+                .into_par_iter()
+                .map(|k| {
+                    let mut buckets: Vec<Vec<(i64, u32, f64)>> = vec![Vec::new(); nblocks];
+                    for o in &per_block {
+                        for (nb, run) in &o[k] {
+                            buckets[*nb].extend_from_slice(run);
                         }
                     }
-                    // A block's rows may straddle two new blocks: group by
-                    // new block, keeping each row's time order (a stable,
-                    // run-adaptive sort of nearly sorted keys).
-                    out.sort_by_key(|e| e.1 as usize / EVENT_BLOCK);
+                    // By (new block, time), as a built index is, so that
+                    // windows are binary-searched: each bucket is a few
+                    // time-sorted runs, which the stable sort merges.
+                    let mut out = Vec::with_capacity(buckets.iter().map(Vec::len).sum());
+                    for mut bk in buckets {
+                        bk.sort_by_key(|e| e.0);
+                        out.append(&mut bk);
+                    }
                     out
                 })
                 .collect();
+            let pos = |r: u32| rows.binary_search(&r).ok();
             for (&r, more) in &self.extra {
-                if let Some(&i) = pos.get(r as usize).filter(|&&i| i != u32::MAX) {
-                    keep_extra(&mut extra, i, more);
+                if let Some(i) = pos(r) {
+                    keep_extra(&mut extra, i as u32, more);
                 }
             }
         } else {
@@ -497,12 +543,14 @@ impl Events {
                 }
             }
         }
-        // Rows ascend, so the events are grouped by block already (not in
-        // time order within it: readers test each time).
+        // Each kind's events by (block, time), as a built index is.
         let by_kind: Vec<KindEvents> = per_kind
             .into_par_iter()
             .zip(self.by_kind.par_iter())
-            .map(|(evs, src)| {
+            .map(|(mut evs, src)| {
+                if !evs.is_sorted_by_key(|e| (e.1 as usize / EVENT_BLOCK, e.0)) {
+                    evs.sort_by_key(|e| (e.1 as usize / EVENT_BLOCK, e.0));
+                }
                 let mut block = vec![0u32; nblocks + 1];
                 for e in &evs {
                     block[e.1 as usize / EVENT_BLOCK + 1] += 1;
@@ -511,7 +559,7 @@ impl Events {
                     block[b + 1] += block[b];
                 }
                 KindEvents {
-                    sorted: false,
+                    sorted: true,
                     block,
                     time: Times::new(evs.iter().map(|e| e.0).collect()),
                     row: evs

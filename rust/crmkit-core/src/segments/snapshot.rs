@@ -679,6 +679,40 @@ pub struct Snapshot {
     pub(crate) leaf_codes: LeafCodes,
 }
 
+/// The position of `id` in the strictly increasing `ids`: interpolation
+/// first (ids are usually near-dense, so one or two probes find it), then a
+/// binary search of what is left.
+pub(crate) fn sorted_find(ids: &[i64], id: i64) -> Option<usize> {
+    let (mut lo, mut hi) = (0usize, ids.len());
+    for _ in 0..3 {
+        if hi - lo < 16 {
+            break;
+        }
+        let (a, b) = (ids[lo], ids[hi - 1]);
+        if id < a || id > b {
+            return None;
+        }
+        // Strictly increasing ids: the id lies within `id - a` rows of `lo`.
+        let span = (b as i128 - a as i128).max(1);
+        let off = ((id as i128 - a as i128) * (hi - lo - 1) as i128 / span) as usize;
+        let g = lo + off;
+        match ids[g].cmp(&id) {
+            std::cmp::Ordering::Equal => return Some(g),
+            std::cmp::Ordering::Less => {
+                let d = usize::try_from(id as i128 - ids[g] as i128).unwrap_or(usize::MAX);
+                lo = g + 1;
+                hi = hi.min(g.saturating_add(d).saturating_add(1));
+            }
+            std::cmp::Ordering::Greater => {
+                let d = usize::try_from(ids[g] as i128 - id as i128).unwrap_or(usize::MAX);
+                hi = g;
+                lo = lo.max(g.saturating_sub(d));
+            }
+        }
+    }
+    ids[lo..hi].binary_search(&id).ok().map(|p| lo + p)
+}
+
 /// The codes that satisfy each string or list leaf of one plan, resolved
 /// against the snapshot's dictionaries (rebuilt when a dictionary grows).
 #[derive(Debug, Clone, Default)]
@@ -689,6 +723,8 @@ pub(crate) struct LeafCodes {
     pub leaves: Vec<Option<(usize, Vec<u64>)>>,
     /// Snapshot column of each plan column (None: missing or of another type).
     pub cols: Vec<Option<usize>>,
+    /// Buffers reused by single-row evaluations.
+    pub scratch: super::eval::RowScratch,
 }
 
 impl Snapshot {
@@ -897,9 +933,9 @@ impl Snapshot {
 
     /// The row of a contact id.
     pub fn row_of(&self, id: i64) -> Option<usize> {
-        match self.ids[..self.sorted_prefix].binary_search(&id) {
-            Ok(r) => Some(r),
-            Err(_) => self.id_index.get(&id).copied(),
+        match sorted_find(&self.ids[..self.sorted_prefix], id) {
+            Some(r) => Some(r),
+            None => self.id_index.get(&id).copied(),
         }
     }
 

@@ -1076,3 +1076,199 @@ fn event_times_past_32_bits_count_alike() {
     // At the far event's time, contact 5 bought within 10 days.
     assert!(evaluate(&plan, &s, far).unwrap().bitmaps[0].contains(5));
 }
+
+#[test]
+fn sorted_find_agrees_with_binary_search() {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for case in 0..200 {
+        // Dense, gapped and wildly spread ids, negative ones too.
+        let n = (next() % 3000) as usize;
+        let mut ids = Vec::with_capacity(n);
+        let mut id = (next() % 1000) as i64 - 500;
+        for _ in 0..n {
+            ids.push(id);
+            id += match case % 4 {
+                0 => 1,
+                1 => 1 + (next() % 3) as i64,
+                2 => 1 + (next() % 1_000_000) as i64,
+                _ => 1 + (next() % (1 << 40)) as i64,
+            };
+        }
+        for _ in 0..300 {
+            let probe = if ids.is_empty() || next() % 2 == 0 {
+                (next() % (1 << 42)) as i64 - (1 << 20)
+            } else {
+                ids[(next() as usize) % ids.len()] + (next() % 3) as i64 - 1
+            };
+            assert_eq!(
+                super::snapshot::sorted_find(&ids, probe),
+                ids.binary_search(&probe).ok(),
+                "case {case} probe {probe}"
+            );
+        }
+        for (r, &v) in ids.iter().enumerate() {
+            assert_eq!(super::snapshot::sorted_find(&ids, v), Some(r));
+        }
+    }
+}
+
+#[test]
+fn random_updates_of_every_field_kind_match_full_runs() {
+    // Every kind of leaf (string, list, number, boolean, dates, nulls,
+    // aggregates, in_segment, not) and every kind of change (new strings,
+    // nulls, new contacts, interactions), with the entered / exited segments
+    // of each update equal to the difference of full runs.
+    let rules = [
+        "country in ('US', 'CA') and age >= 30",
+        "spent > 50 or active = true",
+        "signed_up before '2026-01-02' and last_seen within 30 days",
+        "tags contains 'vip' or tags is null",
+        "email ends_with '.edu' or email matches '^a'",
+        "count(purchase, 90 days) >= 2 and sum(purchase.amount) > 20",
+        "last(email_open) within 14 days",
+        "not (country = 'FR') and not in_segment('s0')",
+        "in_segment('s1') or (age between 20 and 40 and tags not in ('new'))",
+        "country is null or spent is not null",
+        "max(purchase.amount, 30 days) > 40 or avg(purchase.amount) < 10",
+    ];
+    let plan = Plan::compile(
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("s{i}"), RuleSource::Text((*r).into())))
+            .collect(),
+        schema(),
+    )
+    .unwrap();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut s = snap();
+    let mut r = evaluate(&plan, &s, T0).unwrap();
+    let strs = [
+        "US",
+        "CA",
+        "FR",
+        "DE",
+        "ann@a.edu",
+        "zed@b.com",
+        "vip",
+        "new",
+    ];
+    for step in 0..600 {
+        let mut upd = RowUpdate::default();
+        for _ in 0..1 + next(2) {
+            let null = next(6) == 0;
+            let (f, v) = match next(9) {
+                0 => ("country", Value::Str(strs[next(4) as usize].into())),
+                1 => ("age", Value::Int(next(60) as i64)),
+                2 => ("spent", Value::Float(next(120) as f64)),
+                3 => ("active", Value::Bool(next(2) == 1)),
+                4 => ("signed_up", Value::Int(T0 - next(5) as i64 * DAY)),
+                5 => ("last_seen", Value::Int(T0 - next(60) as i64 * DAY)),
+                6 => (
+                    "tags",
+                    Value::List(
+                        (0..next(3))
+                            .map(|_| strs[6 + next(2) as usize].into())
+                            .collect(),
+                    ),
+                ),
+                7 => (
+                    "email",
+                    Value::Str(if next(3) == 0 {
+                        format!("a{step}@new.edu")
+                    } else {
+                        strs[4 + next(2) as usize].into()
+                    }),
+                ),
+                _ => {
+                    let kind = if next(2) == 0 {
+                        "purchase"
+                    } else {
+                        "email_open"
+                    };
+                    let amount = (next(3) > 0).then(|| next(60) as f64);
+                    upd.interactions
+                        .push((kind.into(), T0 - next(100) as i64 * DAY, amount));
+                    continue;
+                }
+            };
+            upd.values
+                .push((f.into(), if null { Value::Null } else { v }));
+        }
+        let id = if next(10) == 0 {
+            100 + step as i64
+        } else {
+            [10, 11, 12, 13][next(4) as usize]
+        };
+        let prev = r.clone();
+        let (ent, ext) = update_contact(&plan, &mut s, &mut r, id, &upd).unwrap();
+        let full = evaluate(&plan, &s, T0).unwrap();
+        assert_eq!(r, full, "step {step}");
+        let row = s.row_of(id).unwrap() as u32;
+        let want_ent: Vec<usize> = (0..rules.len())
+            .filter(|&g| full.bitmaps[g].contains(row) && !prev.bitmaps[g].contains(row))
+            .collect();
+        let want_ext: Vec<usize> = (0..rules.len())
+            .filter(|&g| !full.bitmaps[g].contains(row) && prev.bitmaps[g].contains(row))
+            .collect();
+        assert_eq!((ent, ext), (want_ent, want_ext), "step {step}");
+    }
+}
+
+#[test]
+fn regex_literal_prefixes_never_reject_a_match() {
+    use super::eval::literal_prefix;
+    assert_eq!(literal_prefix("^user5[0-9]*@").as_deref(), Some("user5"));
+    assert_eq!(literal_prefix("^ab*c").as_deref(), Some("a"));
+    assert_eq!(literal_prefix("^a?b"), None);
+    assert_eq!(literal_prefix("^abc|x"), None);
+    assert_eq!(literal_prefix("abc"), None);
+    assert_eq!(literal_prefix("^(?i)abc"), None);
+    assert_eq!(literal_prefix("^ab\\d").as_deref(), Some("ab"));
+    assert_eq!(literal_prefix("^ab{2}").as_deref(), Some("a"));
+    assert_eq!(literal_prefix("^ab.c").as_deref(), Some("ab"));
+    // Random patterns and strings over a small alphabet: a string the regex
+    // matches always starts with the prefix.
+    let mut x: u64 = 0x1234_5678_9ABC_DEF1;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let atoms = ["a", "b", "1", "@", "-", ".", "[ab]", "(a|b)", "\\d", "x"];
+    let quants = ["", "", "*", "?", "+", "{2}", "{0,2}"];
+    for _ in 0..400 {
+        let mut pat = String::from("^");
+        for _ in 0..1 + next(5) {
+            pat.push_str(atoms[next(atoms.len() as u64) as usize]);
+            pat.push_str(quants[next(quants.len() as u64) as usize]);
+        }
+        let Ok(re) = regex::Regex::new(&pat) else {
+            continue;
+        };
+        let prefix = literal_prefix(&pat);
+        for _ in 0..200 {
+            let s: String = (0..next(7))
+                .map(|_| ['a', 'b', '1', '@', '-', 'x', 'y'][next(7) as usize])
+                .collect();
+            if re.is_match(&s) {
+                if let Some(p) = &prefix {
+                    assert!(s.starts_with(p.as_str()), "{pat} {s} {p}");
+                }
+            }
+        }
+    }
+}
