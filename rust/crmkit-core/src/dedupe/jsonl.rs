@@ -78,8 +78,11 @@ impl<'de> Deserialize<'de> for Members<'de> {
     }
 }
 
+/// The members of an object line: `(key, raw value)` in order.
+type MemberList<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
 /// The members of a line holding a JSON object; `None` for any other line.
-fn members(line: &str) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
+fn members(line: &str) -> Option<MemberList<'_>> {
     serde_json::from_str::<Members<'_>>(line).ok().map(|m| m.0)
 }
 
@@ -146,17 +149,42 @@ fn read_err(path: &Path) -> impl Fn(std::io::Error) -> FileError + '_ {
     }
 }
 
-/// How a line reads: blank (skipped), not a JSON object (rejected), or an
-/// object.
-fn classify(line: &[u8]) -> Option<Option<&str>> {
+/// How a line reads: `None` when blank (skipped); else its text (trailing
+/// white space dropped) and members when it holds a JSON object, `None` when
+/// it does not (rejected).
+fn parse_line(line: &[u8]) -> Option<Option<(&str, MemberList<'_>)>> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
     Some(
         std::str::from_utf8(line)
             .ok()
-            .filter(|s| members(s).is_some()),
+            .map(str::trim_end)
+            .and_then(|s| members(s).map(|m| (s, m))),
     )
+}
+
+/// `f` of each object line of a chunk, parsed once and in parallel, in line
+/// order; with the count of rejected lines.
+fn per_object<'c, T: Send>(
+    chunk: &'c Lines,
+    f: impl Fn(&'c str, MemberList<'c>) -> T + Sync,
+) -> (Vec<T>, usize) {
+    let parsed: Vec<Option<Option<T>>> = chunk
+        .lines
+        .par_iter()
+        .map(|l| parse_line(l).map(|o| o.map(|(s, m)| f(s, m))))
+        .collect();
+    let mut rejected = 0;
+    let objects = parsed
+        .into_iter()
+        .flatten()
+        .filter_map(|o| {
+            rejected += usize::from(o.is_none());
+            o
+        })
+        .collect();
+    (objects, rejected)
 }
 
 /// What [`keys`] found.
@@ -180,33 +208,17 @@ pub fn keys(path: &Path) -> Result<JsonlKeys, FileError> {
     let mut seen: ahash::AHashSet<String> = ahash::AHashSet::new();
     for chunk in chunks(path)? {
         let chunk = chunk?;
-        let per_line: Vec<Option<Option<Vec<String>>>> = chunk
-            .lines
-            .par_iter()
-            .map(|l| {
-                if l.iter().all(u8::is_ascii_whitespace) {
-                    return None;
-                }
-                Some(
-                    std::str::from_utf8(l)
-                        .ok()
-                        .and_then(members)
-                        .map(|m| m.into_iter().map(|(k, _)| k.into_owned()).collect()),
-                )
-            })
-            .collect();
-        for line in per_line.into_iter().flatten() {
-            match line {
-                None => out.rejected += 1,
-                Some(ks) => {
-                    out.rows += 1;
-                    for k in ks {
-                        if !seen.contains(&k) {
-                            seen.insert(k.clone());
-                            out.keys.push(k);
-                        }
-                    }
-                }
+        let (objects, rejected) = per_object(&chunk, |_, m| {
+            m.into_iter()
+                .map(|(k, _)| k.into_owned())
+                .collect::<Vec<_>>()
+        });
+        out.rows += objects.len();
+        out.rejected += rejected;
+        for k in objects.into_iter().flatten() {
+            if !seen.contains(&k) {
+                seen.insert(k.clone());
+                out.keys.push(k);
             }
         }
     }
@@ -249,53 +261,38 @@ pub fn read(path: &Path, names: &[String], spec: &FileSpec) -> Result<FileRows, 
         .collect();
     let tables = chunks(path)?.map(|chunk| {
         let chunk = chunk?;
-        let rows: Vec<Option<Option<Vec<Option<String>>>>> = chunk
-            .lines
-            .par_iter()
-            .map(|l| {
-                let text = classify(l)?;
-                Some(text.map(|s| {
-                    let mut row = vec![None; ncols];
-                    for (k, v) in members(s).unwrap_or_default() {
-                        if let Some(&c) = index.get(k.as_ref()) {
-                            row[c] = text_of(v).map(Cow::into_owned);
-                        }
-                    }
-                    row
-                }))
-            })
-            .collect();
-        let mut table = Table {
-            ncols,
-            cells: Vec::with_capacity(rows.len() * ncols),
-            rejected: 0,
-        };
-        for row in rows.into_iter().flatten() {
-            match row {
-                Some(cells) => table.cells.extend(cells),
-                None => table.rejected += 1,
+        let (rows, rejected) = per_object(&chunk, |_, m| {
+            let mut row = vec![None; ncols];
+            for (k, v) in m {
+                if let Some(&c) = index.get(k.as_ref()) {
+                    row[c] = text_of(v).map(Cow::into_owned);
+                }
             }
-        }
+            row
+        });
+        let table = Table {
+            ncols,
+            cells: rows.into_iter().flatten().collect(),
+            rejected,
+        };
         Ok(table)
     });
     build(spec, tables)
 }
 
-/// `line` (a JSON object, trailing white space dropped) with member `name`
-/// set to `value`: replaced in place when the object has it, else appended.
-fn with_member(line: &str, name_json: &str, value: i64) -> Option<String> {
-    let line = line.trim_end();
-    let ms = members(line)?;
-    let base = line.as_ptr() as usize;
-    let name: String = serde_json::from_str(name_json).ok()?;
+/// Object line `line`, whose members are `ms`, with member `name` (JSON
+/// text `name_json`) set to `value`: replaced in place when the object has
+/// it, else appended.
+fn with_member(line: &str, ms: &MemberList<'_>, name: &str, name_json: &str, value: i64) -> String {
     if let Some((_, raw)) = ms.iter().rev().find(|(k, _)| k.as_ref() == name) {
-        let start = raw.get().as_ptr() as usize - base;
+        let start = raw.get().as_ptr() as usize - line.as_ptr() as usize;
         let end = start + raw.get().len();
-        return Some(format!("{}{value}{}", &line[..start], &line[end..]));
+        return format!("{}{value}{}", &line[..start], &line[end..]);
     }
-    let close = line.rfind('}')?;
+    // A parsed object ends with its closing brace.
+    let close = line.len() - 1;
     let sep = if ms.is_empty() { "" } else { "," };
-    Some(format!("{}{sep}{name_json}:{value}}}", &line[..close]))
+    format!("{}{sep}{name_json}:{value}}}", &line[..close])
 }
 
 /// Write every row of JSON Lines file `src` to `dst` with member `name` set
@@ -314,29 +311,17 @@ pub fn write_with_member(
     let mut row = 0usize;
     for chunk in chunks(src)? {
         let chunk = chunk?;
-        let objects: Vec<Option<&str>> = chunk
-            .lines
-            .par_iter()
-            .map(|l| classify(l).flatten())
-            .collect();
-        let n = objects.iter().flatten().count();
+        let (objects, _) = per_object(&chunk, |s, m| (s, m));
+        let n = objects.len();
         if row + n > values.len() {
             return Err(more_rows_than(values.len()));
         }
-        let firsts: Vec<usize> = objects
-            .iter()
-            .scan(row, |next, o| {
-                let at = *next;
-                *next += usize::from(o.is_some());
-                Some(at)
-            })
-            .collect();
-        let out: Vec<Option<String>> = objects
+        let out: Vec<String> = objects
             .par_iter()
-            .zip(firsts.par_iter())
-            .map(|(o, &r)| o.and_then(|s| with_member(s, &name_json, values[r])))
+            .enumerate()
+            .map(|(i, (s, m))| with_member(s, m, name, &name_json, values[row + i]))
             .collect();
-        for line in out.into_iter().flatten() {
+        for line in out {
             w.write_all(line.as_bytes()).map_err(FileError::Write)?;
             w.write_all(b"\n").map_err(FileError::Write)?;
         }
@@ -381,28 +366,28 @@ mod tests {
         assert!(members("[1, 2]").is_none());
         assert!(members("{\"a\": 1} trailing").is_none());
         assert!(members("{\"a\": ").is_none());
-        assert_eq!(classify(b"  \r\n"), None);
-        assert_eq!(classify(b"\xff{}"), Some(None));
+        assert!(parse_line(b"  \r\n").is_none());
+        assert!(matches!(parse_line(b"\xff{}"), Some(None)));
+        assert!(matches!(parse_line(b"[1]"), Some(None)));
     }
 
     #[test]
     fn a_member_is_appended_or_replaced_in_place() {
         let n = serde_json::to_string("cluster_id").unwrap();
-        assert_eq!(with_member("{}", &n, 3).unwrap(), r#"{"cluster_id":3}"#);
+        let set = |line: &str, v: i64| -> Option<String> {
+            let (s, m) = parse_line(line.as_bytes())??;
+            Some(with_member(s, &m, "cluster_id", &n, v))
+        };
+        assert_eq!(set("{}", 3).unwrap(), r#"{"cluster_id":3}"#);
         assert_eq!(
-            with_member("{\"a\": 1 }  ", &n, 3).unwrap(),
+            set("{\"a\": 1 }  ", 3).unwrap(),
             r#"{"a": 1 ,"cluster_id":3}"#
         );
         assert_eq!(
-            with_member(
-                r#"{"cluster_id": "old", "b": [1, {"cluster_id": 2}]}"#,
-                &n,
-                7
-            )
-            .unwrap(),
+            set(r#"{"cluster_id": "old", "b": [1, {"cluster_id": 2}]}"#, 7).unwrap(),
             r#"{"cluster_id": 7, "b": [1, {"cluster_id": 2}]}"#
         );
-        assert!(with_member("not json", &n, 1).is_none());
+        assert!(set("not json", 1).is_none());
     }
 
     #[test]
