@@ -453,6 +453,23 @@ def sqlite_execute_columns(
     in its order; with ``many = (sql_many, per)``, ``per`` rows at a time through
     ``sql_many`` and the rest through ``sql``. Returns the rows changed."""
 
+# -- upsert keys -------------------------------------------------------------
+class KeyMap:
+    """Upsert keys (normalized emails) to contact ids, held in Rust for a bulk load."""
+
+    def __init__(self) -> None: ...
+    def __len__(self) -> int: ...
+    def insert_first(self, keys: list[str], ids: list[int]) -> None:
+        """Hold ``keys[i] → ids[i]`` for each pair, except keys already held."""
+
+    def get(self, keys: list[str | None]) -> list[int | None]:
+        """The id held for each key, or ``None``."""
+
+    def assign(
+        self, keys: list[str | None], next_id: int
+    ) -> tuple[list[int | None], list[int], list[int], list[int], int]:
+        """Resolve a batch: ``(ids, new_rows, created, updated, next_id)``."""
+
 # -- rfm ---------------------------------------------------------------------
 def rfm_scores(
     ids: list[int],

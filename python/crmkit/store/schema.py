@@ -222,3 +222,14 @@ DEFERRABLE_INDEXES: dict[str, str] = {
 and building one over sorted data at the end is several times cheaper than
 keeping it up to date row by row. Opening a store rebuilds any that are missing
 (a bulk load that was killed)."""
+
+KEY_INDEXES: dict[str, str] = {
+    "contacts_email": (
+        "CREATE UNIQUE INDEX IF NOT EXISTS contacts_email ON contacts(email) "
+        "WHERE merged_into IS NULL"
+    ),
+}
+"""Indexes a bulk load may drop while it resolves upsert keys in memory (see
+``SQLiteStore.bulk_load``), rebuilt at the end of the load, before any other
+write of contacts in it, and when a store is opened (a bulk load that was
+killed)."""

@@ -37,7 +37,7 @@ from crmkit.store.base import (
 )
 from crmkit.store.bulkio import execute_columns
 from crmkit.store.report_queries import ReportQueriesMixin
-from crmkit.store.schema import DEFERRABLE_INDEXES, MIGRATIONS, SCHEMA_VERSION
+from crmkit.store.schema import DEFERRABLE_INDEXES, KEY_INDEXES, MIGRATIONS, SCHEMA_VERSION
 
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -119,6 +119,9 @@ class SQLiteStore(ReportQueriesMixin):
         self.url = f"sqlite:///{self.path}"
         self._depth = 0
         self._bulk = False
+        # Upsert keys held in memory during a bulk load (see bulk_load).
+        self._keys: Any = None
+        self._keys_allowed = False
         self._lock = threading.RLock()
         name = self.path.name
         if self.path.parent and not self.path.parent.exists():
@@ -170,12 +173,14 @@ class SQLiteStore(ReportQueriesMixin):
                 yield
             except BaseException:
                 self._depth = 0
+                self._forget_keys()
                 self.conn.execute("ROLLBACK")
                 raise
             self._depth = 0
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
+                self._forget_keys()
                 self.conn.execute("ROLLBACK")
                 raise StoreError(_explain(exc, self.path)) from None
 
@@ -186,6 +191,15 @@ class SQLiteStore(ReportQueriesMixin):
 
     @contextmanager
     def bulk_load(self) -> Iterator[None]:
+        """Defer index upkeep to the end of the block (see :meth:`Store.bulk_load`).
+
+        In a store with fewer than :attr:`BULK_LOAD_MAX_ROWS` contacts, the
+        indexes no upsert reads are dropped for the block, and the first
+        upsert keyed by email loads every email into a :class:`KeyMap` and
+        drops the unique email index too: keys then resolve in memory, and
+        the index is rebuilt once, at the end. Any other write of contacts in
+        the block rebuilds it first, and a rollback forgets the map.
+        """
         if self._bulk or self._depth:
             yield
             return
@@ -199,10 +213,13 @@ class SQLiteStore(ReportQueriesMixin):
                 if name in present:
                     conn.execute(f"DROP INDEX {name}")
         self._bulk = True
+        self._keys_allowed = True
         try:
             yield
         finally:
             self._bulk = False
+            self._keys_allowed = False
+            self._keys = None
             self._restore_indexes()
 
     def _present_indexes(self) -> set[str]:
@@ -211,11 +228,61 @@ class SQLiteStore(ReportQueriesMixin):
         }
 
     def _restore_indexes(self) -> None:
-        missing = [n for n in DEFERRABLE_INDEXES if n not in self._present_indexes()]
+        wanted = {**KEY_INDEXES, **DEFERRABLE_INDEXES}
+        missing = [n for n in wanted if n not in self._present_indexes()]
         if missing:
             with self._write() as conn:
                 for name in missing:
-                    conn.execute(DEFERRABLE_INDEXES[name])
+                    conn.execute(wanted[name])
+
+    def _email_keys(self, conn: sqlite3.Connection) -> Any:
+        """The in-memory email map of this bulk load, made on first use; None
+        outside a bulk load or once a write other than an upsert by email
+        ended it. Call inside a write transaction."""
+        if self._keys is None and self._keys_allowed and self._bulk:
+            from crmkit import _core
+
+            keys = _core.KeyMap()
+            live = conn.execute(
+                "SELECT email, id FROM contacts WHERE email IS NOT NULL AND merged_into IS NULL"
+            ).fetchall()
+            if live:
+                emails, ids = zip(*live, strict=True)
+                keys.insert_first(list(emails), list(ids))
+            merged = conn.execute(
+                "SELECT email, id FROM contacts WHERE email IS NOT NULL "
+                "AND merged_into IS NOT NULL ORDER BY id"
+            ).fetchall()
+            if merged:
+                survivor = self._resolve(conn, [cid for _, cid in merged])
+                keys.insert_first([e for e, _ in merged], [survivor[cid] for _, cid in merged])
+            for name in KEY_INDEXES:
+                conn.execute(f"DROP INDEX IF EXISTS {name}")
+            self._keys = keys
+        return self._keys
+
+    def _end_keys(self, conn: sqlite3.Connection) -> None:
+        """Rebuild the indexes the email map stood in for, before a write that
+        needs them; the rest of the bulk load uses the indexes."""
+        self._keys_allowed = False
+        if self._keys is not None:
+            self._keys = None
+            for sql in KEY_INDEXES.values():
+                conn.execute(sql)
+
+    def _keys_done(self) -> None:
+        """End the email map before a write of contacts other than an upsert
+        by email (see :meth:`_end_keys`)."""
+        if self._keys is not None or self._keys_allowed:
+            with self._write() as conn:
+                self._end_keys(conn)
+
+    def _forget_keys(self) -> None:
+        """A rollback undoes what the map recorded: drop it for the rest of
+        the block (the rollback restores an index dropped in the same
+        transaction; :meth:`_restore_indexes` rebuilds one dropped earlier)."""
+        self._keys = None
+        self._keys_allowed = False
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -282,38 +349,31 @@ class SQLiteStore(ReportQueriesMixin):
 
         with self._write() as conn:
             rev = self._stamp(conn)
-            by_key = self._lookup(conn, key, [k for k in keys if k is not None], source)
-            by_email: dict[str, int] = {}
-            if key != "email" and emails is not None:
-                by_email = self._lookup(conn, "email", [e for e in emails if e is not None], source)
+            keymap = self._email_keys(conn) if key == "email" else None
+            if key != "email":
+                self._end_keys(conn)
             next_id = (conn.execute("SELECT COALESCE(MAX(id), 0) FROM contacts").fetchone()[0]) + 1
-
-            ids: list[int | None] = [None] * n
-            created: list[int] = []
-            updated: list[int] = []
-            is_new_row = [False] * n
-            seen_new: set[int] = set()
-            for i in range(n):
-                k = keys[i]
-                if k is None:
-                    continue
-                cid = by_key.get(k)
-                if cid is None and emails is not None and key != "email":
-                    e = emails[i]
-                    if e is not None:
-                        cid = by_email.get(e)
-                if cid is None:
-                    cid = next_id
-                    next_id += 1
-                    by_key[k] = cid
-                    if emails is not None and emails[i] is not None:
-                        by_email[emails[i]] = cid
-                    is_new_row[i] = True
-                    created.append(cid)
-                    seen_new.add(cid)
-                elif cid not in seen_new:
-                    updated.append(cid)
-                ids[i] = cid
+            ids: list[int | None]
+            created: list[int]
+            updated: list[int]
+            new_idx: list[int]
+            if keymap is not None:
+                ids, new_idx, created, updated, _ = keymap.assign(
+                    keys if isinstance(keys, list) else list(keys), next_id
+                )
+                is_new_row = bytearray(n)
+                for i in new_idx:
+                    is_new_row[i] = 1
+            else:
+                ids, is_new, created, updated = self._assign_ids(
+                    conn, key, keys, emails, source, next_id
+                )
+                is_new_row = bytearray(is_new)
+                new_idx = [i for i in range(n) if is_new_row[i]]
+            # Updates in id order (stable: one contact's rows keep theirs), so that
+            # the table's pages are visited in order.
+            upd_idx = [i for i in range(n) if ids[i] is not None and not is_new_row[i]]
+            upd_idx.sort(key=lambda i: ids[i] or 0)
 
             # Whole-column work at C speed: encoded tags and attrs, then rows zipped
             # from the columns of the rows to insert and of the rows to update.
@@ -342,16 +402,19 @@ class SQLiteStore(ReportQueriesMixin):
                 "source, source_file, source_line, created_at, updated_at, rev) VALUES "
                 f"({', '.join('?' * (len(plain) + 9))})"
             )
-            sets = ", ".join(f"{f} = COALESCE(?, {f})" for f in plain)
+            # An update keyed by email keeps the contact's email: a key that
+            # resolved through a merged-away record names the survivor, whose
+            # own email stays.
+            upd_plain = [f for f in plain if f != "email"] if key == "email" else plain
+            sets = ", ".join(f"{f} = COALESCE(?, {f})" for f in upd_plain)
             upd_sql = (
-                f"UPDATE contacts SET {sets}{', ' if plain else ''}"
+                f"UPDATE contacts SET {sets}{', ' if upd_plain else ''}"
                 "tags = COALESCE(?, tags), "
                 "attrs = CASE WHEN ?1 IS NULL THEN attrs ELSE json_patch(COALESCE(attrs, '{}'), ?1) END, "
                 "source = ?, source_file = ?, source_line = ?, updated_at = ?, rev = ? WHERE id = ?"
-            ).replace("?1", f"?{len(plain) + 2}")
-            new_idx = [i for i in range(n) if is_new_row[i]]
-            upd_idx = [i for i in range(n) if ids[i] is not None and not is_new_row[i]]
+            ).replace("?1", f"?{len(upd_plain) + 2}")
             value_cols = [*(columns[f] for f in plain), tag_col, attr_col]
+            upd_cols = [*(columns[f] for f in upd_plain), tag_col, attr_col]
 
             if new_idx:
                 execute_columns(
@@ -365,7 +428,7 @@ class SQLiteStore(ReportQueriesMixin):
                 execute_columns(
                     conn,
                     upd_sql,
-                    [*value_cols, source, file, line_col, now, rev, ids],
+                    [*upd_cols, source, file, line_col, now, rev, ids],
                     n,
                     upd_idx,
                 )
@@ -380,11 +443,62 @@ class SQLiteStore(ReportQueriesMixin):
                 )
         return UpsertResult(created=created, updated=updated, ids=ids)
 
+    def _assign_ids(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        keys: Sequence[str | None],
+        emails: Sequence[str | None] | None,
+        source: str,
+        next_id: int,
+    ) -> tuple[list[int | None], list[bool], list[int], list[int]]:
+        """Each row's contact id, looked up through the store's indexes; new
+        keys get ``next_id``, ``next_id + 1``, … in row order. Returns the
+        ids, which rows are new, the ids created, and the existing ids
+        updated (once per row)."""
+        n = len(keys)
+        by_key = self._lookup(conn, key, [k for k in keys if k is not None], source)
+        by_email: dict[str, int] = {}
+        if key != "email" and emails is not None:
+            by_email = self._lookup(conn, "email", [e for e in emails if e is not None], source)
+        ids: list[int | None] = [None] * n
+        created: list[int] = []
+        updated: list[int] = []
+        is_new_row = [False] * n
+        first_new = next_id
+        for i in range(n):
+            k = keys[i]
+            if k is None:
+                continue
+            cid = by_key.get(k)
+            if cid is None and emails is not None and key != "email":
+                e = emails[i]
+                if e is not None:
+                    cid = by_email.get(e)
+            if cid is None:
+                cid = next_id
+                next_id += 1
+                by_key[k] = cid
+                e = emails[i] if emails is not None else None
+                if e is not None:
+                    by_email[e] = cid
+                is_new_row[i] = True
+                created.append(cid)
+            elif cid < first_new:
+                updated.append(cid)
+            ids[i] = cid
+        return ids, is_new_row, created, updated
+
     def _lookup(
         self, conn: sqlite3.Connection, field: str, values: Sequence[str], source: str | None
     ) -> dict[str, int]:
         out: dict[str, int] = {}
         uniq = list(dict.fromkeys(values))
+        if field == "email" and self._keys is not None:
+            # A bulk load holds every email in memory (see bulk_load).
+            return {
+                v: cid for v, cid in zip(uniq, self._keys.get(uniq), strict=True) if cid is not None
+            }
         for chunk in in_lists(uniq):
             marks = ",".join("?" * len(chunk))
             if field == "external_id":
@@ -644,6 +758,7 @@ class SQLiteStore(ReportQueriesMixin):
             rows.append((*vals, _json_encode(patch) if custom else None, now, cid))
         sets = "".join(f"{f} = ?, " for f in plain)
         n = len(plain) + 1
+        self._keys_done()
         sql = (
             f"UPDATE contacts SET {sets}attrs = CASE WHEN ?{n} IS NULL THEN attrs "
             f"ELSE json_patch(COALESCE(attrs, '{{}}'), ?{n}) END, updated_at = ?{n + 1}, "
@@ -1266,6 +1381,7 @@ class SQLiteStore(ReportQueriesMixin):
     ) -> list[MergeEvent]:
         from crmkit.store import merges
 
+        self._keys_done()
         return merges.apply_merges(self, specs, actor=actor, on_merge=on_merge)
 
     def undo_merge(
@@ -1273,6 +1389,7 @@ class SQLiteStore(ReportQueriesMixin):
     ) -> MergeEvent:
         from crmkit.store import merges
 
+        self._keys_done()
         return merges.undo_merge(self, merge_id, actor=actor, force=force)
 
     def list_merges(self, *, limit: int = 50, include_undone: bool = True) -> list[MergeEvent]:
@@ -1316,6 +1433,7 @@ class SQLiteStore(ReportQueriesMixin):
         return sorted(family)
 
     def erase_contacts(self, ids: Sequence[int]) -> ErasureCounts:
+        self._keys_done()
         out = ErasureCounts()
         now = int(time.time())
         with self._write() as conn:

@@ -7,12 +7,14 @@
 //! - [`convert`]: typed attribute values from text, and their JSON encoding.
 //! - [`dedupe`]: blocking, comparison, Fellegi-Sunter scoring and clustering.
 //! - [`segments`]: the segment rule language, its compiler and evaluator.
+//! - [`keymap`]: upsert keys to contact ids for bulk loads.
 
 pub mod convert;
 pub mod csvread;
 #[allow(clippy::type_complexity, clippy::needless_range_loop)]
 pub mod dedupe;
 pub mod error;
+pub mod keymap;
 pub mod normalize;
 pub mod rfm;
 pub mod segments;

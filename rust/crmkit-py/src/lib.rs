@@ -10,6 +10,7 @@ mod convert;
 mod csvread;
 mod dedupe;
 mod errors;
+mod keymap;
 mod normalize;
 mod rfm;
 #[allow(clippy::type_complexity)]
@@ -31,6 +32,7 @@ fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    keymap::register(m)?;
     normalize::register(m)?;
     rfm::register(m)?;
     csvread::register(m)?;

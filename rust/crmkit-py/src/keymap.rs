@@ -1,0 +1,68 @@
+//! The `KeyMap` class: upsert keys to contact ids, held in Rust.
+
+use crmkit_core::keymap::KeyMap as CoreKeyMap;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+
+/// Upsert keys (normalized emails) to contact ids, for a bulk load that
+/// resolves keys in memory instead of through the store's index.
+#[pyclass(module = "crmkit._core", name = "KeyMap")]
+pub struct KeyMap {
+    inner: CoreKeyMap,
+}
+
+/// `(ids, new_rows, created, updated, next_id)` for one batch.
+type AssignResult = (Vec<Option<i64>>, Vec<usize>, Vec<i64>, Vec<i64>, i64);
+
+#[pymethods]
+impl KeyMap {
+    #[new]
+    fn new() -> Self {
+        Self {
+            inner: CoreKeyMap::new(),
+        }
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Hold `keys[i] → ids[i]` for each pair, except keys already held (the
+    /// first wins).
+    fn insert_first(&mut self, keys: Vec<PyBackedStr>, ids: Vec<i64>) -> PyResult<()> {
+        if keys.len() != ids.len() {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{} keys but {} ids",
+                keys.len(),
+                ids.len()
+            )));
+        }
+        for (k, id) in keys.iter().zip(ids) {
+            self.inner.insert_first(k, id);
+        }
+        Ok(())
+    }
+
+    /// The id held for each key, or `None`.
+    fn get(&self, keys: Vec<Option<PyBackedStr>>) -> Vec<Option<i64>> {
+        keys.iter()
+            .map(|k| k.as_deref().and_then(|k| self.inner.get(k)))
+            .collect()
+    }
+
+    /// Resolve a batch: held keys keep their id, new keys get `next_id`,
+    /// `next_id + 1`, … in row order. Returns `(ids, new_rows, created,
+    /// updated, next_id)`: each row's id (`None` for a missing key), the rows
+    /// that create a contact, the ids created, the existing ids updated (once
+    /// per row), and the next free id.
+    fn assign(&mut self, keys: Vec<Option<PyBackedStr>>, next_id: i64) -> AssignResult {
+        let a = self
+            .inner
+            .assign(keys.iter().map(|k| k.as_deref()), next_id);
+        (a.ids, a.new_rows, a.created, a.updated, a.next_id)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<KeyMap>()
+}

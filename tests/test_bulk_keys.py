@@ -1,0 +1,190 @@
+"""Bulk loads that resolve upsert keys in memory give the store an indexed load gives."""
+
+from __future__ import annotations
+
+import csv
+import random
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from crmkit import _core
+from crmkit.kernel import Kernel
+from crmkit.settings import Settings
+from crmkit.store.base import MergeSpec
+from crmkit.store.sqlite import SQLiteStore
+
+HEADER = ["Record ID", "First Name", "Email", "City", "Plan", "Tags"]
+VOLATILE = {"created_at", "updated_at"}
+
+
+def _kernel(db: Path) -> Kernel:
+    return Kernel(Settings(db=db, disable_plugin_autoload=True))
+
+
+def _write(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        w.writerows(rows)
+    return path
+
+
+def _messy_rows(rnd: random.Random, n: int, people: int) -> list[list[str]]:
+    """Rows drawn from ``people`` emails, so many repeat, some with case and
+    whitespace variants, some without an email, and blanks that must not
+    overwrite known values."""
+    out = []
+    for i in range(n):
+        p = rnd.randrange(people)
+        email = rnd.choice([f"p{p}@x.org", f" P{p}@X.org ", f"p{p}@x.org", ""])
+        out.append(
+            [
+                f"R{i}",
+                rnd.choice([f"Name{p}", "", f"Other{i}"]),
+                email,
+                rnd.choice(["", f"City{i % 7}"]),
+                rnd.choice(["", "pro", "free"]),
+                rnd.choice(["", "a;b", "c"]),
+            ]
+        )
+    return out
+
+
+def _dump(db: Path) -> tuple[list[dict[str, object]], list[tuple[object, ...]]]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    contacts = [
+        {k: v for k, v in dict(r).items() if k not in VOLATILE}
+        for r in conn.execute("SELECT * FROM contacts ORDER BY id")
+    ]
+    identities = [tuple(r) for r in conn.execute("SELECT * FROM identities ORDER BY 1, 2")]
+    conn.close()
+    return contacts, identities
+
+
+def _indexes(db: Path) -> set[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    finally:
+        conn.close()
+
+
+def _seed(db: Path, rnd: random.Random) -> None:
+    """A store with contacts, one of them merged away into another."""
+    k = _kernel(db)
+    src = k.plugin(
+        "source", "csv", {"path": str(_write(db.parent / "seed.csv", _messy_rows(rnd, 60, 40)))}
+    )
+    k.ingest(src, name="seed")
+    ids = sorted(k.store.resolve_ids(list(range(1, 10))))
+    k.store.apply_merges([MergeSpec(survivor_id=ids[0], merged_ids=(ids[1], ids[2]))])
+    k.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_bulk_load_matches_a_load_through_the_indexes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    rnd = random.Random(seed)
+    fast, slow = tmp_path / "fast", tmp_path / "slow"
+    fast.mkdir()
+    slow.mkdir()
+    _seed(fast / "crm.db", rnd)
+    shutil.copy(fast / "crm.db", slow / "crm.db")
+    data = _write(tmp_path / "more.csv", _messy_rows(rnd, 400, 120))
+
+    def load(db: Path) -> None:
+        k = _kernel(db)
+        src = k.plugin("source", "csv", {"path": str(data), "batch_rows": 37})
+        k.ingest(src, name="more")
+        k.close()
+
+    load(fast / "crm.db")
+    monkeypatch.setattr(SQLiteStore, "BULK_LOAD_MAX_ROWS", 0)  # no bulk load: every key via SQL
+    load(slow / "crm.db")
+    assert _dump(fast / "crm.db") == _dump(slow / "crm.db")
+    assert "contacts_email" in _indexes(fast / "crm.db")
+
+
+def test_a_merged_away_email_resolves_to_its_survivor(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "crm.db")
+    res = store.upsert_contacts({"email": ["a@x.org", "b@x.org"]}, key="email", source="s")
+    a, b = res.ids
+    assert a is not None and b is not None
+    store.apply_merges([MergeSpec(survivor_id=a, merged_ids=(b,))])
+    with store.bulk_load():
+        again = store.upsert_contacts(
+            {"email": ["b@x.org", "c@x.org"], "city": ["Oslo", None]}, key="email", source="s"
+        )
+    assert again.ids[0] == a
+    assert again.updated == [a]
+    assert store.lookup_contacts("email", ["b@x.org", "c@x.org"]) == {
+        "b@x.org": a,
+        "c@x.org": again.ids[1],
+    }
+    store.close()
+
+
+def test_another_write_of_contacts_restores_the_index_first(tmp_path: Path) -> None:
+    db = tmp_path / "crm.db"
+    store = SQLiteStore(db)
+    with store.bulk_load():
+        first = store.upsert_contacts({"email": ["a@x.org"]}, key="email", source="s")
+        assert "contacts_email" not in _indexes(db)
+        cid = first.ids[0]
+        assert cid is not None
+        store.set_attributes([cid], {"city": ["Oslo"]})
+        assert "contacts_email" in _indexes(db)
+        # Keys now resolve through the index again, and never twice.
+        second = store.upsert_contacts({"email": ["a@x.org", "b@x.org"]}, key="email", source="s")
+        assert second.ids[0] == cid
+        assert second.created == [cid + 1]
+    assert store.count_contacts() == 2
+    store.close()
+
+
+def test_a_rollback_forgets_the_keys_it_recorded(tmp_path: Path) -> None:
+    db = tmp_path / "crm.db"
+    store = SQLiteStore(db)
+    with store.bulk_load():
+        store.upsert_contacts({"email": ["a@x.org"]}, key="email", source="s")
+        with pytest.raises(RuntimeError), store.transaction():
+            store.upsert_contacts({"email": ["b@x.org"]}, key="email", source="s")
+            raise RuntimeError("interrupted")
+        res = store.upsert_contacts({"email": ["b@x.org", "a@x.org"]}, key="email", source="s")
+        assert res.created == [2]
+        assert res.updated == [1]
+    assert store.count_contacts() == 2
+    assert "contacts_email" in _indexes(db)
+    store.close()
+
+
+def test_opening_a_store_killed_mid_load_rebuilds_the_key_index(tmp_path: Path) -> None:
+    db = tmp_path / "crm.db"
+    SQLiteStore(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("DROP INDEX contacts_email")  # as a bulk load leaves it when killed
+    conn.commit()
+    conn.close()
+    SQLiteStore(db).close()
+    assert "contacts_email" in _indexes(db)
+
+
+def test_key_map_assigns_like_the_store() -> None:
+    km = _core.KeyMap()
+    km.insert_first(["a", "b"], [1, 2])
+    km.insert_first(["a"], [9])
+    assert len(km) == 2
+    ids, new_rows, created, updated, nxt = km.assign(["c", None, "a", "c", "d"], 3)
+    assert ids == [3, None, 1, 3, 4]
+    assert new_rows == [0, 4]
+    assert created == [3, 4]
+    assert updated == [1]
+    assert nxt == 5
+    assert km.get(["d", "zz", None]) == [4, None, None]
+    with pytest.raises(ValueError):
+        km.insert_first(["x"], [1, 2])
