@@ -197,3 +197,34 @@ def test_large_file_in_chunks_with_flat_memory(tmp_path: Path) -> None:
     # Keeping rows around would grow by far more than the file's size; a streaming
     # reader stays within a few chunks of where it started.
     assert peak - baseline < size // 2, (peak - baseline, size)
+
+
+def test_chunks_parsed_ahead_arrive_in_order_with_their_position(tmp_path: Path) -> None:
+    p = tmp_path / "many.csv"
+    with p.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["email", "n"])
+        w.writerows([f"p{i}@x.org", str(i)] for i in range(1000))
+    whole = read_all(CsvReader(p, chunk_rows=5000))
+    r = CsvReader(p, chunk_rows=7)
+    assert r.position < p.stat().st_size  # nothing handed out yet
+    rows: list[Row] = []
+    for columns, _lines, byte_ends, _rejects in r:
+        rows.extend([list(x) for x in zip(*columns, strict=True)])
+        # The position is the end of the last record handed out, not of what
+        # the reader has parsed ahead.
+        assert r.position == byte_ends[-1]
+    assert rows == whole[0]
+    assert r.position == p.stat().st_size
+    assert next(iter(r), None) is None  # stays at the end
+
+
+def test_a_reader_dropped_half_way_lets_go_of_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "many.csv"
+    p.write_text("email\n" + "".join(f"p{i}@x.org\n" for i in range(500)), encoding="utf-8")
+    for _ in range(20):
+        r = CsvReader(p, chunk_rows=3)
+        next(iter(r))
+        del r
+    rows, *_ = read_all(CsvReader(p, chunk_rows=50))
+    assert len(rows) == 500

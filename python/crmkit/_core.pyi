@@ -470,6 +470,13 @@ class KeyMap:
     ) -> tuple[list[int | None], list[int], list[int], list[int], int]:
         """Resolve a batch: ``(ids, new_rows, created, updated, next_id)``."""
 
+def fold_rows(
+    ids: list[int | None], columns: list[Any]
+) -> tuple[list[int], list[list[Any]]] | None:
+    """Fold the rows sharing an id into the first of them (each column takes the last
+    value that is not ``None``): ``(first rows, folded column copies)``, or ``None``
+    when no id repeats."""
+
 # -- rfm ---------------------------------------------------------------------
 def rfm_scores(
     ids: list[int],

@@ -375,27 +375,55 @@ class SQLiteStore(ReportQueriesMixin):
             upd_idx = [i for i in range(n) if ids[i] is not None and not is_new_row[i]]
             upd_idx.sort(key=lambda i: ids[i] or 0)
 
+            # The rows of one contact in this batch are written once, folded
+            # the way upserting them one after the other would leave it.
+            from crmkit import _core
+
+            written: dict[str, Sequence[Any]] = {f: columns[f] for f in (*plain, *custom)}
+            if tags is not None:
+                written["tags"] = tags
+            unfolded = (written, line_col)
+            folded = _core.fold_rows(ids, [*written.values(), line_col])
+            if folded is not None:
+                cols_f = folded[1]
+                written = dict(zip(written, cols_f, strict=False))
+                line_col = cols_f[-1]
+
             # Whole-column work at C speed: encoded tags and attrs, then rows zipped
             # from the columns of the rows to insert and of the rows to update.
             enc = _json_encode
+            tag_src = written.get("tags")
             tag_col: list[bytes | None] = (
-                [None if t is None else enc(list(t)) for t in tags]
-                if tags is not None
+                [None if t is None else enc(list(t)) for t in tag_src]
+                if tag_src is not None
                 else [None] * n
             )
             attr_col: list[bytes | None] | None = [None] * n
             if custom:
-                from crmkit import _core
-
-                attr_col = _core.encode_json_objects(custom, [list(columns[c]) for c in custom])
+                attr_col = _core.encode_json_objects(custom, [list(written[c]) for c in custom])
             if attr_col is None:  # values Rust does not encode (dicts from JSON lines)
+                if folded is not None:
+                    # json_patch merges nested objects, which a fold does not:
+                    # write these rows one by one.
+                    (written, line_col), folded = unfolded, None
+                    tag_col = (
+                        [None if t is None else enc(list(t)) for t in tags]
+                        if tags is not None
+                        else [None] * n
+                    )
                 attr_col = [
                     enc(d) if d else None
                     for d in (
                         {c: v for c, v in zip(custom, row, strict=True) if v is not None}
-                        for row in zip(*[columns[c] for c in custom], strict=True)
+                        for row in zip(*[written[c] for c in custom], strict=True)
                     )
                 ]
+            if folded is not None:
+                is_rep = bytearray(n)
+                for i in folded[0]:
+                    is_rep[i] = 1
+                new_idx = [i for i in new_idx if is_rep[i]]
+                upd_idx = [i for i in upd_idx if is_rep[i]]
 
             ins_sql = (
                 f"INSERT INTO contacts(id, {', '.join(plain)}{', ' if plain else ''}tags, attrs, "
@@ -413,8 +441,8 @@ class SQLiteStore(ReportQueriesMixin):
                 "attrs = CASE WHEN ?1 IS NULL THEN attrs ELSE json_patch(COALESCE(attrs, '{}'), ?1) END, "
                 "source = ?, source_file = ?, source_line = ?, updated_at = ?, rev = ? WHERE id = ?"
             ).replace("?1", f"?{len(upd_plain) + 2}")
-            value_cols = [*(columns[f] for f in plain), tag_col, attr_col]
-            upd_cols = [*(columns[f] for f in upd_plain), tag_col, attr_col]
+            value_cols = [*(written[f] for f in plain), tag_col, attr_col]
+            upd_cols = [*(written[f] for f in upd_plain), tag_col, attr_col]
 
             if new_idx:
                 execute_columns(

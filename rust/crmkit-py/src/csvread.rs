@@ -1,6 +1,7 @@
 //! Bindings for `crmkit_core::csvread`: the streaming `CsvReader` class.
 
 use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
 
 use crmkit_core::csvread::{Chunk, CsvError, CsvOptions, CsvReader as CoreCsvReader};
@@ -20,10 +21,93 @@ pub(crate) fn csv_err(py: Python<'_>, e: CsvError) -> PyErr {
     }
 }
 
+/// What the parsing thread sends: a chunk and the reader's position after it,
+/// the end, or an error (the thread stops after the last two).
+type Parsed = Result<Option<(Chunk, u64)>, CsvError>;
+
+/// The reader's state. The first `__next__` moves the file reader to a
+/// thread that parses one chunk ahead while Python handles the last one
+/// (parsing needs no GIL), so only the conversion to Python objects is left
+/// on the caller's time.
+enum State {
+    /// Opened; nothing parsed yet.
+    Idle(Box<CoreCsvReader>),
+    /// Parsing ahead; `position` is the reader's position after the last
+    /// chunk handed out.
+    Running { rx: Receiver<Parsed>, position: u64 },
+    /// At the end, or stopped by an error.
+    Done { position: u64 },
+}
+
+impl State {
+    fn position(&self) -> u64 {
+        match self {
+            State::Idle(r) => r.position(),
+            State::Running { position, .. } | State::Done { position } => *position,
+        }
+    }
+
+    /// The next chunk, starting the parsing thread on first use.
+    fn next(&mut self, path: &str) -> Result<Option<Chunk>, NextError> {
+        if let State::Idle(_) = self {
+            let position = self.position();
+            let State::Idle(mut reader) = std::mem::replace(self, State::Done { position }) else {
+                unreachable!()
+            };
+            let (tx, rx) = sync_channel::<Parsed>(1);
+            std::thread::Builder::new()
+                .name("crmkit-csv".into())
+                .spawn(move || loop {
+                    let msg = reader
+                        .next_chunk()
+                        .map(|c| c.map(|c| (c, reader.position())));
+                    let last = !matches!(msg, Ok(Some(_)));
+                    // A closed channel means the reader was dropped: stop.
+                    if tx.send(msg).is_err() || last {
+                        break;
+                    }
+                })
+                .map_err(|e| NextError::Stopped(format!("{path}: cannot start the reader: {e}")))?;
+            *self = State::Running { rx, position };
+        }
+        let State::Running { rx, position } = self else {
+            return Ok(None);
+        };
+        let got = rx.recv();
+        let pos = *position;
+        match got {
+            Ok(Ok(Some((chunk, after)))) => {
+                *position = after;
+                Ok(Some(chunk))
+            }
+            Ok(Ok(None)) => {
+                *self = State::Done { position: pos };
+                Ok(None)
+            }
+            Ok(Err(e)) => {
+                *self = State::Done { position: pos };
+                Err(NextError::Csv(e))
+            }
+            Err(_) => {
+                *self = State::Done { position: pos };
+                Err(NextError::Stopped(format!(
+                    "{path}: the CSV reader stopped unexpectedly"
+                )))
+            }
+        }
+    }
+}
+
+/// Why [`State::next`] failed.
+enum NextError {
+    Csv(CsvError),
+    Stopped(String),
+}
+
 /// Stream a CSV file in column chunks. See `crmkit._core.CsvReader` in the stubs.
 #[pyclass(frozen, module = "crmkit._core", name = "CsvReader")]
 pub struct PyCsvReader {
-    inner: Mutex<CoreCsvReader>,
+    inner: Mutex<State>,
     path: String,
     encoding: String,
     delimiter: String,
@@ -91,7 +175,7 @@ impl PyCsvReader {
             encoding: reader.encoding(),
             delimiter: (reader.delimiter() as char).to_string(),
             headers: reader.headers().to_vec(),
-            inner: Mutex::new(reader),
+            inner: Mutex::new(State::Idle(Box::new(reader))),
         })
     }
 
@@ -124,7 +208,7 @@ impl PyCsvReader {
     fn position(&self, py: Python<'_>) -> PyResult<u64> {
         let inner = &self.inner;
         detach(py, move || {
-            Ok(inner.lock().map(|r| r.position()).unwrap_or(0))
+            Ok(inner.lock().map(|s| s.position()).unwrap_or(0))
         })
     }
 
@@ -141,11 +225,13 @@ impl PyCsvReader {
                     "{path}: the reader failed earlier and cannot continue"
                 ))
             })?;
-            Ok(guard.next_chunk())
+            Ok(guard.next(&path))
         })?;
-        match next.map_err(|e| csv_err(py, e))? {
-            Some(chunk) => Ok(Some(chunk_to_py(py, chunk)?)),
-            None => Ok(None),
+        match next {
+            Ok(Some(chunk)) => Ok(Some(chunk_to_py(py, chunk)?)),
+            Ok(None) => Ok(None),
+            Err(NextError::Csv(e)) => Err(csv_err(py, e)),
+            Err(NextError::Stopped(m)) => Err(py_err(py, Kind::Panic, m)),
         }
     }
 

@@ -1,8 +1,11 @@
 //! The `KeyMap` class: upsert keys to contact ids, held in Rust.
 
+use std::collections::HashMap;
+
 use crmkit_core::keymap::KeyMap as CoreKeyMap;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
+use pyo3::types::PyList;
 
 /// Upsert keys (normalized emails) to contact ids, for a bulk load that
 /// resolves keys in memory instead of through the store's index.
@@ -63,6 +66,61 @@ impl KeyMap {
     }
 }
 
+/// Fold the rows of a batch that share a contact id into the first of them,
+/// as upserting them one after the other would: each column of that row takes
+/// the last value that is not `None` among the id's rows.
+///
+/// Returns `None` when no id repeats (nothing to fold); else the first row of
+/// each id, in row order, and a copy of each column with the folded values in
+/// those rows (the other rows are left as they were). Rows whose id is `None`
+/// are left out.
+#[pyfunction]
+fn fold_rows<'py>(
+    py: Python<'py>,
+    ids: Vec<Option<i64>>,
+    columns: Vec<Bound<'py, PyAny>>,
+) -> PyResult<Option<(Vec<usize>, Vec<Bound<'py, PyList>>)>> {
+    let mut first: HashMap<i64, usize> = HashMap::with_capacity(ids.len());
+    let mut rep_of: Vec<Option<usize>> = Vec::with_capacity(ids.len());
+    let mut reps: Vec<usize> = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        rep_of.push(id.map(|id| {
+            *first.entry(id).or_insert_with(|| {
+                reps.push(i);
+                i
+            })
+        }));
+    }
+    if reps.len() == ids.iter().flatten().count() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(columns.len());
+    for (k, col) in columns.iter().enumerate() {
+        let copy = PyList::new(py, col.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+        if copy.len() != ids.len() {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "column {k} has {} values, expected {}",
+                copy.len(),
+                ids.len()
+            )));
+        }
+        for (i, rep) in rep_of.iter().enumerate() {
+            match rep {
+                Some(rep) if *rep != i => {
+                    let v = copy.get_item(i)?;
+                    if !v.is_none() {
+                        copy.set_item(*rep, v)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(copy);
+    }
+    Ok(Some((reps, out)))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<KeyMap>()
+    m.add_class::<KeyMap>()?;
+    m.add_function(wrap_pyfunction!(fold_rows, m)?)
 }
