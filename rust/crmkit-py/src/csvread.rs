@@ -28,7 +28,8 @@ type Parsed = Result<Option<(Chunk, u64)>, CsvError>;
 /// The reader's state. The first `__next__` moves the file reader to a
 /// thread that parses one chunk ahead while Python handles the last one
 /// (parsing needs no GIL), so only the conversion to Python objects is left
-/// on the caller's time.
+/// on the caller's time. The channel holds nothing: the thread waits with one
+/// parsed chunk until it is asked for, so memory grows by one chunk only.
 enum State {
     /// Opened; nothing parsed yet.
     Idle(Box<CoreCsvReader>),
@@ -54,7 +55,7 @@ impl State {
             let State::Idle(mut reader) = std::mem::replace(self, State::Done { position }) else {
                 unreachable!()
             };
-            let (tx, rx) = sync_channel::<Parsed>(1);
+            let (tx, rx) = sync_channel::<Parsed>(0);
             std::thread::Builder::new()
                 .name("crmkit-csv".into())
                 .spawn(move || loop {
