@@ -33,17 +33,22 @@ def _write(path: Path, rows: list[list[str]]) -> Path:
     return path
 
 
-def _messy_rows(rnd: random.Random, n: int, people: int) -> list[list[str]]:
+def _messy_rows(
+    rnd: random.Random, n: int, people: int, *, shared_ids: bool = False
+) -> list[list[str]]:
     """Rows drawn from ``people`` emails, so many repeat, some with case and
     whitespace variants, some without an email, and blanks that must not
-    overwrite known values."""
+    overwrite known values. With ``shared_ids`` the record ids repeat too,
+    and a record id often comes with another record's email (emails that
+    move, and emails another contact holds)."""
     out = []
     for i in range(n):
         p = rnd.randrange(people)
         email = rnd.choice([f"p{p}@x.org", f" P{p}@X.org ", f"p{p}@x.org", ""])
+        rid = f"R{rnd.randrange(people) if rnd.random() < 0.3 else p}" if shared_ids else f"R{i}"
         out.append(
             [
-                f"R{i}",
+                rid,
                 rnd.choice([f"Name{p}", "", f"Other{i}"]),
                 email,
                 rnd.choice(["", f"City{i % 7}"]),
@@ -91,9 +96,10 @@ def _seed(db: Path, rnd: random.Random) -> None:
     k.close()
 
 
+@pytest.mark.parametrize("key", ["email", "external_id"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_bulk_load_matches_a_load_through_the_indexes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, key: str
 ) -> None:
     rnd = random.Random(seed)
     fast, slow = tmp_path / "fast", tmp_path / "slow"
@@ -101,19 +107,50 @@ def test_a_bulk_load_matches_a_load_through_the_indexes(
     slow.mkdir()
     _seed(fast / "crm.db", rnd)
     shutil.copy(fast / "crm.db", slow / "crm.db")
-    data = _write(tmp_path / "more.csv", _messy_rows(rnd, 400, 120))
+    data = _write(
+        tmp_path / "more.csv", _messy_rows(rnd, 400, 120, shared_ids=key == "external_id")
+    )
 
-    def load(db: Path) -> None:
+    def load(db: Path) -> int:
         k = _kernel(db)
         src = k.plugin("source", "csv", {"path": str(data), "batch_rows": 37})
-        k.ingest(src, name="more")
+        report = k.ingest(src, name="more", key=key)
         k.close()
+        return report.dropped_values
 
-    load(fast / "crm.db")
+    dropped = load(fast / "crm.db")
     monkeypatch.setattr(SQLiteStore, "BULK_LOAD_MAX_ROWS", 0)  # no bulk load: every key via SQL
-    load(slow / "crm.db")
+    assert load(slow / "crm.db") == dropped
     assert _dump(fast / "crm.db") == _dump(slow / "crm.db")
     assert "contacts_email" in _indexes(fast / "crm.db")
+    if key == "external_id":
+        assert dropped > 0  # some rows brought an email another contact holds
+
+
+def test_an_email_another_contact_holds_stays_with_it(tmp_path: Path) -> None:
+    k = _kernel(tmp_path / "crm.db")
+    first = _write(
+        tmp_path / "a.csv",
+        [["R1", "Ann", "a@x.org", "", "", ""], ["R2", "Bo", "b@x.org", "", "", ""]],
+    )
+    k.ingest(k.plugin("source", "csv", {"path": str(first)}), name="crm", key="external_id")
+    # R1 now claims b@x.org, which R2's contact holds; R1 also moves its city.
+    second = _write(tmp_path / "b.csv", [["R1", "", "b@x.org", "Oslo", "", ""]])
+    rejects = tmp_path / "rejects.csv"
+    report = k.ingest(
+        k.plugin("source", "csv", {"path": str(second)}),
+        name="crm",
+        key="external_id",
+        rejects=rejects,
+    )
+    assert (report.updated, report.dropped_values) == (1, 1)
+    rows = k.store.conn.execute("SELECT email, city FROM contacts ORDER BY id").fetchall()
+    assert rows == [("a@x.org", "Oslo"), ("b@x.org", None)]
+    with rejects.open(encoding="utf-8") as f:
+        got = list(csv.DictReader(f))
+    assert [(r["line"], r["field"], r["action"]) for r in got] == [("2", "email", "value dropped")]
+    assert "b@x.org" not in rejects.read_text(encoding="utf-8")
+    k.close()
 
 
 def test_a_merged_away_email_resolves_to_its_survivor(tmp_path: Path) -> None:
@@ -182,8 +219,8 @@ def test_opening_a_store_killed_mid_load_rebuilds_the_key_index(tmp_path: Path) 
 
 def test_key_map_assigns_like_the_store() -> None:
     km = _core.KeyMap()
-    km.insert_first(["a", "b"], [1, 2])
-    km.insert_first(["a"], [9])
+    km.add_current(["a", "b"], [1, 2])
+    km.add_emails(["a"], [9])
     assert len(km) == 2
     ids, new_rows, created, updated, nxt = km.assign(["c", None, "a", "c", "d"], 3)
     assert ids == [3, None, 1, 3, 4]
@@ -193,7 +230,16 @@ def test_key_map_assigns_like_the_store() -> None:
     assert nxt == 5
     assert km.get(["d", "zz", None]) == [4, None, None]
     with pytest.raises(ValueError):
-        km.insert_first(["x"], [1, 2])
+        km.add_emails(["x"], [1, 2])
+    with pytest.raises(ValueError, match="track_current"):
+        km.assign_external(["R1"], ["a"], 9)
+    ext = _core.KeyMap(track_current=True)
+    ext.add_current(["a"], [1])
+    ids, _, created, updated, _, conflicts, held = ext.assign_external(
+        ["R1", "R2", "R1"], ["b", "a", "a"], 5
+    )
+    assert ids == [5, 1, 5]
+    assert (created, updated, conflicts, held) == ([5], [1], [2], [1])
 
 
 def test_rows_of_one_contact_in_a_batch_fold_as_one_by_one_upserts(tmp_path: Path) -> None:

@@ -455,20 +455,36 @@ def sqlite_execute_columns(
 
 # -- upsert keys -------------------------------------------------------------
 class KeyMap:
-    """Upsert keys (normalized emails) to contact ids, held in Rust for a bulk load."""
+    """Upsert keys to contact ids, held in Rust: emails (with each live contact's
+    current one, with ``track_current``) and one source's record ids."""
 
-    def __init__(self) -> None: ...
+    def __init__(self, *, track_current: bool = False) -> None: ...
     def __len__(self) -> int: ...
-    def insert_first(self, keys: list[str], ids: list[int]) -> None:
-        """Hold ``keys[i] → ids[i]`` for each pair, except keys already held."""
+    def add_current(self, emails: list[str], ids: list[int]) -> None:
+        """Record that live contact ``ids[i]`` holds ``emails[i]`` (the first wins)."""
+
+    def add_emails(self, emails: list[str], ids: list[int]) -> None:
+        """Resolve ``emails[i]`` to ``ids[i]`` unless held already."""
+
+    def add_external(self, keys: list[str], ids: list[int]) -> None:
+        """Resolve record id ``keys[i]`` to ``ids[i]`` unless held already."""
+
+    def clear_external(self) -> None:
+        """Forget every record id."""
 
     def get(self, keys: list[str | None]) -> list[int | None]:
-        """The id held for each key, or ``None``."""
+        """The contact id each email resolves to, or ``None``."""
 
     def assign(
         self, keys: list[str | None], next_id: int
     ) -> tuple[list[int | None], list[int], list[int], list[int], int]:
-        """Resolve a batch: ``(ids, new_rows, created, updated, next_id)``."""
+        """Resolve a batch keyed by email: ``(ids, new_rows, created, updated, next_id)``."""
+
+    def assign_external(
+        self, keys: list[str | None], emails: list[str | None], next_id: int
+    ) -> tuple[list[int | None], list[int], list[int], list[int], int, list[int], list[int]]:
+        """Resolve a batch keyed by record id: ``(ids, new_rows, created, updated,
+        next_id, conflicts, held)``."""
 
 def fold_rows(
     ids: list[int | None], columns: list[Any]

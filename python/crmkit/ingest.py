@@ -386,6 +386,8 @@ class Ingester:
         )
         self.report.created += len(res.created)
         self.report.updated += len(res.updated)
+        for i in res.conflicts:
+            drop(i, "email", "another contact has this email; the contact keeps its own")
         if self.consent:
             self._consents(batch, res.ids)
         return res.created, res.updated

@@ -52,6 +52,10 @@ class UpsertResult(msgspec.Struct, kw_only=True):
     updated: list[int] = msgspec.field(default_factory=list)
     ids: list[int | None] = msgspec.field(default_factory=list)
     """The contact id of each input row (``None`` for a row that was skipped)."""
+    conflicts: list[int] = msgspec.field(default_factory=list)
+    """Rows (by position) of an upsert by record id whose email another
+    contact holds: their contact keeps its own email, since two contacts never
+    share one."""
 
 
 class ChangePosition(msgspec.Struct, kw_only=True, frozen=True):

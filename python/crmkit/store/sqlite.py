@@ -121,6 +121,8 @@ class SQLiteStore(ReportQueriesMixin):
         self._bulk = False
         # Upsert keys held in memory during a bulk load (see bulk_load).
         self._keys: Any = None
+        self._keys_kind = "email"
+        self._keys_source: str | None = None
         self._keys_allowed = False
         self._lock = threading.RLock()
         name = self.path.name
@@ -195,10 +197,12 @@ class SQLiteStore(ReportQueriesMixin):
 
         In a store with fewer than :attr:`BULK_LOAD_MAX_ROWS` contacts, the
         indexes no upsert reads are dropped for the block, and the first
-        upsert keyed by email loads every email into a :class:`KeyMap` and
-        drops the unique email index too: keys then resolve in memory, and
+        upsert loads every email (and, keyed by record id, the source's record
+        ids) into a :class:`KeyMap` and drops the unique email index too: keys
+        then resolve in memory, by the same rules as outside a bulk load, and
         the index is rebuilt once, at the end. Any other write of contacts in
-        the block rebuilds it first, and a rollback forgets the map.
+        the block (or an upsert with the other key) rebuilds it first, and a
+        rollback forgets the map.
         """
         if self._bulk or self._depth:
             yield
@@ -235,31 +239,80 @@ class SQLiteStore(ReportQueriesMixin):
                 for name in missing:
                     conn.execute(wanted[name])
 
-    def _email_keys(self, conn: sqlite3.Connection) -> Any:
-        """The in-memory email map of this bulk load, made on first use; None
-        outside a bulk load or once a write other than an upsert by email
-        ended it. Call inside a write transaction."""
-        if self._keys is None and self._keys_allowed and self._bulk:
+    def _bulk_keys(self, conn: sqlite3.Connection, key: str, source: str) -> Any:
+        """The in-memory key map of this bulk load, made on first use (see
+        :meth:`bulk_load`); None outside a bulk load, or once a write other
+        than an upsert with the map's key ended it. Call inside a write
+        transaction."""
+        if not (self._bulk and self._keys_allowed):
+            return None
+        if self._keys is not None and self._keys_kind != key:
+            self._end_keys(conn)
+            return None
+        if self._keys is None:
             from crmkit import _core
 
-            keys = _core.KeyMap()
+            keys = _core.KeyMap(track_current=key == "external_id")
             live = conn.execute(
                 "SELECT email, id FROM contacts WHERE email IS NOT NULL AND merged_into IS NULL"
             ).fetchall()
             if live:
-                emails, ids = zip(*live, strict=True)
-                keys.insert_first(list(emails), list(ids))
+                keys.add_current([e for e, _ in live], [cid for _, cid in live])
             merged = conn.execute(
                 "SELECT email, id FROM contacts WHERE email IS NOT NULL "
                 "AND merged_into IS NOT NULL ORDER BY id"
             ).fetchall()
             if merged:
                 survivor = self._resolve(conn, [cid for _, cid in merged])
-                keys.insert_first([e for e, _ in merged], [survivor[cid] for _, cid in merged])
+                keys.add_emails([e for e, _ in merged], [survivor[cid] for _, cid in merged])
             for name in KEY_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {name}")
-            self._keys = keys
+            self._keys, self._keys_kind, self._keys_source = keys, key, None
+        if key == "external_id" and self._keys_source != source:
+            self._keys.clear_external()
+            rows = conn.execute(
+                "SELECT external_id, contact_id FROM identities WHERE source = ?", (source,)
+            ).fetchall()
+            if rows:
+                survivor = self._resolve(conn, [cid for _, cid in rows])
+                self._keys.add_external([k for k, _ in rows], [survivor[c] for _, c in rows])
+            self._keys_source = source
         return self._keys
+
+    def _batch_keys(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        keys: Sequence[str | None],
+        emails: Sequence[str | None] | None,
+        source: str,
+    ) -> Any:
+        """A key map holding what the store's indexes say of one batch's keys
+        (and, by record id, its emails and their contacts' current emails):
+        the batch then resolves by the same rules as in a bulk load."""
+        from crmkit import _core
+
+        km = _core.KeyMap(track_current=key == "external_id")
+        if key == "email":
+            found = self._lookup(conn, "email", [k for k in keys if k is not None], source)
+            km.add_emails(list(found), list(found.values()))
+            return km
+        by_ext = self._lookup(conn, "external_id", [k for k in keys if k is not None], source)
+        km.add_external(list(by_ext), list(by_ext.values()))
+        by_email: dict[str, int] = {}
+        if emails is not None:
+            by_email = self._lookup(conn, "email", [e for e in emails if e is not None], source)
+        ids = list(dict.fromkeys([*by_ext.values(), *by_email.values()]))
+        for chunk in in_lists(ids):
+            rows = conn.execute(
+                f"SELECT email, id FROM contacts WHERE id IN ({','.join('?' * len(chunk))}) "
+                "AND email IS NOT NULL AND merged_into IS NULL",
+                chunk,
+            ).fetchall()
+            if rows:
+                km.add_current([e for e, _ in rows], [cid for _, cid in rows])
+        km.add_emails(list(by_email), list(by_email.values()))
+        return km
 
     def _end_keys(self, conn: sqlite3.Connection) -> None:
         """Rebuild the indexes the email map stood in for, before a write that
@@ -349,27 +402,30 @@ class SQLiteStore(ReportQueriesMixin):
 
         with self._write() as conn:
             rev = self._stamp(conn)
-            keymap = self._email_keys(conn) if key == "email" else None
-            if key != "email":
-                self._end_keys(conn)
+            keymap = self._bulk_keys(conn, key, source)
+            if keymap is None:
+                keymap = self._batch_keys(conn, key, keys, emails, source)
             next_id = (conn.execute("SELECT COALESCE(MAX(id), 0) FROM contacts").fetchone()[0]) + 1
             ids: list[int | None]
-            created: list[int]
-            updated: list[int]
             new_idx: list[int]
-            if keymap is not None:
-                ids, new_idx, created, updated, _ = keymap.assign(
-                    keys if isinstance(keys, list) else list(keys), next_id
-                )
-                is_new_row = bytearray(n)
-                for i in new_idx:
-                    is_new_row[i] = 1
+            conflicts: list[int] = []
+            key_list = keys if isinstance(keys, list) else list(keys)
+            if key == "email":
+                ids, new_idx, created, updated, _ = keymap.assign(key_list, next_id)
             else:
-                ids, is_new, created, updated = self._assign_ids(
-                    conn, key, keys, emails, source, next_id
+                email_list = [None] * n if emails is None else list(emails)
+                ids, new_idx, created, updated, _, conflicts, held = keymap.assign_external(
+                    key_list, email_list, next_id
                 )
-                is_new_row = bytearray(is_new)
-                new_idx = [i for i in range(n) if is_new_row[i]]
+                if conflicts or held:
+                    # The email of these rows is not written: another contact
+                    # holds it, or their own contact does already.
+                    for i in (*conflicts, *held):
+                        email_list[i] = None
+                    columns = {**columns, "email": email_list}
+            is_new_row = bytearray(n)
+            for i in new_idx:
+                is_new_row[i] = 1
             # Updates in id order (stable: one contact's rows keep theirs), so that
             # the table's pages are visited in order.
             upd_idx = [i for i in range(n) if ids[i] is not None and not is_new_row[i]]
@@ -444,6 +500,16 @@ class SQLiteStore(ReportQueriesMixin):
             value_cols = [*(written[f] for f in plain), tag_col, attr_col]
             upd_cols = [*(written[f] for f in upd_plain), tag_col, attr_col]
 
+            if key != "email" and "email" in written:
+                # Contacts whose email moves let go of the old one first: the
+                # rows are written in id order (and folded), not in the order
+                # that freed an email before another row took it.
+                new_email = written["email"]
+                movers = [ids[i] for i in upd_idx if new_email[i] is not None]
+                if movers:
+                    execute_columns(
+                        conn, "UPDATE contacts SET email = NULL WHERE id = ?", [movers], len(movers)
+                    )
             if new_idx:
                 execute_columns(
                     conn,
@@ -469,53 +535,7 @@ class SQLiteStore(ReportQueriesMixin):
                     n,
                     None if len(known) == n else known,
                 )
-        return UpsertResult(created=created, updated=updated, ids=ids)
-
-    def _assign_ids(
-        self,
-        conn: sqlite3.Connection,
-        key: str,
-        keys: Sequence[str | None],
-        emails: Sequence[str | None] | None,
-        source: str,
-        next_id: int,
-    ) -> tuple[list[int | None], list[bool], list[int], list[int]]:
-        """Each row's contact id, looked up through the store's indexes; new
-        keys get ``next_id``, ``next_id + 1``, … in row order. Returns the
-        ids, which rows are new, the ids created, and the existing ids
-        updated (once per row)."""
-        n = len(keys)
-        by_key = self._lookup(conn, key, [k for k in keys if k is not None], source)
-        by_email: dict[str, int] = {}
-        if key != "email" and emails is not None:
-            by_email = self._lookup(conn, "email", [e for e in emails if e is not None], source)
-        ids: list[int | None] = [None] * n
-        created: list[int] = []
-        updated: list[int] = []
-        is_new_row = [False] * n
-        first_new = next_id
-        for i in range(n):
-            k = keys[i]
-            if k is None:
-                continue
-            cid = by_key.get(k)
-            if cid is None and emails is not None and key != "email":
-                e = emails[i]
-                if e is not None:
-                    cid = by_email.get(e)
-            if cid is None:
-                cid = next_id
-                next_id += 1
-                by_key[k] = cid
-                e = emails[i] if emails is not None else None
-                if e is not None:
-                    by_email[e] = cid
-                is_new_row[i] = True
-                created.append(cid)
-            elif cid < first_new:
-                updated.append(cid)
-            ids[i] = cid
-        return ids, is_new_row, created, updated
+        return UpsertResult(created=created, updated=updated, ids=ids, conflicts=conflicts)
 
     def _lookup(
         self, conn: sqlite3.Connection, field: str, values: Sequence[str], source: str | None

@@ -1,9 +1,12 @@
-//! An in-memory map from an upsert key (a normalized email) to a contact id.
+//! In-memory maps from upsert keys (normalized emails, a source's record ids)
+//! to contact ids, and the rules that resolve a batch of rows against them.
 //!
 //! A bulk load into a small store resolves keys here instead of through the
 //! store's unique index: the index is dropped for the load and rebuilt at its
 //! end, which costs far less than keeping it up to date row by row, and a
-//! lookup here costs far less than a query.
+//! lookup here costs far less than a query. A store outside a bulk load fills
+//! [`Keys`] with what its indexes return for one batch and resolves the batch
+//! with the same rules, so both ways end the same.
 
 use ahash::RandomState;
 use hashbrown::HashMap;
@@ -59,6 +62,26 @@ impl KeyMap {
         self.map.get(key).copied()
     }
 
+    /// Hold `key → id`, replacing what was held.
+    pub fn set(&mut self, key: &str, id: i64) {
+        match self.map.get_mut(key) {
+            Some(v) => *v = id,
+            None => {
+                self.map.insert(key.into(), id);
+            }
+        }
+    }
+
+    /// Forget `key`.
+    pub fn remove(&mut self, key: &str) {
+        self.map.remove(key);
+    }
+
+    /// Forget every key.
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+
     /// Resolve one batch of keys: a held key keeps its id, a new key gets
     /// `next_id`, `next_id + 1`, … in row order and is held from then on, so a
     /// later row with the same key (in this batch or a later one) updates it.
@@ -98,9 +121,209 @@ impl KeyMap {
     }
 }
 
+/// What [`Keys::assign_external`] decided for one batch: as [`Assigned`],
+/// and the rows whose email is kept back.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AssignedExternal {
+    /// Ids, new rows, created and updated ids, and the next free id.
+    pub assigned: Assigned,
+    /// Rows that update a contact with an email another contact holds: the
+    /// contact keeps its own email (two contacts never share one).
+    pub conflicts: Vec<usize>,
+    /// Rows that update a contact with an email it already holds (its own,
+    /// or one of a record merged into it): nothing to write.
+    pub held: Vec<usize>,
+}
+
+/// The maps one upsert resolves keys with: a source's record ids, emails
+/// (live contacts first, then merged-away ones resolved to their survivor),
+/// and the current email of each live contact.
+#[derive(Debug, Default)]
+pub struct Keys {
+    /// Record ids of one source to contact ids.
+    pub external: KeyMap,
+    /// Emails to contact ids.
+    pub email: KeyMap,
+    /// Each live contact's email, kept only for upserts by record id (where
+    /// an email can move from one contact to another).
+    current: Option<HashMap<i64, Box<str>, RandomState>>,
+}
+
+impl Keys {
+    /// Empty maps; `track_current` keeps each contact's current email, which
+    /// [`Keys::assign_external`] needs.
+    pub fn new(track_current: bool) -> Self {
+        Self {
+            current: track_current.then(HashMap::default),
+            ..Self::default()
+        }
+    }
+
+    /// Whether each contact's current email is kept.
+    pub fn tracks_current(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Record that live contact `id` holds `email` (the first email recorded
+    /// for a contact, and the first contact recorded for an email, win).
+    pub fn add_current(&mut self, email: &str, id: i64) {
+        self.email.insert_first(email, id);
+        if let Some(current) = &mut self.current {
+            current.entry(id).or_insert_with(|| email.into());
+        }
+    }
+
+    /// Rows keyed by email: see [`KeyMap::assign`]. A new contact holds its
+    /// email from then on.
+    pub fn assign_email<'a, I>(&mut self, keys: I, next_id: i64) -> Assigned
+    where
+        I: IntoIterator<Item = Option<&'a str>>,
+    {
+        let keys: Vec<Option<&str>> = keys.into_iter().collect();
+        let out = self.email.assign(keys.iter().copied(), next_id);
+        if let Some(current) = &mut self.current {
+            for &i in &out.new_rows {
+                if let (Some(k), Some(id)) = (keys[i], out.ids[i]) {
+                    current.insert(id, k.into());
+                }
+            }
+        }
+        out
+    }
+
+    /// Rows keyed by a source's record id, each with its email or `None`.
+    ///
+    /// A row's contact is the one its record id names, else the one holding
+    /// its email, else a new one (ids from `next_id` in row order), and its
+    /// record id names that contact from then on. A row's email moves to its
+    /// contact unless a contact holds it already: the same one (the row is
+    /// `held`: nothing changes) or another (a `conflict`: the contact keeps
+    /// its own email). Needs [`Keys::tracks_current`].
+    pub fn assign_external(
+        &mut self,
+        keys: &[Option<&str>],
+        emails: &[Option<&str>],
+        next_id: i64,
+    ) -> AssignedExternal {
+        let first_new = next_id;
+        let mut out = AssignedExternal {
+            assigned: Assigned {
+                next_id,
+                ..Assigned::default()
+            },
+            conflicts: Vec::new(),
+            held: Vec::new(),
+        };
+        let a = &mut out.assigned;
+        for (i, key) in keys.iter().enumerate() {
+            let email = emails.get(i).copied().flatten();
+            let Some(key) = key else {
+                a.ids.push(None);
+                continue;
+            };
+            let found = self
+                .external
+                .get(key)
+                .or_else(|| email.and_then(|e| self.email.get(e)));
+            let id = match found {
+                None => {
+                    let id = a.next_id;
+                    a.next_id += 1;
+                    a.new_rows.push(i);
+                    a.created.push(id);
+                    self.external.set(key, id);
+                    if let Some(e) = email {
+                        self.email.set(e, id);
+                        if let Some(current) = &mut self.current {
+                            current.insert(id, e.into());
+                        }
+                    }
+                    id
+                }
+                Some(id) => {
+                    if id < first_new {
+                        a.updated.push(id);
+                    }
+                    self.external.insert_first(key, id);
+                    if let Some(e) = email {
+                        match self.email.get(e) {
+                            Some(owner) if owner != id => out.conflicts.push(i),
+                            Some(_) => out.held.push(i),
+                            None => {
+                                let old =
+                                    self.current.as_mut().and_then(|c| c.insert(id, e.into()));
+                                if let Some(old) = old {
+                                    if self.email.get(&old) == Some(id) {
+                                        self.email.remove(&old);
+                                    }
+                                }
+                                self.email.set(e, id);
+                            }
+                        }
+                    }
+                    id
+                }
+            };
+            a.ids.push(Some(id));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_ids_resolve_by_id_then_email_and_emails_move_unless_held() {
+        let mut k = Keys::new(true);
+        k.add_current("a@x.org", 1);
+        k.add_current("b@x.org", 2);
+        k.external.insert_first("R1", 1);
+        let got = k.assign_external(
+            &[
+                Some("R1"),
+                Some("R9"),
+                Some("R1"),
+                Some("R5"),
+                Some("R6"),
+                None,
+            ],
+            &[
+                Some("b@x.org"), // R1 → 1, but 2 holds b@x.org: kept back
+                Some("b@x.org"), // R9 is new, found by email → 2
+                Some("c@x.org"), // R1 → 1 moves to c@x.org
+                Some("a@x.org"), // a@x.org was 1's: now free → new contact
+                None,            // new, no email
+                Some("z@x.org"),
+            ],
+            10,
+        );
+        assert_eq!(got.conflicts, vec![0]);
+        assert_eq!(got.held, vec![1]);
+        assert_eq!(
+            got.assigned.ids,
+            vec![Some(1), Some(2), Some(1), Some(10), Some(11), None]
+        );
+        assert_eq!(got.assigned.created, vec![10, 11]);
+        assert_eq!(got.assigned.updated, vec![1, 2, 1]);
+        assert_eq!(k.email.get("c@x.org"), Some(1));
+        assert_eq!(k.email.get("a@x.org"), Some(10));
+        assert_eq!(k.external.get("R9"), Some(2));
+        assert_eq!(k.external.get("R6"), Some(11));
+    }
+
+    #[test]
+    fn a_merged_away_email_is_not_a_current_one() {
+        let mut k = Keys::new(true);
+        k.add_current("a@x.org", 1);
+        k.email.insert_first("old@x.org", 1); // merged away into 1
+        let got = k.assign_external(&[Some("R1")], &[Some("old@x.org")], 5);
+        assert_eq!(got.assigned.ids, vec![Some(1)]);
+        assert!(got.conflicts.is_empty());
+        assert_eq!(got.held, vec![0]); // 1 keeps a@x.org as its email
+        assert_eq!(k.email.get("a@x.org"), Some(1));
+    }
 
     #[test]
     fn assigns_new_ids_in_row_order_and_reuses_known_ones() {

@@ -1,68 +1,153 @@
-//! The `KeyMap` class: upsert keys to contact ids, held in Rust.
+//! The `KeyMap` class (upsert keys to contact ids, held in Rust) and
+//! `fold_rows`.
 
 use std::collections::HashMap;
 
-use crmkit_core::keymap::KeyMap as CoreKeyMap;
+use crmkit_core::keymap::Keys;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyList;
 
-/// Upsert keys (normalized emails) to contact ids, for a bulk load that
-/// resolves keys in memory instead of through the store's index.
+/// Upsert keys to contact ids, held in Rust: emails (with each live
+/// contact's current one) and one source's record ids. A bulk load keeps one
+/// for the whole load; outside one, the store fills one per batch with what
+/// its indexes return. Either way a batch resolves by the same rules.
 #[pyclass(module = "crmkit._core", name = "KeyMap")]
 pub struct KeyMap {
-    inner: CoreKeyMap,
+    inner: Keys,
 }
 
 /// `(ids, new_rows, created, updated, next_id)` for one batch.
 type AssignResult = (Vec<Option<i64>>, Vec<usize>, Vec<i64>, Vec<i64>, i64);
 
+/// [`AssignResult`] and the rows whose email is kept back: `(…, conflicts, held)`.
+type AssignExternalResult = (
+    Vec<Option<i64>>,
+    Vec<usize>,
+    Vec<i64>,
+    Vec<i64>,
+    i64,
+    Vec<usize>,
+    Vec<usize>,
+);
+
+fn pairs(keys: &[PyBackedStr], ids: &[i64]) -> PyResult<()> {
+    if keys.len() != ids.len() {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{} keys but {} ids",
+            keys.len(),
+            ids.len()
+        )));
+    }
+    Ok(())
+}
+
 #[pymethods]
 impl KeyMap {
+    /// `track_current` keeps each contact's current email, which
+    /// `assign_external` needs.
     #[new]
-    fn new() -> Self {
+    #[pyo3(signature = (*, track_current = false))]
+    fn new(track_current: bool) -> Self {
         Self {
-            inner: CoreKeyMap::new(),
+            inner: Keys::new(track_current),
         }
     }
 
+    /// The number of emails held.
     fn __len__(&self) -> usize {
-        self.inner.len()
+        self.inner.email.len()
     }
 
-    /// Hold `keys[i] → ids[i]` for each pair, except keys already held (the
-    /// first wins).
-    fn insert_first(&mut self, keys: Vec<PyBackedStr>, ids: Vec<i64>) -> PyResult<()> {
-        if keys.len() != ids.len() {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "{} keys but {} ids",
-                keys.len(),
-                ids.len()
-            )));
-        }
-        for (k, id) in keys.iter().zip(ids) {
-            self.inner.insert_first(k, id);
+    /// Record that live contact `ids[i]` holds `emails[i]` (the first
+    /// recorded wins, for an email and for a contact).
+    fn add_current(&mut self, emails: Vec<PyBackedStr>, ids: Vec<i64>) -> PyResult<()> {
+        pairs(&emails, &ids)?;
+        for (e, id) in emails.iter().zip(ids) {
+            self.inner.add_current(e, id);
         }
         Ok(())
     }
 
-    /// The id held for each key, or `None`.
+    /// Resolve `emails[i]` to `ids[i]` unless the email is held already (for
+    /// the emails of merged-away records, resolved to their survivor).
+    fn add_emails(&mut self, emails: Vec<PyBackedStr>, ids: Vec<i64>) -> PyResult<()> {
+        pairs(&emails, &ids)?;
+        for (e, id) in emails.iter().zip(ids) {
+            self.inner.email.insert_first(e, id);
+        }
+        Ok(())
+    }
+
+    /// Resolve record id `keys[i]` to `ids[i]` unless held already.
+    fn add_external(&mut self, keys: Vec<PyBackedStr>, ids: Vec<i64>) -> PyResult<()> {
+        pairs(&keys, &ids)?;
+        for (k, id) in keys.iter().zip(ids) {
+            self.inner.external.insert_first(k, id);
+        }
+        Ok(())
+    }
+
+    /// Forget every record id (before holding another source's).
+    fn clear_external(&mut self) {
+        self.inner.external.clear();
+    }
+
+    /// The contact id each email resolves to, or `None`.
     fn get(&self, keys: Vec<Option<PyBackedStr>>) -> Vec<Option<i64>> {
         keys.iter()
-            .map(|k| k.as_deref().and_then(|k| self.inner.get(k)))
+            .map(|k| k.as_deref().and_then(|k| self.inner.email.get(k)))
             .collect()
     }
 
-    /// Resolve a batch: held keys keep their id, new keys get `next_id`,
-    /// `next_id + 1`, … in row order. Returns `(ids, new_rows, created,
-    /// updated, next_id)`: each row's id (`None` for a missing key), the rows
-    /// that create a contact, the ids created, the existing ids updated (once
-    /// per row), and the next free id.
+    /// Resolve a batch keyed by email: held keys keep their id, new keys get
+    /// `next_id`, `next_id + 1`, … in row order. Returns `(ids, new_rows,
+    /// created, updated, next_id)`: each row's id (`None` for a missing key),
+    /// the rows that create a contact, the ids created, the existing ids
+    /// updated (once per row), and the next free id.
     fn assign(&mut self, keys: Vec<Option<PyBackedStr>>, next_id: i64) -> AssignResult {
         let a = self
             .inner
-            .assign(keys.iter().map(|k| k.as_deref()), next_id);
+            .assign_email(keys.iter().map(|k| k.as_deref()), next_id);
         (a.ids, a.new_rows, a.created, a.updated, a.next_id)
+    }
+
+    /// Resolve a batch keyed by record id, each row with its email: by record
+    /// id, else by email, else a new contact. Returns what [`assign`] does,
+    /// then the rows whose email another contact holds (`conflicts`) and the
+    /// rows whose email their contact holds already (`held`): neither writes
+    /// its email.
+    fn assign_external(
+        &mut self,
+        keys: Vec<Option<PyBackedStr>>,
+        emails: Vec<Option<PyBackedStr>>,
+        next_id: i64,
+    ) -> PyResult<AssignExternalResult> {
+        if !self.inner.tracks_current() {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "assign_external needs a KeyMap(track_current=True)",
+            ));
+        }
+        if keys.len() != emails.len() {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{} keys but {} emails",
+                keys.len(),
+                emails.len()
+            )));
+        }
+        let k: Vec<Option<&str>> = keys.iter().map(|v| v.as_deref()).collect();
+        let e: Vec<Option<&str>> = emails.iter().map(|v| v.as_deref()).collect();
+        let got = self.inner.assign_external(&k, &e, next_id);
+        let a = got.assigned;
+        Ok((
+            a.ids,
+            a.new_rows,
+            a.created,
+            a.updated,
+            a.next_id,
+            got.conflicts,
+            got.held,
+        ))
     }
 }
 
