@@ -153,6 +153,37 @@ def test_an_email_another_contact_holds_stays_with_it(tmp_path: Path) -> None:
     k.close()
 
 
+def test_a_load_past_the_key_budget_goes_on_through_the_indexes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _write(tmp_path / "d.csv", _messy_rows(random.Random(5), 300, 150, shared_ids=True))
+    ended: list[int] = []
+    end_keys = SQLiteStore._end_keys
+
+    def spy(self: SQLiteStore, conn: sqlite3.Connection) -> None:
+        if self._keys is not None:
+            ended.append(len(self._keys))
+        end_keys(self, conn)
+
+    def load(db: Path) -> list[dict[str, object]]:
+        k = _kernel(db)
+        k.ingest(
+            k.plugin("source", "csv", {"path": str(data), "batch_rows": 20}),
+            name="d",
+            key="external_id",
+        )
+        k.close()
+        return _dump(db)[0]
+
+    monkeypatch.setattr(SQLiteStore, "_end_keys", spy)
+    monkeypatch.setattr(SQLiteStore, "BULK_KEYS_MAX", 60)
+    budgeted = load(tmp_path / "a.db")
+    assert ended and ended[0] > 60  # the map gave way part of the way through
+    monkeypatch.setattr(SQLiteStore, "BULK_LOAD_MAX_ROWS", 0)
+    assert budgeted == load(tmp_path / "b.db")
+    assert "contacts_email" in _indexes(tmp_path / "a.db")
+
+
 def test_a_merged_away_email_resolves_to_its_survivor(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "crm.db")
     res = store.upsert_contacts({"email": ["a@x.org", "b@x.org"]}, key="email", source="s")

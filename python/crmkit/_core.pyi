@@ -459,7 +459,8 @@ class KeyMap:
     current one, with ``track_current``) and one source's record ids."""
 
     def __init__(self, *, track_current: bool = False) -> None: ...
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """The number of keys held: emails and record ids."""
     def add_current(self, emails: list[str], ids: list[int]) -> None:
         """Record that live contact ``ids[i]`` holds ``emails[i]`` (the first wins)."""
 

@@ -40,7 +40,12 @@ class FileSourceConfig(PluginConfig):
         default_factory=dict,
         description='Header → field overrides; map a header to "" to ignore it.',
     )
-    batch_rows: int = Field(default=50_000, ge=1, le=1_000_000)
+    batch_rows: int = Field(
+        default=25_000,
+        ge=1,
+        le=1_000_000,
+        description="Rows per batch: what an import holds in memory at once.",
+    )
     max_field_bytes: int = Field(default=1_048_576, ge=16)
 
 

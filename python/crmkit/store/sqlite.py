@@ -191,6 +191,12 @@ class SQLiteStore(ReportQueriesMixin):
     contacts than this: rebuilding an index costs time in proportion to the
     whole table, which must stay small next to what the load saves."""
 
+    BULK_KEYS_MAX = 2_000_000
+    """A bulk load holds at most about this many keys (emails and record ids,
+    about 60 bytes each) in memory; past it, the unique email index is rebuilt
+    and the rest of the load resolves keys through the indexes, so that memory
+    stays bounded however large the import."""
+
     @contextmanager
     def bulk_load(self) -> Iterator[None]:
         """Defer index upkeep to the end of the block (see :meth:`Store.bulk_load`).
@@ -535,6 +541,8 @@ class SQLiteStore(ReportQueriesMixin):
                     n,
                     None if len(known) == n else known,
                 )
+            if self._keys is not None and len(self._keys) > self.BULK_KEYS_MAX:
+                self._end_keys(conn)
         return UpsertResult(created=created, updated=updated, ids=ids, conflicts=conflicts)
 
     def _lookup(

@@ -54,9 +54,9 @@ impl KeyMap {
         }
     }
 
-    /// The number of emails held.
+    /// The number of keys held: emails and record ids.
     fn __len__(&self) -> usize {
-        self.inner.email.len()
+        self.inner.email.len() + self.inner.external.len()
     }
 
     /// Record that live contact `ids[i]` holds `emails[i]` (the first
