@@ -237,17 +237,6 @@ def test_a_rollback_forgets_the_keys_it_recorded(tmp_path: Path) -> None:
     store.close()
 
 
-def test_opening_a_store_killed_mid_load_rebuilds_the_key_index(tmp_path: Path) -> None:
-    db = tmp_path / "crm.db"
-    SQLiteStore(db).close()
-    conn = sqlite3.connect(db)
-    conn.execute("DROP INDEX contacts_email")  # as a bulk load leaves it when killed
-    conn.commit()
-    conn.close()
-    SQLiteStore(db).close()
-    assert "contacts_email" in _indexes(db)
-
-
 def test_key_map_assigns_like_the_store() -> None:
     km = _core.KeyMap()
     km.add_current(["a", "b"], [1, 2])
