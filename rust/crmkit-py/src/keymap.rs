@@ -151,6 +151,9 @@ impl KeyMap {
     }
 }
 
+/// The first row of each id, and the folded column copies.
+type Folded<'py> = (Vec<usize>, Vec<Bound<'py, PyList>>);
+
 /// Fold the rows of a batch that share a contact id into the first of them,
 /// as upserting them one after the other would: each column of that row takes
 /// the last value that is not `None` among the id's rows.
@@ -164,7 +167,7 @@ fn fold_rows<'py>(
     py: Python<'py>,
     ids: Vec<Option<i64>>,
     columns: Vec<Bound<'py, PyAny>>,
-) -> PyResult<Option<(Vec<usize>, Vec<Bound<'py, PyList>>)>> {
+) -> PyResult<Option<Folded<'py>>> {
     let mut first: HashMap<i64, usize> = HashMap::with_capacity(ids.len());
     let mut rep_of: Vec<Option<usize>> = Vec::with_capacity(ids.len());
     let mut reps: Vec<usize> = Vec::new();
