@@ -158,6 +158,41 @@ def test_file_clusters_equal_the_python_pipeline(tmp_path: Path) -> None:
     assert got == _python_dedupe(info.contacts_path, cfg)
 
 
+def test_files_of_several_chunks_are_written_like_small_ones(tmp_path: Path) -> None:
+    # Over 50,000 rows: the output is written by two writers, each from its
+    # half of the file (split where the reading found a record boundary).
+    info = generate(tmp_path / "data", contacts=2000, seed=5, with_companies=False)
+    with info.contacts_path.open(newline="", encoding="utf-8") as f:
+        header, *body = list(csv.reader(f))
+    rows: list[list[str]] = []
+    for k in range(28):
+        for i, r in enumerate(body):
+            r = list(r)
+            if i % 389 == 7:
+                r[1] = f'line one\nline "two" {k}'
+            rows.append(r)
+            if i % 997 == 3:
+                rows.append(["a row", "too short"])
+    src, out = tmp_path / "big.csv", tmp_path / "out.csv"
+    _write_csv(src, [header, *rows])
+    rep = dedupe_file(src, out)
+    reader = _core.CsvReader(src)
+    want_rows: list[list[object]] = []
+    for chunk, _lines, _ends, _rejects in reader:
+        if chunk:
+            want_rows.extend([list(r) for r in zip(*chunk, strict=True)])
+    assert len(want_rows) > 55_000 and rep.rows == len(want_rows)
+    back = _core.CsvReader(out)
+    got: list[list[object]] = []
+    for chunk, _lines, _ends, rejects in back:
+        assert not rejects
+        if chunk:
+            got.extend([list(r) for r in zip(*chunk, strict=True)])
+    assert [r[:-1] for r in got] == want_rows
+    assert [int(str(r[-1])) for r in got] == _python_dedupe(src)
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
 _cells = st.text(
     st.sampled_from([*'ab ,"\n\r;é\u00a0\t', "李", "x"]),
     max_size=6,

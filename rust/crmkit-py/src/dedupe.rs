@@ -151,6 +151,8 @@ pub struct Matcher {
     config: Config,
     loaded: Option<Model>,
     fitted: Option<Arc<core::Matcher>>,
+    /// Where the file read by `read_match_csv` can be split for writing.
+    split: Option<file::Split>,
 }
 
 impl Matcher {
@@ -178,6 +180,7 @@ impl Matcher {
             config: parse_config(py, config)?,
             loaded: model.map(|m| model_from_dict(py, m)).transpose()?,
             fitted: None,
+            split: None,
         })
     }
 
@@ -223,6 +226,7 @@ impl Matcher {
             core::Matcher::fit(config, ds, warnings, model, &labels)
         })?;
         self.fitted = Some(Arc::new(m));
+        self.split = None;
         Ok(())
     }
 
@@ -251,6 +255,7 @@ impl Matcher {
             core::Matcher::fit(config, ds, warnings, model, &labels)
         })?;
         self.fitted = Some(Arc::new(m));
+        self.split = input.split;
         Ok(())
     }
 
@@ -258,6 +263,7 @@ impl Matcher {
     #[pyo3(signature = (threshold = None))]
     fn predict(&self, py: Python<'_>, threshold: Option<f64>) -> PyResult<MatchResult> {
         let m = self.fitted(py)?;
+        let split = self.split;
         let p = detach(py, move || {
             let p = m.predict(threshold)?;
             let ids = &m.dataset().ids;
@@ -286,6 +292,7 @@ impl Matcher {
                 clusters: p.clusters.ids,
                 warnings: p.warnings,
                 stats: p.stats,
+                split,
             })
         })?;
         Ok(p)
@@ -357,6 +364,8 @@ pub struct MatchResult {
     clusters: Vec<i64>,
     warnings: Vec<String>,
     stats: Vec<(&'static str, f64)>,
+    /// Where the file the rows came from can be split for writing.
+    split: Option<file::Split>,
 }
 
 #[pymethods]
@@ -419,6 +428,7 @@ pub struct MatchInput {
     rows: Mutex<Option<(Dataset, Vec<String>)>>,
     len: usize,
     rejected: usize,
+    split: Option<file::Split>,
 }
 
 #[pymethods]
@@ -473,6 +483,7 @@ fn match_input(got: file::FileRows) -> MatchInput {
     MatchInput {
         len: got.dataset.len(),
         rejected: got.rejected,
+        split: got.split,
         rows: Mutex::new(Some((got.dataset, got.warnings))),
     }
 }
@@ -505,9 +516,10 @@ fn write_clusters_csv(
     column: &str,
     offset: i64,
 ) -> PyResult<usize> {
+    let split = result.split;
     write_clusters(
         py,
-        file::write_csv_with_column,
+        move |s, d, name, values| file::write_csv_with_column_split(s, d, name, values, split),
         src,
         dst,
         result,
@@ -520,7 +532,8 @@ fn write_clusters_csv(
 /// `offset` under the name `column`.
 fn write_clusters(
     py: Python<'_>,
-    write: fn(&std::path::Path, &std::path::Path, &str, &[i64]) -> Result<usize, FileError>,
+    write: impl FnOnce(&std::path::Path, &std::path::Path, &str, &[i64]) -> Result<usize, FileError>
+        + Send,
     src: PathBuf,
     dst: PathBuf,
     result: &MatchResult,

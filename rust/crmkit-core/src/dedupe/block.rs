@@ -572,25 +572,23 @@ pub fn candidate_pairs(
     let mut stats = BlockStats::default();
     let tables = KeyTables::new(ds, rules);
     // (pair, block size << 8 | rule): sorting puts each pair's smallest block first.
-    let mut per_rule: Vec<Vec<(u64, u32)>> = Vec::with_capacity(rules.len());
-    for (k, rule) in rules.iter().enumerate() {
+    let one = |k: usize, rule: &Rule| {
         let (keyed, ranges) = blocks_of(rule, &tables, rank, 2);
         let oversized: Vec<usize> = ranges
             .iter()
             .map(|&(s, e)| e - s)
             .filter(|&n| n > lim.max_block)
             .collect();
-        if !oversized.is_empty() {
-            stats.blocks_windowed += oversized.len();
-            warnings.push(format!(
+        let warning = (!oversized.is_empty()).then(|| {
+            format!(
                 "blocking rule '{}': {} blocks larger than {} rows (largest {}) were searched with a sorted window of {}",
                 rule.name,
                 oversized.len(),
                 lim.max_block,
                 oversized.iter().max().copied().unwrap_or(0),
                 lim.window
-            ));
-        }
+            )
+        });
         let rule_tag = k.min(255) as u32;
         let pairs: Vec<(u64, u32)> = ranges
             .par_iter()
@@ -599,8 +597,22 @@ pub fn candidate_pairs(
                 block_pairs(&keyed[s..e], lim).map(move |p| (p, tag))
             })
             .collect();
-        stats.pairs_per_rule.push((rule.name.clone(), pairs.len()));
-        per_rule.push(pairs);
+        (pairs, oversized.len(), warning)
+    };
+    // Two rules at a time, so that the serial parts of one overlap the other.
+    let mut per_rule: Vec<Vec<(u64, u32)>> = Vec::with_capacity(rules.len());
+    for (c, two) in rules.chunks(2).enumerate() {
+        let done: Vec<_> = two
+            .par_iter()
+            .enumerate()
+            .map(|(k, rule)| one(2 * c + k, rule))
+            .collect();
+        for ((pairs, windowed, warning), rule) in done.into_iter().zip(two) {
+            stats.blocks_windowed += windowed;
+            warnings.extend(warning);
+            stats.pairs_per_rule.push((rule.name.clone(), pairs.len()));
+            per_rule.push(pairs);
+        }
     }
     drop(tables);
     // One allocation for the union, each rule's pairs freed once moved.

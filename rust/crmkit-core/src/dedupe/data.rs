@@ -179,18 +179,101 @@ pub fn parse_date(s: &str) -> u32 {
 
 /// A full name typed into the first-name field with no last name
 /// (`"dorothy smith"`, last name missing) is split: its last word becomes the
-/// last name. `first` and `last` are the same rows of both columns.
+/// last name. The `(given, family)` parts of such a first name, if any.
+fn split_full_name(full: &str) -> Option<(&str, &str)> {
+    let (given, family) = full.trim().rsplit_once(' ')?;
+    let given = given.trim();
+    (!given.is_empty()).then_some((given, family))
+}
+
+/// Whether a last-name cell counts as blank for [`split_full_name`].
+fn blank(l: Option<&str>) -> bool {
+    l.is_none_or(|s| s.trim().is_empty())
+}
+
+/// Split full names (see [`split_full_name`]); `first` and `last` are the
+/// same rows of both columns.
 fn repair_names<'a>(first: &mut [Option<&'a str>], last: &mut [Option<&'a str>]) {
     for (f, l) in first.iter_mut().zip(last.iter_mut()) {
-        let blank = l.is_none_or(|s| s.trim().is_empty());
-        if let (true, Some(full)) = (blank, *f) {
-            if let Some((given, family)) = full.trim().rsplit_once(' ') {
-                let given = given.trim();
-                if !given.is_empty() {
-                    *l = Some(family);
-                    *f = Some(given);
-                }
+        if let (true, Some(full)) = (blank(*l), *f) {
+            if let Some((given, family)) = split_full_name(full) {
+                *l = Some(family);
+                *f = Some(given);
             }
+        }
+    }
+}
+
+/// [`repair_names`] over columns given as distinct cells (see
+/// [`BatchColumn::Cells`]): the split parts are added as new cells.
+fn repair_cells<'a>(
+    n: usize,
+    first: (Vec<Option<&'a str>>, Vec<u32>),
+    last: Option<(Vec<Option<&'a str>>, Vec<u32>)>,
+) -> (
+    (Vec<Option<&'a str>>, Vec<u32>),
+    (Vec<Option<&'a str>>, Vec<u32>),
+) {
+    let (mut fk, mut fr) = first;
+    let (mut lk, mut lr) = last.unwrap_or_else(|| (Vec::new(), vec![NO_CELL; n]));
+    // The (first, last) cells of each distinct first name's split, made on
+    // first use.
+    let mut split: Vec<Option<(u32, u32)>> = vec![None; fk.len()];
+    let mut tried = vec![false; fk.len()];
+    for (f, l) in fr.iter_mut().zip(lr.iter_mut()) {
+        if *f == NO_CELL || !blank(cell_at(&lk, *l)) {
+            continue;
+        }
+        let k = *f as usize;
+        if !tried[k] {
+            tried[k] = true;
+            if let Some((given, family)) = fk[k].and_then(split_full_name) {
+                fk.push(Some(given));
+                lk.push(Some(family));
+                split[k] = Some(((fk.len() - 1) as u32, (lk.len() - 1) as u32));
+            }
+        }
+        if let Some((a, b)) = split[k] {
+            *f = a;
+            *l = b;
+        }
+    }
+    ((fk, fr), (lk, lr))
+}
+
+/// The cell of a row in a [`BatchColumn::Cells`] column.
+fn cell_at<'a>(keys: &[Option<&'a str>], cell: u32) -> Option<&'a str> {
+    match cell {
+        NO_CELL => None,
+        k => keys[k as usize],
+    }
+}
+
+/// The cell index of a missing value in [`BatchColumn::Cells`].
+pub const NO_CELL: u32 = u32::MAX;
+
+/// One column of a batch of rows given to [`DatasetBuilder::push_batch`].
+#[derive(Debug, Clone)]
+pub enum BatchColumn<'a> {
+    /// One value per row.
+    Rows(Vec<Option<&'a str>>),
+    /// Distinct cells, and the cell of each row ([`NO_CELL`] when missing):
+    /// each cell is interned once, not once per row.
+    Cells(Vec<Option<&'a str>>, Vec<u32>),
+}
+
+impl BatchColumn<'_> {
+    fn len(&self) -> usize {
+        match self {
+            BatchColumn::Rows(v) => v.len(),
+            BatchColumn::Cells(_, rows) => rows.len(),
+        }
+    }
+
+    fn any(&self) -> bool {
+        match self {
+            BatchColumn::Rows(v) => v.iter().any(Option::is_some),
+            BatchColumn::Cells(keys, rows) => rows.iter().any(|&c| cell_at(keys, c).is_some()),
         }
     }
 }
@@ -237,6 +320,8 @@ pub struct ColumnBuilder {
     index: hashbrown::HashTable<u32>,
     hasher: ahash::RandomState,
     texts: Vec<Box<str>>,
+    /// The hash of each text (the table grows without hashing again).
+    hashes: Vec<u64>,
     codes: Vec<u32>,
     counts: Vec<u32>,
     non_null: usize,
@@ -250,37 +335,85 @@ impl ColumnBuilder {
             index: hashbrown::HashTable::new(),
             hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
             texts: Vec::new(),
+            hashes: Vec::new(),
             codes: Vec::new(),
             counts: Vec::new(),
             non_null: 0,
         }
     }
 
+    /// The code of a trimmed, non-empty value, added when new (not counted).
+    #[inline]
+    fn intern(&mut self, s: &str) -> u32 {
+        let h = self.hasher.hash_one(s);
+        let texts = &self.texts;
+        if let Some(&c) = self.index.find(h, |&c| &*texts[c as usize] == s) {
+            return c;
+        }
+        let c = self.texts.len() as u32;
+        self.texts.push(s.into());
+        self.hashes.push(h);
+        self.counts.push(0);
+        let hashes = &self.hashes;
+        self.index.insert_unique(h, c, |&k| hashes[k as usize]);
+        c
+    }
+
+    /// The code of a value (trimmed; [`NULL`] when empty), not counted.
+    #[inline]
+    fn code_of(&mut self, v: Option<&str>) -> u32 {
+        match v.map(str::trim).filter(|s| !s.is_empty()) {
+            None => NULL,
+            Some(s) => self.intern(s),
+        }
+    }
+
+    /// Append one row's code.
+    #[inline]
+    fn push_code(&mut self, code: u32) {
+        if code != NULL {
+            self.counts[code as usize] += 1;
+            self.non_null += 1;
+        }
+        self.codes.push(code);
+    }
+
     /// Append rows (values are trimmed; empty ones count as missing).
     pub fn extend<'s, I: IntoIterator<Item = Option<&'s str>>>(&mut self, rows: I) {
         for v in rows {
-            match v.map(str::trim).filter(|s| !s.is_empty()) {
-                None => self.codes.push(NULL),
-                Some(s) => {
-                    let h = self.hasher.hash_one(s);
-                    let texts = &self.texts;
-                    let code = match self.index.find(h, |&c| &*texts[c as usize] == s) {
-                        Some(&c) => c,
-                        None => {
-                            let c = self.texts.len() as u32;
-                            self.texts.push(s.into());
-                            let (texts, hasher) = (&self.texts, &self.hasher);
-                            self.index
-                                .insert_unique(h, c, |&k| hasher.hash_one(&*texts[k as usize]));
-                            self.counts.push(0);
-                            c
-                        }
-                    };
-                    self.counts[code as usize] += 1;
-                    self.non_null += 1;
-                    self.codes.push(code);
+            let code = self.code_of(v);
+            self.push_code(code);
+        }
+    }
+
+    /// Append rows given as distinct cells and the cell of each row
+    /// ([`NO_CELL`] when missing): each cell is interned once.
+    /// Codes are given in order of first appearance by row, as
+    /// [`ColumnBuilder::extend`] gives them.
+    pub fn extend_cells(&mut self, cells: &[Option<&str>], rows: &[u32]) {
+        const UNSET: u32 = NULL - 2;
+        let mut codes = vec![UNSET; cells.len()];
+        self.codes.reserve(rows.len());
+        for &r in rows {
+            let code = match r {
+                NO_CELL => NULL,
+                k => {
+                    let c = &mut codes[k as usize];
+                    if *c == UNSET {
+                        *c = self.code_of(cells[k as usize]);
+                    }
+                    *c
                 }
-            }
+            };
+            self.push_code(code);
+        }
+    }
+
+    /// Append a batch column.
+    pub fn extend_batch(&mut self, col: BatchColumn<'_>) {
+        match col {
+            BatchColumn::Rows(v) => self.extend(v),
+            BatchColumn::Cells(cells, rows) => self.extend_cells(&cells, &rows),
         }
     }
 
@@ -302,6 +435,7 @@ impl ColumnBuilder {
     /// The interned column, with the features of every distinct value.
     pub fn finish(self) -> Column {
         drop(self.index);
+        drop(self.hashes);
         let field = self.field;
         let values: Vec<Value> = self
             .texts
@@ -315,6 +449,14 @@ impl ColumnBuilder {
             counts: self.counts,
             non_null: self.non_null,
         }
+    }
+}
+
+/// One value per row of a batch column.
+fn rows_of(col: BatchColumn<'_>) -> Vec<Option<&str>> {
+    match col {
+        BatchColumn::Rows(v) => v,
+        BatchColumn::Cells(keys, rows) => rows.iter().map(|&c| cell_at(&keys, c)).collect(),
     }
 }
 
@@ -362,7 +504,19 @@ impl DatasetBuilder {
     /// to [`DatasetBuilder::new`] (any order). Full names in the first-name
     /// field with no last name are split first (see `repair_names`).
     pub fn push(&mut self, n: usize, batch: Vec<(Field, Vec<Option<&str>>)>) -> CoreResult<()> {
-        let mut slots: Vec<Option<Vec<Option<&str>>>> = vec![None; Field::ALL.len()];
+        self.push_batch(
+            n,
+            batch
+                .into_iter()
+                .map(|(f, v)| (f, BatchColumn::Rows(v)))
+                .collect(),
+        )
+    }
+
+    /// [`DatasetBuilder::push`] with columns given per row or as distinct
+    /// cells (see [`BatchColumn`]).
+    pub fn push_batch(&mut self, n: usize, batch: Vec<(Field, BatchColumn<'_>)>) -> CoreResult<()> {
+        let mut slots: Vec<Option<BatchColumn<'_>>> = vec![None; Field::ALL.len()];
         for (field, col) in batch {
             if col.len() != n {
                 return Err(CoreError::InvalidInput(format!(
@@ -388,21 +542,36 @@ impl DatasetBuilder {
         }
         let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
         if self.given[fi] {
-            let mut first = slots[fi].take().expect("checked above");
-            let mut last = slots[li].take().unwrap_or_else(|| vec![None; n]);
-            repair_names(&mut first, &mut last);
-            self.last_any |= last.iter().any(Option::is_some);
+            let first = slots[fi].take().expect("checked above");
+            let last = slots[li].take();
+            let (first, last) = match (first, last) {
+                (BatchColumn::Cells(fk, fr), Some(BatchColumn::Cells(lk, lr))) => {
+                    let (f, l) = repair_cells(n, (fk, fr), Some((lk, lr)));
+                    (BatchColumn::Cells(f.0, f.1), BatchColumn::Cells(l.0, l.1))
+                }
+                (BatchColumn::Cells(fk, fr), None) => {
+                    let (f, l) = repair_cells(n, (fk, fr), None);
+                    (BatchColumn::Cells(f.0, f.1), BatchColumn::Cells(l.0, l.1))
+                }
+                (first, last) => {
+                    let mut first = rows_of(first);
+                    let mut last = last.map_or_else(|| vec![None; n], rows_of);
+                    repair_names(&mut first, &mut last);
+                    (BatchColumn::Rows(first), BatchColumn::Rows(last))
+                }
+            };
+            self.last_any |= last.any();
             slots[fi] = Some(first);
             slots[li] = Some(last);
         } else if let Some(last) = &slots[li] {
-            self.last_any |= last.iter().any(Option::is_some);
+            self.last_any |= last.any();
         }
         self.cols
             .par_iter_mut()
             .zip(slots.into_par_iter())
             .for_each(|(b, slot)| {
                 if let (Some(b), Some(col)) = (b, slot) {
-                    b.extend(col);
+                    b.extend_batch(col);
                 }
             });
         self.rows += n;
@@ -583,6 +752,86 @@ mod tests {
         assert_eq!(&*f.get(0).unwrap().text, "dorothy ann");
         assert_eq!(&*l.get(0).unwrap().text, "smith");
         assert!(l.get(1).is_none());
+    }
+
+    #[test]
+    fn cells_and_rows_give_the_same_columns() {
+        let pool = [
+            None,
+            Some(""),
+            Some(" "),
+            Some("ann"),
+            Some("ann lee"),
+            Some(" ann  lee "),
+            Some("lee"),
+            Some("a b c"),
+            Some(" x"),
+        ];
+        let mut state = 5u64;
+        let mut next = |k: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize % k
+        };
+        for with_last in [true, false] {
+            for _ in 0..50 {
+                let n = 1 + next(30);
+                // Per-row cells over a random subset of the pool.
+                let pick = |next: &mut dyn FnMut(usize) -> usize| -> (Vec<Option<&str>>, Vec<u32>) {
+                    let cells: Vec<Option<&str>> =
+                        (0..1 + next(5)).map(|_| pool[next(pool.len())]).collect();
+                    let rows = (0..n)
+                        .map(|_| match next(cells.len() + 1) {
+                            k if k == cells.len() => NO_CELL,
+                            k => k as u32,
+                        })
+                        .collect();
+                    (cells, rows)
+                };
+                let (fk, fr) = pick(&mut next);
+                let (lk, lr) = pick(&mut next);
+                let mut fields = vec![Field::FirstName];
+                if with_last {
+                    fields.push(Field::LastName);
+                }
+                let mut a = DatasetBuilder::new(&fields).unwrap();
+                let mut b = DatasetBuilder::new(&fields).unwrap();
+                let mut rows = vec![(
+                    Field::FirstName,
+                    fr.iter().map(|&c| cell_at(&fk, c)).collect(),
+                )];
+                let mut cells =
+                    vec![(Field::FirstName, BatchColumn::Cells(fk.clone(), fr.clone()))];
+                if with_last {
+                    rows.push((
+                        Field::LastName,
+                        lr.iter().map(|&c| cell_at(&lk, c)).collect(),
+                    ));
+                    cells.push((Field::LastName, BatchColumn::Cells(lk.clone(), lr.clone())));
+                }
+                a.push(n, rows).unwrap();
+                b.push_batch(n, cells).unwrap();
+                let ids: Vec<i64> = (0..n as i64).collect();
+                let (da, _) = a.finish(ids.clone()).unwrap();
+                let (db, _) = b.finish(ids).unwrap();
+                for f in [Field::FirstName, Field::LastName] {
+                    let text = |d: &Dataset| -> Option<Vec<Option<String>>> {
+                        let c = d.column(f)?;
+                        Some(
+                            (0..n)
+                                .map(|r| c.get(r).map(|v| v.text.to_string()))
+                                .collect(),
+                        )
+                    };
+                    assert_eq!(text(&da), text(&db), "{f:?}");
+                    assert_eq!(
+                        da.column(f).map(|c| (&c.codes, &c.counts, c.non_null)),
+                        db.column(f).map(|c| (&c.codes, &c.counts, c.non_null)),
+                    );
+                }
+            }
+        }
     }
 
     #[test]

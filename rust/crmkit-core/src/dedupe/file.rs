@@ -48,6 +48,19 @@ pub struct FileRows {
     pub warnings: Vec<String>,
     /// Rows rejected by the CSV reader (wrong field count, bad bytes, ...).
     pub rejected: usize,
+    /// A record boundary near the middle of the file (CSV only), where
+    /// [`write_csv_with_column_split`] starts a second writer.
+    pub split: Option<Split>,
+}
+
+/// A record boundary of a file: the byte offset just after an accepted
+/// record and the number of accepted rows before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// Byte offset just after the record (a `byte_ends` value of the reader).
+    pub byte: u64,
+    /// Accepted rows up to and including that record.
+    pub rows: usize,
 }
 
 /// Why reading or writing a file failed.
@@ -174,8 +187,7 @@ pub struct KeyColumn {
     rows: Option<Vec<u32>>,
 }
 
-/// The cell index of a missing cell in [`KeyColumn`].
-const NO_CELL: u32 = u32::MAX;
+use super::data::{BatchColumn, NO_CELL};
 
 impl KeyColumn {
     /// The key of row `r`.
@@ -197,6 +209,15 @@ impl KeyColumn {
     /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The keys as a batch column for [`DatasetBuilder::push_batch`].
+    pub fn batch(&self) -> BatchColumn<'_> {
+        let keys = self.keys.iter().map(Option::as_deref).collect();
+        match &self.rows {
+            None => BatchColumn::Rows(keys),
+            Some(rows) => BatchColumn::Cells(keys, rows.clone()),
+        }
     }
 }
 
@@ -296,9 +317,17 @@ where
     let Some(c) = column else {
         return Vec::new();
     };
+    // Few distinct countries: each cell is read once per worker.
     let codes: Vec<Option<&'static str>> = (0..rows)
         .into_par_iter()
-        .map(|r| cell(r, c).and_then(normalize_country))
+        .with_min_len(1024)
+        .map_init(
+            ahash::AHashMap::<&str, Option<&'static str>>::new,
+            |seen, r| {
+                let raw = cell(r, c)?;
+                *seen.entry(raw).or_insert_with(|| normalize_country(raw))
+            },
+        )
         .collect();
     let mut last = None;
     for code in codes.iter().flatten() {
@@ -370,10 +399,28 @@ pub fn read_csv(path: &Path, spec: &FileSpec) -> Result<FileRows, FileError> {
     let reader = CsvReader::open(path, &CsvOptions::default())?;
     let ncols = reader.headers().len();
     check_columns(spec, ncols)?;
-    std::thread::scope(|s| {
+    let half = std::fs::metadata(path).map_or(0, |m| m.len()) / 2;
+    // The chunk ends: (byte after the chunk's last accepted record, rows so far).
+    let mut ends: Vec<Split> = Vec::new();
+    let mut rows = 0;
+    let mut got = std::thread::scope(|s| {
         let rx = read_ahead(s, reader);
-        build(spec, rx.into_iter().map(|c| c.map_err(FileError::from)))
-    })
+        let chunks = rx.into_iter().inspect(|c| {
+            if let Ok(c) = c {
+                rows += c.rows();
+                if let Some(&byte) = c.byte_ends.last() {
+                    ends.push(Split { byte, rows });
+                }
+            }
+        });
+        build(spec, chunks.map(|c| c.map_err(FileError::from)))
+    })?;
+    let total = got.dataset.len();
+    got.split = ends
+        .into_iter()
+        .filter(|e| e.rows > 0 && e.rows < total)
+        .min_by_key(|e| e.byte.abs_diff(half));
+    Ok(got)
 }
 
 /// An error when a column of `spec` is not among the `ncols` of a file.
@@ -402,12 +449,9 @@ pub(crate) fn build<C: Cells>(
     let mut rejected = 0;
     type Keys = Vec<KeyColumn>;
     let push = |b: &mut DatasetBuilder, pending: Option<(usize, Keys)>| match pending {
-        Some((rows, keys)) => b.push(
-            rows,
-            keys.iter()
-                .map(|k| (k.field, (0..rows).map(|r| k.get(r)).collect()))
-                .collect(),
-        ),
+        Some((rows, keys)) => {
+            b.push_batch(rows, keys.iter().map(|k| (k.field, k.batch())).collect())
+        }
         None => Ok(()),
     };
     let mut pending: Option<(usize, Keys)> = None;
@@ -434,6 +478,7 @@ pub(crate) fn build<C: Cells>(
         dataset,
         warnings,
         rejected,
+        split: None,
     })
 }
 
@@ -457,6 +502,37 @@ fn push_field(out: &mut Vec<u8>, cell: &str) {
     }
 }
 
+/// The header line of the output: `src`'s headers and `name`.
+fn header_line(headers: &[String], name: &str) -> Vec<u8> {
+    let mut line = Vec::with_capacity(4096);
+    for (k, h) in headers.iter().enumerate() {
+        if k > 0 {
+            line.push(b',');
+        }
+        push_field(&mut line, h);
+    }
+    line.push(b',');
+    push_field(&mut line, name);
+    line.push(b'\n');
+    line
+}
+
+/// Append rows `rows` of `chunk` to `line`, row `r` with `values[r - first]`
+/// (`first` is the file row of the chunk's first row).
+fn format_rows(line: &mut Vec<u8>, chunk: &Chunk, rows: std::ops::Range<usize>, values: &[i64]) {
+    let mut num = itoa_buf();
+    for (r, &v) in rows.zip(values) {
+        for c in 0..chunk.ncols {
+            if let Some(s) = trimmed(chunk, r, c) {
+                push_field(line, s);
+            }
+            line.push(b',');
+        }
+        line.extend_from_slice(fmt_int(&mut num, v));
+        line.push(b'\n');
+    }
+}
+
 /// Write every row the CSV reader accepts from `src` to `dst` (UTF-8,
 /// comma-separated, `\n` line ends, cells trimmed, quoted only when needed)
 /// with one more column, `name`, holding `values[row]`; returns the rows
@@ -470,19 +546,10 @@ pub fn write_csv_with_column(
     let reader = CsvReader::open(src, &CsvOptions::default())?;
     let file = File::create(dst).map_err(FileError::Write)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
+    w.write_all(&header_line(reader.headers(), name))
+        .map_err(FileError::Write)?;
     let mut line = Vec::with_capacity(4096);
-    for (k, h) in reader.headers().iter().enumerate() {
-        if k > 0 {
-            line.push(b',');
-        }
-        push_field(&mut line, h);
-    }
-    line.push(b',');
-    push_field(&mut line, name);
-    line.push(b'\n');
-    w.write_all(&line).map_err(FileError::Write)?;
     let mut row = 0usize;
-    let mut num = itoa_buf();
     // Chunks are parsed on a second thread while the previous one is written.
     std::thread::scope(|s| -> Result<(), FileError> {
         let rx = read_ahead(s, reader);
@@ -493,22 +560,130 @@ pub fn write_csv_with_column(
                 return Err(more_rows_than(values.len()));
             }
             line.clear();
-            for r in 0..rows {
-                for c in 0..chunk.ncols {
-                    if let Some(s) = trimmed(&chunk, r, c) {
-                        push_field(&mut line, s);
-                    }
-                    line.push(b',');
-                }
-                line.extend_from_slice(fmt_int(&mut num, values[row + r]));
-                line.push(b'\n');
-            }
+            format_rows(&mut line, &chunk, 0..rows, &values[row..]);
             w.write_all(&line).map_err(FileError::Write)?;
             row += rows;
         }
         Ok(())
     })?;
     finish_written(w, row, values.len())
+}
+
+/// [`write_csv_with_column`], with the rows after `split` (a record boundary
+/// found by [`read_csv`] on the same file) parsed and formatted by a second
+/// thread into a side file that is appended at the end. Falls back to one
+/// writer when the file does not line up with `split` or anything fails on
+/// the way (the one writer then reports the error).
+pub fn write_csv_with_column_split(
+    src: &Path,
+    dst: &Path,
+    name: &str,
+    values: &[i64],
+    split: Option<Split>,
+) -> Result<usize, FileError> {
+    if let Some(split) = split.filter(|s| s.rows > 0 && s.rows < values.len()) {
+        if rayon::current_num_threads() > 1 {
+            if let Ok(Some(n)) = write_in_two(src, dst, name, values, split) {
+                return Ok(n);
+            }
+        }
+    }
+    write_csv_with_column(src, dst, name, values)
+}
+
+/// A side file removed when dropped.
+struct SideFile(std::path::PathBuf);
+
+impl Drop for SideFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The two-writer path of [`write_csv_with_column_split`]; `None` when the
+/// file does not line up with `split`.
+fn write_in_two(
+    src: &Path,
+    dst: &Path,
+    name: &str,
+    values: &[i64],
+    split: Split,
+) -> Result<Option<usize>, FileError> {
+    let head = CsvReader::open(src, &CsvOptions::default())?;
+    let tail = CsvReader::open(
+        src,
+        &CsvOptions {
+            start_byte: split.byte,
+            ..CsvOptions::default()
+        },
+    )?;
+    let mut side_name = dst.as_os_str().to_owned();
+    side_name.push(format!(".{}.part", std::process::id()));
+    let side = SideFile(side_name.into());
+    let (first, rest) = values.split_at(split.rows);
+    let (head_ok, tail_rows) = std::thread::scope(|s| {
+        let tail_job = s.spawn(|| -> Result<usize, FileError> {
+            let file = File::create(&side.0).map_err(FileError::Write)?;
+            let mut w = BufWriter::with_capacity(1 << 20, file);
+            let mut line = Vec::with_capacity(1 << 16);
+            let mut reader = tail;
+            let mut row = 0;
+            while let Some(chunk) = reader.next_chunk()? {
+                let rows = chunk.rows();
+                if row + rows > rest.len() {
+                    return Err(more_rows_than(values.len()));
+                }
+                line.clear();
+                format_rows(&mut line, &chunk, 0..rows, &rest[row..]);
+                w.write_all(&line).map_err(FileError::Write)?;
+                row += rows;
+            }
+            w.flush().map_err(FileError::Write)?;
+            Ok(row)
+        });
+        let head_ok = (|| -> Result<bool, FileError> {
+            let file = File::create(dst).map_err(FileError::Write)?;
+            let mut w = BufWriter::with_capacity(1 << 20, file);
+            w.write_all(&header_line(head.headers(), name))
+                .map_err(FileError::Write)?;
+            let mut line = Vec::with_capacity(1 << 16);
+            let mut reader = head;
+            let mut row = 0;
+            while row < first.len() {
+                let Some(chunk) = reader.next_chunk()? else {
+                    return Ok(false);
+                };
+                let take = chunk.rows().min(first.len() - row);
+                line.clear();
+                format_rows(&mut line, &chunk, 0..take, &first[row..]);
+                w.write_all(&line).map_err(FileError::Write)?;
+                row += take;
+                if row == first.len() && take > 0 && chunk.byte_ends[take - 1] != split.byte {
+                    return Ok(false);
+                }
+            }
+            w.flush().map_err(FileError::Write)?;
+            Ok(true)
+        })();
+        let tail_rows = tail_job.join().unwrap_or_else(|_| {
+            Err(CoreError::InvalidInput("the second writer failed".into()).into())
+        });
+        (head_ok, tail_rows)
+    });
+    if !head_ok? {
+        return Ok(None);
+    }
+    let tail_rows = tail_rows?;
+    if tail_rows != rest.len() {
+        return Ok(None);
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dst)
+        .map_err(FileError::Write)?;
+    let mut part = File::open(&side.0).map_err(FileError::Write)?;
+    std::io::copy(&mut part, &mut out).map_err(FileError::Write)?;
+    Ok(Some(values.len()))
 }
 
 /// The error of a file with more rows than values to write (it changed
@@ -606,6 +781,102 @@ mod tests {
         let mut out = Vec::new();
         push_field(&mut out, "a \"b\", c");
         assert_eq!(out, b"\"a \"\"b\"\", c\"");
+    }
+
+    #[test]
+    fn two_writers_write_what_one_writes() {
+        let dir = std::env::temp_dir().join(format!("crmkit-dedupe-split-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("in.csv");
+        let mut text = String::from("a,b,c\n");
+        for r in 0..300 {
+            match r % 7 {
+                0 => text.push_str(&format!("\"x{r}\ny\",  {r} ,\"q,\"\"\"\n")),
+                3 => text.push_str("bad,row\n"),
+                _ => text.push_str(&format!("n{r},,{}\r\n", r * 3)),
+            }
+        }
+        std::fs::write(&src, &text).unwrap();
+        // Every record boundary, from a reader.
+        let mut reader = CsvReader::open(&src, &CsvOptions::default()).unwrap();
+        let mut ends = Vec::new();
+        while let Some(c) = reader.next_chunk().unwrap() {
+            ends.extend(c.byte_ends.iter().copied());
+        }
+        let n = ends.len();
+        let values: Vec<i64> = (0..n as i64).map(|v| v * 7 - 3).collect();
+        let one = dir.join("one.csv");
+        assert_eq!(write_csv_with_column(&src, &one, "id", &values).unwrap(), n);
+        let want = std::fs::read(&one).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let two = dir.join("two.csv");
+        let mut splits: Vec<Option<Split>> = vec![None];
+        for k in [0, 1, 5, n / 2, n - 2, n - 1] {
+            let s = Split {
+                byte: ends[k],
+                rows: k + 1,
+            };
+            if k < n - 1 {
+                let direct = write_in_two(&src, &two, "id", &values, s).unwrap();
+                assert_eq!(direct, Some(n), "{s:?}");
+                assert_eq!(std::fs::read(&two).unwrap(), want, "{s:?}");
+                let off = Split {
+                    byte: ends[k],
+                    rows: k + 2,
+                };
+                assert_eq!(write_in_two(&src, &two, "id", &values, off).unwrap(), None);
+            }
+            splits.push(Some(Split {
+                byte: ends[k],
+                rows: k + 1,
+            }));
+            // Splits that do not line up fall back to one writer.
+            splits.push(Some(Split {
+                byte: ends[k] - 1,
+                rows: k + 1,
+            }));
+            splits.push(Some(Split {
+                byte: ends[k],
+                rows: k + 2,
+            }));
+        }
+        for split in splits {
+            let got =
+                pool.install(|| write_csv_with_column_split(&src, &two, "id", &values, split));
+            assert_eq!(got.unwrap(), n, "{split:?}");
+            assert_eq!(std::fs::read(&two).unwrap(), want, "{split:?}");
+        }
+        // A file that changed is still an error.
+        let split = Some(Split {
+            byte: ends[n / 2],
+            rows: n / 2 + 1,
+        });
+        assert!(pool
+            .install(|| write_csv_with_column_split(&src, &two, "id", &values[1..], split))
+            .is_err());
+        let mut more = values.clone();
+        more.push(1);
+        assert!(pool
+            .install(|| write_csv_with_column_split(&src, &two, "id", &more, split))
+            .is_err());
+        // The split read_csv finds lines up with the file.
+        let spec = FileSpec {
+            columns: vec![(Field::FirstName, 0)],
+            country: None,
+            default_region: "US".into(),
+        };
+        let got = read_csv(&src, &spec).unwrap();
+        assert_eq!(got.split, None, "one chunk has no inner boundary");
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+            .collect();
+        assert!(leftovers.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

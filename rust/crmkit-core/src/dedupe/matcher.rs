@@ -135,6 +135,15 @@ pub fn restates_flags(ds: &Dataset) -> Vec<bool> {
         .collect()
 }
 
+/// The row of each id.
+fn rows_by_id(ids: &[i64]) -> AHashMap<i64, u32> {
+    let mut row_of = AHashMap::with_capacity(ids.len());
+    for (r, id) in ids.iter().enumerate() {
+        row_of.insert(*id, r as u32);
+    }
+    row_of
+}
+
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     let mut z = *state;
@@ -197,7 +206,8 @@ pub struct Matcher {
     candidates: Vec<u64>,
     model: Model,
     weights: Arc<Weights>,
-    row_of: AHashMap<i64, u32>,
+    /// Row of each id, built on first use (explanations).
+    row_of: std::sync::OnceLock<AHashMap<i64, u32>>,
     feats: bound::Feats,
     warnings: Vec<String>,
     block_stats: BlockStats,
@@ -228,19 +238,22 @@ impl Matcher {
             .filter(|r| r.fields().all(|f| present.contains(&f)))
             .cloned()
             .collect();
-        let restates = restates_flags(&ds);
-        let feats = bound::Feats::new(&ds);
         let limits = BlockLimits {
             max_block: config.max_block,
             window: config.window,
             max_pairs: ((config.max_pairs_per_record * n as f64) as usize).max(1000),
         };
-        let (candidates, block_stats) =
-            candidate_pairs(&ds, &block::ranks(&ds), &rules, &limits, &mut warnings);
-        let mut row_of = AHashMap::with_capacity(n);
-        for (r, id) in ds.ids.iter().enumerate() {
-            row_of.insert(*id, r as u32);
-        }
+        // Independent steps side by side, so that their serial parts overlap.
+        let ((restates, feats), (candidates, block_stats, block_warnings)) = rayon::join(
+            || rayon::join(|| restates_flags(&ds), || bound::Feats::new(&ds)),
+            || {
+                let mut w = Vec::new();
+                let (c, s) = candidate_pairs(&ds, &block::ranks(&ds), &rules, &limits, &mut w);
+                (c, s, w)
+            },
+        );
+        warnings.extend(block_warnings);
+        let row_of = std::sync::OnceLock::new();
         let train_n = candidates.len().min(config.train_pairs);
         let model = match model {
             Some(m) => {
@@ -251,7 +264,8 @@ impl Matcher {
                 let lab: Vec<(u64, bool)> = labels
                     .iter()
                     .map(|&(a, b, y)| {
-                        let (Some(&i), Some(&j)) = (row_of.get(&a), row_of.get(&b)) else {
+                        let by_id = row_of.get_or_init(|| rows_by_id(&ds.ids));
+                        let (Some(&i), Some(&j)) = (by_id.get(&a), by_id.get(&b)) else {
                             return Err(CoreError::InvalidInput(
                                 "a labelled pair names an unknown id".into(),
                             ));
@@ -429,7 +443,8 @@ impl Matcher {
 
     /// Explain the score of the pair of rows with ids `a` and `b`.
     pub fn explain(&self, a: i64, b: i64) -> CoreResult<Explanation> {
-        let (Some(&i), Some(&j)) = (self.row_of.get(&a), self.row_of.get(&b)) else {
+        let by_id = self.row_of.get_or_init(|| rows_by_id(&self.ds.ids));
+        let (Some(&i), Some(&j)) = (by_id.get(&a), by_id.get(&b)) else {
             return Err(CoreError::InvalidInput("explain: unknown row id".into()));
         };
         let (lv, sw) = self.levels(i as usize, j as usize);
@@ -821,6 +836,22 @@ mod tests {
             ..Config::default()
         };
         assert!(Matcher::fit(bad, dataset(10), vec![], None, &[]).is_err());
+    }
+
+    #[test]
+    fn labelled_pairs_are_used_and_checked() {
+        // Ids are 1000 - row; rows 2k and 2k+1 are the same person.
+        let labels: Vec<(i64, i64, bool)> = (0..40)
+            .map(|k| (1000 - 2 * k, 999 - 2 * k, true))
+            .chain((0..40).map(|k| (1000 - 2 * k, 1000 - 2 * k - 50, false)))
+            .collect();
+        let plain = Matcher::fit(Config::default(), dataset(200), vec![], None, &[]).unwrap();
+        let m = Matcher::fit(Config::default(), dataset(200), vec![], None, &labels).unwrap();
+        m.model().validate().unwrap();
+        assert_ne!(m.model(), plain.model());
+        let bad = [(1000, 5, true)];
+        let err = Matcher::fit(Config::default(), dataset(200), vec![], None, &bad).unwrap_err();
+        assert!(err.to_string().contains("unknown id"));
     }
 
     #[test]
