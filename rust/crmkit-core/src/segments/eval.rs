@@ -17,6 +17,7 @@ use super::simd::{self, portable as fill};
 use super::snapshot::{
     bit, AggAcc, AggIndex, AggValue, Column, LeafCodes, Snapshot, Store, Strs, Value,
 };
+use super::strindex;
 use super::typecheck::{FPred, IPred, Leaf, Src, StrPred, TExpr};
 use super::{FieldType, DAY};
 
@@ -106,6 +107,13 @@ enum Bound<'a> {
     List {
         col: &'a Column,
         bits: Vec<u64>,
+        negated: bool,
+    },
+    /// A list leaf answered from the column's postings: the rows holding an
+    /// accepted item (`negated`: the valid rows holding none).
+    Rows {
+        rows: Vec<u64>,
+        valid: &'a [u64],
         negated: bool,
     },
     Bool {
@@ -297,21 +305,42 @@ fn regex_set_bits(plan: &Plan, snap: &Snapshot, leaf_ids: &[usize]) -> HashMap<u
             let Store::Str { codes, .. } = &col.store else {
                 continue;
             };
-            let mut per_leaf = vec![vec![0u64; words]; k];
+            // The distinct codes in use, then tested in parallel (each worker
+            // with its own copy of the set).
             let mut seen = vec![0u64; words];
-            let mut hit = vec![false; k];
+            let mut used = Vec::new();
             for r in (0..snap.len()).filter(|&r| col.is_valid(r)) {
                 let c = codes[r] as usize;
-                if seen[c >> 6] >> (c & 63) & 1 == 1 {
-                    continue;
+                if seen[c >> 6] >> (c & 63) & 1 == 0 {
+                    seen[c >> 6] |= 1 << (c & 63);
+                    used.push(c as u32);
                 }
-                seen[c >> 6] |= 1 << (c & 63);
-                hit.iter_mut().for_each(|h| *h = false);
-                if maybe(&dict.values[c]) && set.matches_read_at(&mut hit, &dict.values[c], 0) {
-                    for (p, _) in hit.iter().enumerate().filter(|(_, h)| **h) {
-                        per_leaf[p][c >> 6] |= 1 << (c & 63);
-                    }
-                }
+            }
+            let found: Vec<Vec<(u32, usize)>> = used
+                .par_chunks(1 << 12)
+                .map_init(
+                    || (set.clone(), vec![false; k]),
+                    |(set, hit), part| {
+                        let mut out = Vec::new();
+                        for &c in part {
+                            let s = &dict.values[c as usize];
+                            hit.iter_mut().for_each(|h| *h = false);
+                            if maybe(s) && set.matches_read_at(hit, s, 0) {
+                                out.extend(
+                                    hit.iter()
+                                        .enumerate()
+                                        .filter(|(_, h)| **h)
+                                        .map(|(p, _)| (c, p)),
+                                );
+                            }
+                        }
+                        out
+                    },
+                )
+                .collect();
+            let mut per_leaf = vec![vec![0u64; words]; k];
+            for &(c, p) in found.iter().flatten() {
+                per_leaf[p][(c >> 6) as usize] |= 1 << (c & 63);
             }
             for ((l, _), bits) in leaves.into_iter().zip(per_leaf) {
                 out.insert(l, bits);
@@ -362,6 +391,7 @@ fn bind<'a>(
     li: usize,
     as_of: i64,
     pre: &HashMap<usize, Vec<u64>>,
+    index_strings: bool,
 ) -> CoreResult<Bound<'a>> {
     let leaf = &plan.leaves[li];
     let agg = plan.leaf_agg[li];
@@ -395,6 +425,17 @@ fn bind<'a>(
                 valid: &c.valid,
                 bits: match pre.get(&li) {
                     Some(bits) => bits.clone(),
+                    None if dict.values.len() >= strindex::MIN_INDEXED
+                        && !sparse_dict(dict.values.len(), snap.len())
+                        && strindex::plan_lookup(pred).is_some_and(|(rev, _)| {
+                            index_strings || dict.sorted_if_built(rev).is_some()
+                        }) =>
+                    {
+                        // A large dictionary: prefixes, suffixes, values and
+                        // ranges are runs of its sorted orders.
+                        let (rev, lookup) = strindex::plan_lookup(pred).expect("checked");
+                        strindex::indexed_bits(pred, &lookup, &dict.values, dict.sorted(rev))
+                    }
                     None => match pred {
                         StrPred::Matches(re) => {
                             // A literal every match starts with rules most
@@ -422,13 +463,44 @@ fn bind<'a>(
             None,
             Some(c),
         ) => match &c.store {
-            Store::List { dict, .. } => Bound::List {
-                col: c,
-                bits: code_bits(c, &dict.values, snap.len(), || {
-                    |s: &str| values.binary_search_by(|v| v.as_str().cmp(s)).is_ok()
-                }),
-                negated: *negated,
-            },
+            Store::List { dict, .. } => {
+                let bits = match pre.get(&li) {
+                    Some(bits) => bits.clone(),
+                    None => code_bits(c, &dict.values, snap.len(), || {
+                        |s: &str| values.binary_search_by(|v| v.as_str().cmp(s)).is_ok()
+                    }),
+                };
+                // A preview reads the rows of the accepted items from the
+                // column's postings instead of every row's list.
+                match index_strings
+                    .then(|| c.postings(MAX_TRANSPOSED_DICT))
+                    .flatten()
+                {
+                    Some(post) => {
+                        let mut rows = vec![0u64; c.valid.len()];
+                        for (code, p) in post.iter().enumerate() {
+                            if bits
+                                .get(code >> 6)
+                                .is_some_and(|w| w >> (code & 63) & 1 == 1)
+                            {
+                                for r in p {
+                                    rows[(r >> 6) as usize] |= 1 << (r & 63);
+                                }
+                            }
+                        }
+                        Bound::Rows {
+                            rows,
+                            valid: &c.valid,
+                            negated: *negated,
+                        }
+                    }
+                    None => Bound::List {
+                        col: c,
+                        bits,
+                        negated: *negated,
+                    },
+                }
+            }
             _ => Bound::Const(false),
         },
         (Leaf::Bool { value, .. }, None, Some(c)) => match &c.store {
@@ -842,20 +914,44 @@ fn eval_leaf(b: &Bound<'_>, out: &mut [u64], sub: usize, bstart: usize, aggs: &B
                 return;
             };
             // Null and padding rows hold empty lists: no branch on validity.
+            // The first few items of every row are read without a branch on
+            // the list's length (masked past it); longer lists loop.
+            const HEAD: usize = 4;
+            let last = codes.len().saturating_sub(1);
+            let hit = |c: u32| bits[(c >> 6) as usize] >> (c & 63) & 1;
             for (w, o) in out.iter_mut().enumerate() {
                 let vw = col.valid[w0 + w];
                 let r0 = sub + w * 64;
                 let (st, ln) = (&start[r0..r0 + 64], &len[r0..r0 + 64]);
                 let mut m = 0u64;
+                if codes.is_empty() {
+                    *o = if *negated { vw } else { 0 };
+                    continue;
+                }
                 for (j, (&s, &l)) in st.iter().zip(ln).enumerate() {
-                    let s = s as usize;
+                    let (s, l) = (s as usize, l as usize);
                     let mut any = 0u64;
-                    for &c in &codes[s..s + l as usize] {
-                        any |= bits[(c >> 6) as usize] >> (c & 63) & 1;
+                    for k in 0..HEAD {
+                        any |= hit(codes[(s + k).min(last)]) & u64::from(k < l);
+                    }
+                    if l > HEAD {
+                        for &c in &codes[s + HEAD..s + l] {
+                            any |= hit(c);
+                        }
                     }
                     m |= any << j;
                 }
                 *o = if *negated { vw & !m } else { vw & m };
+            }
+        }
+        Bound::Rows {
+            rows,
+            valid,
+            negated,
+        } => {
+            for (w, o) in out.iter_mut().enumerate() {
+                let (x, v) = (rows[w0 + w], valid[w0 + w]);
+                *o = if *negated { v & !x } else { x & v };
             }
         }
         Bound::Bool { bits, valid, value } => {
@@ -910,7 +1006,10 @@ pub fn evaluate(plan: &Plan, snap: &Snapshot, as_of: i64) -> CoreResult<EvalResu
 
 /// Evaluate only the named segments (and what they read through
 /// `in_segment`): a preview. The result holds just those segments, in the
-/// order given, and cannot be updated in place or moved in time.
+/// order given, and cannot be updated in place or moved in time. The first
+/// preview with a prefix, suffix, value or range leaf on a large string
+/// dictionary (from [`strindex::MIN_INDEXED`] strings) sorts that dictionary
+/// once, forward or by reversed bytes; later evaluations read the order.
 pub fn evaluate_named(
     plan: &Plan,
     snap: &Snapshot,
@@ -924,7 +1023,11 @@ pub fn evaluate_named(
                 .ok_or_else(|| CoreError::InvalidInput(format!("no segment named '{n}'")))
         })
         .collect::<CoreResult<Vec<_>>>()?;
-    let bitmaps = evaluate_segments(plan, snap, as_of, &segs)?;
+    // A preview: the sorted orders of large dictionaries are worth building
+    // (prefix and suffix leaves then read runs, not every string).
+    let bitmaps = evaluate_segments_with(plan, snap, &[as_of], &segs, true)?
+        .pop()
+        .expect("one time");
     Ok(EvalResult {
         names: names.to_vec(),
         bitmaps,
@@ -1226,7 +1329,7 @@ pub fn evaluate_segments(
     as_of: i64,
     segs: &[usize],
 ) -> CoreResult<Vec<RoaringBitmap>> {
-    let mut at = evaluate_segments_at(plan, snap, &[as_of], segs)?;
+    let mut at = evaluate_segments_with(plan, snap, &[as_of], segs, false)?;
     Ok(at.pop().expect("one time"))
 }
 
@@ -1240,8 +1343,22 @@ pub fn evaluate_segments_at(
     times: &[i64],
     segs: &[usize],
 ) -> CoreResult<Vec<Vec<RoaringBitmap>>> {
+    evaluate_segments_with(plan, snap, times, segs, false)
+}
+
+/// [`evaluate_segments_at`]; with `index_strings`, the sorted orders of
+/// large string dictionaries are built when a leaf can read them (a one-off
+/// cost that makes later prefix, suffix and value lookups on them runs
+/// instead of scans; orders already built are read either way).
+fn evaluate_segments_with(
+    plan: &Plan,
+    snap: &Snapshot,
+    times: &[i64],
+    segs: &[usize],
+    index_strings: bool,
+) -> CoreResult<Vec<Vec<RoaringBitmap>>> {
     let (nt, ns) = (times.len(), segs.len());
-    let per_block = eval_times(plan, snap, times, segs, |start, buf, bw| {
+    let per_block = eval_times(plan, snap, times, segs, index_strings, |start, buf, bw| {
         (0..nt * ns)
             .map(|j| words_bitmap(start, &buf[j * bw..(j + 1) * bw]))
             .collect::<Vec<_>>()
@@ -1278,12 +1395,18 @@ pub fn evaluate_segments_moved(
             }
         }
     };
-    let per_block = eval_times(plan, snap, &[t0, t1], segs, |start, buf, bw| {
+    let per_block = eval_times(plan, snap, &[t0, t1], segs, false, |start, buf, bw| {
         let (before, after) = buf.split_at(ns * bw);
         (0..ns)
             .map(|s| {
                 let (b, a) = (&before[s * bw..(s + 1) * bw], &after[s * bw..(s + 1) * bw]);
-                let (mut entered, mut exited) = (Vec::new(), Vec::new());
+                let (ne, nx) = b.iter().zip(a).fold((0, 0), |(e, x), (&old, &new)| {
+                    (
+                        e + (new & !old).count_ones() as usize,
+                        x + (old & !new).count_ones() as usize,
+                    )
+                });
+                let (mut entered, mut exited) = (Vec::with_capacity(ne), Vec::with_capacity(nx));
                 for (w, (&old, &new)) in b.iter().zip(a).enumerate() {
                     if old != new {
                         ones(start + w * 64, &[new & !old], &mut entered);
@@ -1334,6 +1457,7 @@ fn eval_times<R: Send>(
     snap: &Snapshot,
     times: &[i64],
     segs: &[usize],
+    index_strings: bool,
     finish: impl Fn(usize, &mut [u64], usize) -> R + Sync,
 ) -> CoreResult<Vec<R>> {
     let n = snap.len();
@@ -1379,10 +1503,10 @@ fn eval_times<R: Send>(
         .collect();
     leaf_ids.sort_unstable();
     let pre = regex_set_bits(plan, snap, &leaf_ids);
-    let bind_at = |as_of: i64| -> CoreResult<TimeBound<'_>> {
+    let bind_at = |as_of: i64, pre: &HashMap<usize, Vec<u64>>| -> CoreResult<TimeBound<'_>> {
         let mut bound: Vec<(usize, Bound<'_>)> = leaf_ids
             .par_iter()
-            .map(|&l| bind(plan, snap, l, as_of, &pre).map(|b| (l, b)))
+            .map(|&l| bind(plan, snap, l, as_of, pre, index_strings).map(|b| (l, b)))
             .collect::<CoreResult<_>>()?;
         // `last(kind)` tested against a range reaching the as-of time (`within`,
         // `after`) is true exactly when an event lies in the range: a count over
@@ -1446,10 +1570,20 @@ fn eval_times<R: Send>(
             needs_aggs,
         })
     };
-    let tb: Vec<TimeBound<'_>> = times
-        .iter()
-        .map(|&t| bind_at(t))
-        .collect::<CoreResult<_>>()?;
+    let mut tb: Vec<TimeBound<'_>> = Vec::with_capacity(nt);
+    let mut pre = pre;
+    for (ti, &t) in times.iter().enumerate() {
+        tb.push(bind_at(t, &pre)?);
+        if ti == 0 && nt > 1 {
+            // The codes a string or list leaf accepts do not depend on the
+            // time: found once, read at every time.
+            for (l, b) in &tb[0].bound {
+                if let Bound::Codes { bits, .. } | Bound::List { bits, .. } = b {
+                    pre.entry(*l).or_insert_with(|| bits.clone());
+                }
+            }
+        }
+    }
     let Some(first) = tb.first() else {
         return Ok(Vec::new());
     };
@@ -2113,18 +2247,24 @@ pub fn update_contact(
         }
     }
     let (mut entered, mut exited) = (Vec::new(), Vec::new());
-    let r = row as u32;
     for &s in &affected {
         let v = ev.node(plan.roots[s]);
         let now = v & 1 == 1;
         let was = !created && v & 2 == 2;
         if now && !was {
-            result.bitmaps[s].insert(r);
             entered.push(s);
         } else if !now && was {
-            result.bitmaps[s].remove(r);
             exited.push(s);
         }
+    }
+    // The bitmaps are touched after the walk, in one tight loop of
+    // independent updates whose cache misses overlap.
+    let r = row as u32;
+    for &s in &entered {
+        result.bitmaps[s].insert(r);
+    }
+    for &s in &exited {
+        result.bitmaps[s].remove(r);
     }
     let mut sc = ev.into_scratch();
     sc.cand = cand;

@@ -130,7 +130,8 @@ impl Times {
 }
 
 /// The events of one kind, grouped by block; within a block sorted by
-/// (time, arrival), or (in a gathered snapshot) by (row, time).
+/// (time, arrival), or (gathered from many rows) each row's events in their
+/// source order, rows interleaved, the block not in time order.
 #[derive(Debug, Clone, Default)]
 pub struct KindEvents {
     /// True when each block's events are in time order.
@@ -443,6 +444,7 @@ impl Events {
         // Per kind, (time, new row, amount) in (new row, time) order ...
         let mut per_kind: Vec<Vec<(i64, u32, f64)>> = vec![Vec::new(); nk];
         let mut extra = BTreeMap::new();
+        let mut gathered_kinds: Option<Vec<KindEvents>> = None;
         let total = self.rows();
         if n * 32 >= total && rows.windows(2).all(|w| w[0] < w[1]) {
             // Many rows: one sequential pass over each kept kind's events
@@ -457,8 +459,8 @@ impl Events {
             let per_block: Vec<Vec<Runs>> = (0..built)
                 .into_par_iter()
                 .map_init(
-                    || vec![u32::MAX; EVENT_BLOCK],
-                    |local, b| {
+                    || (vec![u32::MAX; EVENT_BLOCK], vec![0u64; EVENT_BLOCK / 64]),
+                    |(local, mark), b| {
                         let (lo, hi) = ((b * EVENT_BLOCK) as u32, ((b + 1) * EVENT_BLOCK) as u32);
                         let first = rows.partition_point(|&r| r < lo);
                         let last = rows.partition_point(|&r| r < hi);
@@ -466,8 +468,12 @@ impl Events {
                         if first == last {
                             return outs;
                         }
+                        // Kept rows are marked in a bitset (in L1) that
+                        // rules most events out before their row is looked up.
                         for (i, &r) in rows[first..last].iter().enumerate() {
-                            local[(r - lo) as usize] = (first + i) as u32;
+                            let j = (r - lo) as usize;
+                            local[j] = (first + i) as u32;
+                            mark[j >> 6] |= 1 << (j & 63);
                         }
                         let nb0 = first / EVENT_BLOCK;
                         let nb1 = (last - 1) / EVENT_BLOCK;
@@ -475,9 +481,20 @@ impl Events {
                             if !keep(k) || b + 1 >= ke.block.len() {
                                 continue;
                             }
-                            let mut runs: Runs = (nb0..=nb1).map(|nb| (nb, Vec::new())).collect();
-                            for p in ke.block[b] as usize..ke.block[b + 1] as usize {
-                                let i = local[ke.row[p] as usize];
+                            let (a, z) = (ke.block[b] as usize, ke.block[b + 1] as usize);
+                            // Room for twice the share of the kept rows (the
+                            // rows gathered often hold more events than most).
+                            let guess =
+                                2 * (z - a) * (last - first) / EVENT_BLOCK / (nb1 - nb0 + 1);
+                            let mut runs: Runs = (nb0..=nb1)
+                                .map(|nb| (nb, Vec::with_capacity(guess + 8)))
+                                .collect();
+                            for (p, &rr) in (a..z).zip(&ke.row[a..z]) {
+                                let j = rr as usize;
+                                if mark[j >> 6] >> (j & 63) & 1 == 0 {
+                                    continue;
+                                }
+                                let i = local[j];
                                 if i != u32::MAX {
                                     runs[i as usize / EVENT_BLOCK - nb0].1.push((
                                         ke.time.get(p),
@@ -490,32 +507,51 @@ impl Events {
                             outs[k] = runs;
                         }
                         for &r in &rows[first..last] {
-                            local[(r - lo) as usize] = u32::MAX;
+                            let j = (r - lo) as usize;
+                            local[j] = u32::MAX;
+                            mark[j >> 6] = 0;
                         }
                         outs
                     },
                 )
                 .collect();
-            per_kind = (0..nk)
+            // Each kind's events in (new block, source order): the runs
+            // come in ascending rows, so their concatenation is grouped by
+            // new block, and each row's events keep their order (time, then
+            // arrival), so sums add up in the same order as in the source.
+            // Blocks are not time-sorted: windows read a whole block and test
+            // each time, which costs less than sorting what was gathered.
+            let gathered: Vec<KindEvents> = (0..nk)
                 .into_par_iter()
                 .map(|k| {
-                    let mut buckets: Vec<Vec<(i64, u32, f64)>> = vec![Vec::new(); nblocks];
-                    for o in &per_block {
-                        for (nb, run) in &o[k] {
-                            buckets[*nb].extend_from_slice(run);
+                    let src = &self.by_kind[k];
+                    let runs = || per_block.iter().flat_map(|o| o[k].iter());
+                    let m: usize = runs().map(|(_, r)| r.len()).sum();
+                    let mut block = vec![0u32; nblocks + 1];
+                    let mut time = Vec::with_capacity(m);
+                    let mut row = Vec::with_capacity(m);
+                    let mut amount = Vec::with_capacity(if src.amount.is_empty() { 0 } else { m });
+                    for (nb, run) in runs() {
+                        block[nb + 1] += run.len() as u32;
+                        time.extend(run.iter().map(|e| e.0));
+                        row.extend(run.iter().map(|e| (e.1 as usize % EVENT_BLOCK) as u16));
+                        if !src.amount.is_empty() {
+                            amount.extend(run.iter().map(|e| e.2));
                         }
                     }
-                    // By (new block, time), as a built index is, so that
-                    // windows are binary-searched: each bucket is a few
-                    // time-sorted runs, which the stable sort merges.
-                    let mut out = Vec::with_capacity(buckets.iter().map(Vec::len).sum());
-                    for mut bk in buckets {
-                        bk.sort_by_key(|e| e.0);
-                        out.append(&mut bk);
+                    for b in 0..nblocks {
+                        block[b + 1] += block[b];
                     }
-                    out
+                    KindEvents {
+                        sorted: false,
+                        block,
+                        time: Times::new(time),
+                        row,
+                        amount,
+                    }
                 })
                 .collect();
+            gathered_kinds = Some(gathered);
             let pos = |r: u32| rows.binary_search(&r).ok();
             for (&r, more) in &self.extra {
                 if let Some(i) = pos(r) {
@@ -542,6 +578,11 @@ impl Events {
                     keep_extra(&mut extra, i as u32, more);
                 }
             }
+        }
+        if let Some(by_kind) = gathered_kinds {
+            let mut ev = Events::finish(self.kinds.clone(), n, by_kind);
+            ev.extra = extra;
+            return ev;
         }
         // Each kind's events by (block, time), as a built index is.
         let by_kind: Vec<KindEvents> = per_kind

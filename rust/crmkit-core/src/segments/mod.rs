@@ -73,6 +73,9 @@
 //! over blocks of contacts in parallel into one roaring bitmap per segment,
 //! re-evaluates one changed contact against only the segments that read what
 //! changed, explains one contact, and labels contacts with exclusive segment sets.
+//! [`strindex`] sorts a large string dictionary (the first time a preview
+//! needs it) so that prefix, suffix, value and range clauses read a run of
+//! the order instead of testing every string.
 
 pub mod ast;
 mod codec;
@@ -84,6 +87,7 @@ pub mod members;
 pub mod parser;
 pub mod simd;
 pub mod snapshot;
+pub mod strindex;
 pub mod typecheck;
 
 #[cfg(test)]

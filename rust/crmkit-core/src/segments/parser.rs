@@ -1,5 +1,5 @@
 //! Recursive-descent parser for the rule language. It never panics: every
-//! malformed input, however hostile, is a [`CoreError::Rule`] with a caret.
+//! malformed input, however hostile, is a [`CoreError::Rule`](crate::CoreError::Rule) with a caret.
 
 use crate::CoreResult;
 

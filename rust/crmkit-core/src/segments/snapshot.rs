@@ -10,9 +10,12 @@ use rayon::prelude::*;
 
 use crate::{CoreError, CoreResult};
 
+use roaring::RoaringBitmap;
+
 use super::ast::AggFunc;
 use super::codec::{Reader, Writer};
 pub use super::events::{Event, Events};
+pub use super::strindex::SortedCodes;
 use super::typecheck::AggKey;
 use super::{FieldType, Schema, DAY};
 
@@ -163,6 +166,9 @@ pub struct Dict {
     pub values: Strs,
     index: std::sync::OnceLock<hashbrown::HashTable<u32>>,
     hasher: ahash::RandomState,
+    /// The codes in byte order of their strings (0) and of their reversed
+    /// bytes (1), each built on first use.
+    sorted: [std::sync::OnceLock<SortedCodes>; 2],
 }
 
 impl std::fmt::Debug for Dict {
@@ -192,6 +198,18 @@ impl Dict {
         })
     }
 
+    /// The codes sorted by the bytes of their strings, or by their reversed
+    /// bytes; built on first use (in parallel). It covers the codes below its
+    /// length: codes added since are not in it.
+    pub fn sorted(&self, reversed: bool) -> &SortedCodes {
+        self.sorted[reversed as usize].get_or_init(|| SortedCodes::build(&self.values, reversed))
+    }
+
+    /// [`Dict::sorted`] when it has been built.
+    pub fn sorted_if_built(&self, reversed: bool) -> Option<&SortedCodes> {
+        self.sorted[reversed as usize].get()
+    }
+
     /// The code of `s`, adding it when new.
     pub fn intern(&mut self, s: &str) -> u32 {
         self.index();
@@ -199,6 +217,7 @@ impl Dict {
             values,
             index,
             hasher,
+            ..
         } = self;
         let index = index.get_mut().expect("index built above");
         let h = hasher.hash_one(s);
@@ -271,6 +290,9 @@ pub struct Column {
     pub store: Store,
     /// Validity bits, one per (padded) row.
     pub valid: Vec<u64>,
+    /// For a list column: the rows (with a value) holding each code, built
+    /// on first use and kept up to date by [`Column::set`].
+    postings: std::sync::OnceLock<Vec<RoaringBitmap>>,
 }
 
 #[inline]
@@ -412,7 +434,7 @@ impl Column {
             }
             _ => return Err(wrong()),
         };
-        Ok(Column { ty, store, valid })
+        Ok(Column::new(ty, store, valid))
     }
 
     fn grow(&mut self, np: usize) {
@@ -430,8 +452,93 @@ impl Column {
         }
     }
 
+    /// A column of the given storage and validity bits.
+    pub fn new(ty: FieldType, store: Store, valid: Vec<u64>) -> Column {
+        Column {
+            ty,
+            store,
+            valid,
+            postings: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The codes of row `r`'s list (empty for other columns and null rows).
+    fn list_codes(&self, r: usize) -> &[u32] {
+        match &self.store {
+            Store::List {
+                start, len, codes, ..
+            } if self.is_valid(r) => {
+                let a = start[r] as usize;
+                &codes[a..a + len[r] as usize]
+            }
+            _ => &[],
+        }
+    }
+
+    /// [`Column::postings`] when they have been built.
+    pub fn postings_if_built(&self) -> Option<&[RoaringBitmap]> {
+        self.postings.get().map(Vec::as_slice)
+    }
+
+    /// For a list column with at most `max_codes` distinct items: the rows
+    /// holding each code (built on first use, in parallel); None otherwise.
+    pub fn postings(&self, max_codes: usize) -> Option<&[RoaringBitmap]> {
+        let Store::List { dict, .. } = &self.store else {
+            return None;
+        };
+        if let Some(p) = self.postings.get() {
+            return Some(p);
+        }
+        let k = dict.values.len();
+        if k > max_codes {
+            return None;
+        }
+        let n = self.valid.len() * 64;
+        const CHUNK: usize = 1 << 18;
+        let parts: Vec<Vec<RoaringBitmap>> = (0..n.div_ceil(CHUNK))
+            .into_par_iter()
+            .map(|ci| {
+                let mut out = vec![RoaringBitmap::new(); k];
+                for r in ci * CHUNK..((ci + 1) * CHUNK).min(n) {
+                    for &c in self.list_codes(r) {
+                        // Rows ascend: a repeated item of one list is refused.
+                        let _ = out[c as usize].try_push(r as u32);
+                    }
+                }
+                out
+            })
+            .collect();
+        let mut all = vec![RoaringBitmap::new(); k];
+        for part in parts {
+            for (a, b) in all.iter_mut().zip(part) {
+                *a |= b;
+            }
+        }
+        Some(self.postings.get_or_init(|| all))
+    }
+
     /// Set one row's value (type-checked against the column).
     pub fn set(&mut self, row: usize, v: &Value, name: &str) -> CoreResult<()> {
+        // Postings of a list column follow the row out of its old items ...
+        if let Some(mut p) = self.postings.take() {
+            for &c in self.list_codes(row) {
+                p[c as usize].remove(row as u32);
+            }
+            let r = self.set_value(row, v, name);
+            // ... and into its new ones (the dictionary may have grown).
+            if let Store::List { dict, .. } = &self.store {
+                p.resize(dict.values.len(), RoaringBitmap::new());
+            }
+            for &c in self.list_codes(row) {
+                p[c as usize].insert(row as u32);
+            }
+            let _ = self.postings.set(p);
+            return r;
+        }
+        self.set_value(row, v, name)
+    }
+
+    fn set_value(&mut self, row: usize, v: &Value, name: &str) -> CoreResult<()> {
         let wrong =
             || CoreError::InvalidInput(format!("value for '{name}' is not a {}", self.ty.name()));
         let present = !matches!(v, Value::Null) && !matches!(v, Value::Float(f) if f.is_nan());
@@ -852,7 +959,8 @@ impl Snapshot {
             out
         };
         fn pick<T: Copy + Default>(vals: &[T], rows: &[u32], np: usize) -> Vec<T> {
-            let mut out: Vec<T> = rows.iter().map(|&r| vals[r as usize]).collect();
+            let mut out: Vec<T> = Vec::with_capacity(np);
+            out.extend(rows.iter().map(|&r| vals[r as usize]));
             out.resize(np, T::default());
             out
         }
@@ -897,11 +1005,7 @@ impl Snapshot {
                         }
                     }
                 };
-                Some(Column {
-                    ty: c.ty,
-                    store,
-                    valid: gather_bits(&c.valid),
-                })
+                Some(Column::new(c.ty, store, gather_bits(&c.valid)))
             })
             .collect();
         Snapshot {
@@ -1171,7 +1275,7 @@ impl Column {
         if valid.len() != np / 64 {
             return Err(r.damaged("null mask"));
         }
-        Ok(Column { ty, store, valid })
+        Ok(Column::new(ty, store, valid))
     }
 }
 

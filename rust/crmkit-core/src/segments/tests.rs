@@ -1272,3 +1272,173 @@ fn regex_literal_prefixes_never_reject_a_match() {
         }
     }
 }
+
+#[test]
+fn large_dictionaries_answer_through_sorted_orders_as_a_scan_does() {
+    // More distinct strings than `strindex::MIN_INDEXED`: prefix, suffix,
+    // equality, comparison and anchored-regex leaves read the sorted orders.
+    let n = super::strindex::MIN_INDEXED + 3000;
+    let domains = ["uni.edu", "mail.com", "télé.fr", "日本.jp", ""];
+    let email: Vec<Option<String>> = (0..n)
+        .map(|i| match i % 97 {
+            0 => None,
+            1 => Some(String::new()),
+            _ => Some(format!("user{i}@{}", domains[i % domains.len()])),
+        })
+        .collect();
+    let mut cols = HashMap::new();
+    cols.insert("email".to_string(), ColumnData::Str(email));
+    let mut s = Snapshot::new((0..n as i64).collect(), schema(), cols, None).unwrap();
+    let rules = [
+        "email ends_with '.edu'",
+        "email ends_with 'é.fr'",
+        "email ends_with ''",
+        "email ends_with '@'",
+        "email starts_with 'user12'",
+        "email starts_with ''",
+        "email = 'user5@mail.com'",
+        "email = ''",
+        "email in ('user7@uni.edu', 'nobody', 'user9@日本.jp')",
+        "email not in ('user7@uni.edu', '')",
+        "email != 'user3@télé.fr'",
+        "email < 'user2'",
+        "email >= 'user65'",
+        "email matches '^user4[0-9]*@'",
+        "email matches '\\.jp$'",
+        "email matches '^user1.*\\.edu$'",
+        "email matches 'er1[0-9]@'",
+        "not email ends_with '.com'",
+    ];
+    let segs: Vec<(String, RuleSource)> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("s{i}"), RuleSource::Text(r.to_string())))
+        .collect();
+    let plan = Plan::compile(segs, schema()).unwrap();
+    let check = |s: &Snapshot, res: &super::eval::EvalResult| {
+        for (seg, bm) in res.bitmaps.iter().enumerate() {
+            for row in 0..s.len() {
+                assert_eq!(
+                    bm.contains(row as u32),
+                    row_member(&plan, s, row, seg, T0),
+                    "{} row {row}",
+                    rules[seg]
+                );
+            }
+        }
+    };
+    // A full evaluation scans; a preview builds the sorted orders; later
+    // evaluations read them.
+    let scanned = evaluate(&plan, &s, T0).unwrap();
+    check(&s, &scanned);
+    let names: Vec<String> = plan.names.clone();
+    let previewed = super::eval::evaluate_named(&plan, &s, T0, &names).unwrap();
+    assert_eq!(previewed.bitmaps, scanned.bitmaps);
+    let dict = match &s.columns[7].as_ref().unwrap().store {
+        super::snapshot::Store::Str { dict, .. } => dict.clone(),
+        _ => unreachable!(),
+    };
+    assert!(dict.sorted_if_built(false).is_some() && dict.sorted_if_built(true).is_some());
+    let mut res = evaluate(&plan, &s, T0).unwrap();
+    assert_eq!(res, scanned);
+    // Each rule alone (a lone regex is not part of a shared regex set).
+    for (seg, r) in rules.iter().enumerate() {
+        let one = Plan::compile(
+            vec![("x".into(), RuleSource::Text(r.to_string()))],
+            schema(),
+        )
+        .unwrap();
+        let got = super::eval::evaluate_named(&one, &s, T0, &["x".to_string()]).unwrap();
+        assert_eq!(got.bitmaps[0], res.bitmaps[seg], "{r}");
+    }
+    // Strings interned after the orders were built are tested one by one.
+    for (i, v) in ["zz@x.edu", "user4x@", "", "user12@日本.jp"]
+        .iter()
+        .enumerate()
+    {
+        let upd = RowUpdate {
+            values: vec![("email".into(), Value::Str(v.to_string()))],
+            interactions: vec![],
+        };
+        update_contact(&plan, &mut s, &mut res, (i * 7) as i64, &upd).unwrap();
+        update_contact(&plan, &mut s, &mut res, (n + i) as i64, &upd).unwrap();
+    }
+    let fresh = evaluate(&plan, &s, T0).unwrap();
+    assert_eq!(fresh, res);
+    check(&s, &fresh);
+    let again = super::eval::evaluate_named(&plan, &s, T0, &names).unwrap();
+    assert_eq!(again.bitmaps, fresh.bitmaps);
+}
+
+#[test]
+fn list_previews_read_postings_kept_up_to_date() {
+    let mut x: u64 = 0x0BAD_5EED_1234_5678;
+    let mut rnd = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let items = ["vip", "gold", "", "été", "日本", "vip"];
+    let n = 70_000usize;
+    let tags: Vec<Option<Vec<String>>> = (0..n)
+        .map(|_| {
+            (rnd(10) > 0).then(|| {
+                (0..rnd(6))
+                    .map(|_| items[rnd(items.len() as u64) as usize].to_string())
+                    .collect()
+            })
+        })
+        .collect();
+    let mut cols = HashMap::new();
+    cols.insert("tags".to_string(), ColumnData::List(tags));
+    let mut s = Snapshot::new((0..n as i64).collect(), schema(), cols, None).unwrap();
+    let rules = [
+        "tags contains 'vip'",
+        "tags contains ''",
+        "tags in ('été', '日本')",
+        "tags not in ('vip', 'gold')",
+        "not tags contains 'gold'",
+        "tags contains 'new' or tags is null",
+    ];
+    let names: Vec<String> = (0..rules.len()).map(|i| format!("s{i}")).collect();
+    let plan = Plan::compile(
+        names
+            .iter()
+            .zip(rules)
+            .map(|(n, r)| (n.clone(), RuleSource::Text(r.into())))
+            .collect(),
+        schema(),
+    )
+    .unwrap();
+    let mut res = evaluate(&plan, &s, T0).unwrap();
+    let previewed = super::eval::evaluate_named(&plan, &s, T0, &names).unwrap();
+    assert_eq!(previewed.bitmaps, res.bitmaps);
+    let tags_col = s.columns[6].as_ref().unwrap();
+    assert!(tags_col.postings_if_built().is_some());
+    for step in 0..300 {
+        let v = match rnd(4) {
+            0 => Value::Null,
+            1 => Value::List(vec![]),
+            _ => Value::List(
+                (0..rnd(4))
+                    .map(|_| ["vip", "new", "gold", "日本", ""][rnd(5) as usize].to_string())
+                    .collect(),
+            ),
+        };
+        let upd = RowUpdate {
+            values: vec![("tags".into(), v)],
+            interactions: vec![],
+        };
+        let id = if step % 50 == 0 {
+            (n + step) as i64
+        } else {
+            rnd(n as u64) as i64
+        };
+        update_contact(&plan, &mut s, &mut res, id, &upd).unwrap();
+    }
+    let fresh = evaluate(&plan, &s, T0).unwrap();
+    assert_eq!(fresh, res);
+    let previewed = super::eval::evaluate_named(&plan, &s, T0, &names).unwrap();
+    assert_eq!(previewed.bitmaps, fresh.bitmaps);
+}
