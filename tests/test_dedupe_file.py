@@ -117,6 +117,16 @@ def _write_csv(path: Path, rows: list[list[str]]) -> None:
         csv.writer(f).writerows(rows)
 
 
+def _rows(path: Path, *, no_rejects: bool = False) -> list[list[object]]:
+    """Every accepted row of a CSV file as the reader gives it."""
+    out: list[list[object]] = []
+    for chunk, _lines, _ends, rejects in _core.CsvReader(path):
+        assert not (no_rejects and rejects)
+        if chunk:
+            out.extend([list(r) for r in zip(*chunk, strict=True)])
+    return out
+
+
 def _python_dedupe(path: Path, config: DedupeConfig | None = None) -> list[int]:
     """The cluster ids the Python pipeline gives the rows of a CSV file."""
     reader = _core.CsvReader(path)
@@ -176,18 +186,9 @@ def test_files_of_several_chunks_are_written_like_small_ones(tmp_path: Path) -> 
     src, out = tmp_path / "big.csv", tmp_path / "out.csv"
     _write_csv(src, [header, *rows])
     rep = dedupe_file(src, out)
-    reader = _core.CsvReader(src)
-    want_rows: list[list[object]] = []
-    for chunk, _lines, _ends, _rejects in reader:
-        if chunk:
-            want_rows.extend([list(r) for r in zip(*chunk, strict=True)])
+    want_rows = _rows(src)
     assert len(want_rows) > 55_000 and rep.rows == len(want_rows)
-    back = _core.CsvReader(out)
-    got: list[list[object]] = []
-    for chunk, _lines, _ends, rejects in back:
-        assert not rejects
-        if chunk:
-            got.extend([list(r) for r in zip(*chunk, strict=True)])
+    got = _rows(out, no_rejects=True)
     assert [r[:-1] for r in got] == want_rows
     assert [int(str(r[-1])) for r in got] == _python_dedupe(src)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
@@ -208,18 +209,10 @@ def test_written_rows_equal_what_csv_writer_writes(tmp_path_factory, rows: list[
     dedupe_file(src, dst)
     # What the old path wrote: the reader's cells (trimmed, blank as None)
     # through csv.writer, and the cluster ids.
-    reader = _core.CsvReader(src)
-    want_rows: list[list[object]] = []
-    for chunk, _lines, _ends, _rejects in reader:
-        if chunk:
-            want_rows.extend([list(r) for r in zip(*chunk, strict=True)])
-    back = _core.CsvReader(dst)
-    got: list[list[object]] = []
-    for chunk, _lines, _ends, rejects in back:
-        assert not rejects
-        if chunk:
-            got.extend([list(r) for r in zip(*chunk, strict=True)])
-    assert list(back.headers) == [*reader.headers, "cluster_id"]
+    want_rows = _rows(src)
+    got = _rows(dst, no_rejects=True)
+    headers = list(_core.CsvReader(src).headers)
+    assert _core.CsvReader(dst).headers == [*headers, "cluster_id"]
     assert [r[:-1] for r in got] == want_rows
     got_text = dst.read_text(encoding="utf-8")
     if not any("\r" in str(c) for r in want_rows for c in r if c):
@@ -227,7 +220,7 @@ def test_written_rows_equal_what_csv_writer_writes(tmp_path_factory, rows: list[
         # which the Rust writer quotes so the file reads back the same).
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow([*reader.headers, "cluster_id"])
+        w.writerow([*headers, "cluster_id"])
         w.writerows([[*r, got_r[-1]] for r, got_r in zip(want_rows, got, strict=True)])
         assert got_text == buf.getvalue()
 

@@ -548,25 +548,34 @@ pub fn write_csv_with_column(
     let mut w = BufWriter::with_capacity(1 << 20, file);
     w.write_all(&header_line(reader.headers(), name))
         .map_err(FileError::Write)?;
-    let mut line = Vec::with_capacity(4096);
-    let mut row = 0usize;
     // Chunks are parsed on a second thread while the previous one is written.
-    std::thread::scope(|s| -> Result<(), FileError> {
-        let rx = read_ahead(s, reader);
-        for chunk in rx {
-            let chunk = chunk?;
-            let rows = chunk.rows();
-            if row + rows > values.len() {
-                return Err(more_rows_than(values.len()));
-            }
-            line.clear();
-            format_rows(&mut line, &chunk, 0..rows, &values[row..]);
-            w.write_all(&line).map_err(FileError::Write)?;
-            row += rows;
-        }
-        Ok(())
-    })?;
+    let row =
+        std::thread::scope(|s| write_chunks(&mut w, read_ahead(s, reader), values, values.len()))?;
     finish_written(w, row, values.len())
+}
+
+/// Write every chunk of `chunks`, row *r* with `values[r]`; returns the rows
+/// written. `total` (all the values of the file) names the count in errors.
+fn write_chunks(
+    w: &mut BufWriter<File>,
+    chunks: impl IntoIterator<Item = Result<Chunk, CsvError>>,
+    values: &[i64],
+    total: usize,
+) -> Result<usize, FileError> {
+    let mut line = Vec::with_capacity(1 << 16);
+    let mut row = 0usize;
+    for chunk in chunks {
+        let chunk = chunk?;
+        let rows = chunk.rows();
+        if row + rows > values.len() {
+            return Err(more_rows_than(total));
+        }
+        line.clear();
+        format_rows(&mut line, &chunk, 0..rows, &values[row..]);
+        w.write_all(&line).map_err(FileError::Write)?;
+        row += rows;
+    }
+    Ok(row)
 }
 
 /// [`write_csv_with_column`], with the rows after `split` (a record boundary
@@ -625,19 +634,9 @@ fn write_in_two(
         let tail_job = s.spawn(|| -> Result<usize, FileError> {
             let file = File::create(&side.0).map_err(FileError::Write)?;
             let mut w = BufWriter::with_capacity(1 << 20, file);
-            let mut line = Vec::with_capacity(1 << 16);
             let mut reader = tail;
-            let mut row = 0;
-            while let Some(chunk) = reader.next_chunk()? {
-                let rows = chunk.rows();
-                if row + rows > rest.len() {
-                    return Err(more_rows_than(values.len()));
-                }
-                line.clear();
-                format_rows(&mut line, &chunk, 0..rows, &rest[row..]);
-                w.write_all(&line).map_err(FileError::Write)?;
-                row += rows;
-            }
+            let chunks = std::iter::from_fn(|| reader.next_chunk().transpose());
+            let row = write_chunks(&mut w, chunks, rest, values.len())?;
             w.flush().map_err(FileError::Write)?;
             Ok(row)
         });
