@@ -454,11 +454,12 @@ def sqlite_execute_columns(
     ``sql_many`` and the rest through ``sql``. Returns the rows changed."""
 
 # -- upsert keys -------------------------------------------------------------
+@final
 class KeyMap:
     """Upsert keys to contact ids, held in Rust: emails (with each live contact's
     current one, with ``track_current``) and one source's record ids."""
 
-    def __init__(self, *, track_current: bool = False) -> None: ...
+    def __new__(cls, *, track_current: bool = False) -> KeyMap: ...
     def __len__(self) -> int:
         """The number of keys held: emails and record ids."""
     def add_current(self, emails: list[str], ids: list[int]) -> None:
