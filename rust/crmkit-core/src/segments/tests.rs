@@ -698,6 +698,19 @@ fn clock_moves_match_full_runs() {
     }
 }
 
+/// A plan of `rules` named `s0`, `s1`, … in order.
+fn numbered_plan(rules: &[&str]) -> Plan {
+    Plan::compile(
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("s{i}"), RuleSource::Text((*r).into())))
+            .collect(),
+        schema(),
+    )
+    .unwrap()
+}
+
 fn all_rules_plan() -> Plan {
     let rules = [
         "country in ('US', 'CA') and age >= 30",
@@ -708,15 +721,7 @@ fn all_rules_plan() -> Plan {
         "count(purchase, 90 days) >= 2 and sum(purchase.amount) > 20",
         "last(email_open) within 14 days",
     ];
-    Plan::compile(
-        rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (format!("s{i}"), RuleSource::Text((*r).into())))
-            .collect(),
-        schema(),
-    )
-    .unwrap()
+    numbered_plan(&rules)
 }
 
 fn temp_file(name: &str) -> std::path::PathBuf {
@@ -1137,15 +1142,7 @@ fn random_updates_of_every_field_kind_match_full_runs() {
         "country is null or spent is not null",
         "max(purchase.amount, 30 days) > 40 or avg(purchase.amount) < 10",
     ];
-    let plan = Plan::compile(
-        rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (format!("s{i}"), RuleSource::Text((*r).into())))
-            .collect(),
-        schema(),
-    )
-    .unwrap();
+    let plan = numbered_plan(&rules);
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     let mut next = move |m: u64| {
         x ^= x << 13;
@@ -1309,12 +1306,7 @@ fn large_dictionaries_answer_through_sorted_orders_as_a_scan_does() {
         "email matches 'er1[0-9]@'",
         "not email ends_with '.com'",
     ];
-    let segs: Vec<(String, RuleSource)> = rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (format!("s{i}"), RuleSource::Text(r.to_string())))
-        .collect();
-    let plan = Plan::compile(segs, schema()).unwrap();
+    let plan = numbered_plan(&rules);
     let check = |s: &Snapshot, res: &super::eval::EvalResult| {
         for (seg, bm) in res.bitmaps.iter().enumerate() {
             for row in 0..s.len() {
@@ -1401,16 +1393,8 @@ fn list_previews_read_postings_kept_up_to_date() {
         "not tags contains 'gold'",
         "tags contains 'new' or tags is null",
     ];
-    let names: Vec<String> = (0..rules.len()).map(|i| format!("s{i}")).collect();
-    let plan = Plan::compile(
-        names
-            .iter()
-            .zip(rules)
-            .map(|(n, r)| (n.clone(), RuleSource::Text(r.into())))
-            .collect(),
-        schema(),
-    )
-    .unwrap();
+    let plan = numbered_plan(&rules);
+    let names = plan.names.clone();
     let mut res = evaluate(&plan, &s, T0).unwrap();
     let previewed = super::eval::evaluate_named(&plan, &s, T0, &names).unwrap();
     assert_eq!(previewed.bitmaps, res.bitmaps);
