@@ -454,12 +454,13 @@ class SQLiteStore(ReportQueriesMixin):
             # Whole-column work at C speed: encoded tags and attrs, then rows zipped
             # from the columns of the rows to insert and of the rows to update.
             enc = _json_encode
-            tag_src = written.get("tags")
-            tag_col: list[bytes | None] = (
-                [None if t is None else enc(list(t)) for t in tag_src]
-                if tag_src is not None
-                else [None] * n
-            )
+
+            def encode_tags(src: Sequence[Any] | None) -> list[bytes | None]:
+                if src is None:
+                    return [None] * n
+                return [None if t is None else enc(list(t)) for t in src]
+
+            tag_col = encode_tags(written.get("tags"))
             attr_col: list[bytes | None] | None = [None] * n
             if custom:
                 attr_col = _core.encode_json_objects(custom, [list(written[c]) for c in custom])
@@ -468,11 +469,7 @@ class SQLiteStore(ReportQueriesMixin):
                     # json_patch merges nested objects, which a fold does not:
                     # write these rows one by one.
                     (written, line_col), folded = unfolded, None
-                    tag_col = (
-                        [None if t is None else enc(list(t)) for t in tags]
-                        if tags is not None
-                        else [None] * n
-                    )
+                    tag_col = encode_tags(tags)
                 attr_col = [
                     enc(d) if d else None
                     for d in (
