@@ -91,6 +91,27 @@ class StoreConformance:
         assert store.lookup_contacts("external_id", ["R1"], source="crm") == {"R1": r1.ids[0]}
         assert store.get_contacts([r1.ids[0]])[0].external_ids == {"crm": "R1"}  # type: ignore[list-item]
 
+    def test_an_email_another_contact_holds_is_kept_back(self, store: Store) -> None:
+        r1 = store.upsert_contacts(
+            {"external_id": ["R1", "R2"], "email": ["a@x.com", "b@x.com"]},
+            key="external_id",
+            source="crm",
+        )
+        # R1 claims R2's email and moves its city; R2 moves to a free email.
+        r2 = store.upsert_contacts(
+            {
+                "external_id": ["R1", "R2"],
+                "email": ["b@x.com", "c@x.com"],
+                "city": ["Oslo", None],
+            },
+            key="external_id",
+            source="crm",
+        )
+        assert r2.ids == r1.ids
+        assert r2.conflicts == [0]
+        a, b = store.get_contacts(r1.ids)  # type: ignore[arg-type]
+        assert (a.email, a.city, b.email) == ("a@x.com", "Oslo", "c@x.com")
+
     def test_bad_calls_are_config_errors(self, store: Store) -> None:
         with pytest.raises(ConfigError):
             store.upsert_contacts({"email": ["a@x.com"]}, key="phone", source="t")
