@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from crmkit import _core
+from crmkit.errors import StoreError
 from crmkit.kernel import Kernel
 from crmkit.settings import Settings
 from crmkit.store.base import MergeSpec
@@ -301,3 +302,26 @@ def test_nested_objects_are_merged_as_one_by_one_upserts_merge_them(tmp_path: Pa
             conn.close()
 
     assert rows(tmp_path / "one.db") == rows(tmp_path / "each.db")
+
+
+def test_a_write_failing_behind_the_load_rolls_its_group_back(tmp_path: Path) -> None:
+    """Upserts in a bulk load are written on the store's writer thread; an
+    error there surfaces at the next use of the connection and rolls the whole
+    transaction back, as a failing statement in the caller's thread would."""
+    store = SQLiteStore(tmp_path / "s.db")
+    store.upsert_contacts({"email": ["kept@example.com"]}, key="email", source="t")
+    before = store.conn.execute("SELECT * FROM contacts ORDER BY id").fetchall()
+    with pytest.raises(StoreError), store.bulk_load(), store.transaction():
+        store.upsert_contacts(
+            {"email": [f"n{i}@example.com" for i in range(50)]}, key="email", source="t"
+        )
+        assert store._queued  # written behind the caller
+        # A row that breaks the table's primary key, queued the same way.
+        store._exec(store._conn, "INSERT INTO contacts(id) VALUES (?)", [[1]], 1)
+        store.set_state("source:t", {"offset": 1})
+    assert store.conn.execute("SELECT * FROM contacts ORDER BY id").fetchall() == before
+    assert store.get_state("source:t") is None
+    assert store._writer is None
+    (auto,) = store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+    assert auto == 1000
+    store.close()

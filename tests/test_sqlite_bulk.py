@@ -272,3 +272,102 @@ def test_rows_bound_many_per_statement_change_what_single_rows_do(
         execute_columns(conn, "INSERT INTO t VALUES (?, ?, ?, ?)", [keys, "x", None, None], n)
     conn.execute("ROLLBACK")
     assert _rows(conn) == _rows(conn, "u")
+
+
+# -- the bulk writer: the same statements on a thread of their own ------------------
+
+
+def test_writer_runs_queued_statements_in_order(conn: sqlite3.Connection) -> None:
+    bulk = _core.BulkWriter(conn)
+    conn.execute("BEGIN")
+    a = [1, 2, 3]
+    b = ["x", "né", None]
+    bulk.submit("INSERT INTO t VALUES (?, ?, ?, ?)", [a, b, 1.5, b"z"], 3)
+    bulk.submit("UPDATE t SET b = ? WHERE a = ?", [["y"], [2]], 1)
+    bulk.submit("DELETE FROM t WHERE a = ?", [[3]], 1)
+    # The values were read at submit time: changing the lists afterwards
+    # changes nothing queued.
+    a[0], b[0] = 99, "changed"
+    del b[1:]
+    assert bulk.drain() == 5
+    conn.execute("COMMIT")
+    assert conn.execute("SELECT a, b, c, d FROM t ORDER BY a").fetchall() == [
+        (1, "x", 1.5, b"z"),
+        (2, "y", 1.5, b"z"),
+    ]
+    assert bulk.drain() == 0
+    bulk.close()
+
+
+def test_writer_raises_the_first_error_at_drain_and_skips_the_rest(
+    conn: sqlite3.Connection,
+) -> None:
+    bulk = _core.BulkWriter(conn)
+    conn.execute("BEGIN")
+    bulk.submit("INSERT INTO t(a) VALUES (?)", [[1, 2]], 2)
+    bulk.submit("INSERT INTO t(a) VALUES (?)", [[2]], 1)  # t_a is unique
+    bulk.submit("INSERT INTO t(a) VALUES (?)", [[3]], 1)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE") as err:
+        bulk.drain()
+    assert "2" not in str(err.value)  # no values in messages
+    assert [r[0] for r in conn.execute("SELECT a FROM t ORDER BY a")] == [1, 2]
+    conn.execute("ROLLBACK")
+    # The writer is usable again after the error.
+    conn.execute("BEGIN")
+    bulk.submit("INSERT INTO t(a) VALUES (?)", [[7]], 1)
+    assert bulk.drain() == 1
+    conn.execute("COMMIT")
+    assert [r[0] for r in conn.execute("SELECT a FROM t")] == [7]
+    bulk.close()
+
+
+def test_writer_checks_calls_when_they_are_made(conn: sqlite3.Connection) -> None:
+    bulk = _core.BulkWriter(conn)
+    with pytest.raises(sqlite3.ProgrammingError, match="BEGIN first"):
+        bulk.submit("INSERT INTO t(a) VALUES (?)", [[1]], 1)
+    conn.execute("BEGIN")
+    with pytest.raises(ValueError, match="expected 2"):
+        bulk.submit("INSERT INTO t(a) VALUES (?)", [[1]], 2)
+    with pytest.raises(TypeError, match="not supported"):
+        bulk.submit("INSERT INTO t(a) VALUES (?)", [[object()]], 1)
+    bulk.submit("SELECT ?", [[1]], 1)
+    with pytest.raises(ValueError, match="INSERT, UPDATE or DELETE"):
+        bulk.drain()
+    conn.execute("ROLLBACK")
+    bulk.close()
+    with pytest.raises(ValueError, match="closed"):
+        bulk.submit("INSERT INTO t(a) VALUES (?)", [[1]], 1)
+    with pytest.raises(TypeError, match=r"sqlite3\.Connection"):
+        _core.BulkWriter(object())
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.tuples(st.integers(0, 40), st.none() | st.text(max_size=5)), max_size=30),
+        max_size=6,
+    )
+)
+def test_writer_leaves_what_execute_columns_leaves(
+    batches: list[list[tuple[int, str | None]]],
+) -> None:
+    sql = "INSERT OR REPLACE INTO t(a, b) VALUES (?, ?)"
+    out = []
+    for queued in (False, True):
+        c = sqlite3.connect(":memory:", isolation_level=None)
+        c.execute("CREATE TABLE t (a PRIMARY KEY, b)")
+        c.execute("BEGIN")
+        bulk = _core.BulkWriter(c) if queued else None
+        for batch in batches:
+            cols = [[a for a, _ in batch], [b for _, b in batch]]
+            if bulk is not None:
+                bulkio.submit_columns(bulk, sql, cols, len(batch))
+            else:
+                execute_columns(c, sql, cols, len(batch))
+        if bulk is not None:
+            bulk.drain()
+            bulk.close()
+        c.execute("COMMIT")
+        out.append(c.execute("SELECT a, b FROM t ORDER BY a").fetchall())
+        c.close()
+    assert out[0] == out[1]

@@ -453,6 +453,29 @@ def sqlite_execute_columns(
     in its order; with ``many = (sql_many, per)``, ``per`` rows at a time through
     ``sql_many`` and the rest through ``sql``. Returns the rows changed."""
 
+@final
+class BulkWriter:
+    """Runs bulk statements on a ``sqlite3.Connection`` in a thread of its own, in
+    the order given, inside the caller's transaction; the caller must not use the
+    connection between :meth:`submit` and :meth:`drain`."""
+
+    def __new__(cls, conn: Any) -> BulkWriter: ...
+    def submit(
+        self,
+        sql: str,
+        columns: list[Any],
+        rows: int,
+        index: list[int] | None = None,
+        many: tuple[str, int] | None = None,
+    ) -> None:
+        """Queue ``sql`` for every row, as :func:`sqlite_execute_columns` takes them."""
+
+    def drain(self) -> int:
+        """Wait for every queued statement; the rows changed, or the first error."""
+
+    def close(self) -> None:
+        """Wait for what is queued, discard any error, and stop the thread."""
+
 # -- upsert keys -------------------------------------------------------------
 @final
 class KeyMap:

@@ -322,15 +322,8 @@ class Ingester:
             cols["tags"], _ = convert_column(
                 batch.columns["tags"], "list", list_separator=self.list_separator
             )
-        custom = [c for c in batch.columns if c not in CONTACT_FIELDS]
-        types = self._types_for(batch, custom)
-        for c in custom:
-            cols[c], errors = convert_column(
-                batch.columns[c], types[c], list_separator=self.list_separator
-            )
-            for i, reason in errors:
-                drop(i, c, reason)
-
+        # Normalizing comes before anything that reads the store: during a
+        # bulk load the store is still writing the previous batch meanwhile.
         to_norm = {f: cols[f] for f in _NORMALIZED if f in cols}
         if to_norm:
             normalized, issues = _core.normalize_contact_columns(
@@ -351,6 +344,15 @@ class Ingester:
                     )
                 else:
                     drop(i, field, reason)
+        custom = [c for c in batch.columns if c not in CONTACT_FIELDS]
+        types = self._types_for(batch, custom)
+        for c in custom:
+            cols[c], errors = convert_column(
+                batch.columns[c], types[c], list_separator=self.list_separator
+            )
+            for i, reason in errors:
+                drop(i, c, reason)
+
         if self.key not in cols:
             raise ConfigError(
                 f"{file or self.name}: no column maps to the upsert key {self.key!r}; "

@@ -57,7 +57,10 @@ def _in(values: Sequence[str]) -> str:
 class ReportQueriesMixin:
     """Report aggregates over ``self.conn`` (mixed into the SQLite store)."""
 
-    conn: sqlite3.Connection
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The store's connection (the store this is mixed into gives it)."""
+        raise NotImplementedError
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[list[Any]]:
         return [list(r) for r in self.conn.execute(sql, args)]

@@ -6,7 +6,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from crmkit.store.base import (
     OutboxRow,
     UpsertResult,
 )
-from crmkit.store.bulkio import execute_columns
+from crmkit.store.bulkio import execute_columns, submit_columns, writer
 from crmkit.store.report_queries import ReportQueriesMixin
 from crmkit.store.schema import DEFERRABLE_INDEXES, KEY_INDEXES, MIGRATIONS, SCHEMA_VERSION
 
@@ -106,6 +106,43 @@ def in_lists(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
         yield _padded(seq[i : i + size])
 
 
+class _Checkpointer:
+    """Copies the WAL into the database file from a thread and a connection
+    of its own while a bulk load goes on, so that the load's commits do not
+    wait for it; the load's connection stops checkpointing until :meth:`stop`."""
+
+    INTERVAL = 0.25
+    """Seconds between checkpoints."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._stop = threading.Event()
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._thread = threading.Thread(
+            target=self._run, args=(path,), name="crmkit-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            return
+        try:
+            while not self._stop.wait(self.INTERVAL):
+                # PASSIVE: copies what is committed, never waits for the writer.
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass  # the load's connection checkpoints again once the load ends
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._conn.execute("PRAGMA wal_autocheckpoint=1000")
+
+
 class SQLiteStore(ReportQueriesMixin):
     """A :class:`crmkit.store.Store` in one SQLite file.
 
@@ -125,14 +162,20 @@ class SQLiteStore(ReportQueriesMixin):
         self._keys_source: str | None = None
         self._keys_allowed = False
         self._lock = threading.RLock()
+        # During a bulk load: the writer whose thread runs the bulk statements,
+        # whether any are queued, and the thread that checkpoints the WAL.
+        self._writer: Any = None
+        self._queued = False
+        self._checkpointer: _Checkpointer | None = None
         name = self.path.name
         if self.path.parent and not self.path.parent.exists():
             raise StoreError(f"store {self.path}: folder {self.path.parent} does not exist")
         try:
-            self.conn = sqlite3.connect(
+            self._conn = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            (mode,) = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            self._wal = str(mode).lower() == "wal"
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA temp_store=MEMORY")
             self.conn.execute("PRAGMA cache_size=-65536")
@@ -144,11 +187,50 @@ class SQLiteStore(ReportQueriesMixin):
 
     # -- lifecycle -------------------------------------------------------------
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The store's connection, once every bulk statement queued on it has
+        run (a bulk load queues them on a thread of their own; see
+        :meth:`bulk_load`). Raises the first error they met."""
+        if self._queued:
+            self._drain()
+        return self._conn
+
+    def _drain(self) -> None:
+        """Wait for the queued bulk statements; raise the first error they met."""
+        self._queued = False
+        if self._writer is not None:
+            self._writer.drain()
+
+    def _drain_quietly(self) -> None:
+        """Wait for the queued bulk statements, whatever they met (before a
+        rollback, which undoes them anyway)."""
+        with suppress(sqlite3.Error, ValueError):
+            self._drain()
+
+    def _exec(
+        self,
+        conn: sqlite3.Connection,
+        sql: str,
+        columns: Sequence[Any],
+        rows: int,
+        index: Sequence[int] | None = None,
+    ) -> None:
+        """Run a bulk statement inside the open transaction: queued on the
+        bulk load's writer when there is one (it runs while the caller goes
+        on, and the next use of :attr:`conn` waits for it), else at once."""
+        if self._writer is not None:
+            submit_columns(self._writer, sql, columns, rows, index)
+            self._queued = True
+        else:
+            execute_columns(conn, sql, columns, rows, index)
+
     def close(self) -> None:
-        conn = getattr(self, "conn", None)
+        conn = getattr(self, "_conn", None)
         if conn is not None:
+            self._stop_writer()
             conn.close()
-            self.conn = None  # type: ignore[assignment]
+            self._conn = None  # type: ignore[assignment]
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -176,14 +258,16 @@ class SQLiteStore(ReportQueriesMixin):
             except BaseException:
                 self._depth = 0
                 self._forget_keys()
-                self.conn.execute("ROLLBACK")
+                self._drain_quietly()
+                self._conn.execute("ROLLBACK")
                 raise
             self._depth = 0
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 self._forget_keys()
-                self.conn.execute("ROLLBACK")
+                self._drain_quietly()
+                self._conn.execute("ROLLBACK")
                 raise StoreError(_explain(exc, self.path)) from None
 
     BULK_LOAD_MAX_ROWS = 200_000
@@ -209,6 +293,11 @@ class SQLiteStore(ReportQueriesMixin):
         the index is rebuilt once, at the end. Any other write of contacts in
         the block (or an upsert with the other key) rebuilds it first, and a
         rollback forgets the map.
+
+        In the block, upserts queue their statements on a thread of their
+        own, which writes one batch while the caller prepares the next
+        (:attr:`conn` waits for it), and another thread copies the WAL into
+        the database file, so that commits do not wait for that.
         """
         if self._bulk or self._depth:
             yield
@@ -224,13 +313,30 @@ class SQLiteStore(ReportQueriesMixin):
                     conn.execute(f"DROP INDEX {name}")
         self._bulk = True
         self._keys_allowed = True
+        self._writer = writer(self._conn)
+        if self._wal:
+            self._checkpointer = _Checkpointer(self.path, self._conn)
         try:
             yield
         finally:
-            self._bulk = False
-            self._keys_allowed = False
-            self._keys = None
-            self._restore_indexes()
+            try:
+                self._stop_writer()
+                self._bulk = False
+                self._keys_allowed = False
+                self._keys = None
+                self._restore_indexes()
+            finally:
+                if self._checkpointer is not None:
+                    self._checkpointer.stop()
+                    self._checkpointer = None
+
+    def _stop_writer(self) -> None:
+        """End the bulk load's writer (its statements were drained by the
+        commit or rollback that ended their transaction)."""
+        bulk, self._writer = self._writer, None
+        if bulk is not None:
+            self._queued = False
+            bulk.close()
 
     def _present_indexes(self) -> set[str]:
         return {
@@ -323,6 +429,7 @@ class SQLiteStore(ReportQueriesMixin):
     def _end_keys(self, conn: sqlite3.Connection) -> None:
         """Rebuild the indexes the email map stood in for, before a write that
         needs them; the rest of the bulk load uses the indexes."""
+        self._drain()
         self._keys_allowed = False
         if self._keys is not None:
             self._keys = None
@@ -510,11 +617,11 @@ class SQLiteStore(ReportQueriesMixin):
                 new_email = written["email"]
                 movers = [ids[i] for i in upd_idx if new_email[i] is not None]
                 if movers:
-                    execute_columns(
+                    self._exec(
                         conn, "UPDATE contacts SET email = NULL WHERE id = ?", [movers], len(movers)
                     )
             if new_idx:
-                execute_columns(
+                self._exec(
                     conn,
                     ins_sql,
                     [ids, *value_cols, source, file, line_col, now, now, rev],
@@ -522,7 +629,7 @@ class SQLiteStore(ReportQueriesMixin):
                     None if len(new_idx) == n else new_idx,
                 )
             if upd_idx:
-                execute_columns(
+                self._exec(
                     conn,
                     upd_sql,
                     [*upd_cols, source, file, line_col, now, rev, ids],
@@ -531,7 +638,7 @@ class SQLiteStore(ReportQueriesMixin):
                 )
             if ext is not None:
                 known = [i for i in range(n) if ext[i] is not None and ids[i] is not None]
-                execute_columns(
+                self._exec(
                     conn,
                     "INSERT OR IGNORE INTO identities(source, external_id, contact_id) VALUES (?, ?, ?)",
                     [source, ext, ids],
@@ -1520,14 +1627,21 @@ class SQLiteStore(ReportQueriesMixin):
         return _json_decode(row[0]) if row else None
 
     def set_state(self, name: str, state: Mapping[str, Any] | None) -> None:
-        with self._write() as conn:
-            if state is None:
-                conn.execute("DELETE FROM source_state WHERE name = ?", (name,))
-            else:
-                conn.execute(
-                    "INSERT OR REPLACE INTO source_state(name, state, updated_at) VALUES (?, ?, ?)",
-                    (name, _json_encode(dict(state)).decode(), int(time.time())),
-                )
+        try:
+            with self.transaction():
+                if state is None:
+                    self.conn.execute("DELETE FROM source_state WHERE name = ?", (name,))
+                else:
+                    # Queued behind a bulk load's upserts, like them.
+                    self._exec(
+                        self._conn,
+                        "INSERT OR REPLACE INTO source_state(name, state, updated_at) "
+                        "VALUES (?, ?, ?)",
+                        [name, _json_encode(dict(state)).decode(), int(time.time())],
+                        1,
+                    )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(_explain(exc, self.path)) from None
 
     def state_names(self, prefix: str) -> list[str]:
         return [

@@ -17,7 +17,8 @@
 //! callers keep to `executemany`.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::OnceLock;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::ffi;
@@ -168,6 +169,227 @@ fn self_check(py: Python<'_>, api: &Api) -> PyResult<bool> {
     ok
 }
 
+/// Why a statement failed, kept without the GIL and raised with it.
+enum Fail {
+    /// SQLite's extended result code and message (the message names no
+    /// values: SQLite's never do).
+    Sqlite(c_int, String),
+    /// A misuse of the call (`ValueError`).
+    Value(String),
+}
+
+impl Fail {
+    /// SQLite's last error on `db`.
+    fn last(api: &Api, db: *mut Db) -> Fail {
+        // SAFETY: `db` is a live handle; the message is copied at once.
+        unsafe {
+            let m = (api.errmsg)(db);
+            let msg = if m.is_null() {
+                "unknown error".to_owned()
+            } else {
+                CStr::from_ptr(m).to_string_lossy().into_owned()
+            };
+            Fail::Sqlite((api.extended_errcode)(db), msg)
+        }
+    }
+
+    /// The exception Python's `sqlite3` module would raise for it.
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        let (code, msg) = match self {
+            Fail::Value(msg) => return PyValueError::new_err(msg),
+            Fail::Sqlite(code, msg) => (code, msg),
+        };
+        // The classes Python's module raises for each primary result code.
+        let class = match code & 0xff {
+            2 | 12 => "InternalError",   // INTERNAL NOTFOUND
+            7 => "MemoryError",          // NOMEM
+            11 => "DatabaseError",       // CORRUPT
+            18 => "DataError",           // TOOBIG
+            19 | 20 => "IntegrityError", // CONSTRAINT MISMATCH
+            21 | 25 => "InterfaceError", // MISUSE RANGE
+            1 | 3..=6 | 8..=10 | 13..=17 => "OperationalError",
+            _ => "DatabaseError",
+        };
+        if class == "MemoryError" {
+            return pyo3::exceptions::PyMemoryError::new_err(msg);
+        }
+        let make = || -> PyResult<PyErr> {
+            let cls = py.import("sqlite3")?.getattr(class)?;
+            let exc = cls.call1((msg.clone(),))?;
+            exc.setattr("sqlite_errorcode", code)?;
+            Ok(PyErr::from_value(exc))
+        };
+        make().unwrap_or_else(|e| e)
+    }
+}
+
+/// One parameter value, read from a Python object that stays pinned (and,
+/// being a `str`, `bytes`, `int` or `float`, unchanged) until its statement
+/// has run: text and blobs point into the object, never copied.
+#[derive(Clone, Copy)]
+enum Cell {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(*const c_char, c_int),
+    Blob(*const c_void, c_int),
+}
+
+/// The value of a Python object as a [`Cell`].
+///
+/// # Safety
+/// `value` must be a live object; the cell points into it and is valid as
+/// long as the object lives.
+unsafe fn cell(py: Python<'_>, value: *mut ffi::PyObject, column: usize) -> PyResult<Cell> {
+    let too_long =
+        |what: &str| PyOverflowError::new_err(format!("column {column}: {what} too long"));
+    if value == ffi::Py_None() {
+        return Ok(Cell::Null);
+    }
+    if ffi::PyUnicode_Check(value) != 0 {
+        let mut len: ffi::Py_ssize_t = 0;
+        let data = ffi::PyUnicode_AsUTF8AndSize(value, &mut len);
+        if data.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let len = c_int::try_from(len).map_err(|_| too_long("text"))?;
+        return Ok(Cell::Text(data, len));
+    }
+    if ffi::PyLong_Check(value) != 0 {
+        let v = ffi::PyLong_AsLongLong(value);
+        if v == -1 && !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear();
+            return Err(PyOverflowError::new_err(format!(
+                "column {column}: Python int too large to convert to SQLite INTEGER"
+            )));
+        }
+        return Ok(Cell::Int(v));
+    }
+    if ffi::PyFloat_Check(value) != 0 {
+        return Ok(Cell::Real(ffi::PyFloat_AsDouble(value)));
+    }
+    if ffi::PyBytes_Check(value) != 0 {
+        let (mut data, mut len): (*mut c_char, ffi::Py_ssize_t) = (std::ptr::null_mut(), 0);
+        if ffi::PyBytes_AsStringAndSize(value, &mut data, &mut len) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        let len = c_int::try_from(len).map_err(|_| too_long("blob"))?;
+        return Ok(Cell::Blob(data.cast(), len));
+    }
+    let name = Bound::from_borrowed_ptr(py, value)
+        .get_type()
+        .name()?
+        .to_string();
+    Err(PyTypeError::new_err(format!(
+        "column {column}: type {name} is not supported (str, int, float, bytes or None)"
+    )))
+}
+
+/// One statement and the parameters of each of its rows, ready to run
+/// without the GIL.
+struct Rows {
+    sql: CString,
+    /// `(sql_many, per)`: the same statement for `per` rows at once.
+    many: Option<(CString, usize)>,
+    /// Parameters per row.
+    width: usize,
+    count: usize,
+    /// Row after row, `width` cells each.
+    cells: Vec<Cell>,
+}
+
+// SAFETY: the cells point into immutable Python objects that whoever made the
+// `Rows` keeps alive until it has run; nothing else in it is tied to a thread.
+unsafe impl Send for Rows {}
+
+/// One bound column: a tuple of one value per row, or the same value for
+/// every row.
+enum Column<'py> {
+    Tuple(Bound<'py, PyTuple>),
+    Same(Bound<'py, PyAny>),
+}
+
+/// Read the rows of a statement from its columns (see
+/// [`sqlite_execute_columns`]), pinning in `pins` every object the cells
+/// point into: a list is copied into a tuple first, so that later changes to
+/// the list cannot free a value a cell points into.
+fn read_rows(
+    py: Python<'_>,
+    sql: &str,
+    columns: Vec<Bound<'_, PyAny>>,
+    rows: usize,
+    index: Option<Vec<usize>>,
+    many: Option<(String, usize)>,
+    pins: &mut Vec<Py<PyAny>>,
+) -> PyResult<Rows> {
+    let nul = |_| PyValueError::new_err("sql holds a NUL byte");
+    let sql_c = CString::new(sql).map_err(nul)?;
+    let many = match many.filter(|&(_, per)| per > 1) {
+        Some((m, per)) => Some((CString::new(m).map_err(nul)?, per)),
+        None => None,
+    };
+    let cols: Vec<Column<'_>> = columns
+        .into_iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let col = match c.cast_into::<PyList>() {
+                Ok(l) => Column::Tuple(l.to_tuple()),
+                Err(e) => match e.into_inner().cast_into::<PyTuple>() {
+                    Ok(t) => Column::Tuple(t),
+                    Err(e) => Column::Same(e.into_inner()),
+                },
+            };
+            match &col {
+                Column::Tuple(t) if t.len() != rows => Err(PyValueError::new_err(format!(
+                    "column {k} has {} values, expected {rows}",
+                    t.len()
+                ))),
+                _ => Ok(col),
+            }
+        })
+        .collect::<PyResult<_>>()?;
+    if let Some(bad) = index
+        .as_ref()
+        .and_then(|ix| ix.iter().find(|&&r| r >= rows))
+    {
+        return Err(PyValueError::new_err(format!(
+            "index {bad} is out of range for {rows} rows"
+        )));
+    }
+    let count = index.as_ref().map_or(rows, Vec::len);
+    let width = cols.len();
+    let mut cells = Vec::with_capacity(count * width);
+    let mut push_row = |r: usize| -> PyResult<()> {
+        for (k, col) in cols.iter().enumerate() {
+            let value = match col {
+                // SAFETY: `r` is below the length checked above.
+                Column::Tuple(t) => unsafe {
+                    ffi::PyTuple_GetItem(t.as_ptr(), r as ffi::Py_ssize_t)
+                },
+                Column::Same(v) => v.as_ptr(),
+            };
+            // SAFETY: `value` is borrowed from a column pinned below.
+            cells.push(unsafe { cell(py, value, k)? });
+        }
+        Ok(())
+    };
+    match &index {
+        Some(ix) => ix.iter().try_for_each(|&r| push_row(r))?,
+        None => (0..rows).try_for_each(&mut push_row)?,
+    }
+    pins.extend(cols.into_iter().map(|c| match c {
+        Column::Tuple(t) => t.into_any().unbind(),
+        Column::Same(v) => v.unbind(),
+    }));
+    Ok(Rows {
+        sql: sql_c,
+        many,
+        width,
+        count,
+        cells,
+    })
+}
+
 /// Finalizes a prepared statement however the call ends.
 struct Prepared<'a> {
     api: &'a Api,
@@ -181,124 +403,143 @@ impl Drop for Prepared<'_> {
     }
 }
 
-/// Raise the `sqlite3` exception Python's module would for SQLite's last
-/// error on `db` (the message names no values: SQLite's never do).
-fn sqlite_error(py: Python<'_>, api: &Api, db: *mut Db) -> PyErr {
-    // SAFETY: `db` is a live handle; the message is copied at once.
-    let (code, msg) = unsafe {
-        let m = (api.errmsg)(db);
-        let msg = if m.is_null() {
-            "unknown error".to_owned()
-        } else {
-            CStr::from_ptr(m).to_string_lossy().into_owned()
-        };
-        ((api.extended_errcode)(db), msg)
-    };
-    // The classes Python's module raises for each primary result code.
-    let class = match code & 0xff {
-        2 | 12 => "InternalError",   // INTERNAL NOTFOUND
-        7 => "MemoryError",          // NOMEM
-        11 => "DatabaseError",       // CORRUPT
-        18 => "DataError",           // TOOBIG
-        19 | 20 => "IntegrityError", // CONSTRAINT MISMATCH
-        21 | 25 => "InterfaceError", // MISUSE RANGE
-        1 | 3..=6 | 8..=10 | 13..=17 => "OperationalError",
-        _ => "DatabaseError",
-    };
-    if class == "MemoryError" {
-        return pyo3::exceptions::PyMemoryError::new_err(msg);
+/// Prepare a data-changing statement of `params` parameters.
+fn prepare<'a>(api: &'a Api, db: *mut Db, sql: &CStr, params: usize) -> Result<Prepared<'a>, Fail> {
+    let mut stmt: *mut Stmt = std::ptr::null_mut();
+    // SAFETY: `db` is open, `sql` NUL-terminated; `stmt` is finalized by
+    // `Prepared` on every path.
+    let rc = unsafe { (api.prepare_v2)(db, sql.as_ptr(), -1, &mut stmt, std::ptr::null_mut()) };
+    if rc != SQLITE_OK || stmt.is_null() {
+        if stmt.is_null() && rc == SQLITE_OK {
+            return Err(Fail::Value("sql holds no statement".into()));
+        }
+        return Err(Fail::last(api, db));
     }
-    let make = || -> PyResult<PyErr> {
-        let cls = py.import("sqlite3")?.getattr(class)?;
-        let exc = cls.call1((msg.clone(),))?;
-        exc.setattr("sqlite_errorcode", code)?;
-        Ok(PyErr::from_value(exc))
+    let prepared = Prepared { api, stmt };
+    // SAFETY: `stmt` is live.
+    let (got, readonly) = unsafe {
+        (
+            (api.bind_parameter_count)(stmt),
+            (api.stmt_readonly)(stmt) != 0,
+        )
     };
-    make().unwrap_or_else(|e| e)
+    if readonly {
+        return Err(Fail::Value(
+            "sql must be an INSERT, UPDATE or DELETE".into(),
+        ));
+    }
+    if usize::try_from(got).ok() != Some(params) {
+        return Err(Fail::Value(format!(
+            "sql has {got} parameters, {params} expected for the columns given"
+        )));
+    }
+    Ok(prepared)
 }
 
-/// One bound column: a list or tuple of one value per row, or the same value
-/// for every row.
-enum Column<'py> {
-    List(Bound<'py, PyList>),
-    Tuple(Bound<'py, PyTuple>),
-    Same(Bound<'py, PyAny>),
-}
-
-impl Column<'_> {
-    /// The value of row `r`, borrowed from the column (`r` is in range).
-    fn get(&self, r: usize) -> *mut ffi::PyObject {
-        let r = r as ffi::Py_ssize_t;
-        // SAFETY: `r` is below the length checked when the column was made;
-        // the references returned are borrowed from a list or tuple that the
-        // GIL-holding caller keeps alive and unchanged (no Python code runs
-        // while the rows are bound).
-        unsafe {
-            match self {
-                Column::List(l) => ffi::PyList_GetItem(l.as_ptr(), r),
-                Column::Tuple(t) => ffi::PyTuple_GetItem(t.as_ptr(), r),
-                Column::Same(v) => v.as_ptr(),
+/// Bind `cells` (parameters `1..`) and step the statement once; returns the
+/// rows it changed.
+fn step(api: &Api, db: *mut Db, stmt: &Prepared<'_>, cells: &[Cell]) -> Result<u64, Fail> {
+    let stmt = stmt.stmt;
+    for (i, &c) in cells.iter().enumerate() {
+        let k = (i + 1) as c_int;
+        // SAFETY: `stmt` is live; text and blobs point into pinned objects
+        // and are bound without a copy (SQLITE_STATIC, a null destructor)
+        // until the reset below.
+        let rc = unsafe {
+            match c {
+                Cell::Null => (api.bind_null)(stmt, k),
+                Cell::Int(v) => (api.bind_int64)(stmt, k, v),
+                Cell::Real(v) => (api.bind_double)(stmt, k, v),
+                Cell::Text(p, n) => (api.bind_text)(stmt, k, p, n, std::ptr::null()),
+                Cell::Blob(p, n) => (api.bind_blob)(stmt, k, p, n, std::ptr::null()),
             }
+        };
+        if rc != SQLITE_OK {
+            return Err(Fail::last(api, db));
         }
+    }
+    // SAFETY: `stmt` is live with every parameter bound.
+    let rc = unsafe { (api.step)(stmt) };
+    if rc == SQLITE_ROW {
+        // SAFETY: as above.
+        unsafe { (api.reset)(stmt) };
+        return Err(Fail::Value(
+            "sql returns rows (RETURNING is not supported here)".into(),
+        ));
+    }
+    if rc != SQLITE_DONE {
+        let err = Fail::last(api, db);
+        // SAFETY: `stmt` is live; resetting clears its error state.
+        unsafe { (api.reset)(stmt) };
+        return Err(err);
+    }
+    // SAFETY: `db` and `stmt` are live.
+    unsafe {
+        let changed = u64::try_from((api.changes)(db)).unwrap_or(0);
+        (api.reset)(stmt);
+        Ok(changed)
     }
 }
 
-/// Bind `value` to parameter `k` (1-based).
-///
-/// # Safety
-/// `stmt` must be a live statement and `value` a live object that stays
-/// alive, unchanged, until the statement is stepped and reset: a text or
-/// blob value is bound without a copy.
-unsafe fn bind(
-    py: Python<'_>,
-    api: &Api,
-    stmt: *mut Stmt,
-    k: c_int,
-    value: *mut ffi::PyObject,
-    column: usize,
-) -> PyResult<c_int> {
-    let too_long =
-        |what: &str| PyOverflowError::new_err(format!("column {column}: {what} too long"));
-    if value == ffi::Py_None() {
-        return Ok((api.bind_null)(stmt, k));
+/// Run every row of `rows` on `db`; returns the rows changed.
+fn execute(api: &Api, db: *mut Db, rows: &Rows) -> Result<u64, Fail> {
+    if rows.count == 0 {
+        return Ok(0);
     }
-    if ffi::PyUnicode_Check(value) != 0 {
-        let mut len: ffi::Py_ssize_t = 0;
-        let data = ffi::PyUnicode_AsUTF8AndSize(value, &mut len);
-        if data.is_null() {
-            return Err(PyErr::fetch(py));
+    let w = rows.width;
+    let single = prepare(api, db, &rows.sql, w)?;
+    let mut changed: u64 = 0;
+    let mut done = 0;
+    if let Some((many_sql, per)) = rows
+        .many
+        .as_ref()
+        .filter(|(_, per)| w > 0 && rows.count >= *per)
+    {
+        let grouped = prepare(api, db, many_sql, w * per)?;
+        done = rows.count / per * per;
+        for group in rows.cells[..done * w].chunks_exact(w * per) {
+            changed += step(api, db, &grouped, group)?;
         }
-        let len = c_int::try_from(len).map_err(|_| too_long("text"))?;
-        return Ok((api.bind_text)(stmt, k, data, len, std::ptr::null()));
     }
-    if ffi::PyLong_Check(value) != 0 {
-        let v = ffi::PyLong_AsLongLong(value);
-        if v == -1 && !ffi::PyErr_Occurred().is_null() {
-            ffi::PyErr_Clear();
-            return Err(PyOverflowError::new_err(format!(
-                "column {column}: Python int too large to convert to SQLite INTEGER"
-            )));
+    for row in rows.cells[done * w..].chunks_exact(w.max(1)) {
+        changed += step(api, db, &single, row)?;
+    }
+    if w == 0 {
+        for _ in done..rows.count {
+            changed += step(api, db, &single, &[])?;
         }
-        return Ok((api.bind_int64)(stmt, k, v));
     }
-    if ffi::PyFloat_Check(value) != 0 {
-        return Ok((api.bind_double)(stmt, k, ffi::PyFloat_AsDouble(value)));
+    Ok(changed)
+}
+
+/// The open handle of `conn`, checked to be a `sqlite3.Connection` inside a
+/// transaction.
+fn open_handle(py: Python<'_>, api: &Api, conn: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let sqlite3 = py.import("sqlite3")?;
+    if !conn.is_instance(&sqlite3.getattr("Connection")?)? {
+        return Err(PyTypeError::new_err("conn must be a sqlite3.Connection"));
     }
-    if ffi::PyBytes_Check(value) != 0 {
-        let (mut data, mut len): (*mut c_char, ffi::Py_ssize_t) = (std::ptr::null_mut(), 0);
-        if ffi::PyBytes_AsStringAndSize(value, &mut data, &mut len) != 0 {
-            return Err(PyErr::fetch(py));
-        }
-        let len = c_int::try_from(len).map_err(|_| too_long("blob"))?;
-        return Ok((api.bind_blob)(stmt, k, data.cast(), len, std::ptr::null()));
+    let programming = |msg: &str| -> PyResult<PyErr> {
+        Ok(PyErr::from_value(
+            sqlite3.getattr("ProgrammingError")?.call1((msg,))?,
+        ))
+    };
+    // SAFETY: a `sqlite3.Connection` of the CPython the self-check passed on.
+    let db = unsafe { raw_handle(conn) };
+    if db.is_null() {
+        return Err(programming("Cannot operate on a closed database.")?);
     }
-    let name = Bound::from_borrowed_ptr(py, value)
-        .get_type()
-        .name()?
-        .to_string();
-    Err(PyTypeError::new_err(format!(
-        "column {column}: type {name} is not supported (str, int, float, bytes or None)"
-    )))
+    // SAFETY: `db` is open, and no statement of ours runs on it now.
+    if unsafe { (api.get_autocommit)(db) } != 0 {
+        return Err(programming(
+            "bulk statements run inside a transaction: BEGIN first",
+        )?);
+    }
+    Ok(db as usize)
+}
+
+fn unavailable() -> PyErr {
+    PyValueError::new_err("bulk statements are not available here; use executemany")
 }
 
 /// Whether bulk statements can run on `sqlite3` connections here (checked
@@ -315,11 +556,11 @@ fn sqlite_bulk_available(py: Python<'_>) -> bool {
 /// the rows it lists run, in its order. With `many = (sql_many, per)`, rows
 /// run `per` at a time through `sql_many`, the same statement for `per` rows
 /// at once (`INSERT … VALUES (…), (…)`: parameters row after row), and the
-/// last few through `sql`: far fewer statement steps. Returns the rows
-/// changed, summed over the statements (as `cursor.rowcount` of
-/// `executemany`). Errors are the `sqlite3` module's exceptions; the rows
-/// done before a failing one stay in the open transaction for the caller to
-/// roll back.
+/// last few through `sql`: far fewer statement steps. The values are read
+/// first; the statements then run without the GIL. Returns the rows changed,
+/// summed over the statements (as `cursor.rowcount` of `executemany`).
+/// Errors are the `sqlite3` module's exceptions; the rows done before a
+/// failing one stay in the open transaction for the caller to roll back.
 #[pyfunction]
 #[pyo3(signature = (conn, sql, columns, rows, index=None, many=None))]
 fn sqlite_execute_columns(
@@ -331,169 +572,192 @@ fn sqlite_execute_columns(
     index: Option<Vec<usize>>,
     many: Option<(String, usize)>,
 ) -> PyResult<u64> {
-    let Some(api) = api(py) else {
-        return Err(PyValueError::new_err(
-            "bulk statements are not available here; use executemany",
-        ));
-    };
-    let sqlite3 = py.import("sqlite3")?;
-    if !conn.is_instance(&sqlite3.getattr("Connection")?)? {
-        return Err(PyTypeError::new_err("conn must be a sqlite3.Connection"));
+    let api = api(py).ok_or_else(unavailable)?;
+    let db = open_handle(py, api, conn)?;
+    let mut pins = Vec::new();
+    let todo = read_rows(py, sql, columns, rows, index, many, &mut pins)?;
+    let out = py.detach(move || execute(api, db as *mut Db, &todo));
+    drop(pins);
+    out.map_err(|f| f.into_py(py))
+}
+
+/// What the writer's thread has done since the last drain.
+#[derive(Default)]
+struct Progress {
+    /// Statements queued and not yet run (or skipped).
+    pending: usize,
+    changed: u64,
+    /// The first failure; the statements queued after it are skipped.
+    error: Option<Fail>,
+}
+
+struct Shared {
+    progress: Mutex<Progress>,
+    idle: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
     }
-    // SAFETY: a `sqlite3.Connection` of the CPython the self-check passed on.
-    let db = unsafe { raw_handle(conn) };
-    let programming = |msg: &str| -> PyResult<PyErr> {
-        Ok(PyErr::from_value(
-            sqlite3.getattr("ProgrammingError")?.call1((msg,))?,
-        ))
-    };
-    if db.is_null() {
-        return Err(programming("Cannot operate on a closed database.")?);
-    }
-    // SAFETY: `db` is open; the GIL is held throughout, so no Python code
-    // uses the connection meanwhile (SQLite serializes its own calls).
-    if unsafe { (api.get_autocommit)(db) } != 0 {
-        return Err(programming(
-            "bulk statements run inside a transaction: BEGIN first",
-        )?);
-    }
-    let cols: Vec<Column<'_>> = columns
-        .into_iter()
-        .enumerate()
-        .map(|(k, c)| {
-            let (col, n) = match c.cast_into::<PyList>() {
-                Ok(l) => {
-                    let n = l.len();
-                    (Column::List(l), Some(n))
-                }
-                Err(e) => match e.into_inner().cast_into::<PyTuple>() {
-                    Ok(t) => {
-                        let n = t.len();
-                        (Column::Tuple(t), Some(n))
+}
+
+/// Runs bulk statements on a `sqlite3.Connection` in a thread of its own,
+/// in the order they are given, inside the transaction the caller holds, so
+/// that the caller can prepare what comes next meanwhile.
+///
+/// The caller must not use the connection between [`BulkWriter::submit`]
+/// and [`BulkWriter::drain`] (SQLite would serialize the calls, but a read
+/// could see half a batch, and a COMMIT would end the transaction under the
+/// writer); the values given stay pinned until the drain.
+#[pyclass(module = "crmkit._core")]
+pub struct BulkWriter {
+    /// The connection, kept open while statements of it are queued.
+    conn: Py<PyAny>,
+    shared: Arc<Shared>,
+    /// Statements to run, each with the handle it runs on.
+    queue: Option<mpsc::Sender<(usize, Rows)>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+    /// The objects the queued cells point into.
+    pins: Vec<Py<PyAny>>,
+}
+
+#[pymethods]
+impl BulkWriter {
+    /// A writer for `conn` (a `sqlite3.Connection`), with its thread.
+    #[new]
+    fn new(py: Python<'_>, conn: Bound<'_, PyAny>) -> PyResult<Self> {
+        let api = api(py).ok_or_else(unavailable)?;
+        let sqlite3 = py.import("sqlite3")?;
+        if !conn.is_instance(&sqlite3.getattr("Connection")?)? {
+            return Err(PyTypeError::new_err("conn must be a sqlite3.Connection"));
+        }
+        let shared = Arc::new(Shared {
+            progress: Mutex::new(Progress::default()),
+            idle: Condvar::new(),
+        });
+        let (queue, jobs) = mpsc::channel::<(usize, Rows)>();
+        let on_thread = Arc::clone(&shared);
+        let worker = std::thread::Builder::new()
+            .name("crmkit-sqlite-writer".into())
+            .spawn(move || {
+                for (db, rows) in jobs {
+                    let skip = on_thread.lock().error.is_some();
+                    let out = if skip {
+                        Ok(0)
+                    } else {
+                        catch_unwind(AssertUnwindSafe(|| execute(api, db as *mut Db, &rows)))
+                            .unwrap_or_else(|_| {
+                                Err(Fail::Value("internal error in the bulk writer".into()))
+                            })
+                    };
+                    drop(rows);
+                    let mut p = on_thread.lock();
+                    match out {
+                        Ok(n) => p.changed += n,
+                        Err(f) => {
+                            p.error.get_or_insert(f);
+                        }
                     }
-                    Err(e) => (Column::Same(e.into_inner()), None),
-                },
-            };
-            match n {
-                Some(n) if n != rows => Err(PyValueError::new_err(format!(
-                    "column {k} has {n} values, expected {rows}"
-                ))),
-                _ => Ok(col),
-            }
+                    p.pending -= 1;
+                    if p.pending == 0 {
+                        on_thread.idle.notify_all();
+                    }
+                }
+            })
+            .map_err(|e| PyValueError::new_err(format!("cannot start the bulk writer: {e}")))?;
+        Ok(BulkWriter {
+            conn: conn.unbind(),
+            shared,
+            queue: Some(queue),
+            worker: Some(worker),
+            pins: Vec::new(),
         })
-        .collect::<PyResult<_>>()?;
-    if let Some(bad) = index
-        .as_ref()
-        .and_then(|ix| ix.iter().find(|&&r| r >= rows))
-    {
-        return Err(PyValueError::new_err(format!(
-            "index {bad} is out of range for {rows} rows"
-        )));
     }
-    let order: Vec<usize> = index.unwrap_or_else(|| (0..rows).collect());
-    if order.is_empty() {
-        return Ok(0);
-    }
-    let single = prepare(py, api, db, sql, cols.len())?;
-    let mut changed: u64 = 0;
-    let mut rest: &[usize] = &order;
-    if let Some((many_sql, per)) = many.filter(|&(_, per)| per > 1 && order.len() >= per) {
-        let grouped = prepare(py, api, db, &many_sql, cols.len() * per)?;
-        let whole = order.len() / per * per;
-        for group in order[..whole].chunks_exact(per) {
-            changed += run(py, api, db, &grouped, &cols, group)?;
-        }
-        rest = &order[whole..];
-    }
-    for &r in rest {
-        changed += run(py, api, db, &single, &cols, &[r])?;
-    }
-    Ok(changed)
-}
 
-/// Prepare a data-changing statement of `params` parameters.
-fn prepare<'a>(
-    py: Python<'_>,
-    api: &'a Api,
-    db: *mut Db,
-    sql: &str,
-    params: usize,
-) -> PyResult<Prepared<'a>> {
-    let csql = CString::new(sql).map_err(|_| PyValueError::new_err("sql holds a NUL byte"))?;
-    let mut stmt: *mut Stmt = std::ptr::null_mut();
-    // SAFETY: `db` is open, `csql` NUL-terminated; `stmt` is finalized by
-    // `Prepared` on every path.
-    let rc = unsafe { (api.prepare_v2)(db, csql.as_ptr(), -1, &mut stmt, std::ptr::null_mut()) };
-    if rc != SQLITE_OK || stmt.is_null() {
-        if stmt.is_null() && rc == SQLITE_OK {
-            return Err(PyValueError::new_err("sql holds no statement"));
-        }
-        return Err(sqlite_error(py, api, db));
-    }
-    let prepared = Prepared { api, stmt };
-    // SAFETY: `stmt` is live.
-    let (got, readonly) = unsafe {
-        (
-            (api.bind_parameter_count)(stmt),
-            (api.stmt_readonly)(stmt) != 0,
-        )
-    };
-    if readonly {
-        return Err(PyValueError::new_err(
-            "sql must be an INSERT, UPDATE or DELETE",
-        ));
-    }
-    if usize::try_from(got).ok() != Some(params) {
-        return Err(PyValueError::new_err(format!(
-            "sql has {got} parameters, {params} expected for the columns given"
-        )));
-    }
-    Ok(prepared)
-}
-
-/// Bind rows `group` (one after the other: row *g* of the group takes
-/// parameters `g * columns + 1 ..`) and step the statement once; returns the
-/// rows it changed.
-fn run(
-    py: Python<'_>,
-    api: &Api,
-    db: *mut Db,
-    stmt: &Prepared<'_>,
-    cols: &[Column<'_>],
-    group: &[usize],
-) -> PyResult<u64> {
-    let stmt = stmt.stmt;
-    for (g, &r) in group.iter().enumerate() {
-        for (k, col) in cols.iter().enumerate() {
-            let param = (g * cols.len() + k + 1) as c_int;
-            // SAFETY: `stmt` is live; the value is borrowed from a column the
-            // caller keeps alive, and no Python code runs before the reset.
-            let rc = unsafe { bind(py, api, stmt, param, col.get(r), k)? };
-            if rc != SQLITE_OK {
-                return Err(sqlite_error(py, api, db));
+    /// Queue `sql` for every row of `columns`, as
+    /// [`sqlite_execute_columns`] takes them; it runs after what was queued
+    /// before. Type and shape errors are raised here; SQLite's, by the next
+    /// drain.
+    #[pyo3(signature = (sql, columns, rows, index=None, many=None))]
+    fn submit(
+        &mut self,
+        py: Python<'_>,
+        sql: &str,
+        columns: Vec<Bound<'_, PyAny>>,
+        rows: usize,
+        index: Option<Vec<usize>>,
+        many: Option<(String, usize)>,
+    ) -> PyResult<()> {
+        let api = api(py).ok_or_else(unavailable)?;
+        let Some(queue) = self.queue.as_ref() else {
+            return Err(PyValueError::new_err("the bulk writer is closed"));
+        };
+        // The transaction check reads the handle's state: only while the
+        // thread is idle.
+        let idle = self.shared.lock().pending == 0;
+        let conn = self.conn.bind(py);
+        let db = if idle {
+            open_handle(py, api, conn)?
+        } else {
+            // SAFETY: a `sqlite3.Connection` checked when the writer was made.
+            let db = unsafe { raw_handle(conn) };
+            if db.is_null() {
+                return Err(PyValueError::new_err("the connection is closed"));
             }
+            db as usize
+        };
+        let todo = read_rows(py, sql, columns, rows, index, many, &mut self.pins)?;
+        self.shared.lock().pending += 1;
+        if queue.send((db, todo)).is_err() {
+            self.shared.lock().pending -= 1;
+            return Err(PyValueError::new_err("the bulk writer has stopped"));
+        }
+        Ok(())
+    }
+
+    /// Wait for every queued statement; returns the rows they changed, or
+    /// raises the first error (as the `sqlite3` module would). Either way
+    /// the writer is idle and empty afterwards.
+    fn drain(&mut self, py: Python<'_>) -> PyResult<u64> {
+        let shared = Arc::clone(&self.shared);
+        let (changed, error) = py.detach(move || {
+            let mut p = shared.lock();
+            while p.pending > 0 {
+                p = shared.idle.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
+            (std::mem::take(&mut p.changed), p.error.take())
+        });
+        self.pins.clear();
+        match error {
+            Some(f) => Err(f.into_py(py)),
+            None => Ok(changed),
         }
     }
-    // SAFETY: `stmt` is live with every parameter bound.
-    let rc = unsafe { (api.step)(stmt) };
-    if rc == SQLITE_ROW {
-        // SAFETY: as above.
-        unsafe { (api.reset)(stmt) };
-        return Err(PyValueError::new_err(
-            "sql returns rows (RETURNING is not supported here)",
-        ));
+
+    /// Wait for what is queued, discard any error, and stop the thread.
+    fn close(&mut self, py: Python<'_>) {
+        self.queue = None;
+        if let Some(worker) = self.worker.take() {
+            py.detach(move || {
+                let _ = worker.join();
+            });
+        }
+        self.pins.clear();
+        let mut p = self.shared.lock();
+        p.changed = 0;
+        p.error = None;
     }
-    if rc != SQLITE_DONE {
-        let err = sqlite_error(py, api, db);
-        // SAFETY: `stmt` is live; resetting clears its error state.
-        unsafe { (api.reset)(stmt) };
-        return Err(err);
-    }
-    // SAFETY: `db` and `stmt` are live.
-    unsafe {
-        let changed = u64::try_from((api.changes)(db)).unwrap_or(0);
-        (api.reset)(stmt);
-        Ok(changed)
+}
+
+impl Drop for BulkWriter {
+    fn drop(&mut self) {
+        // Ending the queue stops the thread after what it holds; joining
+        // keeps the pinned values alive until then.
+        self.queue = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
     }
 }
 
@@ -501,5 +765,6 @@ fn run(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sqlite_bulk_available, m)?)?;
     m.add_function(wrap_pyfunction!(sqlite_execute_columns, m)?)?;
+    m.add_class::<BulkWriter>()?;
     Ok(())
 }
