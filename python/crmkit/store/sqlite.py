@@ -140,7 +140,8 @@ class _Checkpointer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self._conn.execute("PRAGMA wal_autocheckpoint=1000")
+        with suppress(sqlite3.ProgrammingError):  # the store was closed meanwhile
+            self._conn.execute("PRAGMA wal_autocheckpoint=1000")
 
 
 class SQLiteStore(ReportQueriesMixin):
