@@ -16,6 +16,7 @@ import csv
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
 
 _NORMALIZED = ("email", "phone", "first_name", "last_name", "country", "postcode")
 _TEXT_FIELDS = tuple(f for f in CONTACT_FIELDS if f != "tags")
+
+_Prepared = tuple[dict[str, list[Any]], list[tuple[int, str, str]]]
+"""A batch of contacts prepared for the store: its columns cleaned and
+normalized, and the issues normalizing found (row, field, reason)."""
 
 
 class IngestReport(msgspec.Struct, kw_only=True):
@@ -211,25 +216,47 @@ class Ingester:
     """…and for at most about this long, so that a slow source never holds the
     store's write lock for long."""
 
-    def _loop(self, state: Mapping[str, Any] | None, state_key: str) -> None:
+    def _units(
+        self, state: Mapping[str, Any] | None
+    ) -> Iterator[tuple[Batch | None, Mapping[str, Any] | None]]:
+        """What to commit, in order: each batch with the checkpoint that
+        follows it (if one does before the next batch), or a checkpoint alone."""
         pending: Batch | None = None
+        for item in self._items(state):
+            got: object = item
+            if not isinstance(got, Batch | Checkpoint):  # a plugin broke the contract
+                from crmkit.errors import PluginError
+
+                raise PluginError(self.source.name, f"read() yielded {type(got).__name__}")
+            if isinstance(item, Checkpoint):
+                yield pending, item.state
+                pending = None
+            elif isinstance(item, Batch):
+                if pending is not None:
+                    yield pending, None
+                pending = item
+        if pending is not None:
+            yield pending, None
+
+    def _loop(self, state: Mapping[str, Any] | None, state_key: str) -> None:
+        # One batch ahead: a batch of contacts is prepared (cleaned and
+        # normalized, in Rust without the GIL) on a thread while the one
+        # before it is stored.
+        ahead: tuple[Batch | None, Mapping[str, Any] | None, Future[_Prepared] | None] | None
+        ahead = None
         try:
-            for item in self._items(state):
-                got: object = item
-                if not isinstance(got, Batch | Checkpoint):  # a plugin broke the contract
-                    from crmkit.errors import PluginError
-
-                    raise PluginError(self.source.name, f"read() yielded {type(got).__name__}")
-                if isinstance(item, Checkpoint):
-                    self._commit(pending, item.state, state_key)
-                    pending = None
-                elif isinstance(item, Batch):
-                    if pending is not None:
-                        self._commit(pending, None, state_key)
-                    pending = item
-
-            if pending is not None:
-                self._commit(pending, None, state_key)
+            with ThreadPoolExecutor(1, thread_name_prefix="crmkit-prepare") as pool:
+                for batch, checkpoint in self._units(state):
+                    prepared = (
+                        pool.submit(self._prepare_contacts, batch)
+                        if batch is not None and batch.kind == "contacts"
+                        else None
+                    )
+                    if ahead is not None:
+                        self._commit(*ahead, state_key)
+                    ahead = (batch, checkpoint, prepared)
+                if ahead is not None:
+                    self._commit(*ahead, state_key)
         except BaseException as exc:
             self._group.__exit__(type(exc), exc, exc.__traceback__)  # rolls the group back
             raise
@@ -246,7 +273,13 @@ class Ingester:
         if created or updated:
             self.kernel.hooks.contacts_upserted(self.kernel, created, updated, self.name)
 
-    def _commit(self, batch: Batch | None, state: Mapping[str, Any] | None, state_key: str) -> None:
+    def _commit(
+        self,
+        batch: Batch | None,
+        state: Mapping[str, Any] | None,
+        prepared: Future[_Prepared] | None,
+        state_key: str,
+    ) -> None:
         created: list[int] = []
         updated: list[int] = []
         if self._group_started is None:
@@ -260,7 +293,10 @@ class Ingester:
                 for r in batch.rejects:
                     self.rejects.add(r, "row skipped")
                 if batch.kind == "contacts":
-                    created, updated = self._contacts(batch)
+                    created, updated = self._contacts(
+                        batch,
+                        self._prepare_contacts(batch) if prepared is None else prepared.result(),
+                    )
                 elif batch.kind == "interactions":
                     self._interactions(batch)
                 elif batch.kind == "companies":
@@ -300,20 +336,14 @@ class Ingester:
         self.report.attribute_types.update(types)
         return types
 
-    def _contacts(self, batch: Batch) -> tuple[list[int], list[int]]:
+    def _prepare_contacts(self, batch: Batch) -> _Prepared:
+        """A batch's text columns cleaned, its tags split, and its emails,
+        phones, names, countries and postcodes normalized, with the issues
+        normalizing found: nothing here reads the store or writes a reject,
+        so it runs on the preparing thread (see :meth:`_loop`)."""
         from crmkit import _core
-        from crmkit.privacy import erased_rows
 
-        n = len(batch)
         cols: dict[str, list[Any]] = {}
-        file = batch.file
-        bad_row = [False] * n
-
-        def drop(i: int, field: str, reason: str) -> None:
-            self.rejects.add(
-                Reject(file=file, line=batch.lines[i], field=field, reason=reason), "value dropped"
-            )
-
         for f in _TEXT_FIELDS:
             if f in batch.columns:
                 col = batch.columns[f]
@@ -322,28 +352,42 @@ class Ingester:
             cols["tags"], _ = convert_column(
                 batch.columns["tags"], "list", list_separator=self.list_separator
             )
-        # Normalizing comes before anything that reads the store: during a
-        # bulk load the store is still writing the previous batch meanwhile.
+        issues: list[tuple[int, str, str]] = []
         to_norm = {f: cols[f] for f in _NORMALIZED if f in cols}
         if to_norm:
             normalized, issues = _core.normalize_contact_columns(
                 to_norm, default_region=self.region
             )
             cols.update(normalized)
-            for i, field, reason in issues:
-                if field == self.key:
-                    bad_row[i] = True
-                    self.rejects.add(
-                        Reject(
-                            file=file,
-                            line=batch.lines[i],
-                            field=field,
-                            reason=f"{reason} (the upsert key)",
-                        ),
-                        "row skipped",
-                    )
-                else:
-                    drop(i, field, reason)
+        return cols, issues
+
+    def _contacts(self, batch: Batch, prepared: _Prepared) -> tuple[list[int], list[int]]:
+        from crmkit.privacy import erased_rows
+
+        n = len(batch)
+        file = batch.file
+        bad_row = [False] * n
+        cols, issues = prepared
+
+        def drop(i: int, field: str, reason: str) -> None:
+            self.rejects.add(
+                Reject(file=file, line=batch.lines[i], field=field, reason=reason), "value dropped"
+            )
+
+        for i, field, reason in issues:
+            if field == self.key:
+                bad_row[i] = True
+                self.rejects.add(
+                    Reject(
+                        file=file,
+                        line=batch.lines[i],
+                        field=field,
+                        reason=f"{reason} (the upsert key)",
+                    ),
+                    "row skipped",
+                )
+            else:
+                drop(i, field, reason)
         custom = [c for c in batch.columns if c not in CONTACT_FIELDS]
         types = self._types_for(batch, custom)
         for c in custom:
