@@ -105,9 +105,11 @@ pub fn normalize_contact_columns(
             .map(|(_, v)| *v)
     };
 
+    // A column of countries holds few distinct values: each is looked up once.
     let countries: Option<Vec<Option<&'static str>>> = get("country").map(|vals| {
-        vals.par_iter()
-            .map(|v| v.and_then(normalize_country))
+        let mut seen: ahash::AHashMap<&str, Option<&'static str>> = ahash::AHashMap::new();
+        vals.iter()
+            .map(|v| v.and_then(|s| *seen.entry(s).or_insert_with(|| normalize_country(s))))
             .collect()
     });
     let row_country = |i: usize| countries.as_ref().and_then(|c| c[i]);
