@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -292,3 +293,52 @@ def test_consent_column_is_recorded_with_file_and_line(kernel: Kernel, tmp_path:
         "SELECT evidence FROM consents WHERE contact_id = ?", (ids[1],)
     ).fetchone()[0]
     assert evidence.endswith("c.csv:3")
+
+
+def test_interaction_rejects_name_the_first_check_each_row_fails(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    kernel.import_file(write_csv(tmp_path / "c.csv", rows(2)))
+    ok = {"email": "ann.lee0@example.com", "kind": "call", "occurred_at": "2026-01-05T10:00:00Z"}
+    lines = [
+        {**ok, "id": "A"},
+        {**ok, "email": "not-an-email"},
+        {**ok, "email": "nobody@example.com"},
+        {"kind": "call", "occurred_at": "2026-01-05T10:00:00Z"},
+        {**ok, "kind": ""},
+        {**ok, "kind": "", "occurred_at": "garbage"},  # the kind is checked first
+        {**ok, "occurred_at": "garbage"},
+        {**ok, "occurred_at": None},
+        {**ok, "amount": "lots"},
+        # No id: keyed by a hash of what the row says, the same on every run.
+        {**ok, "kind": "Purchase", "amount": 5, "subject": "s", "sku": "X", "n": 2},
+        {**ok, "id": "B", "email": "ann.lee1@example.com"},
+    ]
+    p = tmp_path / "i.jsonl"
+    p.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    rep = kernel.import_file(p, rejects=tmp_path / "rej.csv")
+    got = [
+        (r["line"], r["field"], r["reason"]) for r in csv.DictReader((tmp_path / "rej.csv").open())
+    ]
+    assert got == [
+        ("2", "contact_email", "not an email address"),
+        ("3", "contact_email", "no contact with this email or id"),
+        ("4", "contact_email", "no contact reference (email or contact id)"),
+        ("5", "kind", "missing kind"),
+        ("6", "kind", "missing kind"),
+        ("7", "occurred_at", "not a date-time (ISO 8601)"),
+        ("8", "occurred_at", "missing occurred_at"),
+        ("9", "amount", "not a number"),
+    ]
+    assert rep.interactions_added == 3 and rep.rejected_rows == 8
+    ann0 = kernel.find_contacts(email="ann.lee0@example.com")[0]
+    source = rep.source
+    basis = f"{ann0.id}|Purchase|1767607200|5.0|s|{sorted({'sku': 'X', 'n': 2}.items())}"
+    want = {
+        f"{source}:A",
+        f"{source}:B",
+        f"{source}:h:" + hashlib.sha1(basis.encode()).hexdigest(),
+    }
+    keys = {r[0] for r in kernel.store.conn.execute("SELECT key FROM interactions")}
+    assert keys == want
+    assert kernel.import_file(p, full=True).interactions_added == 0

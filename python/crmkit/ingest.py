@@ -495,67 +495,77 @@ class Ingester:
         ids = text(c.get("external_id", none))
         extra = [k for k in c if k not in INTERACTION_FIELDS]
         extra_cols = list(zip(extra, [c[k] for k in extra], strict=True))
-        out: dict[str, list[Any]] = {
-            "contact_id": [],
-            "kind": [],
-            "occurred_at": [],
-            "channel": [],
-            "amount": [],
-            "subject": [],
-            "properties": [],
-            "key": [],
-        }
-        keep_lines: list[int] = []
         rejects = self.rejects
         prefix = f"{self.name}:"
 
         def reject(i: int, field: str, reason: str) -> None:
             rejects.add(Reject(file=file, line=lines[i], field=field, reason=reason), "row skipped")
 
-        for i in range(n):
-            email = emails[i]
-            cid = by_email.get(email) if email else None
-            if cid is None and ext_ids[i]:
-                cid = by_ext.get(ext_ids[i] or "")
-            if cid is None:
-                if emails_raw[i] and not email:
-                    reject(i, "contact_email", "not an email address")
-                elif emails_raw[i] or ext_ids[i]:
-                    reject(i, "contact_email", "no contact with this email or id")
+        # Whole columns first; the rows that fail (few) are then told apart
+        # one by one, in file order, with the first check each fails.
+        cids: list[int | None] = [by_email.get(e) if e else None for e in emails]
+        if by_ext:
+            cids = [
+                cid if cid is not None or not x else by_ext.get(x)
+                for cid, x in zip(cids, ext_ids, strict=True)
+            ]
+        bad = bad_time | bad_amount
+        good = [
+            i
+            for i, (cid, kind, ts) in enumerate(zip(cids, kinds, times, strict=True))
+            if cid is not None and kind and ts is not None and i not in bad
+        ]
+        if len(good) < n:
+            kept = set(good)
+            for i in range(n):
+                if i in kept:
+                    continue
+                if cids[i] is None:
+                    if emails_raw[i] and not emails[i]:
+                        reject(i, "contact_email", "not an email address")
+                    elif emails_raw[i] or ext_ids[i]:
+                        reject(i, "contact_email", "no contact with this email or id")
+                    else:
+                        reject(i, "contact_email", "no contact reference (email or contact id)")
+                elif not kinds[i]:
+                    reject(i, "kind", "missing kind")
+                elif i in bad_time:
+                    reject(i, "occurred_at", "not a date-time (ISO 8601)")
+                elif times[i] is None:
+                    reject(i, "occurred_at", "missing occurred_at")
                 else:
-                    reject(i, "contact_email", "no contact reference (email or contact id)")
-                continue
-            kind = kinds[i]
-            if not kind:
-                reject(i, "kind", "missing kind")
-                continue
-            ts = times[i]
-            if i in bad_time:
-                reject(i, "occurred_at", "not a date-time (ISO 8601)")
-                continue
-            if ts is None:
-                reject(i, "occurred_at", "missing occurred_at")
-                continue
-            if i in bad_amount:
-                reject(i, "amount", "not a number")
-                continue
-            amount = amounts[i]
-            props = {k: col[i] for k, col in extra_cols if col[i] is not None}
-            ext = ids[i]
+                    reject(i, "amount", "not a number")
+
+        def pick(col: Sequence[Any]) -> list[Any]:
+            return list(col) if len(good) == n else [col[i] for i in good]
+
+        props: list[dict[str, Any] | None] = [
+            {k: col[i] for k, col in extra_cols if col[i] is not None} or None for i in good
+        ]
+        out_cids, out_kinds, out_times = pick(cids), pick(kinds), pick(times)
+        out_amounts, out_subjects = pick(amounts), pick(subjects)
+        keys: list[str] = []
+        for j, ext in enumerate(pick(ids)):
             if ext:
-                key = prefix + ext
+                keys.append(prefix + ext)
             else:
-                basis = f"{cid}|{kind}|{ts}|{amount}|{subjects[i]}|{sorted(props.items())}"
-                key = f"{prefix}h:{hashlib.sha1(basis.encode()).hexdigest()}"
-            out["contact_id"].append(cid)
-            out["kind"].append(kind.lower())
-            out["occurred_at"].append(ts)
-            out["channel"].append(channels[i])
-            out["amount"].append(amount)
-            out["subject"].append(subjects[i])
-            out["properties"].append(props or None)
-            out["key"].append(key)
-            keep_lines.append(lines[i])
+                p = props[j]
+                basis = (
+                    f"{out_cids[j]}|{out_kinds[j]}|{out_times[j]}|{out_amounts[j]}|"
+                    f"{out_subjects[j]}|{sorted(p.items()) if p else []}"
+                )
+                keys.append(f"{prefix}h:{hashlib.sha1(basis.encode()).hexdigest()}")
+        out: dict[str, list[Any]] = {
+            "contact_id": out_cids,
+            "kind": [k.lower() for k in out_kinds],
+            "occurred_at": out_times,
+            "channel": pick(channels),
+            "amount": out_amounts,
+            "subject": out_subjects,
+            "properties": props,
+            "key": keys,
+        }
+        keep_lines = pick(lines)
         if out["contact_id"]:
             self.report.interactions_added += self.store.add_interactions(
                 out, source=self.name, file=file, lines=keep_lines

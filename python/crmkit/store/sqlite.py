@@ -1035,7 +1035,7 @@ class SQLiteStore(ReportQueriesMixin):
         props = columns.get("properties", none)
         keys = columns.get("key", none)
         line_col = lines if lines is not None else none
-        occurred = [to_epoch(v) for v in columns["occurred_at"]]
+        occurred = [v if v.__class__ is int else to_epoch(v) for v in columns["occurred_at"]]
         props_col = [_json_encode(p) if p else None for p in props]
         with self._write() as conn:
             before = conn.total_changes
