@@ -9,6 +9,14 @@ under 500 MB. The default size keeps the smoke run short; set
 The import runs as the real CLI in a child process so that its peak RSS is
 measured alone (the child's own ``ru_maxrss``), once keyed by the record id
 (a CRM export re-imported) and once by email (the default).
+
+A second bench imports the interactions of a generated customer base (about
+4.4 interactions per contact, JSON lines) into a store that holds its
+contacts; ``CRMKIT_BENCH_INTERACTION_CONTACTS`` sets its size (default 2,000,
+100,000 for a real measurement)::
+
+    CRMKIT_BENCH_INTERACTION_CONTACTS=100000 pytest benches/bench_ingest.py \
+        --benchmark-enable -s -k interactions
 """
 
 from __future__ import annotations
@@ -23,9 +31,10 @@ from typing import Any
 
 import pytest
 
-from crmkit.sample import CONTACT_HEADER, generate_contacts_rows
+from crmkit.sample import CONTACT_HEADER, generate, generate_contacts_rows
 
 ROWS = int(os.environ.get("CRMKIT_BENCH_IMPORT_ROWS", "20000"))
+INTERACTION_CONTACTS = int(os.environ.get("CRMKIT_BENCH_INTERACTION_CONTACTS", "2000"))
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +49,10 @@ def contacts_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _import(csv_path: Path, db: Path, key: str) -> dict[str, Any]:
-    for p in db.parent.glob(db.name + "*"):
-        p.unlink()
+def _import(csv_path: Path, db: Path, key: str, *, fresh: bool = True) -> dict[str, Any]:
+    if fresh:
+        for p in db.parent.glob(db.name + "*"):
+            p.unlink()
     out, err = db.with_suffix(".out"), db.with_suffix(".err")
     t0 = time.perf_counter()
     with out.open("w") as fo, err.open("w") as fe:
@@ -88,4 +98,38 @@ def test_import_contacts_csv(benchmark: Any, contacts_csv: Path, tmp_path: Path,
     print(
         f"\nimport {ROWS:,} rows keyed by {key}: {out['wall']:.2f} s, {rate:,.0f} rows/s, "
         f"peak RSS {peak_mb:,.0f} MB"
+    )
+
+
+def test_import_interactions_jsonl(
+    benchmark: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    cache = (
+        Path(os.environ.get("CRMKIT_BENCH_CACHE", tmp_path_factory.mktemp("data")))
+        / f"sample-{INTERACTION_CONTACTS}"
+    )
+    if not (cache / "interactions.jsonl").exists():
+        generate(cache, contacts=INTERACTION_CONTACTS, seed=3, with_companies=False)
+    db = tmp_path_factory.mktemp("store") / "bench.db"
+    _import(cache / "contacts.csv", db, "email")
+    out = benchmark.pedantic(
+        _import,
+        args=(cache / "interactions.jsonl", db, "email"),
+        kwargs={"fresh": False},
+        rounds=1,
+        iterations=1,
+    )
+    import json
+
+    report = json.loads(out["stdout"])
+    rows = report["rows"]
+    assert report["kind"] == "interactions"
+    assert report["interactions_added"] == rows > INTERACTION_CONTACTS
+    rate = rows / out["wall"]
+    benchmark.extra_info.update(
+        {"rows": rows, "rows_per_s": round(rate), "peak_rss_mb": round(out["peak_kb"] / 1024)}
+    )
+    print(
+        f"\nimport {rows:,} interactions for {INTERACTION_CONTACTS:,} contacts: "
+        f"{out['wall']:.2f} s, {rate:,.0f} rows/s, peak RSS {out['peak_kb'] / 1024:,.0f} MB"
     )
