@@ -115,18 +115,41 @@ pub struct PyCsvReader {
     headers: Vec<String>,
 }
 
+/// Rows of a column read before deciding whether its values repeat.
+const SAMPLE_ROWS: usize = 512;
+
+/// Distinct values a column may hold to be interned (a code, a city, a
+/// name); past it, one string per cell.
+const MAX_INTERNED: usize = 16_384;
+
 fn chunk_to_py<'py>(py: Python<'py>, chunk: Chunk) -> PyResult<Bound<'py, PyTuple>> {
     let rows = chunk.rows();
     let columns = PyList::empty(py);
+    let mut seen: ahash::AHashMap<&str, Bound<'py, PyString>> = ahash::AHashMap::new();
     for col in 0..chunk.ncols {
+        // A column whose values repeat (most but emails, phones and ids)
+        // gets one string object per distinct value: fewer objects to make
+        // and to hold.
+        seen.clear();
+        let mut interning = true;
         let list = PyList::new(
             py,
             (0..rows).map(|r| {
-                chunk
+                let s = chunk
                     .cell(r, col)
                     .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| PyString::new(py, s))
+                    .filter(|s| !s.is_empty())?;
+                if interning && r == SAMPLE_ROWS && seen.len() * 2 > SAMPLE_ROWS {
+                    interning = false;
+                }
+                if !interning || seen.len() >= MAX_INTERNED {
+                    return Some(PyString::new(py, s));
+                }
+                Some(
+                    seen.entry(s)
+                        .or_insert_with(|| PyString::new(py, s))
+                        .clone(),
+                )
             }),
         )?;
         columns.append(list)?;
