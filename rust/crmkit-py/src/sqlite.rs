@@ -302,11 +302,11 @@ struct Rows {
 // `Rows` keeps alive until it has run; nothing else in it is tied to a thread.
 unsafe impl Send for Rows {}
 
-/// One bound column: a tuple of one value per row, or the same value for
-/// every row.
+/// One bound column: a tuple of one value per row, or the same value (read
+/// once) for every row.
 enum Column<'py> {
     Tuple(Bound<'py, PyTuple>),
-    Same(Bound<'py, PyAny>),
+    Same(Bound<'py, PyAny>, Cell),
 }
 
 /// Read the rows of a statement from its columns (see
@@ -336,7 +336,12 @@ fn read_rows(
                 Ok(l) => Column::Tuple(l.to_tuple()),
                 Err(e) => match e.into_inner().cast_into::<PyTuple>() {
                     Ok(t) => Column::Tuple(t),
-                    Err(e) => Column::Same(e.into_inner()),
+                    Err(e) => {
+                        let v = e.into_inner();
+                        // SAFETY: `v` is pinned with the column.
+                        let c = unsafe { cell(py, v.as_ptr(), k)? };
+                        Column::Same(v, c)
+                    }
                 },
             };
             match &col {
@@ -361,15 +366,18 @@ fn read_rows(
     let mut cells = Vec::with_capacity(count * width);
     let mut push_row = |r: usize| -> PyResult<()> {
         for (k, col) in cols.iter().enumerate() {
-            let value = match col {
-                // SAFETY: `r` is below the length checked above.
+            cells.push(match col {
+                // SAFETY: `r` is below the length checked above, and the
+                // value is borrowed from a column pinned below.
                 Column::Tuple(t) => unsafe {
-                    ffi::PyTuple_GetItem(t.as_ptr(), r as ffi::Py_ssize_t)
+                    cell(
+                        py,
+                        ffi::PyTuple_GetItem(t.as_ptr(), r as ffi::Py_ssize_t),
+                        k,
+                    )?
                 },
-                Column::Same(v) => v.as_ptr(),
-            };
-            // SAFETY: `value` is borrowed from a column pinned below.
-            cells.push(unsafe { cell(py, value, k)? });
+                Column::Same(_, c) => *c,
+            });
         }
         Ok(())
     };
@@ -379,7 +387,7 @@ fn read_rows(
     }
     pins.extend(cols.into_iter().map(|c| match c {
         Column::Tuple(t) => t.into_any().unbind(),
-        Column::Same(v) => v.unbind(),
+        Column::Same(v, _) => v.unbind(),
     }));
     Ok(Rows {
         sql: sql_c,
