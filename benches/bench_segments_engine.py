@@ -631,6 +631,7 @@ def update_cycle(n: int, count: int = 20_000) -> Callable[[], Any]:
         cid, vals = changes[next(it) % len(changes)]
         return p.update_contact(snap, res, cid, vals)
 
+    one.result = res  # type: ignore[attr-defined]
     return one
 
 
@@ -640,6 +641,25 @@ def test_update_one_contact(benchmark: Any, n: int) -> None:
     one = update_cycle(n)
     entered, exited = benchmark(one)
     assert isinstance(entered, list) and isinstance(exited, list)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_update_then_read(benchmark: Any, n: int) -> None:
+    """1000 single-contact updates, then the counts read: an update only
+    journals its flips and the read applies them in one batch, so a round
+    divided by 1000 is an update's latency plus the amortised cost of
+    applying its flips."""
+    benchmark.group = "segments: 1000 updates then a read (1000 segments)"
+    one = update_cycle(n)
+    res = one.result  # type: ignore[attr-defined]
+
+    def batch() -> Any:
+        for _ in range(1000):
+            one()
+        return res.counts()
+
+    counts = benchmark(batch)
+    assert res.pending == 0 and len(counts) == 1000
 
 
 # -- side-by-side table ------------------------------------------------------------

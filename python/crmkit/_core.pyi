@@ -333,6 +333,10 @@ class SegmentResult:
     @property
     def names(self) -> list[str]:
         """Segment names in plan order."""
+    @property
+    def pending(self) -> int:
+        """Membership flips of ``update_contact`` calls not yet applied to the
+        bitmaps; every read of the members applies them first, in one batch."""
     def counts(self) -> dict[str, int]:
         """Members per segment."""
     def members(self, name: str) -> list[int]:
@@ -427,7 +431,8 @@ class SegmentPlan:
         values: dict[str, Any] | None = None,
         interactions: Sequence[tuple[str, int, float | None]] | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Apply one contact's change in place; returns (entered, exited) segment names."""
+        """Apply one contact's change in place; returns (entered, exited) segment names.
+        The result's bitmaps take the change when they are next read."""
     def explain(
         self, snapshot: Snapshot, contact_id: int, segment: str, as_of: int
     ) -> dict[str, Any]:

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crmkit_core::segments::ast::{Expr, Json};
 use crmkit_core::segments::compile::{Plan, RuleSource};
-use crmkit_core::segments::eval::{self, EvalResult, Explain, RowUpdate};
+use crmkit_core::segments::eval::{self, EvalResult, Explain, Journal, RowUpdate};
 use crmkit_core::segments::members::MemberSets as CoreMembers;
 use crmkit_core::segments::snapshot::{ColumnData, Interactions, Snapshot as CoreSnapshot, Value};
 use crmkit_core::segments::typecheck::check_expr;
@@ -508,15 +508,51 @@ impl Snapshot {
 #[pyclass(module = "crmkit._core")]
 pub struct SegmentResult {
     inner: EvalResult,
+    /// Membership flips of single-contact updates not yet in `inner`'s
+    /// bitmaps (applied in one batch before anything reads them).
+    journal: Journal,
     snapshot: Py<Snapshot>,
 }
 
+/// Flips kept before an update applies them itself (bounds the journal
+/// when nothing reads the result for a long time).
+const MAX_PENDING_FLIPS: usize = 1 << 16;
+
 impl SegmentResult {
+    fn new(inner: EvalResult, snapshot: Py<Snapshot>) -> Self {
+        SegmentResult {
+            inner,
+            journal: Journal::default(),
+            snapshot,
+        }
+    }
+
+    /// Apply the pending flips.
+    fn flush(&mut self) {
+        let SegmentResult { inner, journal, .. } = self;
+        journal.apply(inner);
+    }
+
     fn bitmap_of(&self, py: Python<'_>, name: &str) -> PyResult<&RoaringBitmap> {
         self.inner
             .get(name)
             .ok_or_else(|| invalid(py, format!("no segment named '{name}'")))
     }
+}
+
+/// The result with its pending flips applied, borrowed for reading.
+fn flushed<'py>(r: &Bound<'py, SegmentResult>) -> PyResult<PyRef<'py, SegmentResult>> {
+    if let Ok(mut m) = r.try_borrow_mut() {
+        m.flush();
+    }
+    let me = r.try_borrow()?;
+    if !me.journal.is_empty() {
+        return Err(invalid(
+            r.py(),
+            "the result is being updated and cannot be read now".into(),
+        ));
+    }
+    Ok(me)
 }
 
 fn rows_to_ids(ids: &[i64], bm: &RoaringBitmap) -> Vec<i64> {
@@ -538,38 +574,54 @@ impl SegmentResult {
     }
 
     /// {segment: number of members}.
-    fn counts(&self) -> HashMap<String, u64> {
-        self.inner
+    fn counts(slf: &Bound<'_, Self>) -> PyResult<HashMap<String, u64>> {
+        let me = flushed(slf)?;
+        Ok(me
+            .inner
             .names
             .iter()
             .cloned()
-            .zip(self.inner.counts())
-            .collect()
+            .zip(me.inner.counts())
+            .collect())
+    }
+
+    /// Number of membership flips of single-contact updates not yet applied
+    /// to the bitmaps (every read of the members applies them first).
+    #[getter]
+    fn pending(&self) -> usize {
+        self.journal.len()
     }
 
     /// Contact ids of a segment's members, in snapshot row order.
-    fn members(&self, py: Python<'_>, name: &str) -> PyResult<Vec<i64>> {
-        let bm = self.bitmap_of(py, name)?;
-        let snap = self.snapshot.borrow(py);
+    fn members(slf: &Bound<'_, Self>, name: &str) -> PyResult<Vec<i64>> {
+        let py = slf.py();
+        let me = flushed(slf)?;
+        let bm = me.bitmap_of(py, name)?;
+        let snap = me.snapshot.borrow(py);
         Ok(rows_to_ids(&snap.inner.ids, bm))
     }
 
     /// Every segment's members by contact id, to compare with the next run.
-    fn member_sets(&self, py: Python<'_>) -> PyResult<MemberSets> {
-        let snap = self.snapshot.borrow(py);
-        let (result, sref) = (&self.inner, &snap.inner);
+    fn member_sets(slf: &Bound<'_, Self>) -> PyResult<MemberSets> {
+        let py = slf.py();
+        let me = flushed(slf)?;
+        let snap = me.snapshot.borrow(py);
+        let (result, sref) = (&me.inner, &snap.inner);
         let inner = detach(py, move || CoreMembers::of_result(result, sref))?;
         Ok(MemberSets { inner })
     }
 
     /// Snapshot row indices of a segment's members.
-    fn rows(&self, py: Python<'_>, name: &str) -> PyResult<Vec<u32>> {
-        Ok(self.bitmap_of(py, name)?.iter().collect())
+    fn rows(slf: &Bound<'_, Self>, name: &str) -> PyResult<Vec<u32>> {
+        let me = flushed(slf)?;
+        Ok(me.bitmap_of(slf.py(), name)?.iter().collect())
     }
 
     /// The members' row indices as a serialized roaring bitmap (portable format).
-    fn bitmap<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
-        let bm = self.bitmap_of(py, name)?;
+    fn bitmap<'py>(slf: &Bound<'py, Self>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let py = slf.py();
+        let me = flushed(slf)?;
+        let bm = me.bitmap_of(py, name)?;
         let mut buf = Vec::with_capacity(bm.serialized_size());
         bm.serialize_into(&mut buf)
             .map_err(|e| invalid(py, e.to_string()))?;
@@ -579,12 +631,14 @@ impl SegmentResult {
     /// {segment: (entered ids, exited ids)} since `previous` (a segment
     /// absent from `previous` counts as empty there).
     fn diff(
-        &self,
-        py: Python<'_>,
-        previous: &SegmentResult,
+        slf: &Bound<'_, Self>,
+        previous: &Bound<'_, SegmentResult>,
     ) -> PyResult<HashMap<String, (Vec<i64>, Vec<i64>)>> {
-        let d = self.inner.diff(&previous.inner);
-        let snap = self.snapshot.borrow(py);
+        let py = slf.py();
+        drop(flushed(previous)?);
+        let me = flushed(slf)?;
+        let d = me.inner.diff(&previous.borrow().inner);
+        let snap = me.snapshot.borrow(py);
         Ok(d.into_iter()
             .map(|(n, e, x)| {
                 (
@@ -598,8 +652,10 @@ impl SegmentResult {
             .collect())
     }
 
-    fn __eq__(&self, other: &SegmentResult) -> bool {
-        self.inner == other.inner
+    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, SegmentResult>) -> PyResult<bool> {
+        drop(flushed(other)?);
+        let me = flushed(slf)?;
+        Ok(me.inner == other.borrow().inner)
     }
 }
 
@@ -724,10 +780,7 @@ impl SegmentPlan {
                 }
             }
         };
-        Ok(SegmentResult {
-            inner,
-            snapshot: snapshot.unbind(),
-        })
+        Ok(SegmentResult::new(inner, snapshot.unbind()))
     }
 
     /// Re-evaluate at a new as-of time, recomputing only the segments that
@@ -736,20 +789,18 @@ impl SegmentPlan {
         &self,
         py: Python<'_>,
         snapshot: Bound<'_, Snapshot>,
-        previous: &SegmentResult,
+        previous: &Bound<'_, SegmentResult>,
         as_of: i64,
     ) -> PyResult<SegmentResult> {
         let plan = self.plan.clone();
+        let previous = flushed(previous)?;
         let inner = {
             let s = snapshot.borrow();
             let sref: &CoreSnapshot = &s.inner;
             let prev = &previous.inner;
             detach(py, move || eval::advance_clock(&plan, sref, prev, as_of))?
         };
-        Ok(SegmentResult {
-            inner,
-            snapshot: snapshot.unbind(),
-        })
+        Ok(SegmentResult::new(inner, snapshot.unbind()))
     }
 
     /// Move `result` (this plan's, on `snapshot`) to a new as-of time in
@@ -771,6 +822,7 @@ impl SegmentPlan {
                 return Err(invalid(py, "the result belongs to another snapshot".into()));
             }
             let sref: &CoreSnapshot = &s.inner;
+            r.flush();
             let inner = &mut r.inner;
             detach(py, move || {
                 eval::advance_clock_in_place(&plan, sref, inner, as_of)
@@ -806,12 +858,13 @@ impl SegmentPlan {
         };
         if let Some(vals) = values {
             for (k, v) in vals.iter() {
-                let name: String = k.extract()?;
-                let Some((_, ty)) = snap.inner.column(&name) else {
+                let key = k.cast::<PyString>()?;
+                let name = key.to_str()?;
+                let Some((_, ty)) = snap.inner.column(name) else {
                     return Err(invalid(py, format!("unknown field '{name}'")));
                 };
-                upd.values
-                    .push((name.clone(), value_from(py, &name, ty, &v)?));
+                let value = value_from(py, name, ty, &v)?;
+                upd.values.push((name.to_owned(), value));
             }
         }
         let mut res = result.borrow_mut();
@@ -821,20 +874,32 @@ impl SegmentPlan {
                 "the result was not computed on this snapshot".into(),
             ));
         }
-        let (e, x) = eval::update_contact(
+        if !eval::updates_prepared(&self.plan, &snap.inner) {
+            // A one-off that fans out over large dictionaries: without the GIL.
+            let (plan, sref) = (&*self.plan, &mut snap.inner);
+            detach(py, move || {
+                eval::prepare_updates(plan, sref);
+                Ok(())
+            })?;
+        }
+        let SegmentResult { inner, journal, .. } = &mut *res;
+        let out = eval::update_contact_journaled(
             &self.plan,
             &mut snap.inner,
-            &mut res.inner,
+            inner,
+            journal,
             contact_id,
             &upd,
-        )
-        .map_err(|e| to_py_err(py, e))?;
-        let names = |v: Vec<usize>| {
-            v.into_iter()
-                .map(|i| self.py_names[i].clone_ref(py))
-                .collect()
+        );
+        let names = |v: &[usize]| -> Vec<Py<PyString>> {
+            v.iter().map(|&i| self.py_names[i].clone_ref(py)).collect()
         };
-        Ok((names(e), names(x)))
+        let moved = (names(&journal.entered), names(&journal.exited));
+        if journal.len() >= MAX_PENDING_FLIPS || out.is_err() {
+            journal.apply(inner);
+        }
+        out.map_err(|e| to_py_err(py, e))?;
+        Ok(moved)
     }
 
     /// Why contact `contact_id` is or is not in `segment` at `as_of`: a tree

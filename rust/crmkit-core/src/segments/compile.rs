@@ -95,11 +95,19 @@ impl FlatGraph {
     /// Tag of a negation.
     pub const NOT: u32 = 3;
 
-    fn new(nodes: &[Node]) -> FlatGraph {
+    /// Flatten `nodes`; the children of each and / or are ordered by the
+    /// cost of reading them for one row (cheapest first, so that a child
+    /// that decides the node spares the dearer ones: interaction aggregates
+    /// come last).
+    fn new(nodes: &[Node], leaf_is_agg: &[bool]) -> FlatGraph {
         let mut g = FlatGraph::default();
+        let mut cost: Vec<u32> = Vec::with_capacity(nodes.len());
         for n in nodes {
-            let e = match n {
-                Node::Leaf(l) => (Self::LEAF, *l as u32, 0),
+            let (e, c) = match n {
+                Node::Leaf(l) => (
+                    (Self::LEAF, *l as u32, 0),
+                    if leaf_is_agg[*l] { 16 } else { 1 },
+                ),
                 Node::And(cs) | Node::Or(cs) => {
                     let tag = if matches!(n, Node::And(_)) {
                         Self::AND
@@ -107,12 +115,17 @@ impl FlatGraph {
                         Self::OR
                     };
                     let a = g.kids.len() as u32;
-                    g.kids.extend(cs.iter().map(|&c| c as u32));
-                    (tag, a, cs.len() as u32)
+                    let mut kids: Vec<u32> = cs.iter().map(|&c| c as u32).collect();
+                    // Stable: equal costs keep the node order.
+                    kids.sort_by_key(|&k| cost[k as usize]);
+                    g.kids.extend_from_slice(&kids);
+                    let c = cs.iter().map(|&k| cost[k]).fold(0u32, u32::saturating_add);
+                    ((tag, a, cs.len() as u32), c)
                 }
-                Node::Not(c) => (Self::NOT, *c as u32, 0),
+                Node::Not(c) => ((Self::NOT, *c as u32, 0), cost[*c]),
             };
             g.nodes.push(e);
+            cost.push(c);
         }
         g
     }
@@ -336,6 +349,10 @@ impl Plan {
                 Src::Agg(k) => kind_leaves.entry(k.kind).or_default().push(l),
             }
         }
+        let flat = FlatGraph::new(
+            &b.nodes,
+            &b.leaf_agg.iter().map(Option::is_some).collect::<Vec<_>>(),
+        );
         Ok(Plan {
             leaf_segments,
             col_leaves,
@@ -347,7 +364,7 @@ impl Plan {
             leaves: b.leaves,
             leaf_agg: b.leaf_agg,
             aggs: b.aggs,
-            flat: FlatGraph::new(&b.nodes),
+            flat,
             nodes: b.nodes,
             roots,
             col_segments,

@@ -588,6 +588,11 @@ struct CodeSet {
 /// Dictionaries up to this size may be transposed (their code -> slot table
 /// stays in cache).
 const MAX_TRANSPOSED_DICT: usize = 1 << 16;
+/// Single-row evaluation resolves the satisfying codes of string and list
+/// leaves over dictionaries up to this size (a bit per code: 256 KiB at
+/// most per leaf), so that a row is tested by reading one bit instead of
+/// its string.
+const MAX_ROW_DICT: usize = 1 << 21;
 /// A leaf is answered by ORing at most this many code bitmaps.
 const MAX_CODESET: usize = 64;
 /// No slot: the code is read by no transposed leaf.
@@ -1831,11 +1836,152 @@ struct RowEval<'a> {
     codes: Option<&'a LeafCodes>,
 }
 
+/// One leaf compiled for single-row evaluation: the test, its operands and
+/// where its column and code bits are, in one record, so that evaluating it
+/// reads one small record instead of following the plan's leaf tree.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RowLeaf {
+    /// What the leaf tests ([`RowLeaf::GENERIC`]: read the plan's leaf).
+    tag: u8,
+    /// `negated` / `value` (bit 0); inclusive bounds of a float range (bits 0, 1).
+    flag: u8,
+    /// Snapshot column.
+    col: u16,
+    /// Offset of the code bits in [`LeafCodes::arena`].
+    off: u32,
+    /// Codes resolved (a code from here on is tested on its string).
+    n: u32,
+    /// Words reserved in the arena.
+    cap: u32,
+    /// First operand (integer, or float bits).
+    a: u64,
+    /// Second operand (integer, or float bits).
+    b: u64,
+}
+
+impl RowLeaf {
+    const GENERIC: u8 = 0;
+    const STR: u8 = 1;
+    const LIST: u8 = 2;
+    const BOOL: u8 = 3;
+    const INT: u8 = 4;
+    const WITHIN: u8 = 5;
+    const FLOAT: u8 = 6;
+    const NULL: u8 = 7;
+
+    /// Compile leaf `l` against the resolved columns of `lc` (no code bits yet).
+    fn new(plan: &Plan, lc: &LeafCodes, l: usize) -> RowLeaf {
+        let mut r = RowLeaf::default();
+        let col = match plan.leaves[l].src() {
+            Src::Col(c) => lc.cols[c],
+            Src::Agg(_) => None,
+        };
+        let Some(ci) = col.and_then(|ci| u16::try_from(ci).ok()) else {
+            return r;
+        };
+        r.col = ci;
+        r.tag = match &plan.leaves[l] {
+            Leaf::Str { .. } => RowLeaf::STR,
+            Leaf::List { negated, .. } => {
+                r.flag = u8::from(*negated);
+                RowLeaf::LIST
+            }
+            Leaf::Bool { value, .. } => {
+                r.flag = u8::from(*value);
+                RowLeaf::BOOL
+            }
+            Leaf::Int {
+                pred: IPred::Range(lo, hi),
+                ..
+            } => {
+                (r.a, r.b) = (*lo as u64, *hi as u64);
+                RowLeaf::INT
+            }
+            Leaf::Int {
+                pred: IPred::Within(d),
+                ..
+            } => {
+                r.a = (i64::from(*d)).saturating_mul(DAY) as u64;
+                RowLeaf::WITHIN
+            }
+            Leaf::Float {
+                pred:
+                    FPred::Range {
+                        lo,
+                        lo_incl,
+                        hi,
+                        hi_incl,
+                    },
+                ..
+            } => {
+                (r.a, r.b) = (lo.to_bits(), hi.to_bits());
+                r.flag = u8::from(*lo_incl) | u8::from(*hi_incl) << 1;
+                RowLeaf::FLOAT
+            }
+            Leaf::IsNull { negated, .. } => {
+                r.flag = u8::from(*negated);
+                RowLeaf::NULL
+            }
+            _ => RowLeaf::GENERIC,
+        };
+        r
+    }
+}
+
+/// Compile every leaf of `plan` for single-row evaluation into `lc`.
+fn build_row_program(plan: &Plan, lc: &mut LeafCodes) {
+    lc.prog = (0..plan.leaves.len())
+        .map(|l| RowLeaf::new(plan, lc, l))
+        .collect();
+    lc.arena.clear();
+    for l in 0..plan.leaves.len() {
+        sync_arena(lc, l);
+    }
+}
+
+/// Copy the resolved code bits of leaf `l` into the arena (a string or list
+/// leaf whose dictionary is too large to resolve stays on the generic path).
+fn sync_arena(lc: &mut LeafCodes, l: usize) {
+    let Some(rl) = lc.prog.get(l).copied() else {
+        return;
+    };
+    if rl.tag != RowLeaf::STR && rl.tag != RowLeaf::LIST {
+        return;
+    }
+    let (n, bits) = match &lc.leaves[l] {
+        Some((n, bits)) => (*n, bits),
+        None => {
+            lc.prog[l].tag = RowLeaf::GENERIC;
+            return;
+        }
+    };
+    let (Ok(n32), Ok(words)) = (u32::try_from(n), u32::try_from(bits.len())) else {
+        lc.prog[l].tag = RowLeaf::GENERIC;
+        return;
+    };
+    let off = if words <= rl.cap {
+        rl.off as usize
+    } else {
+        let off = lc.arena.len();
+        lc.arena.resize(off + bits.len(), 0);
+        lc.prog[l].cap = words;
+        off
+    };
+    let Ok(off32) = u32::try_from(off) else {
+        lc.prog[l].tag = RowLeaf::GENERIC;
+        return;
+    };
+    lc.arena[off..off + bits.len()].copy_from_slice(bits);
+    lc.prog[l].off = off32;
+    lc.prog[l].n = n32;
+}
+
 /// Make sure `cache` holds the satisfying codes of string or list leaf `l`
-/// (dictionaries up to [`MAX_TRANSPOSED_DICT`] codes), testing only the codes
+/// (dictionaries up to [`MAX_ROW_DICT`] codes), testing only the codes
 /// added since it was last resolved. Codes past the resolved size are tested
-/// on their strings, so a stale entry is never wrong.
-fn resolve_codes(plan: &Plan, snap: &Snapshot, cache: &mut LeafCodes, l: usize) {
+/// on their strings, so a stale entry is never wrong. With `parallel`, a
+/// large dictionary resolved for the first time is tested on every core.
+fn resolve_codes(plan: &Plan, snap: &Snapshot, cache: &mut LeafCodes, l: usize, parallel: bool) {
     let col = match &plan.leaves[l] {
         Leaf::Str { col, .. } | Leaf::List { col, .. } => *col,
         _ => return,
@@ -1849,7 +1995,7 @@ fn resolve_codes(plan: &Plan, snap: &Snapshot, cache: &mut LeafCodes, l: usize) 
         }
     };
     let n = dict.values.len();
-    if n > MAX_TRANSPOSED_DICT {
+    if n > MAX_ROW_DICT {
         cache.leaves[l] = None;
         return;
     }
@@ -1858,17 +2004,32 @@ fn resolve_codes(plan: &Plan, snap: &Snapshot, cache: &mut LeafCodes, l: usize) 
         return;
     }
     bits.resize(n.div_ceil(64).max(1), 0);
-    for (c, v) in dict.values.iter().enumerate().skip(*done) {
-        let hit = match &plan.leaves[l] {
-            Leaf::Str { pred, .. } => pred.test(v),
-            Leaf::List { values, .. } => values.binary_search_by(|x| x.as_str().cmp(v)).is_ok(),
-            _ => false,
-        };
-        if hit {
-            bits[c >> 6] |= 1 << (c & 63);
+    let leaf = &plan.leaves[l];
+    let test = |v: &str| match leaf {
+        Leaf::Str { pred, .. } => pred.test(v),
+        Leaf::List { values, .. } => values.binary_search_by(|x| x.as_str().cmp(v)).is_ok(),
+        _ => false,
+    };
+    if parallel && *done == 0 && n > MAX_TRANSPOSED_DICT {
+        // A large dictionary seen for the first time, when preparing: 64
+        // codes per word, words in parallel (every code is tested: a row may
+        // take any code later).
+        bits.par_iter_mut().enumerate().for_each(|(w, out)| {
+            for c in w * 64..((w + 1) * 64).min(n) {
+                if test(&dict.values[c]) {
+                    *out |= 1 << (c & 63);
+                }
+            }
+        });
+    } else {
+        for (c, v) in dict.values.iter().enumerate().skip(*done) {
+            if test(v) {
+                bits[c >> 6] |= 1 << (c & 63);
+            }
         }
     }
     *done = n;
+    sync_arena(cache, l);
 }
 
 /// Hint the CPU to load the cache line holding `p` (no effect elsewhere).
@@ -1906,6 +2067,22 @@ fn prefetch_row(snap: &Snapshot, cols: &[Option<usize>], r: usize) {
             Store::List { start, len, .. } => {
                 at(start, r);
                 at(len, r);
+            }
+        }
+    }
+}
+
+/// Second step of [`prefetch_row`] for list columns (once a row's start
+/// has arrived): start loading the row's items.
+fn prefetch_list_items(snap: &Snapshot, cols: &[Option<usize>], r: usize) {
+    for c in cols.iter().flatten() {
+        if let Some(Column {
+            store: Store::List { start, codes, .. },
+            ..
+        }) = snap.columns[*c].as_ref()
+        {
+            if let Some(x) = start.get(r).and_then(|&s| codes.get(s as usize)) {
+                prefetch(x);
             }
         }
     }
@@ -1984,7 +2161,64 @@ impl<'a> RowEval<'a> {
         (v, null)
     }
 
+    /// A leaf from its compiled record; None when it needs the generic path.
+    #[inline]
+    fn leaf_compiled(&self, li: usize) -> Option<(bool, bool)> {
+        let lc = self.codes?;
+        let rl = lc.prog.get(li)?;
+        if rl.tag == RowLeaf::GENERIC {
+            return None;
+        }
+        let col = self.snap.columns.get(rl.col as usize)?.as_ref()?;
+        let r = self.row;
+        let valid = col.is_valid(r);
+        if rl.tag == RowLeaf::NULL {
+            return Some((valid == (rl.flag & 1 == 1), false));
+        }
+        if !valid {
+            return Some((false, true));
+        }
+        let hit = |c: u32| -> Option<bool> {
+            if c >= rl.n {
+                return None;
+            }
+            let w = lc.arena[rl.off as usize + (c >> 6) as usize];
+            Some(w >> (c & 63) & 1 == 1)
+        };
+        let int = |v: i64| match rl.tag {
+            RowLeaf::INT => Some(rl.a as i64 <= v && v <= rl.b as i64),
+            RowLeaf::WITHIN => Some(self.as_of.saturating_sub(rl.a as i64) <= v && v <= self.as_of),
+            _ => None,
+        };
+        let v = match &col.store {
+            Store::Str { codes, .. } if rl.tag == RowLeaf::STR => hit(codes[r])?,
+            Store::List {
+                start, len, codes, ..
+            } if rl.tag == RowLeaf::LIST => {
+                let s = start[r] as usize;
+                let mut any = false;
+                for &c in &codes[s..s + len[r] as usize] {
+                    any |= hit(c)?;
+                }
+                any != (rl.flag & 1 == 1)
+            }
+            Store::Bool(bits) if rl.tag == RowLeaf::BOOL => bit(bits, r) == (rl.flag & 1 == 1),
+            Store::Int(vals) => int(vals[r])?,
+            Store::Int32(vals) => int(i64::from(vals[r]))?,
+            Store::Float(vals) if rl.tag == RowLeaf::FLOAT => {
+                let (v, lo, hi) = (vals[r], f64::from_bits(rl.a), f64::from_bits(rl.b));
+                (if rl.flag & 1 == 1 { v >= lo } else { v > lo })
+                    && (if rl.flag & 2 == 2 { v <= hi } else { v < hi })
+            }
+            _ => return None,
+        };
+        Some((v, false))
+    }
+
     fn leaf_uncached(&mut self, li: usize) -> (bool, bool) {
+        if let Some(v) = self.leaf_compiled(li) {
+            return v;
+        }
         let leaf = &self.plan.leaves[li];
         let r = self.row;
         if let Some(a) = self.plan.leaf_agg[li] {
@@ -2132,6 +2366,100 @@ pub fn row_member(plan: &Plan, snap: &Snapshot, row: usize, seg: usize, as_of: i
     RowEval::new(plan, snap, row, as_of).node(plan.roots[seg]) & 1 == 1
 }
 
+/// Membership flips made by single-contact updates and not yet applied to
+/// the result's bitmaps: an update records what moved here (no bitmap
+/// work), and [`Journal::apply`] folds every recorded flip into the bitmaps
+/// in one batch, in segment and row order, when the members are read.
+#[derive(Debug, Clone, Default)]
+pub struct Journal {
+    /// `(segment << 32 | row, entered)` in arrival order.
+    flips: Vec<(u64, bool)>,
+    /// Segments the last update made its contact enter, in plan order.
+    pub entered: Vec<usize>,
+    /// Segments the last update made its contact exit, in plan order.
+    pub exited: Vec<usize>,
+}
+
+impl Journal {
+    /// Number of flips waiting to be applied.
+    pub fn len(&self) -> usize {
+        self.flips.len()
+    }
+
+    /// True when no flip waits.
+    pub fn is_empty(&self) -> bool {
+        self.flips.is_empty()
+    }
+
+    /// Apply every recorded flip to `result` (the result the updates were
+    /// made against) and empty the journal. A row that flips several times
+    /// in a segment ends as its last flip left it.
+    pub fn apply(&mut self, result: &mut EvalResult) {
+        if self.flips.is_empty() {
+            return;
+        }
+        // Stable: the flips of one (segment, row) keep their arrival order.
+        self.flips.sort_by_key(|&(k, _)| k);
+        let mut i = 0;
+        let n = self.flips.len();
+        while i < n {
+            let seg = (self.flips[i].0 >> 32) as usize;
+            let bm = &mut result.bitmaps[seg];
+            while i < n && (self.flips[i].0 >> 32) as usize == seg {
+                let key = self.flips[i].0;
+                // The last flip of this (segment, row) is its final state.
+                while i + 1 < n && self.flips[i + 1].0 == key {
+                    i += 1;
+                }
+                let row = key as u32;
+                if self.flips[i].1 {
+                    bm.insert(row);
+                } else {
+                    bm.remove(row);
+                }
+                i += 1;
+            }
+        }
+        self.flips.clear();
+    }
+}
+
+/// True when `snap` holds what single-contact updates with `plan` read
+/// (see [`prepare_updates`]).
+pub fn updates_prepared(plan: &Plan, snap: &Snapshot) -> bool {
+    snap.leaf_codes.plan == plan.id && snap.leaf_codes.leaves.len() == plan.leaves.len()
+}
+
+/// Get `snap` ready for single-contact updates with `plan`: resolve the
+/// codes every string and list clause accepts (large dictionaries in
+/// parallel) and compile each clause into its row record. The first update
+/// does it when needed; a caller holding a lock that must not be held over a
+/// parallel fan-out (Python's GIL) calls it first, without the lock.
+pub fn prepare_updates(plan: &Plan, snap: &mut Snapshot) {
+    if updates_prepared(plan, snap) {
+        return;
+    }
+    let mut leaf_codes = LeafCodes {
+        plan: plan.id,
+        leaves: vec![None; plan.leaves.len()],
+        cols: (0..plan.schema.len())
+            .map(|c| {
+                let (name, ty) = &plan.schema.fields()[c];
+                snap.column(name).filter(|(_, t)| t == ty).map(|(ci, _)| ci)
+            })
+            .collect(),
+        prog: Vec::new(),
+        arena: Vec::new(),
+        scratch: RowScratch::default(),
+    };
+    // Every string leaf answers from codes, not only the changed ones.
+    for l in 0..plan.leaves.len() {
+        resolve_codes(plan, snap, &mut leaf_codes, l, true);
+    }
+    build_row_program(plan, &mut leaf_codes);
+    snap.leaf_codes = leaf_codes;
+}
+
 /// Apply a change to one contact (created when the id is new) and update
 /// `result` in place, re-evaluating only the segments that read a changed
 /// field or interaction kind. Returns the (entered, exited) segment indices.
@@ -2142,6 +2470,27 @@ pub fn update_contact(
     id: i64,
     upd: &RowUpdate,
 ) -> CoreResult<(Vec<usize>, Vec<usize>)> {
+    let mut journal = Journal::default();
+    let out = update_contact_journaled(plan, snap, result, &mut journal, id, upd);
+    journal.apply(result);
+    out?;
+    Ok((journal.entered, journal.exited))
+}
+
+/// [`update_contact`] without touching `result`'s bitmaps: the flips are
+/// recorded in `journal` (apply it before reading the bitmaps), and the
+/// segments the contact entered and exited are left in `journal.entered`
+/// and `journal.exited`. Nothing is allocated once the buffers have grown.
+pub fn update_contact_journaled(
+    plan: &Plan,
+    snap: &mut Snapshot,
+    result: &EvalResult,
+    journal: &mut Journal,
+    id: i64,
+    upd: &RowUpdate,
+) -> CoreResult<()> {
+    journal.entered.clear();
+    journal.exited.clear();
     if result.plan != plan.id && result.names != plan.names {
         return Err(CoreError::InvalidInput(
             "the result belongs to another plan".into(),
@@ -2155,24 +2504,8 @@ pub fn update_contact(
         Some(r) => (r, false),
         None => (snap.push_contact(id)?, true),
     };
+    prepare_updates(plan, snap);
     let mut leaf_codes = std::mem::take(&mut snap.leaf_codes);
-    if leaf_codes.plan != plan.id || leaf_codes.leaves.len() != plan.leaves.len() {
-        leaf_codes = LeafCodes {
-            plan: plan.id,
-            leaves: vec![None; plan.leaves.len()],
-            cols: (0..plan.schema.len())
-                .map(|c| {
-                    let (name, ty) = &plan.schema.fields()[c];
-                    snap.column(name).filter(|(_, t)| t == ty).map(|(ci, _)| ci)
-                })
-                .collect(),
-            scratch: RowScratch::default(),
-        };
-        // Every string leaf answers from codes, not only the changed ones.
-        for l in 0..plan.leaves.len() {
-            resolve_codes(plan, snap, &mut leaf_codes, l);
-        }
-    }
     if !created {
         prefetch_row(snap, &leaf_codes.cols, row);
         if !plan.aggs.is_empty() {
@@ -2201,7 +2534,17 @@ pub fn update_contact(
         cand.dedup();
     }
     for &l in &cand {
-        resolve_codes(plan, snap, &mut leaf_codes, l);
+        resolve_codes(plan, snap, &mut leaf_codes, l, false);
+    }
+    // The row's events are three loads deep (where its list starts, the
+    // list, the events): each step is started while other work is done, so
+    // that they are in cache when an aggregate is read.
+    let events_ahead = !created && !plan.aggs.is_empty();
+    if events_ahead {
+        snap.events.prefetch_positions(row);
+    }
+    if !created {
+        prefetch_list_items(snap, &leaf_codes.cols, row);
     }
     let mut before = std::mem::take(&mut sc.before);
     before.clear();
@@ -2209,6 +2552,9 @@ pub fn update_contact(
         let mut ev = RowEval::with_scratch(plan, snap, row, as_of, sc).with_codes(&leaf_codes);
         before.extend(cand.iter().map(|&l| ev.leaf(l).0));
         sc = ev.into_scratch();
+    }
+    if events_ahead {
+        snap.events.prefetch_events(row);
     }
     let mut applied = Ok(());
     for (f, v) in &upd.values {
@@ -2246,25 +2592,19 @@ pub fn update_contact(
             ev.set_was(l, before[k]);
         }
     }
-    let (mut entered, mut exited) = (Vec::new(), Vec::new());
+    let r = u64::from(row as u32);
     for &s in &affected {
         let v = ev.node(plan.roots[s]);
         let now = v & 1 == 1;
         let was = !created && v & 2 == 2;
-        if now && !was {
-            entered.push(s);
-        } else if !now && was {
-            exited.push(s);
+        if now != was {
+            journal.flips.push(((s as u64) << 32 | r, now));
+            if now {
+                journal.entered.push(s);
+            } else {
+                journal.exited.push(s);
+            }
         }
-    }
-    // The bitmaps are touched after the walk, in one tight loop of
-    // independent updates whose cache misses overlap.
-    let r = row as u32;
-    for &s in &entered {
-        result.bitmaps[s].insert(r);
-    }
-    for &s in &exited {
-        result.bitmaps[s].remove(r);
     }
     let mut sc = ev.into_scratch();
     sc.cand = cand;
@@ -2272,8 +2612,7 @@ pub fn update_contact(
     sc.affected = affected;
     leaf_codes.scratch = sc;
     snap.leaf_codes = leaf_codes;
-    applied?;
-    Ok((entered, exited))
+    applied
 }
 
 /// Explain, clause by clause, whether row `row` is in segment `seg` at `as_of`.

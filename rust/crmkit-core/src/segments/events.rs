@@ -384,6 +384,39 @@ impl Events {
         }
     }
 
+    /// Second step of [`Events::prefetch_row`] (once its line has arrived):
+    /// start loading the row's list of event positions.
+    pub(crate) fn prefetch_positions(&self, row: usize) {
+        let ix = self.row_index();
+        if let (Some(&a), Some(&b)) = (ix.start.get(row), ix.start.get(row + 1)) {
+            let (a, b) = (a as usize, b as usize);
+            // One hint per cache line of positions (16 per line).
+            for i in (a..b).step_by(16) {
+                super::eval::prefetch(&ix.pos[i]);
+            }
+        }
+    }
+
+    /// Last step: start loading the time and amount of each of the row's
+    /// stored events.
+    pub(crate) fn prefetch_events(&self, row: usize) {
+        let ix = self.row_index();
+        if let (Some(&a), Some(&b)) = (ix.start.get(row), ix.start.get(row + 1)) {
+            for &g in &ix.pos[a as usize..b as usize] {
+                let k = self.kind_base.partition_point(|&x| x <= g) - 1;
+                let p = (g - self.kind_base[k]) as usize;
+                let ke = &self.by_kind[k];
+                match &ke.time {
+                    Times::W32(v) => super::eval::prefetch(&v[p]),
+                    Times::W64(v) => super::eval::prefetch(&v[p]),
+                }
+                if let Some(x) = ke.amount.get(p) {
+                    super::eval::prefetch(x);
+                }
+            }
+        }
+    }
+
     /// The events of a row, collected.
     pub fn of(&self, row: usize) -> Vec<Event> {
         let mut out = Vec::new();

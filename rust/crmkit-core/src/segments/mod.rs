@@ -100,7 +100,7 @@ use crate::{CoreError, CoreResult};
 
 pub use ast::{Expr, Json};
 pub use compile::{Plan, RuleSource};
-pub use eval::{EvalResult, Explain, RowUpdate};
+pub use eval::{EvalResult, Explain, Journal, RowUpdate};
 pub use parser::parse;
 pub use roaring::RoaringBitmap;
 pub use snapshot::{ColumnData, Interactions, Snapshot, Value};

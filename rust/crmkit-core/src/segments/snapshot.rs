@@ -830,6 +830,10 @@ pub(crate) struct LeafCodes {
     pub leaves: Vec<Option<(usize, Vec<u64>)>>,
     /// Snapshot column of each plan column (None: missing or of another type).
     pub cols: Vec<Option<usize>>,
+    /// Each leaf compiled for single-row evaluation (one compact record).
+    pub prog: Vec<super::eval::RowLeaf>,
+    /// The satisfying-code bits of the string and list leaves, side by side.
+    pub arena: Vec<u64>,
     /// Buffers reused by single-row evaluations.
     pub scratch: super::eval::RowScratch,
 }
