@@ -104,8 +104,16 @@ def test_match_keys_make_display_values_comparable() -> None:
     assert keys["email"][0] == keys["email"][1]
     assert keys["phone"][0] == keys["phone"][1]
     assert keys["city"] == ["new york", "new york"]
-    assert keys["birth_date"] == ["1980-02-03", None]
+    # Day and month as numbers: month first for the US (or no country).
+    assert keys["birth_date"] == ["1980-02-03", "1980-03-02"]
     assert "job_title" not in keys
+    dates = match_keys(
+        {
+            "birth_date": ["03/02/1980", "03/02/1980", "03.02.1980", "1980", "31/31/1980"],
+            "country": ["US", "GB", None, None, None],
+        }
+    )["birth_date"]
+    assert dates == ["1980-03-02", "1980-02-03", "1980-02-03", None, None]
 
 
 # -- over the store ----------------------------------------------------------------

@@ -47,13 +47,18 @@ def _normalize(cols: dict[str, list[str | None]]) -> None:
         if f in cols
     }
     normalized, _ = _core.normalize_contact_columns(norm_in, default_region="US")
+    if "phone" in cols:
+        # A phone the normalizer rejects is matched by its digits as written.
+        raw = cols["phone"]
+        normalized["phone"] = [
+            n if n is not None else p for n, p in zip(normalized["phone"], raw, strict=True)
+        ]
     cols.update(normalized)
 
 
 def _oracle_keys(raw: dict[str, list[str | None]]) -> dict[str, list[str | None]]:
     cols = {f: [_cell(v) for v in vs] for f, vs in raw.items()}
     _normalize(cols)
-    cols.pop("country", None)
     return match_keys(cols)
 
 
@@ -371,3 +376,43 @@ def test_jsonl_lines_are_kept_rejects_left_out(tmp_path: Path) -> None:
     bad.write_text("[]\nnull\n")
     with pytest.raises(SourceError, match="no rows"):
         dedupe_file(bad, tmp_path / "o.jsonl")
+
+
+def test_a_phone_the_normalizer_rejects_is_matched_by_its_digits() -> None:
+    # A national number on a row with no country (read as the default
+    # region's) and the same number written internationally.
+    keys = _core.match_keys_of_cells({"phone": ["0113 636 7590", "+44 113 636 7590", "12"]})
+    assert keys["phone"] == ["136367590", "136367590", None]
+
+
+# Measured on the generated sample (5,000 rows, default seed, default
+# settings), file to file: pairwise precision 0.999, recall 0.961, F1 0.980
+# (pairs implied by the cluster ids).
+FILE_PRECISION_FLOOR = 0.997
+FILE_F1_FLOOR = 0.978
+
+
+def test_file_accuracy_against_the_sample_truth(tmp_path: Path) -> None:
+    import itertools
+    from collections import defaultdict
+
+    info = generate(tmp_path, contacts=5000, with_interactions=False, with_companies=False)
+    out = tmp_path / "out.csv"
+    dedupe_file(info.contacts_path, out)
+
+    def column(path: Path, k: int) -> list[str]:
+        with path.open(newline="", encoding="utf-8") as f:
+            return [r[k] for r in list(csv.reader(f))[1:]]
+
+    def pairs(labels: list[str]) -> set[tuple[int, int]]:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, label in enumerate(labels):
+            groups[label].append(i)
+        return {p for rows in groups.values() for p in itertools.combinations(rows, 2)}
+
+    pred, true = pairs(column(out, -1)), pairs(column(info.truth_path, 1))
+    tp = len(pred & true)
+    precision, recall = tp / len(pred), tp / len(true)
+    f1 = 2 * precision * recall / (precision + recall)
+    assert precision >= FILE_PRECISION_FLOOR, precision
+    assert f1 >= FILE_F1_FLOOR, f1

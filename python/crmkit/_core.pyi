@@ -211,10 +211,14 @@ def write_clusters_jsonl(
     """Write ``src``'s object lines to ``dst``, each as it was with member ``column``
     set to its cluster id plus ``offset``; returns the rows written."""
 
+def region_keys(values: list[str | None]) -> list[str | None]:
+    """Match keys of states, provinces or regions: lowercase, dots dropped, a US state or
+    Canadian province named in full turned into its two-letter code."""
+
 def match_keys_of_cells(
     columns: dict[str, list[str | None]], *, default_region: str = "US"
 ) -> dict[str, list[str | None]]:
-    """The match keys :func:`read_match_csv` makes of raw cells (``country`` read, not keyed)."""
+    """The match keys :func:`read_match_csv` makes of raw cells (``country`` read and keyed)."""
 
 @final
 class MatchIndex:

@@ -595,8 +595,18 @@ fn write_clusters_jsonl(
     )
 }
 
+/// The match keys of states, provinces or regions (see `file::region_key`).
+#[pyfunction]
+fn region_keys(values: Vec<Option<String>>) -> Vec<Option<String>> {
+    values
+        .iter()
+        .map(|v| v.as_deref().and_then(file::region_key))
+        .collect()
+}
+
 /// The match keys `read_match_csv` makes of raw cells (for tests): `columns`
-/// maps field names (and `country`) to cells; returns one key column per field.
+/// maps field names to cells (`country` also reads phones and postcodes);
+/// returns one key column per field.
 #[pyfunction]
 #[pyo3(signature = (columns, *, default_region = "US"))]
 fn match_keys_of_cells(
@@ -604,18 +614,16 @@ fn match_keys_of_cells(
     columns: HashMap<String, Vec<Option<String>>>,
     default_region: &str,
 ) -> PyResult<HashMap<String, Vec<Option<String>>>> {
-    let mut names: Vec<&String> = columns.keys().filter(|k| *k != "country").collect();
+    let mut names: Vec<&String> = columns.keys().collect();
     names.sort();
     let spec_cols: Vec<(String, usize)> = names
         .iter()
         .enumerate()
         .map(|(k, n)| ((*n).clone(), k))
         .collect();
-    let mut cols: Vec<&Vec<Option<String>>> = names.iter().map(|n| &columns[*n]).collect();
-    let country = columns.get("country").map(|c| {
-        cols.push(c);
-        cols.len() - 1
-    });
+    let cols: Vec<&Vec<Option<String>>> = names.iter().map(|n| &columns[*n]).collect();
+    // The country column is read for phones and postcodes, and keyed too.
+    let country = names.iter().position(|n| *n == "country");
     let rows = cols.first().map_or(0, |c| c.len());
     if cols.iter().any(|c| c.len() != rows) {
         return Err(py_err(
@@ -691,5 +699,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(write_clusters_jsonl, m)?)?;
     m.add_function(wrap_pyfunction!(write_clusters_csv, m)?)?;
     m.add_function(wrap_pyfunction!(match_keys_of_cells, m)?)?;
+    m.add_function(wrap_pyfunction!(region_keys, m)?)?;
     Ok(())
 }

@@ -16,7 +16,7 @@
 //! without term-frequency adjustments).
 
 use super::compare::{compare_cached, swapped_names, L_EXACT, L_NULL};
-use super::data::{Dataset, Field, Value, NULL};
+use super::data::{Dataset, Field, Value, NULL, N_FIELDS};
 use super::score::Weights;
 
 /// A row's dictionary codes and the features [`Bounds::may_reach`] reads
@@ -26,7 +26,7 @@ use super::score::Weights;
 #[repr(C, align(64))]
 pub struct RowFeat {
     /// Code per field in [`Field::ALL`] order ([`NULL`] when missing or absent).
-    pub codes: [u32; 9],
+    pub codes: [u32; N_FIELDS],
     /// A birth date written `YYYY-MM-DD`: [`STD_DATE`] | its eight digits as a
     /// number; 0 otherwise.
     date: u32,
@@ -53,7 +53,7 @@ const STD_DATE: u32 = 1 << 31;
 impl Default for RowFeat {
     fn default() -> Self {
         RowFeat {
-            codes: [NULL; 9],
+            codes: [NULL; N_FIELDS],
             date: 0,
             phone: 0,
             district: 0,
@@ -313,8 +313,8 @@ impl Feats {
         fields: &[Field],
         i: usize,
         j: usize,
-        out: &mut [u8; 9],
-        raw: &[u8; 9],
+        out: &mut [u8; N_FIELDS],
+        raw: &[u8; N_FIELDS],
     ) -> bool {
         let a = super::compare::Side::of_codes(ds, restates, i, &self.rows[i].codes);
         let b = super::compare::Side::of_codes(ds, restates, j, &self.rows[j].codes);
@@ -334,7 +334,7 @@ impl Feats {
         fields: &[Field],
         i: usize,
         j: usize,
-        out: &mut [u8; 9],
+        out: &mut [u8; N_FIELDS],
     ) -> bool {
         let a = super::compare::Side::of_codes(ds, restates, i, &self.rows[i].codes);
         let b = super::compare::Side::of_codes(ds, restates, j, &self.rows[j].codes);
@@ -556,24 +556,24 @@ const ORDER: [Field; 7] = [
 /// Weight bounds of a fitted model.
 #[derive(Debug, Clone)]
 pub struct Bounds {
-    present: [bool; 9],
+    present: [bool; N_FIELDS],
     /// Best weight of a level other than `exact` (and 0 for email, whose
     /// levels may be made neutral).
-    best_other: [f64; 9],
+    best_other: [f64; N_FIELDS],
     /// Best weight of any level.
-    best_any: [f64; 9],
+    best_any: [f64; N_FIELDS],
     /// Best weight of a name under a swap (`exact` or `fuzzy_high`).
-    best_swapped: [f64; 9],
+    best_swapped: [f64; N_FIELDS],
 }
 
 impl Bounds {
     /// Bounds of the weights `w`.
     pub fn new(w: &Weights) -> Bounds {
         let mut b = Bounds {
-            present: [false; 9],
-            best_other: [0.0; 9],
-            best_any: [0.0; 9],
-            best_swapped: [0.0; 9],
+            present: [false; N_FIELDS],
+            best_other: [0.0; N_FIELDS],
+            best_any: [0.0; N_FIELDS],
+            best_swapped: [0.0; N_FIELDS],
         };
         for &f in &w.fields {
             let k = f.index();
@@ -605,7 +605,7 @@ impl Bounds {
         j: usize,
         target: f64,
     ) -> bool {
-        self.may_reach_with(w, ds, feats, i, j, target, &mut [UNKNOWN; 9])
+        self.may_reach_with(w, ds, feats, i, j, target, &mut [UNKNOWN; N_FIELDS])
     }
 
     /// [`Bounds::may_reach`], also setting `raw[k]` to each raw level it
@@ -620,11 +620,11 @@ impl Bounds {
         i: usize,
         j: usize,
         target: f64,
-        raw: &mut [u8; 9],
+        raw: &mut [u8; N_FIELDS],
     ) -> bool {
         let (fa, fb) = (&feats.rows[i], &feats.rows[j]);
         let (a, b) = (&fa.codes, &fb.codes);
-        let mut ub = [0.0f64; 9];
+        let mut ub = [0.0f64; N_FIELDS];
         let mut total = w.prior;
         let mut pending = 0u16;
         for &f in &w.fields {
@@ -636,7 +636,8 @@ impl Bounds {
                 let e = w.level[k][L_EXACT as usize] + w.tf_adjustment(k, ca);
                 match f {
                     Field::FirstName | Field::LastName => e.max(self.best_any[k]),
-                    Field::City => e.max(0.0),
+                    // Made null when a postcode or a city agrees too.
+                    Field::City | Field::Region => e.max(0.0),
                     _ => e,
                 }
             } else {
@@ -911,7 +912,7 @@ mod tests {
                 if f == Field::Email && (va.local() == vb.local() || va.local().len() < 4) {
                     continue;
                 }
-                let mut text = vec![None; 9];
+                let mut text = vec![None; N_FIELDS];
                 let tf = |v: &Value| match f {
                     Field::Email => TextFeat::of(v.local(), &[], ""),
                     _ => TextFeat::of(&v.text, &v.tokens, &v.code),

@@ -7,7 +7,7 @@
 
 use super::metric::{jaro_winkler, jaro_winkler_bag_bound, jaro_winkler_bound, within_edits};
 
-use super::data::{Dataset, Field, Value, NULL, UNSEEN};
+use super::data::{Dataset, Field, Value, NULL, N_FIELDS, UNSEEN};
 use super::nicknames;
 
 /// Level index of a missing value.
@@ -48,6 +48,7 @@ pub fn level_names(field: Field) -> &'static [&'static str] {
         Field::Phone => &["null", "exact", "one_edit", "different"],
         Field::Postcode => &["null", "exact", "same_district", "different"],
         Field::City | Field::Street | Field::Company => &["null", "exact", "fuzzy", "different"],
+        Field::Country | Field::Region => &["null", "exact", "different"],
         Field::BirthDate => &[
             "null",
             "exact",
@@ -76,8 +77,16 @@ pub fn l_different(field: Field) -> u8 {
 /// agreement follows from the names agreeing, which the name fields already
 /// count; counting it again is what makes naive Fellegi-Sunter models chain
 /// namesakes into giant clusters.
+///
+/// `country/exact` and `region/exact`: names, phones and postcodes are
+/// already specific to a country and often to a region (a namesake is
+/// likelier in the same state than in a random one), so two records agreeing
+/// on them adds little to what those fields say; only a disagreement is
+/// evidence (against a match).
 pub fn is_neutral(field: Field, level: u8) -> bool {
-    level == L_NULL || (field == Field::Email && level == 5)
+    level == L_NULL
+        || (field == Field::Email && level == 5)
+        || (matches!(field, Field::Country | Field::Region) && level == L_EXACT)
 }
 
 /// Whether exact matches of a field get a term-frequency adjustment.
@@ -291,6 +300,7 @@ pub fn compare_values(field: Field, ca: u32, a: &Value, cb: u32, b: &Value) -> u
                 3
             }
         }
+        Field::Country | Field::Region => 2,
         Field::BirthDate => {
             let (p, q) = (a.date, b.date);
             if p != 0 && q != 0 {
@@ -432,7 +442,7 @@ fn local_digits(local: &str) -> impl Iterator<Item = u8> + '_ {
 #[derive(Debug, Clone, Copy)]
 pub struct Side<'a> {
     /// `(code, value)` per field in [`Field::ALL`] order.
-    pub values: [Option<(u32, &'a Value)>; 9],
+    pub values: [Option<(u32, &'a Value)>; N_FIELDS],
     /// Whether the email local part restates the row's name.
     pub email_restates: bool,
     /// [`Dataset::uid`] of the dictionaries the codes index (0: no caching).
@@ -442,8 +452,13 @@ pub struct Side<'a> {
 impl<'a> Side<'a> {
     /// The side of row `row` of a dataset whose codes (in [`Field::ALL`]
     /// order) are `codes`.
-    pub fn of_codes(ds: &'a Dataset, restates: &[bool], row: usize, codes: &[u32; 9]) -> Side<'a> {
-        let mut values = [None; 9];
+    pub fn of_codes(
+        ds: &'a Dataset,
+        restates: &[bool],
+        row: usize,
+        codes: &[u32; N_FIELDS],
+    ) -> Side<'a> {
+        let mut values = [None; N_FIELDS];
         for (k, col) in ds.columns.iter().enumerate() {
             if let Some(col) = col {
                 let c = codes[k];
@@ -461,7 +476,7 @@ impl<'a> Side<'a> {
 
     /// The side of row `row` of a dataset.
     pub fn of_row(ds: &'a Dataset, restates: &[bool], row: usize) -> Side<'a> {
-        let mut codes = [NULL; 9];
+        let mut codes = [NULL; N_FIELDS];
         for (k, col) in ds.columns.iter().enumerate() {
             if let Some(col) = col {
                 codes[k] = col.codes[row];
@@ -489,7 +504,7 @@ struct LevelCache {
 thread_local! {
     static CACHE: std::cell::RefCell<LevelCache> = std::cell::RefCell::new(LevelCache {
         uid: 0,
-        maps: (0..9).map(|_| ahash::AHashMap::new()).collect(),
+        maps: (0..N_FIELDS).map(|_| ahash::AHashMap::new()).collect(),
     });
 }
 
@@ -561,7 +576,12 @@ fn names_agree(a: &Side<'_>, b: &Side<'_>) -> bool {
 
 /// Compute the level of every present field for a pair; returns whether the
 /// first and last names were compared swapped (`ann lee` vs `lee ann`).
-pub fn compare_sides(fields: &[Field], a: &Side<'_>, b: &Side<'_>, out: &mut [u8; 9]) -> bool {
+pub fn compare_sides(
+    fields: &[Field],
+    a: &Side<'_>,
+    b: &Side<'_>,
+    out: &mut [u8; N_FIELDS],
+) -> bool {
     compare_sides_with(fields, a, b, out, |_, _, _| None)
 }
 
@@ -572,7 +592,7 @@ pub fn compare_sides_with<K>(
     fields: &[Field],
     a: &Side<'_>,
     b: &Side<'_>,
-    out: &mut [u8; 9],
+    out: &mut [u8; N_FIELDS],
     known: K,
 ) -> bool
 where
@@ -618,7 +638,16 @@ where
     // same: counting the city too would weigh one address twice (households,
     // neighbours).
     let (pi, ci) = (Field::Postcode.index(), Field::City.index());
-    if fields.contains(&Field::City) && (out[pi] == L_EXACT || out[pi] == 2) && out[ci] == L_EXACT {
+    let ri = Field::Region.index();
+    let same_place = |l: u8| l == L_EXACT || l == 2;
+    if fields.contains(&Field::Region)
+        && out[ri] == L_EXACT
+        && (same_place(out[pi]) || same_place(out[ci]))
+    {
+        // Likewise the region of a shared postcode or city.
+        out[ri] = L_NULL;
+    }
+    if fields.contains(&Field::City) && same_place(out[pi]) && out[ci] == L_EXACT {
         out[ci] = L_NULL;
     }
     let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
@@ -672,6 +701,51 @@ mod tests {
     fn lv(field: Field, a: &str, b: &str) -> &'static str {
         let (va, vb) = (Value::new(field, a), Value::new(field, b));
         level_names(field)[compare_values(field, UNSEEN, &va, UNSEEN, &vb) as usize]
+    }
+
+    #[test]
+    fn country_levels_and_only_a_disagreement_counts() {
+        assert_eq!(lv(Field::Country, "us", "us"), "exact");
+        assert_eq!(lv(Field::Country, "us", "gb"), "different");
+        assert!(is_neutral(Field::Country, L_EXACT));
+        assert!(!is_neutral(Field::Country, l_different(Field::Country)));
+        assert!(!has_tf(Field::Country));
+    }
+
+    #[test]
+    fn a_shared_postcode_or_city_makes_the_region_null() {
+        fn side(vals: &[(Field, &str)]) -> Vec<(Field, Value)> {
+            vals.iter().map(|&(f, t)| (f, Value::new(f, t))).collect()
+        }
+        fn of(v: &[(Field, Value)]) -> Side<'_> {
+            let mut values = [None; N_FIELDS];
+            for (f, val) in v {
+                values[f.index()] = Some((UNSEEN, val));
+            }
+            Side {
+                values,
+                email_restates: false,
+                uid: 0,
+            }
+        }
+        fn region(x: &[(Field, Value)], y: &[(Field, Value)]) -> u8 {
+            let mut out = [0u8; N_FIELDS];
+            let fields = [Field::Region, Field::City, Field::Postcode];
+            compare_sides(&fields, &of(x), &of(y), &mut out);
+            out[Field::Region.index()]
+        }
+        let a = side(&[
+            (Field::Region, "ny"),
+            (Field::City, "albany"),
+            (Field::Postcode, "12207"),
+        ]);
+        let same_city = side(&[(Field::Region, "ny"), (Field::City, "albany")]);
+        let same_region = side(&[(Field::Region, "ny"), (Field::City, "buffalo")]);
+        let other = side(&[(Field::Region, "nj"), (Field::City, "newark")]);
+        assert_eq!(region(&a, &same_city), L_NULL);
+        assert_eq!(region(&a, &same_region), L_EXACT);
+        assert_eq!(region(&a, &other), l_different(Field::Region));
+        assert!(!has_tf(Field::Region) && is_neutral(Field::Region, L_EXACT));
     }
 
     #[test]
@@ -802,7 +876,7 @@ mod tests {
 
     fn email_level_of(a: &[Value; 3], b: &[Value; 3]) -> &'static str {
         fn side(v: &[Value; 3]) -> Side<'_> {
-            let mut values = [None; 9];
+            let mut values = [None; N_FIELDS];
             for (k, f) in [Field::FirstName, Field::LastName, Field::Email]
                 .iter()
                 .enumerate()
@@ -821,7 +895,7 @@ mod tests {
                 uid: 0,
             }
         }
-        let mut out = [0u8; 9];
+        let mut out = [0u8; N_FIELDS];
         let fields = [Field::FirstName, Field::LastName, Field::Email];
         compare_sides(&fields, &side(a), &side(b), &mut out);
         level_names(Field::Email)[out[Field::Email.index()] as usize]
@@ -859,7 +933,7 @@ mod tests {
             Value::new(Field::LastName, "ann"),
         ];
         let mk = |v: &'static [Value; 2]| {
-            let mut values = [None; 9];
+            let mut values = [None; N_FIELDS];
             values[0] = Some((UNSEEN, &v[0]));
             values[1] = Some((UNSEEN, &v[1]));
             Side {
@@ -870,7 +944,7 @@ mod tests {
         };
         let f: &'static [Value; 2] = Box::leak(Box::new(f));
         let g: &'static [Value; 2] = Box::leak(Box::new(g));
-        let mut out = [0u8; 9];
+        let mut out = [0u8; N_FIELDS];
         let swapped = compare_sides(
             &[Field::FirstName, Field::LastName],
             &mk(f),

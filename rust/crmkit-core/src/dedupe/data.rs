@@ -37,11 +37,19 @@ pub enum Field {
     BirthDate,
     /// Company or organisation name.
     Company,
+    /// Country, as an ISO 3166 alpha-2 code (lowercase).
+    Country,
+    /// State, province or region (US states and Canadian provinces as their
+    /// two-letter codes, see [`region_key`](super::file::region_key)).
+    Region,
 }
+
+/// The number of fields ([`Field::ALL`]'s length).
+pub const N_FIELDS: usize = 11;
 
 impl Field {
     /// Every field, in column order.
-    pub const ALL: [Field; 9] = [
+    pub const ALL: [Field; N_FIELDS] = [
         Field::FirstName,
         Field::LastName,
         Field::Email,
@@ -51,6 +59,8 @@ impl Field {
         Field::Street,
         Field::BirthDate,
         Field::Company,
+        Field::Country,
+        Field::Region,
     ];
 
     /// The field's name as used in configs and column dicts.
@@ -65,6 +75,8 @@ impl Field {
             Field::Street => "street",
             Field::BirthDate => "birth_date",
             Field::Company => "company",
+            Field::Country => "country",
+            Field::Region => "region",
         }
     }
 
@@ -465,7 +477,7 @@ fn rows_of(col: BatchColumn<'_>) -> Vec<Option<&str>> {
 #[derive(Debug)]
 pub struct DatasetBuilder {
     cols: Vec<Option<ColumnBuilder>>,
-    given: [bool; 9],
+    given: [bool; N_FIELDS],
     /// Whether the last-name column (given or made by name repair) holds any
     /// value; without one it is left out silently.
     last_any: bool,
@@ -475,7 +487,7 @@ pub struct DatasetBuilder {
 impl DatasetBuilder {
     /// A builder for columns of `fields` (each at most once).
     pub fn new(fields: &[Field]) -> CoreResult<DatasetBuilder> {
-        let mut given = [false; 9];
+        let mut given = [false; N_FIELDS];
         for f in fields {
             if given[f.index()] {
                 return Err(CoreError::InvalidInput(format!(
@@ -534,7 +546,7 @@ impl DatasetBuilder {
             }
             slots[field.index()] = Some(col);
         }
-        if let Some(k) = (0..9).find(|&k| self.given[k] && slots[k].is_none()) {
+        if let Some(k) = (0..N_FIELDS).find(|&k| self.given[k] && slots[k].is_none()) {
             return Err(CoreError::InvalidInput(format!(
                 "column '{}' is missing from a batch",
                 Field::ALL[k].name()

@@ -122,6 +122,115 @@ pub fn phone_key(s: &str) -> Option<String> {
     Some(out)
 }
 
+/// The `YYYY-MM-DD` key of a date written with its day, month and year as
+/// numbers: `d.m.yyyy`, or `d/m/yyyy` (`m/d/yyyy` when `us`); a first or second
+/// number over 12 is read as the day whatever the order.
+pub fn numeric_date_key(s: &str, us: bool) -> Option<String> {
+    let s = s.trim_matches(py_space);
+    let sep = if s.contains('/') { '/' } else { '.' };
+    let mut parts = s.split(sep);
+    let num = |p: Option<&str>, lo: usize, hi: usize| -> Option<u32> {
+        let p = p?;
+        let ok = (lo..=hi).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| p.parse().ok()).flatten()
+    };
+    let (a, b, y) = (
+        num(parts.next(), 1, 2)?,
+        num(parts.next(), 1, 2)?,
+        num(parts.next(), 4, 4)?,
+    );
+    if parts.next().is_some() {
+        return None;
+    }
+    let (mut m, mut d) = if sep == '/' && us { (a, b) } else { (b, a) };
+    if m > 12 && d <= 12 {
+        std::mem::swap(&mut m, &mut d);
+    }
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// US states and Canadian provinces by name, with their two-letter codes.
+const REGION_CODES: [(&str, &str); 65] = [
+    ("alabama", "al"),
+    ("alaska", "ak"),
+    ("arizona", "az"),
+    ("arkansas", "ar"),
+    ("california", "ca"),
+    ("colorado", "co"),
+    ("connecticut", "ct"),
+    ("delaware", "de"),
+    ("district of columbia", "dc"),
+    ("florida", "fl"),
+    ("georgia", "ga"),
+    ("hawaii", "hi"),
+    ("idaho", "id"),
+    ("illinois", "il"),
+    ("indiana", "in"),
+    ("iowa", "ia"),
+    ("kansas", "ks"),
+    ("kentucky", "ky"),
+    ("louisiana", "la"),
+    ("maine", "me"),
+    ("maryland", "md"),
+    ("massachusetts", "ma"),
+    ("michigan", "mi"),
+    ("minnesota", "mn"),
+    ("mississippi", "ms"),
+    ("missouri", "mo"),
+    ("montana", "mt"),
+    ("nebraska", "ne"),
+    ("nevada", "nv"),
+    ("new hampshire", "nh"),
+    ("new jersey", "nj"),
+    ("new mexico", "nm"),
+    ("new york", "ny"),
+    ("north carolina", "nc"),
+    ("north dakota", "nd"),
+    ("ohio", "oh"),
+    ("oklahoma", "ok"),
+    ("oregon", "or"),
+    ("pennsylvania", "pa"),
+    ("rhode island", "ri"),
+    ("south carolina", "sc"),
+    ("south dakota", "sd"),
+    ("tennessee", "tn"),
+    ("texas", "tx"),
+    ("utah", "ut"),
+    ("vermont", "vt"),
+    ("virginia", "va"),
+    ("washington", "wa"),
+    ("west virginia", "wv"),
+    ("wisconsin", "wi"),
+    ("wyoming", "wy"),
+    ("alberta", "ab"),
+    ("british columbia", "bc"),
+    ("manitoba", "mb"),
+    ("new brunswick", "nb"),
+    ("newfoundland and labrador", "nl"),
+    ("northwest territories", "nt"),
+    ("nova scotia", "ns"),
+    ("nunavut", "nu"),
+    ("ontario", "on"),
+    ("prince edward island", "pe"),
+    ("quebec", "qc"),
+    ("québec", "qc"),
+    ("saskatchewan", "sk"),
+    ("yukon", "yt"),
+];
+
+/// The match key of a state, province or region: lowercase with whitespace
+/// collapsed and dots dropped, a US state or Canadian province named in
+/// full turned into its two-letter code (`New York`, `N.Y.`, `ny` → `ny`).
+pub fn region_key(s: &str) -> Option<String> {
+    let key = lower_key(&s.replace('.', ""))?;
+    Some(
+        REGION_CODES
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map_or(key, |(_, code)| (*code).to_string()),
+    )
+}
+
 /// The first ten characters of a trimmed date when they are `YYYY-MM-DD`
 /// in ASCII digits.
 pub fn date_key(s: &str) -> Option<&str> {
@@ -226,7 +335,12 @@ impl KeyColumn {
 fn by_distinct_cell(f: Field) -> bool {
     matches!(
         f,
-        Field::FirstName | Field::LastName | Field::City | Field::Company
+        Field::FirstName
+            | Field::LastName
+            | Field::City
+            | Field::Company
+            | Field::Region
+            | Field::Country
     )
 }
 
@@ -263,11 +377,24 @@ where
                         let region = country(r)
                             .and_then(|k| regions.get(k).and_then(Option::as_ref))
                             .unwrap_or(default_region);
-                        phone_key(&normalize_phone(raw, region)?)
+                        // A number the normalizer rejects (not valid in the
+                        // row's region, or no country to read it with) is
+                        // still compared by its last digits.
+                        match normalize_phone(raw, region) {
+                            Some(p) => phone_key(&p),
+                            None => phone_key(raw),
+                        }
                     }
                     Field::Postcode => lower_key(&normalize_postcode(raw, country(r))?),
-                    Field::BirthDate => date_key(raw).map(str::to_string),
+                    Field::BirthDate => date_key(raw).map(str::to_string).or_else(|| {
+                        let us = country(r).map_or(spec.default_region == "US", |c| c == "US");
+                        numeric_date_key(raw, us)
+                    }),
                     Field::City | Field::Street | Field::Company => lower_key(raw),
+                    // The country column is also `spec.country`: its key
+                    // is the code `countries` holds, read from the cell.
+                    Field::Country => normalize_country(raw).map(str::to_ascii_lowercase),
+                    Field::Region => region_key(raw),
                 }
             };
             if !by_distinct_cell(f) {
@@ -749,6 +876,26 @@ mod tests {
         assert_eq!(phone_key("+12345"), None);
         assert_eq!(date_key(" 1980-02-03T10:00"), Some("1980-02-03"));
         assert_eq!(date_key("1980/02/03"), None);
+        assert_eq!(
+            numeric_date_key("2/3/1980", true).as_deref(),
+            Some("1980-02-03")
+        );
+        assert_eq!(
+            numeric_date_key("02/03/1980", false).as_deref(),
+            Some("1980-03-02")
+        );
+        assert_eq!(
+            numeric_date_key(" 03.02.1980", true).as_deref(),
+            Some("1980-02-03")
+        );
+        assert_eq!(
+            numeric_date_key("25/12/1980", true).as_deref(),
+            Some("1980-12-25")
+        );
+        assert_eq!(numeric_date_key("25/13/1980", true), None);
+        assert_eq!(numeric_date_key("1/2/80", true), None);
+        assert_eq!(numeric_date_key("1/2/1980/4", true), None);
+        assert_eq!(numeric_date_key("1/٢/1980", true), None);
         assert_eq!(date_key("1980-0٢-03"), None);
         assert_eq!(
             email_key("ann.lee+x@googlemail.com"),
@@ -879,6 +1026,19 @@ mod tests {
     }
 
     #[test]
+    fn region_keys_fold_names_into_codes() {
+        assert_eq!(region_key(" New  York ").as_deref(), Some("ny"));
+        assert_eq!(region_key("N.Y.").as_deref(), Some("ny"));
+        assert_eq!(region_key("ny").as_deref(), Some("ny"));
+        assert_eq!(region_key("Québec").as_deref(), Some("qc"));
+        assert_eq!(
+            region_key("Nordrhein-Westfalen").as_deref(),
+            Some("nordrhein-westfalen")
+        );
+        assert_eq!(region_key("  "), None);
+    }
+
+    #[test]
     fn a_file_round_trips_with_its_new_column() {
         let dir = std::env::temp_dir().join(format!("crmkit-dedupe-file-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -898,6 +1058,7 @@ mod tests {
                 (Field::LastName, 1),
                 (Field::Email, 2),
                 (Field::Phone, 3),
+                (Field::Country, 4),
             ],
             country: Some(4),
             default_region: "US".into(),
@@ -910,6 +1071,9 @@ mod tests {
         assert_eq!(text(Field::Email, 0).as_deref(), Some("annlee@gmail.com"));
         assert_eq!(text(Field::Phone, 0).as_deref(), Some("079460958"));
         assert_eq!(text(Field::Phone, 2).as_deref(), Some("025550143"));
+        // The country is keyed by its ISO code, whatever its spelling.
+        assert_eq!(text(Field::Country, 0).as_deref(), Some("gb"));
+        assert_eq!(text(Field::Country, 2), None);
         // A full name in the first-name field is split.
         assert_eq!(text(Field::FirstName, 1).as_deref(), Some("lee"));
         assert_eq!(text(Field::LastName, 1).as_deref(), Some("ann"));

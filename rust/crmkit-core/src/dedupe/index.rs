@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::block::{blocks_of, key_of, ranks, sort_key, KeyTables, Rule};
 use super::compare::{compare_sides, email_restates_name, Side};
-use super::data::{Dataset, Field, Value, NULL, UNSEEN};
+use super::data::{Dataset, Field, Value, NULL, N_FIELDS, UNSEEN};
 use super::matcher::Matcher;
 use super::score::{probability, Weights};
 use crate::{CoreError, CoreResult};
@@ -123,7 +123,7 @@ impl Index {
                 "threshold must be between 0 and 1".into(),
             ));
         }
-        let mut owned: Vec<Option<(u32, Value)>> = vec![None; 9];
+        let mut owned: Vec<Option<(u32, Value)>> = vec![None; N_FIELDS];
         for (f, v) in record {
             let k = f.index();
             let (Some(text), Some(col)) = (
@@ -138,7 +138,7 @@ impl Index {
                 None => (UNSEEN, Value::new(*f, text)),
             });
         }
-        let mut values = [None; 9];
+        let mut values = [None; N_FIELDS];
         for (k, o) in owned.iter().enumerate() {
             values[k] = o.as_ref().map(|(c, v)| (*c, v));
         }
@@ -178,9 +178,9 @@ impl Index {
             .into_iter()
             .filter_map(|r| {
                 let other = side(r as usize);
-                let mut lv = [0u8; 9];
+                let mut lv = [0u8; N_FIELDS];
                 let sw = compare_sides(fields, &me, &other, &mut lv);
-                let mut codes = [NULL; 9];
+                let mut codes = [NULL; N_FIELDS];
                 for (k, v) in other.values.iter().enumerate() {
                     if let Some((c, _)) = v {
                         codes[k] = *c;

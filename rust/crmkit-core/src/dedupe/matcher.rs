@@ -9,7 +9,7 @@ use super::block::{self, candidate_pairs, unpack, BlockLimits, BlockStats, Rule}
 use super::bound::{self, Bounds};
 use super::cluster::{cluster_weighted, Clusters};
 use super::compare::{self, level_names, n_levels};
-use super::data::{Column, Dataset, Field, NULL};
+use super::data::{Column, Dataset, Field, NULL, N_FIELDS};
 use super::score::{self, pack_levels, probability, EmSettings, Model, Weights};
 use crate::{CoreError, CoreResult};
 
@@ -57,8 +57,8 @@ impl Default for Config {
             max_block: 5,
             window: 1,
             max_pairs_per_record: 3.0,
-            train_pairs: 300_000,
-            random_pairs: 300_000,
+            train_pairs: 150_000,
+            random_pairs: 150_000,
             em_max_iter: 200,
             em_tol: 1e-6,
             guard: 0.5,
@@ -270,7 +270,7 @@ impl Matcher {
                                 "a labelled pair names an unknown id".into(),
                             ));
                         };
-                        let mut lv = [0u8; 9];
+                        let mut lv = [0u8; N_FIELDS];
                         feats.levels(&ds, &restates, &fields, i as usize, j as usize, &mut lv);
                         Ok((pack_levels(&lv), y))
                     })
@@ -321,15 +321,15 @@ impl Matcher {
     }
 
     /// Comparison levels of a pair of rows, and whether names were swapped.
-    pub fn levels(&self, i: usize, j: usize) -> ([u8; 9], bool) {
-        let mut lv = [0u8; 9];
+    pub fn levels(&self, i: usize, j: usize) -> ([u8; N_FIELDS], bool) {
+        let mut lv = [0u8; N_FIELDS];
         let sw = self
             .feats
             .levels(&self.ds, &self.restates, &self.fields, i, j, &mut lv);
         (lv, sw)
     }
 
-    fn codes(&self, i: usize) -> [u32; 9] {
+    fn codes(&self, i: usize) -> [u32; N_FIELDS] {
         self.feats.rows[i].codes
     }
 
@@ -372,7 +372,7 @@ impl Matcher {
                         }
                         let (i, j) = unpack(p);
                         let (i, j) = (i as usize, j as usize);
-                        let mut raw = [bound::UNKNOWN; 9];
+                        let mut raw = [bound::UNKNOWN; N_FIELDS];
                         if let Some(target) = target {
                             if !bounds.may_reach_with(
                                 &self.weights,
@@ -388,7 +388,7 @@ impl Matcher {
                         }
                         scored += 1;
                         // The levels the bound computed are not computed again.
-                        let mut lv = [0u8; 9];
+                        let mut lv = [0u8; N_FIELDS];
                         let sw = self.feats.levels_with(
                             &self.ds,
                             &self.restates,
@@ -487,7 +487,7 @@ fn train(
     labelled: &[(u64, bool)],
 ) -> Model {
     let n = ds.len();
-    let levels = |i: u32, j: u32, lv: &mut [u8; 9]| {
+    let levels = |i: u32, j: u32, lv: &mut [u8; N_FIELDS]| {
         feats.levels(ds, restates, fields, i as usize, j as usize, lv);
     };
     // u from random pairs.
@@ -516,7 +516,7 @@ fn train(
                         .collect::<Vec<_>>()
                 },
                 |mut acc, &(i, j)| {
-                    let mut lv = [0u8; 9];
+                    let mut lv = [0u8; N_FIELDS];
                     levels(i, j, &mut lv);
                     for (k, f) in fields.iter().enumerate() {
                         acc[k][lv[f.index()] as usize] += 1;
@@ -557,7 +557,7 @@ fn train(
         .with_min_len(4096)
         .map(|&p| {
             let (i, j) = unpack(p);
-            let mut lv = [0u8; 9];
+            let mut lv = [0u8; N_FIELDS];
             levels(i, j, &mut lv);
             pack_levels(&lv)
         })
@@ -716,7 +716,7 @@ mod tests {
     fn feature_levels_equal_the_value_comparisons() {
         use crate::dedupe::compare::{compare_sides, Side};
         // Small pools of values with typos, so that every level comes up.
-        let pools: [(Field, &[&str]); 9] = [
+        let pools: [(Field, &[&str]); N_FIELDS] = [
             (
                 Field::FirstName,
                 &["ann", "anne", "bill", "william", "a", "lee"],
@@ -770,6 +770,8 @@ mod tests {
                 Field::Company,
                 &["acme inc", "acme", "acme corp", "widgets ltd"],
             ),
+            (Field::Country, &["us", "gb", "fr"]),
+            (Field::Region, &["ny", "ca", "bayern"]),
         ];
         let n = 300;
         let mut state = 3u64;
@@ -793,7 +795,7 @@ mod tests {
         let mut graded = 0;
         for i in 0..ds.len() {
             for j in i + 1..ds.len() {
-                let (mut x, mut y) = ([0u8; 9], [0u8; 9]);
+                let (mut x, mut y) = ([0u8; N_FIELDS], [0u8; N_FIELDS]);
                 let sx = m.feats.levels(ds, restates, &all, i, j, &mut x);
                 let sy = compare_sides(
                     &all,
@@ -804,10 +806,10 @@ mod tests {
                 assert_eq!((x, sx), (y, sy), "rows {i} {j}");
                 // The raw levels the bound computes give the same levels.
                 for t in [0.01, 0.5, 0.99] {
-                    let mut raw = [bound::UNKNOWN; 9];
+                    let mut raw = [bound::UNKNOWN; N_FIELDS];
                     let target = bound::target_weight(t).unwrap();
                     if b.may_reach_with(&m.weights, ds, &m.feats, i, j, target, &mut raw) {
-                        let mut z = [0u8; 9];
+                        let mut z = [0u8; N_FIELDS];
                         let sz = m.feats.levels_with(ds, restates, &all, i, j, &mut z, &raw);
                         assert_eq!((z, sz), (x, sx), "rows {i} {j} at {t}");
                     }
@@ -817,6 +819,51 @@ mod tests {
             }
         }
         assert!(graded > 0);
+    }
+
+    #[test]
+    fn a_country_disagreement_weighs_against_a_match() {
+        // Pairs of rows of one person share a name and a country; a namesake
+        // in another country shares only the name.
+        let firsts = ["ann", "bob", "cara", "dan", "eve", "fay", "gus"];
+        let lasts = ["lee", "okafor", "zhang", "smith", "nagy", "kowalski"];
+        let countries = ["us", "gb", "fr", "de"];
+        let n = 600;
+        let mut s = 5u64;
+        let (mut first, mut last, mut email, mut country) = (vec![], vec![], vec![], vec![]);
+        for r in 0..n {
+            let p = r / 2;
+            first.push(Some(firsts[p % firsts.len()].to_string()));
+            last.push(Some(lasts[(p / 7) % lasts.len()].to_string()));
+            let keep = splitmix(&mut s) % 2 == 0;
+            email.push(keep.then(|| format!("p{p}@x.org")));
+            country.push(Some(countries[p % 4].to_string()));
+        }
+        let (ds, _) = Dataset::from_columns(
+            (0..n as i64).collect(),
+            vec![
+                (Field::FirstName, first),
+                (Field::LastName, last),
+                (Field::Email, email),
+                (Field::Country, country),
+            ],
+        )
+        .unwrap();
+        let m = Matcher::fit(Config::default(), ds, vec![], None, &[]).unwrap();
+        let fm = m.model().field(Field::Country).unwrap();
+        assert_eq!(fm.weight(compare::L_EXACT), 0.0);
+        assert!(fm.weight(compare::l_different(Field::Country)) < -3.0);
+        // Rows 0 and 2 * 42 = 84 share a name; 84's person lives elsewhere.
+        let (lv, _) = m.levels(0, 84);
+        assert_eq!(lv[Field::FirstName.index()], compare::L_EXACT);
+        assert_eq!(
+            lv[Field::Country.index()],
+            compare::l_different(Field::Country)
+        );
+        let e = m.explain(0, 84).unwrap();
+        let c = e.fields.iter().find(|f| f.field == Field::Country).unwrap();
+        assert_eq!(c.level, "different");
+        assert!(c.weight < -3.0);
     }
 
     #[test]

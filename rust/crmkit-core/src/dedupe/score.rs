@@ -29,7 +29,7 @@
 //! clamped to ±[`TF_CLAMP`] bits.
 
 use super::compare::{self, has_tf, is_neutral, n_levels, L_EXACT, L_NULL};
-use super::data::{Column, Field};
+use super::data::{Column, Field, N_FIELDS};
 use crate::{CoreError, CoreResult};
 
 /// Bound (in bits) of a term-frequency adjustment.
@@ -117,7 +117,7 @@ impl Model {
 }
 
 /// Packs a comparison vector (levels in [`Field::ALL`] order) into a `u64`.
-pub fn pack_levels(levels: &[u8; 9]) -> u64 {
+pub fn pack_levels(levels: &[u8; N_FIELDS]) -> u64 {
     levels
         .iter()
         .enumerate()
@@ -146,6 +146,12 @@ fn initial_m(field: Field) -> Vec<f64> {
     let middle = n - 3; // levels strictly between exact and different
     m[L_EXACT as usize] = if middle == 0 { 0.9 } else { 0.7 };
     m[n - 1] = 0.1;
+    if field == Field::Country {
+        // A person keeps their country: records of one person that name
+        // different countries are rare.
+        m[L_EXACT as usize] = 0.99;
+        m[n - 1] = 0.01;
+    }
     for l in 2..n - 1 {
         m[l] = 0.2 / middle as f64;
     }
@@ -331,7 +337,7 @@ pub struct Weights {
     /// The fields compared.
     pub fields: Vec<Field>,
     /// Weight per field index and level.
-    pub level: [[f64; 16]; 9],
+    pub level: [[f64; 16]; N_FIELDS],
     /// Term-frequency adjustment per field index and dictionary code.
     pub tf: Vec<Option<Vec<f32>>>,
     /// Per first-name code, the adjustment its text would get as a surname;
@@ -360,8 +366,8 @@ fn cross_table(from: &Column, to: &Column, to_tf: &[f32]) -> Vec<f32> {
 impl Weights {
     /// Build the weight tables of a model for a dataset's columns.
     pub fn new(model: &Model, columns: &[Option<Column>]) -> Weights {
-        let mut level = [[0.0; 16]; 9];
-        let mut tf = vec![None; 9];
+        let mut level = [[0.0; 16]; N_FIELDS];
+        let mut tf = vec![None; N_FIELDS];
         let mut fields = Vec::new();
         for fm in &model.fields {
             let k = fm.field.index();
@@ -401,8 +407,13 @@ impl Weights {
     /// rodriguez` written the other way round, not as rare as a first name
     /// `rodriguez` makes it look. A name written swapped on both records
     /// would otherwise count as a rare name.
-    pub fn adjustments(&self, levels: &[u8; 9], codes: &[u32; 9], swapped: bool) -> [f64; 9] {
-        let mut out = [0.0; 9];
+    pub fn adjustments(
+        &self,
+        levels: &[u8; N_FIELDS],
+        codes: &[u32; N_FIELDS],
+        swapped: bool,
+    ) -> [f64; N_FIELDS] {
+        let mut out = [0.0; N_FIELDS];
         for &f in &self.fields {
             let k = f.index();
             if !(swapped && matches!(f, Field::FirstName | Field::LastName)) {
@@ -447,7 +458,7 @@ impl Weights {
     /// Total match weight of a comparison vector; `codes[k]` is the left
     /// side's dictionary code of field `k` (for term frequencies), `swapped`
     /// disables the name adjustments.
-    pub fn total(&self, levels: &[u8; 9], codes: &[u32; 9], swapped: bool) -> f64 {
+    pub fn total(&self, levels: &[u8; N_FIELDS], codes: &[u32; N_FIELDS], swapped: bool) -> f64 {
         let adj = self.adjustments(levels, codes, swapped);
         let mut w = self.prior;
         for &f in &self.fields {
@@ -478,7 +489,7 @@ mod tests {
         let total = 1_000_000f64;
         for bits in 0..8u32 {
             let agree = |k: u32| bits & (1 << k) != 0;
-            let mut levels = [0u8; 9];
+            let mut levels = [0u8; N_FIELDS];
             let mut pm = 0.2;
             let mut pu = 0.8;
             for (k, f) in fields.iter().enumerate() {
@@ -536,7 +547,7 @@ mod tests {
             .iter()
             .map(|s| Some(s.to_string()))
             .collect();
-        let mut columns: Vec<Option<Column>> = vec![None; 9];
+        let mut columns: Vec<Option<Column>> = vec![None; N_FIELDS];
         columns[Field::City.index()] = Some(Column::build(Field::City, &raw));
         let mut model = Model {
             prior: 0.25,
@@ -566,7 +577,7 @@ mod tests {
             let raw: Vec<Option<String>> = v.iter().map(|s| Some(s.to_string())).collect();
             Some(Column::build(f, &raw))
         };
-        let mut columns: Vec<Option<Column>> = vec![None; 9];
+        let mut columns: Vec<Option<Column>> = vec![None; N_FIELDS];
         let (fi, li) = (Field::FirstName.index(), Field::LastName.index());
         columns[fi] = col(
             Field::FirstName,
@@ -603,14 +614,14 @@ mod tests {
             iterations: 1,
         };
         let w = Weights::new(&model, &columns);
-        let mut levels = [0u8; 9];
+        let mut levels = [0u8; N_FIELDS];
         levels[fi] = L_EXACT;
         levels[li] = L_EXACT;
         let code = |k: usize, t: &str| {
             let c = columns[k].as_ref().unwrap();
             c.values.iter().position(|v| &*v.text == t).unwrap() as u32
         };
-        let mut codes = [0u32; 9];
+        let mut codes = [0u32; N_FIELDS];
         // `rodriguez mary`: rare as written, common the other way round.
         codes[fi] = code(fi, "rodriguez");
         codes[li] = code(li, "mary");
@@ -632,7 +643,7 @@ mod tests {
 
     #[test]
     fn packing_round_trips() {
-        let mut l = [0u8; 9];
+        let mut l = [0u8; N_FIELDS];
         l[0] = 7;
         l[8] = 3;
         let p = pack_levels(&l);
