@@ -1,5 +1,7 @@
 //! Email normalization.
 
+use crate::convert::is_py_space;
+
 /// Options for [`normalize_email`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EmailOptions {
@@ -11,15 +13,18 @@ pub struct EmailOptions {
 
 /// Normalize one email address: trim, lowercase, optional plus-tag and Gmail
 /// dot folding. Returns `None` when the value is not an address
-/// (no single `@`, empty local part or domain, whitespace inside).
+/// (no single `@`, empty local part or domain, whitespace or a control
+/// character inside).
 pub fn normalize_email(raw: &str, opts: EmailOptions) -> Option<String> {
-    let s = raw.trim().trim_start_matches("mailto:");
-    let s = s.trim_matches(|c: char| c == '<' || c == '>' || c.is_whitespace());
+    // Whitespace as Python's `str.strip` knows it, so that an email trimmed
+    // by the importer and one trimmed here agree.
+    let s = raw.trim_matches(is_py_space).trim_start_matches("mailto:");
+    let s = s.trim_matches(|c: char| c == '<' || c == '>' || is_py_space(c));
     let (local, domain) = s.rsplit_once('@')?;
     if local.is_empty() || domain.is_empty() || local.contains('@') {
         return None;
     }
-    if s.chars().any(char::is_whitespace) {
+    if s.chars().any(|c| is_py_space(c) || c.is_control()) {
         return None;
     }
     let mut domain = domain.trim_end_matches('.').to_lowercase();
@@ -47,6 +52,18 @@ pub fn normalize_email(raw: &str, opts: EmailOptions) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trims_as_python_does_and_refuses_control_characters() {
+        let o = EmailOptions::default();
+        assert_eq!(
+            normalize_email("\u{1c}a@b.com\u{1f}", o).as_deref(),
+            Some("a@b.com")
+        );
+        assert_eq!(normalize_email("0@0.\u{1c}", o), None);
+        assert_eq!(normalize_email("a@b\u{1c}.com", o), None);
+        assert_eq!(normalize_email("a@b.c\u{1}om", o), None);
+    }
 
     #[test]
     fn lowercases_and_trims() {
