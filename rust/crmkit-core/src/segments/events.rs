@@ -358,21 +358,27 @@ impl Events {
     /// in time order, then appended ones in arrival order.
     #[inline]
     pub fn for_each_of(&self, row: usize, mut f: impl FnMut(Event)) {
+        self.for_each_stored(row, |k, ke, p| {
+            f(Event {
+                kind: k as u32,
+                time: ke.time.get(p),
+                amount: ke.amount(p),
+            })
+        });
+        if let Some(more) = self.extra.get(&(row as u32)) {
+            more.iter().for_each(|&e| f(e));
+        }
+    }
+
+    /// Call `f(kind, its events, position)` on each stored event of a row.
+    #[inline]
+    fn for_each_stored(&self, row: usize, mut f: impl FnMut(usize, &KindEvents, usize)) {
         let ix = self.row_index();
         if let (Some(&a), Some(&b)) = (ix.start.get(row), ix.start.get(row + 1)) {
             for &g in &ix.pos[a as usize..b as usize] {
                 let k = self.kind_base.partition_point(|&x| x <= g) - 1;
-                let p = (g - self.kind_base[k]) as usize;
-                let ke = &self.by_kind[k];
-                f(Event {
-                    kind: k as u32,
-                    time: ke.time.get(p),
-                    amount: ke.amount(p),
-                });
+                f(k, &self.by_kind[k], (g - self.kind_base[k]) as usize);
             }
-        }
-        if let Some(more) = self.extra.get(&(row as u32)) {
-            more.iter().for_each(|&e| f(e));
         }
     }
 
@@ -400,21 +406,15 @@ impl Events {
     /// Last step: start loading the time and amount of each of the row's
     /// stored events.
     pub(crate) fn prefetch_events(&self, row: usize) {
-        let ix = self.row_index();
-        if let (Some(&a), Some(&b)) = (ix.start.get(row), ix.start.get(row + 1)) {
-            for &g in &ix.pos[a as usize..b as usize] {
-                let k = self.kind_base.partition_point(|&x| x <= g) - 1;
-                let p = (g - self.kind_base[k]) as usize;
-                let ke = &self.by_kind[k];
-                match &ke.time {
-                    Times::W32(v) => super::eval::prefetch(&v[p]),
-                    Times::W64(v) => super::eval::prefetch(&v[p]),
-                }
-                if let Some(x) = ke.amount.get(p) {
-                    super::eval::prefetch(x);
-                }
+        self.for_each_stored(row, |_, ke, p| {
+            match &ke.time {
+                Times::W32(v) => super::eval::prefetch(&v[p]),
+                Times::W64(v) => super::eval::prefetch(&v[p]),
             }
-        }
+            if let Some(x) = ke.amount.get(p) {
+                super::eval::prefetch(x);
+            }
+        });
     }
 
     /// The events of a row, collected.
