@@ -211,6 +211,16 @@ def write_clusters_jsonl(
     """Write ``src``'s object lines to ``dst``, each as it was with member ``column``
     set to its cluster id plus ``offset``; returns the rows written."""
 
+def phone_keys(values: list[str | None]) -> list[str | None]:
+    """Match keys of phones: the last nine digits of numbers of seven digits or more."""
+
+def date_keys(
+    values: list[str | None], countries: list[str | None] | None = None
+) -> list[str | None]:
+    """Match keys of dates: ``YYYY-MM-DD`` as written, or read from ``d.m.yyyy`` and
+    ``d/m/yyyy`` (``m/d/yyyy`` for a US row or one without a country); a number over
+    12 is the day whatever the order."""
+
 def region_keys(values: list[str | None]) -> list[str | None]:
     """Match keys of states, provinces or regions: lowercase, dots dropped, a US state or
     Canadian province named in full turned into its two-letter code."""

@@ -233,55 +233,6 @@ def _lower(values: Sequence[Any]) -> list[str | None]:
     return out
 
 
-def _phone_key(values: Sequence[Any]) -> list[str | None]:
-    out: list[str | None] = []
-    for v in values:
-        if v is None:
-            out.append(None)
-            continue
-        s = str(v)
-        # Normalized (E.164) numbers are "+" and digits: no need to filter.
-        plain = s[:1] == "+" and s[1:].isascii() and s[1:].isdigit()
-        d = s[1:] if plain else "".join(c for c in s if "0" <= c <= "9")
-        out.append(d[-9:] if len(d) >= 7 else None)
-    return out
-
-
-def _numeric_date(s: str, us: bool) -> str | None:
-    """``YYYY-MM-DD`` of ``d.m.yyyy`` or ``d/m/yyyy`` (``m/d/yyyy`` when ``us``); a
-    number over 12 is the day whatever the order."""
-    s = s.strip()
-    parts = s.split("/" if "/" in s else ".")
-    if len(parts) != 3:
-        return None
-    sizes = ((1, 2), (1, 2), (4, 4))
-    if not all(
-        lo <= len(p) <= hi and p.isascii() and p.isdigit()
-        for p, (lo, hi) in zip(parts, sizes, strict=True)
-    ):
-        return None
-    a, b, y = (int(p) for p in parts)
-    m, d = (a, b) if "/" in s and us else (b, a)
-    if m > 12 and d <= 12:
-        m, d = d, m
-    return f"{y:04d}-{m:02d}-{d:02d}" if 1 <= m <= 12 and 1 <= d <= 31 else None
-
-
-def _date_key(values: Sequence[Any], countries: Sequence[Any] | None = None) -> list[str | None]:
-    out: list[str | None] = []
-    for k, v in enumerate(values):
-        s = str(v).strip()[:10] if v is not None else ""
-        # YYYY-MM-DD in ASCII digits.
-        d = s[:4] + s[5:7] + s[8:]
-        ok = len(s) == 10 and s[4] == s[7] == "-" and d.isascii() and d.isdecimal()
-        if ok or v is None:
-            out.append(s if ok else None)
-            continue
-        country = countries[k] if countries is not None else None
-        out.append(_numeric_date(str(v), country is None or str(country).upper() == "US"))
-    return out
-
-
 def match_keys(columns: Mapping[str, Sequence[Any]]) -> dict[str, list[str | None]]:
     """Match keys for the matcher from normalized contact columns.
 
@@ -306,10 +257,14 @@ def match_keys(columns: Mapping[str, Sequence[Any]]) -> dict[str, list[str | Non
                 fold_gmail_dots=True,
             )
         elif f == "phone":
-            out[f] = _phone_key(vals)
+            out[f] = _core.phone_keys(vals)
         elif f == "birth_date":
             # Day and month as numbers are read in the order of the row's country.
-            out[f] = _date_key(vals, columns.get("country"))
+            countries = columns.get("country")
+            out[f] = _core.date_keys(
+                vals,
+                None if countries is None else [None if c is None else str(c) for c in countries],
+            )
         elif f == "region":
             out[f] = _core.region_keys(vals)
         else:

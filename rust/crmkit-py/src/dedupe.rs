@@ -595,6 +595,44 @@ fn write_clusters_jsonl(
     )
 }
 
+/// The match keys of phones: the last nine digits of seven or more (see
+/// `file::phone_key`).
+#[pyfunction]
+fn phone_keys(values: Vec<Option<String>>) -> Vec<Option<String>> {
+    values
+        .iter()
+        .map(|v| v.as_deref().and_then(file::phone_key))
+        .collect()
+}
+
+/// The match keys of dates: `YYYY-MM-DD` as written, or read from day, month
+/// and year as numbers in the order of the row's country (month first for
+/// the US or no country; see `file::numeric_date_key`).
+#[pyfunction]
+#[pyo3(signature = (values, countries = None))]
+fn date_keys(
+    values: Vec<Option<String>>,
+    countries: Option<Vec<Option<String>>>,
+) -> PyResult<Vec<Option<String>>> {
+    if countries.as_ref().is_some_and(|c| c.len() != values.len()) {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "countries and values differ in length",
+        ));
+    }
+    Ok(values
+        .iter()
+        .enumerate()
+        .map(|(r, v)| {
+            let v = v.as_deref()?;
+            file::date_key(v).map(str::to_string).or_else(|| {
+                let country = countries.as_ref().and_then(|c| c[r].as_deref());
+                let us = country.is_none_or(|c| c.eq_ignore_ascii_case("US"));
+                file::numeric_date_key(v, us)
+            })
+        })
+        .collect())
+}
+
 /// The match keys of states, provinces or regions (see `file::region_key`).
 #[pyfunction]
 fn region_keys(values: Vec<Option<String>>) -> Vec<Option<String>> {
@@ -700,5 +738,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(write_clusters_csv, m)?)?;
     m.add_function(wrap_pyfunction!(match_keys_of_cells, m)?)?;
     m.add_function(wrap_pyfunction!(region_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(phone_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(date_keys, m)?)?;
     Ok(())
 }
