@@ -520,13 +520,22 @@ fn execute(api: &Api, db: *mut Db, rows: &Rows) -> Result<u64, Fail> {
     Ok(changed)
 }
 
-/// The open handle of `conn`, checked to be a `sqlite3.Connection` inside a
-/// transaction.
-fn open_handle(py: Python<'_>, api: &Api, conn: &Bound<'_, PyAny>) -> PyResult<usize> {
+/// The `sqlite3` module, once `conn` is checked to be one of its connections.
+fn check_connection<'py>(
+    py: Python<'py>,
+    conn: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyModule>> {
     let sqlite3 = py.import("sqlite3")?;
     if !conn.is_instance(&sqlite3.getattr("Connection")?)? {
         return Err(PyTypeError::new_err("conn must be a sqlite3.Connection"));
     }
+    Ok(sqlite3)
+}
+
+/// The open handle of `conn`, checked to be a `sqlite3.Connection` inside a
+/// transaction.
+fn open_handle(py: Python<'_>, api: &Api, conn: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let sqlite3 = check_connection(py, conn)?;
     let programming = |msg: &str| -> PyResult<PyErr> {
         Ok(PyErr::from_value(
             sqlite3.getattr("ProgrammingError")?.call1((msg,))?,
@@ -636,10 +645,7 @@ impl BulkWriter {
     #[new]
     fn new(py: Python<'_>, conn: Bound<'_, PyAny>) -> PyResult<Self> {
         let api = api(py).ok_or_else(unavailable)?;
-        let sqlite3 = py.import("sqlite3")?;
-        if !conn.is_instance(&sqlite3.getattr("Connection")?)? {
-            return Err(PyTypeError::new_err("conn must be a sqlite3.Connection"));
-        }
+        check_connection(py, &conn)?;
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress::default()),
             idle: Condvar::new(),
