@@ -683,16 +683,11 @@ mod tests {
         let (first, last): (Vec<_>, Vec<_>) = (0..n).map(|_| (pick(true), pick(true))).unzip();
         let email: Vec<Option<String>> =
             (0..n).map(|r| Some(format!("p{}@x.org", r % 40))).collect();
-        let (ds, _) = Dataset::from_columns(
-            (0..n as i64).collect(),
-            vec![
-                (Field::FirstName, first),
-                (Field::LastName, last),
-                (Field::Email, email),
-            ],
-        )
-        .unwrap();
-        let m = Matcher::fit(Config::default(), ds, vec![], None, &[]).unwrap();
+        let m = fit_rows(vec![
+            (Field::FirstName, first),
+            (Field::LastName, last),
+            (Field::Email, email),
+        ]);
         let b = Bounds::new(&m.weights);
         let mut swaps = 0;
         for t in [0.05, 0.5, 0.95] {
@@ -787,8 +782,7 @@ mod tests {
                 (*f, col)
             })
             .collect();
-        let (ds, _) = Dataset::from_columns((0..n as i64).collect(), cols).unwrap();
-        let m = Matcher::fit(Config::default(), ds, vec![], None, &[]).unwrap();
+        let m = fit_rows(cols);
         let (ds, restates) = (&m.ds, &m.restates);
         let all = ds.fields();
         let b = Bounds::new(&m.weights);
@@ -821,6 +815,13 @@ mod tests {
         assert!(graded > 0);
     }
 
+    /// A matcher fitted with the default settings on rows `0..n` of `cols`.
+    fn fit_rows(cols: Vec<(Field, Vec<Option<String>>)>) -> Matcher {
+        let n = cols.first().map_or(0, |c| c.1.len());
+        let (ds, _) = Dataset::from_columns((0..n as i64).collect(), cols).unwrap();
+        Matcher::fit(Config::default(), ds, vec![], None, &[]).unwrap()
+    }
+
     #[test]
     fn a_country_disagreement_weighs_against_a_match() {
         // Pairs of rows of one person share a name and a country; a namesake
@@ -839,17 +840,12 @@ mod tests {
             email.push(keep.then(|| format!("p{p}@x.org")));
             country.push(Some(countries[p % 4].to_string()));
         }
-        let (ds, _) = Dataset::from_columns(
-            (0..n as i64).collect(),
-            vec![
-                (Field::FirstName, first),
-                (Field::LastName, last),
-                (Field::Email, email),
-                (Field::Country, country),
-            ],
-        )
-        .unwrap();
-        let m = Matcher::fit(Config::default(), ds, vec![], None, &[]).unwrap();
+        let m = fit_rows(vec![
+            (Field::FirstName, first),
+            (Field::LastName, last),
+            (Field::Email, email),
+            (Field::Country, country),
+        ]);
         let fm = m.model().field(Field::Country).unwrap();
         assert_eq!(fm.weight(compare::L_EXACT), 0.0);
         assert!(fm.weight(compare::l_different(Field::Country)) < -3.0);
