@@ -28,6 +28,11 @@ Run for real (100k rows; ``CRMKIT_BENCH_ROWS`` overrides, e.g. 1000000)::
 
     .venv/bin/pytest benches/bench_dedupe_peers.py --benchmark-enable -s
 
+``CRMKIT_BENCH_STRAY_RATE`` (default 1) is the generator's ``stray_rate``: at 0
+every duplicate keeps one of the person's own contact points, so that the
+figures show what each tool makes of the evidence there is (see
+:func:`crmkit.sample.generate`).
+
 By default (``--benchmark-disable``) each tool runs once on 2,000 rows as a smoke
 test that fails when a tool's clusters are garbage (pairwise F1 ≤ 0.5); at full
 size only crmkit is held to that, the peers' figures are reported as they come.
@@ -70,14 +75,27 @@ SPLINK_README_THRESHOLD = 0.95
 # -- data ----------------------------------------------------------------------
 
 
+def stray_rate() -> float:
+    """The generator's ``stray_rate`` for the benches' input (``CRMKIT_BENCH_STRAY_RATE``)."""
+    return float(os.environ.get("CRMKIT_BENCH_STRAY_RATE") or 1.0)
+
+
 def sample_dir(n: int, seed: int = SEED) -> Path:
     """A folder holding ``contacts.csv`` and ``truth.csv`` for ``n`` rows (cached)."""
     from crmkit.sample import generate
 
     root = Path(os.environ.get("CRMKIT_BENCH_CACHE") or tempfile.gettempdir())
-    d = root / f"crmkit-bench-peers-{n}-seed{seed}"
+    stray = stray_rate()
+    d = root / f"crmkit-bench-peers-{n}-seed{seed}" / ("" if stray == 1.0 else f"stray{stray:g}")
     if not (d / "ready").exists():
-        generate(d, contacts=n, seed=seed, with_interactions=False, with_companies=False)
+        generate(
+            d,
+            contacts=n,
+            seed=seed,
+            with_interactions=False,
+            with_companies=False,
+            stray_rate=stray,
+        )
         (d / "ready").touch()
     return d
 

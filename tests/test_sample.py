@@ -131,6 +131,43 @@ def test_duplicate_fraction_follows_the_setting(tmp_path: Path, rate: float) -> 
     assert info.duplicate_rows == len(truth) - len(entities)
 
 
+def _strays(stray_rate: float) -> tuple[int, int, int]:
+    """(duplicates, duplicates sharing no email, phone or postcode with the person's
+    first row, duplicates with no email, phone, street or postcode at all)."""
+    first: dict[str, list[str]] = {}
+    at = {h: CONTACT_HEADER.index(h) for h in ("Email", "Phone", "Street", "Postcode")}
+
+    def points(row: list[str]) -> tuple[str, str, str]:
+        email = row[at["Email"]].strip().lower()
+        digits = re.sub(r"\D", "", row[at["Phone"]])
+        return email, digits[-7:], row[at["Postcode"]].replace(" ", "").lower()
+
+    dups = strays = bare = 0
+    for row, entity in iter_contacts(6000, seed=5, stray_rate=stray_rate):
+        if entity not in first:
+            first[entity] = row
+            continue
+        dups += 1
+        a, b = points(first[entity]), points(row)
+        if not any(x and x == y for x, y in zip(a, b, strict=True)):
+            strays += 1
+        if not any(row[j].strip() for j in at.values()):
+            bare += 1
+    return dups, strays, bare
+
+
+def test_stray_rate_gives_duplicates_back_a_contact_point() -> None:
+    dups, strays, bare = _strays(1.0)
+    assert strays > 0.08 * dups
+    assert bare > 0.02 * dups
+    dups0, strays0, bare0 = _strays(0.0)
+    assert abs(dups0 - dups) < 0.05 * dups
+    assert strays0 < 0.6 * strays
+    assert bare0 == 0
+    _, strays_half, _ = _strays(0.5)
+    assert strays0 < strays_half < strays
+
+
 def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path: Path) -> None:
     a = generate(tmp_path / "a", contacts=1500, seed=11)
     b = generate(tmp_path / "b", contacts=1500, seed=11)
@@ -331,7 +368,14 @@ def test_zero_contacts_write_headers_only(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"contacts": -1}, {"duplicate_rate": 0.7}, {"duplicate_rate": -0.1}, {"years": 0}],
+    [
+        {"contacts": -1},
+        {"duplicate_rate": 0.7},
+        {"duplicate_rate": -0.1},
+        {"years": 0},
+        {"stray_rate": 1.5},
+        {"stray_rate": -0.1},
+    ],
 )
 def test_out_of_range_arguments_are_refused(tmp_path: Path, kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):

@@ -2097,8 +2097,11 @@ _HANDLE_WORDS = tuple(
 class _ContactGenerator:
     """Streams contact rows; the first record of each person, then their duplicates."""
 
-    def __init__(self, n: int, seed: int, duplicate_rate: float, as_of: datetime) -> None:
+    def __init__(
+        self, n: int, seed: int, duplicate_rate: float, as_of: datetime, stray_rate: float = 1.0
+    ) -> None:
         self.n = n
+        self.stray_rate = stray_rate
         self.rng = random.Random(f"crmkit.sample/contacts/{seed}")
         self.as_of = as_of
         self.as_of_ord = as_of.date().toordinal()
@@ -2437,8 +2440,9 @@ class _ContactGenerator:
             last = _whitespace(r, last)
 
         email, deliverable = ("", False) if prof == 3 and r() < 0.4 else self._dup_email(e)
-        if email:
-            e.emails.append((email.strip(), deliverable))
+        # Whether the row still carries one of the person's own contact points
+        # (their first email, phone or address, possibly misspelt).
+        contact = bool(email) and email != e.alt_email
 
         phone = ""
         if not (prof in (1, 2) and r() < 0.7):
@@ -2449,8 +2453,10 @@ class _ContactGenerator:
                 if x >= 0.40 or prof == 4:
                     style = m.phone_style.pick(r())
                 phone = _fmt_phone(code, area, sub, style)
+                contact = True
             elif x < 0.73:
                 phone = _fmt_phone(code, area, _digit_typo(r, sub), m.phone_style.pick(r()))
+                contact = True
             elif x < 0.80:
                 if e.alt_phone is None:
                     e.alt_phone = self._phone(m, e.city)
@@ -2471,6 +2477,8 @@ class _ContactGenerator:
                         self._street(code), new_city, new_city.state, self._postcode(new_city),
                     )  # fmt: skip
                 st, cty, st_state, pc = e.alt_address
+            elif x < 0.93:
+                contact = True
             if x < 0.93:
                 city, state, postcode = cty.name, st_state, pc
                 if x < 0.79:
@@ -2480,6 +2488,16 @@ class _ContactGenerator:
                     if x >= 0.74:
                         street = _typo(r, street)
                 city, state, postcode = self._dup_place(code, cty, city, state, postcode)
+
+        if not contact and self.stray_rate < 1.0 and r() >= self.stray_rate:
+            # Give the row back one contact point of the person, as its source would
+            # have it: a till asks for a phone number, the other sources an email.
+            if prof == 3:
+                phone = _fmt_phone(code, e.phone[0], e.phone[1], m.phone_style.pick(r()))
+            else:
+                email, deliverable = e.email, True
+        if email:
+            e.emails.append((email.strip(), deliverable))
 
         x = r()
         country = m.c.name if x < 0.65 else "" if x >= 0.88 else (
@@ -2960,9 +2978,13 @@ class SampleInfo:
     """Lines in ``interactions.jsonl`` (0 when not written)."""
 
 
-def _check(n: int, duplicate_rate: float, as_of: datetime | None) -> datetime:
+def _check(
+    n: int, duplicate_rate: float, as_of: datetime | None, stray_rate: float = 1.0
+) -> datetime:
     if n < 0:
         raise ValueError("contacts must be zero or more")
+    if not 0.0 <= stray_rate <= 1.0:
+        raise ValueError("stray_rate must be between 0 and 1")
     if not 0.0 <= duplicate_rate <= MAX_DUPLICATE_RATE:
         raise ValueError(f"duplicate_rate must be between 0 and {MAX_DUPLICATE_RATE}")
     if as_of is None:
@@ -2978,6 +3000,7 @@ def iter_contacts(
     seed: int = 42,
     duplicate_rate: float = 0.29,
     as_of: datetime | None = None,
+    stray_rate: float = 1.0,
 ) -> Iterator[tuple[list[str], str]]:
     """Stream ``n`` contact rows with their ground truth, without writing anything.
 
@@ -2985,14 +3008,15 @@ def iter_contacts(
     in :data:`CONTACT_HEADER` order and ``entity_id`` (``E0000001``…) names the
     person it belongs to. The rows are exactly those :func:`generate` writes to
     ``contacts.csv`` for the same arguments. ``as_of`` defaults to
-    :data:`DEFAULT_AS_OF`; a naive datetime is taken as UTC.
+    :data:`DEFAULT_AS_OF`; a naive datetime is taken as UTC. ``stray_rate`` is
+    described under :func:`generate`.
 
     Raises:
-        ValueError: ``n`` is negative or ``duplicate_rate`` is outside
-            ``[0, MAX_DUPLICATE_RATE]``.
+        ValueError: ``n`` is negative, ``duplicate_rate`` is outside
+            ``[0, MAX_DUPLICATE_RATE]`` or ``stray_rate`` outside ``[0, 1]``.
     """
-    when = _check(n, duplicate_rate, as_of)
-    return _ContactGenerator(n, seed, duplicate_rate, when).rows()
+    when = _check(n, duplicate_rate, as_of, stray_rate)
+    return _ContactGenerator(n, seed, duplicate_rate, when, stray_rate).rows()
 
 
 def generate_contacts_rows(
@@ -3001,6 +3025,7 @@ def generate_contacts_rows(
     seed: int = 42,
     duplicate_rate: float = 0.29,
     as_of: datetime | None = None,
+    stray_rate: float = 1.0,
 ) -> Iterator[list[str]]:
     """Stream ``n`` contact rows (lists of strings in :data:`CONTACT_HEADER` order).
 
@@ -3012,7 +3037,10 @@ def generate_contacts_rows(
             w.writerow(CONTACT_HEADER)
             w.writerows(generate_contacts_rows(1_000_000, seed=7))
     """
-    for row, _ in iter_contacts(n, seed=seed, duplicate_rate=duplicate_rate, as_of=as_of):
+    rows = iter_contacts(
+        n, seed=seed, duplicate_rate=duplicate_rate, as_of=as_of, stray_rate=stray_rate
+    )
+    for row, _ in rows:
         yield row
 
 
@@ -3026,6 +3054,7 @@ def generate(
     duplicate_rate: float = 0.29,
     with_interactions: bool = True,
     with_companies: bool = True,
+    stray_rate: float = 1.0,
 ) -> SampleInfo:
     """Write a sample customer base with its ground truth to ``out_dir``.
 
@@ -3062,6 +3091,14 @@ def generate(
             ``[0, MAX_DUPLICATE_RATE]``.
         with_interactions: Write ``interactions.jsonl``.
         with_companies: Write ``companies.csv``. The contacts are the same either way.
+        stray_rate: Of the duplicates whose mistakes leave them none of the
+            person's own contact points (their first email, phone or postal
+            address, even misspelt), the share kept that way; each of the others
+            gets one back, as its source would record it (a phone number for a
+            till, the email otherwise). Such strays share at most a name and a
+            city with the person's other records, and no matcher can link them
+            without labels. At 1.0 (the default) the duplicates are left as the
+            error model makes them: about one in eight is a stray.
 
     Returns:
         A :class:`SampleInfo` with the paths and counts.
@@ -3069,12 +3106,12 @@ def generate(
     Raises:
         ValueError: An argument is out of range.
     """
-    when = _check(contacts, duplicate_rate, as_of)
+    when = _check(contacts, duplicate_rate, as_of, stray_rate)
     if not years > 0:
         raise ValueError("years must be positive")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    gen = _ContactGenerator(contacts, seed, duplicate_rate, when)
+    gen = _ContactGenerator(contacts, seed, duplicate_rate, when, stray_rate)
     contacts_path = out_dir / "contacts.csv"
     truth_path = out_dir / "truth.csv"
     companies_path = out_dir / "companies.csv" if with_companies else None
