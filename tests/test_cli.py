@@ -40,6 +40,8 @@ def test_quickstart_end_to_end(tmp_path: Path, cli) -> None:  # type: ignore[no-
     steps = {s["step"]: s for s in summary["steps"]}
     assert steps["import contacts"]["created"] > 200
     assert steps["import interactions"]["interactions"] > 0
+    merged = steps["dedupe"]["merged"]
+    assert merged > 0 and steps["dedupe"]["contacts"] == steps["import contacts"]["created"]
     sent = steps["campaign welcome-back"]["sent"]
     outbox = demo / "out" / "outbox.jsonl"
     assert sent > 0 and len(outbox.read_text().splitlines()) == sent
@@ -48,6 +50,8 @@ def test_quickstart_end_to_end(tmp_path: Path, cli) -> None:  # type: ignore[no-
     assert r.exit_code == 0, r.output
     steps2 = {s["step"]: s for s in json.loads(r.stdout)["steps"]}
     assert steps2["import contacts"]["created"] == 0
+    assert steps2["dedupe"]["merged"] == 0
+    assert steps2["dedupe"]["contacts"] == steps["dedupe"]["contacts"] - merged
     assert steps2["campaign welcome-back"]["sent"] == 0
     assert len(outbox.read_text().splitlines()) == sent
     db = str(demo / "crmkit.db")

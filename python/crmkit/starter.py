@@ -8,7 +8,7 @@ from pathlib import Path
 from crmkit.errors import ConfigError
 
 WORKFLOW = """\
-# crmkit quickstart workflow: import, categorize, reach, report.
+# crmkit quickstart workflow: import, clean, categorize, segment, reach, report.
 # Run it with:  crmkit run workflow.toml   (safe to re-run)
 
 [store]
@@ -37,6 +37,9 @@ use = "jsonl"
 name = "interactions"
 path = "data/interactions.jsonl"
 kind = "interactions"
+
+[dedupe]                          # find duplicates, merge them into golden records
+rule = "most_complete"            # survivorship; `crmkit merges undo ID` undoes a merge
 
 [[categorize]]
 use = "lifecycle"
