@@ -574,21 +574,11 @@ pub fn candidate_pairs(
     // (pair, block size << 8 | rule): sorting puts each pair's smallest block first.
     let one = |k: usize, rule: &Rule| {
         let (keyed, ranges) = blocks_of(rule, &tables, rank, 2);
-        let oversized: Vec<usize> = ranges
+        let (windowed, largest) = ranges
             .iter()
             .map(|&(s, e)| e - s)
             .filter(|&n| n > lim.max_block)
-            .collect();
-        let warning = (!oversized.is_empty()).then(|| {
-            format!(
-                "blocking rule '{}': {} blocks larger than {} rows (largest {}) were searched with a sorted window of {}",
-                rule.name,
-                oversized.len(),
-                lim.max_block,
-                oversized.iter().max().copied().unwrap_or(0),
-                lim.window
-            )
-        });
+            .fold((0, 0), |(k, m), n| (k + 1, m.max(n)));
         let rule_tag = k.min(255) as u32;
         let pairs: Vec<(u64, u32)> = ranges
             .par_iter()
@@ -597,22 +587,41 @@ pub fn candidate_pairs(
                 block_pairs(&keyed[s..e], lim).map(move |p| (p, tag))
             })
             .collect();
-        (pairs, oversized.len(), warning)
+        (pairs, windowed, largest)
     };
     // Two rules at a time, so that the serial parts of one overlap the other.
     let mut per_rule: Vec<Vec<(u64, u32)>> = Vec::with_capacity(rules.len());
+    // Windowed blocks: one warning for all rules, naming the largest block's.
+    let (mut windowing_rules, mut largest) = (0, (0, ""));
     for (c, two) in rules.chunks(2).enumerate() {
         let done: Vec<_> = two
             .par_iter()
             .enumerate()
             .map(|(k, rule)| one(2 * c + k, rule))
             .collect();
-        for ((pairs, windowed, warning), rule) in done.into_iter().zip(two) {
+        for ((pairs, windowed, big), rule) in done.into_iter().zip(two) {
             stats.blocks_windowed += windowed;
-            warnings.extend(warning);
+            if windowed > 0 {
+                windowing_rules += 1;
+                if big > largest.0 {
+                    largest = (big, rule.name.as_str());
+                }
+            }
             stats.pairs_per_rule.push((rule.name.clone(), pairs.len()));
             per_rule.push(pairs);
         }
+    }
+    if windowing_rules > 0 {
+        warnings.push(format!(
+            "blocking: {} blocks larger than {} rows, in {} of {} rules, were searched with a sorted window of {} (largest: {} rows, rule '{}')",
+            stats.blocks_windowed,
+            lim.max_block,
+            windowing_rules,
+            rules.len(),
+            lim.window,
+            largest.0,
+            largest.1
+        ));
     }
     drop(tables);
     // One allocation for the union, each rule's pairs freed once moved.
@@ -790,6 +799,31 @@ mod tests {
         // Neighbours in sort order (surname) are paired.
         assert!(pairs.contains(&pack(0, 1)) && pairs.contains(&pack(0, 3)));
         assert!(!pairs.contains(&pack(0, 4)));
+        // Two rules windowing: one warning, naming the rule of the largest block.
+        let rows: Vec<(String, String, String)> = (0..50)
+            .map(|i| {
+                let last = if i < 20 { "same" } else { "other" };
+                (format!("n{i:02}"), last.to_string(), "pc".to_string())
+            })
+            .collect();
+        let refs: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str()))
+            .collect();
+        let rules = [
+            Rule::parse(&["last_name"]).unwrap(),
+            Rule::parse(&["postcode"]).unwrap(),
+        ];
+        let mut w = vec![];
+        let (_, stats) = run(&ds(&refs), &rules, &lim, &mut w);
+        assert_eq!(stats.blocks_windowed, 3);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("3 blocks larger than 10 rows, in 2 of 2 rules"));
+        assert!(
+            w[0].contains("largest: 50 rows, rule 'postcode'"),
+            "{}",
+            w[0]
+        );
     }
 
     #[test]
