@@ -18,7 +18,8 @@ from contextlib import contextmanager
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Pause the cycle collector for the block (nested blocks are fine)."""
+    """Pause the cycle collector for the block, or for each call of a function it
+    decorates (``@collector_paused()``); nested pauses are fine."""
     was = gc.isenabled()
     gc.disable()
     try:

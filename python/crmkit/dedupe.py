@@ -27,6 +27,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from crmkit import _core
+from crmkit.bulk import collector_paused
 from crmkit.errors import ConfigError, SourceError
 from crmkit.plugins import format_validation_error
 
@@ -333,6 +334,7 @@ def _run_keys(
     )
 
 
+@collector_paused()
 def find_duplicates(
     store: Store,
     config: DedupeConfig | None = None,

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from crmkit.bulk import collector_paused
 from crmkit.errors import ConfigError
 from crmkit.records import MergeEvent
 from crmkit.store.base import MergeSpec
@@ -283,6 +284,7 @@ def _plan_cluster(
     )
 
 
+@collector_paused()
 def build_plan(
     store: Store,
     clusters: Mapping[int, Sequence[int]] | DedupeResult,
@@ -333,6 +335,7 @@ def build_plan(
     return MergePlan(rule=rule, survivor=survivor, clusters=plans)
 
 
+@collector_paused()
 def apply_plan(
     kernel: Kernel,
     plan: MergePlan,
