@@ -16,6 +16,7 @@ from crmkit.hookspecs import hookimpl
 from crmkit.kernel import Kernel
 from crmkit.merge import RULES, MergePlan, apply_plan, build_plan, register_rule, undo
 from crmkit.records import Consent, MergeEvent
+from crmkit.store import merges as merges_module
 from crmkit.store.merges import MergeConflictError, list_merges, undo_check
 from crmkit.store.sqlite import SQLiteStore
 
@@ -195,15 +196,19 @@ def test_apply_relinks_everything_and_undo_restores_every_table(kernel: Kernel) 
     st.lists(st.integers(min_value=0, max_value=7), min_size=8, max_size=8),
     st.sampled_from(["most_complete", "most_recent"]),
     st.permutations(range(3)),
+    st.sampled_from([1, 2, 2048]),
 )
 def test_any_partition_merges_and_undoes_exactly(
     tmp_path_factory: pytest.TempPathFactory,
     labels: list[int],
     rule: str,
     undo_order: list[int],
+    step: int,
 ) -> None:
-    """Random clusterings of the seeded contacts: merge, undo in any allowed order, same store."""
+    """Random clusterings of the seeded contacts: merge (``step`` merges written
+    at a time), undo in any allowed order, same store."""
     k = Kernel.open(tmp_path_factory.mktemp("p") / "crm.db", disable_plugin_autoload=True)
+    default_step, merges_module._STEP = merges_module._STEP, step
     try:
         s = _seed(k)
         groups: dict[int, list[int]] = {}
@@ -215,10 +220,12 @@ def test_any_partition_merges_and_undoes_exactly(
         assert s.count_contacts() == 8 - sum(len(v) - 1 for v in clusters.values())
         # Merges of disjoint clusters can be undone in any order.
         order = [i for i in undo_order if i < len(events)] + list(range(3, len(events)))
+        assert [e.id for e in events] == list(range(1, len(events) + 1))
         for i in order:
             undo(k, events[i].id)
         assert _snapshot(s) == before
     finally:
+        merges_module._STEP = default_step
         k.close()
 
 

@@ -26,7 +26,7 @@ import msgspec
 from crmkit.errors import NotFoundError
 from crmkit.records import CONTACT_FIELDS, MergeEvent
 from crmkit.store.base import MergeConflictError, MergeSpec
-from crmkit.store.sqlite import SQLiteStore, from_epoch, in_lists
+from crmkit.store.sqlite import AUDIT_INSERT, SQLiteStore, audit_values, from_epoch, in_lists
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -63,14 +63,6 @@ def contact_rows(store: SQLiteStore, ids: Sequence[int]) -> dict[int, dict[str, 
     return out
 
 
-def _raw_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> list[dict[str, Any]]:
-    names = _contact_columns(conn)
-    rows = conn.execute(
-        f"SELECT * FROM contacts WHERE id IN ({_marks(len(ids))}) ORDER BY id", tuple(ids)
-    ).fetchall()
-    return [dict(zip(names, r, strict=True)) for r in rows]
-
-
 def _freeze(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row as JSON-safe data that keeps BLOBs apart from TEXT (``{"$blob": hex}``)."""
     return {k: {"$blob": v.hex()} if isinstance(v, bytes) else v for k, v in row.items()}
@@ -97,6 +89,11 @@ def _event(row: tuple[Any, ...]) -> MergeEvent:
 
 
 _EVENT_COLS = "id, survivor_id, merged_ids, score, explanation, provenance, created_at, undone_at"
+
+
+_STEP = 2048
+"""Merges written per step: their rows are read and written with a handful of
+statements (``IN`` lists and ``executemany``), not a dozen per merge."""
 
 
 def apply_merges(
@@ -129,84 +126,128 @@ def apply_merges(
     now = int(time.time())
     events: list[MergeEvent] = []
     conn = store.conn
+    names = _contact_columns(conn)
     try:
         with store.transaction():
-            for n, s in enumerate(specs, 1):
-                ids = [s.survivor_id, *s.merged_ids]
-                before = _raw_rows(conn, ids)
-                found = {r["id"]: r for r in before}
-                for i in ids:
-                    r = found.get(i)
-                    if r is None:
-                        raise MergeConflictError(f"contact {i} does not exist")
-                    if r["merged_into"] is not None:
-                        raise MergeConflictError(
-                            f"contact {i} was already merged into contact {r['merged_into']}"
-                        )
-                merged = list(s.merged_ids)
-                links: dict[str, dict[str, int]] = {}
-                for table in LINKED_TABLES:
-                    rows = conn.execute(
-                        f"SELECT id, contact_id FROM {table} WHERE contact_id IN "
-                        f"({_marks(len(merged))}) ORDER BY id",
-                        merged,
-                    ).fetchall()
-                    links[table] = {str(r[0]): r[1] for r in rows}
-                    if rows:
-                        conn.execute(
-                            f"UPDATE {table} SET contact_id = ? WHERE contact_id IN "
-                            f"({_marks(len(merged))})",
-                            (s.survivor_id, *merged),
-                        )
-                # Merged rows leave the live set first, so the survivor may take their email.
-                conn.execute(
-                    f"UPDATE contacts SET merged_into = ?, updated_at = ? WHERE id IN "
-                    f"({_marks(len(merged))})",
-                    (s.survivor_id, now, *merged),
-                )
-                vals = dict(s.values)
-                if "tags" in vals:
-                    vals["tags"] = _encode(list(vals["tags"])) if vals["tags"] else None
-                if "attrs" in vals:
-                    vals["attrs"] = _encode(dict(vals["attrs"])) if vals["attrs"] else None
-                cols = sorted(vals)
-                sets = "".join(f"{c} = ?, " for c in cols)
-                conn.execute(
-                    f"UPDATE contacts SET {sets}updated_at = ? WHERE id = ?",
-                    (*(vals[c] for c in cols), now, s.survivor_id),
-                )
-                provenance = {**s.provenance, "survivor_updated_at": now}
-                image = {"contacts": [_freeze(r) for r in before], "links": links}
-                cur = conn.execute(
-                    "INSERT INTO merges(survivor_id, merged_ids, score, explanation, provenance, "
-                    "before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        s.survivor_id,
-                        _encode(merged).decode(),
-                        s.score,
-                        _encode(s.explanation).decode() if s.explanation else None,
-                        _encode(provenance).decode(),
-                        _encode(image).decode(),
-                        now,
-                    ),
-                )
-                mid = int(cur.lastrowid or 0)
-                store.audit("contacts.merge", actor=actor, ids=ids, details={"merge_id": mid})
-                events.append(
-                    MergeEvent(
-                        id=mid,
-                        survivor_id=s.survivor_id,
-                        merged_ids=tuple(merged),
-                        score=s.score,
-                        explanation=dict(s.explanation),
-                        provenance=provenance,
-                        created_at=datetime.fromtimestamp(now, UTC),
-                    )
-                )
+            next_id = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM merges").fetchone()[0])
+            for at in range(0, len(specs), _STEP):
+                step = specs[at : at + _STEP]
+                events += _apply_step(store, conn, names, step, now, next_id + at + 1, actor)
                 if on_merge is not None:
-                    on_merge(n)
+                    for n in range(at + 1, at + len(step) + 1):
+                        on_merge(n)
     except sqlite3.IntegrityError as exc:
         raise MergeConflictError(f"merge not applied: a store constraint failed ({exc})") from None
+    return events
+
+
+def _apply_step(
+    store: SQLiteStore,
+    conn: sqlite3.Connection,
+    names: list[str],
+    specs: Sequence[MergeSpec],
+    now: int,
+    first_id: int,
+    actor: str,
+) -> list[MergeEvent]:
+    """Write ``specs`` (disjoint, checked by the caller) as merges ``first_id``….
+
+    Every row is read before any is written; as the merges share no contact,
+    each one's ``before`` image is what applying them one by one would record.
+    """
+    ids = [i for s in specs for i in (s.survivor_id, *s.merged_ids)]
+    found: dict[int, dict[str, Any]] = {}
+    for chunk in in_lists(ids):
+        for r in conn.execute(
+            f"SELECT * FROM contacts WHERE id IN ({_marks(len(chunk))})", tuple(chunk)
+        ):
+            found[r[0]] = dict(zip(names, r, strict=True))
+    for i in ids:
+        r = found.get(i)
+        if r is None:
+            raise MergeConflictError(f"contact {i} does not exist")
+        if r["merged_into"] is not None:
+            raise MergeConflictError(
+                f"contact {i} was already merged into contact {r['merged_into']}"
+            )
+    survivor_of = {m: s.survivor_id for s in specs for m in s.merged_ids}
+    merged = list(survivor_of)
+    links: dict[int, dict[str, dict[str, int]]] = {
+        s.survivor_id: {t: {} for t in LINKED_TABLES} for s in specs
+    }
+    for table in LINKED_TABLES:
+        moved: list[tuple[int, int]] = []
+        rows: list[tuple[int, int]] = []
+        for chunk in in_lists(merged):
+            rows += conn.execute(
+                f"SELECT id, contact_id FROM {table} WHERE contact_id IN ({_marks(len(chunk))})",
+                tuple(chunk),
+            ).fetchall()
+        rows.sort()
+        for rid, cid in rows:
+            links[survivor_of[cid]][table][str(rid)] = cid
+        for cid in dict.fromkeys(cid for _, cid in rows):
+            moved.append((survivor_of[cid], cid))
+        conn.executemany(f"UPDATE {table} SET contact_id = ? WHERE contact_id = ?", moved)
+    # Merged rows leave the live set first, so that a survivor may take their email.
+    conn.executemany(
+        "UPDATE contacts SET merged_into = ?, updated_at = ? WHERE id = ?",
+        [(sid, now, m) for m, sid in survivor_of.items()],
+    )
+    by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for s in specs:
+        vals = dict(s.values)
+        if "tags" in vals:
+            vals["tags"] = _encode(list(vals["tags"])) if vals["tags"] else None
+        if "attrs" in vals:
+            vals["attrs"] = _encode(dict(vals["attrs"])) if vals["attrs"] else None
+        cols = tuple(sorted(vals))
+        by_columns.setdefault(cols, []).append((*(vals[c] for c in cols), now, s.survivor_id))
+    for cols, params in by_columns.items():
+        sets = "".join(f"{c} = ?, " for c in cols)
+        conn.executemany(f"UPDATE contacts SET {sets}updated_at = ? WHERE id = ?", params)
+    events: list[MergeEvent] = []
+    merge_rows: list[tuple[Any, ...]] = []
+    audit_rows: list[tuple[Any, ...]] = []
+    for mid, s in enumerate(specs, first_id):
+        gone = list(s.merged_ids)
+        provenance = {**s.provenance, "survivor_updated_at": now}
+        image = {
+            "contacts": [_freeze(found[i]) for i in sorted((s.survivor_id, *gone))],
+            "links": links[s.survivor_id],
+        }
+        merge_rows.append(
+            (
+                mid,
+                s.survivor_id,
+                _encode(gone).decode(),
+                s.score,
+                _encode(s.explanation).decode() if s.explanation else None,
+                _encode(provenance).decode(),
+                _encode(image).decode(),
+                now,
+            )
+        )
+        audit_rows.append(
+            audit_values("contacts.merge", actor, (s.survivor_id, *gone), {"merge_id": mid})
+        )
+        events.append(
+            MergeEvent(
+                id=mid,
+                survivor_id=s.survivor_id,
+                merged_ids=tuple(gone),
+                score=s.score,
+                explanation=dict(s.explanation),
+                provenance=provenance,
+                created_at=datetime.fromtimestamp(now, UTC),
+            )
+        )
+    conn.executemany(
+        "INSERT INTO merges(id, survivor_id, merged_ids, score, explanation, provenance, "
+        "before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        merge_rows,
+    )
+    conn.executemany(AUDIT_INSERT, audit_rows)
     return events
 
 

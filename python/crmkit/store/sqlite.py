@@ -100,6 +100,23 @@ def _decode_json_column(values: Sequence[Any]) -> list[Any]:
     return list(_json_decode(b"[" + b",".join(parts) + b"]")) if parts else []
 
 
+AUDIT_INSERT = "INSERT INTO audit(at, actor, action, ids, details) VALUES (?, ?, ?, ?, ?)"
+"""The statement that writes an audit entry, with :func:`audit_values`."""
+
+
+def audit_values(
+    action: str, actor: str, ids: Sequence[int] = (), details: Mapping[str, Any] | None = None
+) -> tuple[Any, ...]:
+    """The parameters of :data:`AUDIT_INSERT` for one entry, stamped now."""
+    return (
+        int(time.time()),
+        actor,
+        action,
+        _json_encode(list(ids)).decode() if ids else None,
+        _json_encode(dict(details)).decode() if details else None,
+    )
+
+
 def in_lists(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
     """``seq`` in padded chunks for ``IN (...)`` lists (see :func:`_padded`)."""
     for i in range(0, len(seq), size):
@@ -1662,16 +1679,7 @@ class SQLiteStore(ReportQueriesMixin):
         details: Mapping[str, Any] | None = None,
     ) -> None:
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO audit(at, actor, action, ids, details) VALUES (?, ?, ?, ?, ?)",
-                (
-                    int(time.time()),
-                    actor,
-                    action,
-                    _json_encode(list(ids)).decode() if ids else None,
-                    _json_encode(dict(details)).decode() if details else None,
-                ),
-            )
+            conn.execute(AUDIT_INSERT, audit_values(action, actor, ids, details))
 
     def audit_log(self, *, limit: int = 100) -> list[AuditEntry]:
         rows = self.conn.execute(
