@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
+from crmkit import _core
 from crmkit.cli import build_cli
 from crmkit.dedupe import (
     DedupeConfig,
@@ -352,3 +355,21 @@ def test_workflow_dedupe_step(tmp_path: Path) -> None:
         assert "dedupe.threshold" in str(e.value) and "dedupe.felds" in str(e.value)
     finally:
         k.close()
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(st.characters(codec="utf-8"), max_size=12),
+            st.sampled_from(["  São  Paulo ", "ΟΔΟΣ", "\x1cX\x1dy", "İstanbul", "Straße\u2003"]),
+        ),
+        max_size=20,
+    )
+)
+def test_text_keys_are_python_lowercase_with_collapsed_space(values: list[str | None]) -> None:
+    """The store path keys cities, streets and companies as the file path does, in
+    Rust; the keys are Python's own lowercase and split."""
+    expected = [None if v is None else (" ".join(v.lower().split()) or None) for v in values]
+    assert _core.lower_keys(values) == expected
+    assert match_keys({"city": values})["city"] == expected

@@ -214,6 +214,9 @@ def write_clusters_jsonl(
 def phone_keys(values: list[str | None]) -> list[str | None]:
     """Match keys of phones: the last nine digits of numbers of seven digits or more."""
 
+def lower_keys(values: list[str | None]) -> list[str | None]:
+    """Match keys of free text: lowercase, white space collapsed; ``None`` when blank."""
+
 def date_keys(
     values: list[str | None], countries: list[str | None] | None = None
 ) -> list[str | None]:

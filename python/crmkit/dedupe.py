@@ -223,17 +223,6 @@ class DedupeResult(msgspec.Struct, kw_only=True):
 # -- match keys ----------------------------------------------------------------
 
 
-def _lower(values: Sequence[Any]) -> list[str | None]:
-    out: list[str | None] = []
-    for v in values:
-        if v is None:
-            out.append(None)
-            continue
-        s = " ".join(str(v).lower().split())
-        out.append(s or None)
-    return out
-
-
 def match_keys(columns: Mapping[str, Sequence[Any]]) -> dict[str, list[str | None]]:
     """Match keys for the matcher from normalized contact columns.
 
@@ -269,7 +258,7 @@ def match_keys(columns: Mapping[str, Sequence[Any]]) -> dict[str, list[str | Non
         elif f == "region":
             out[f] = _core.region_keys(vals)
         else:
-            out[f] = _lower(vals)
+            out[f] = _core.lower_keys(vals)
     return out
 
 

@@ -633,6 +633,16 @@ fn date_keys(
         .collect())
 }
 
+/// The match keys of free text (cities, streets, companies, postcodes,
+/// countries): lowercase with white space collapsed (see `file::lower_key`).
+#[pyfunction]
+fn lower_keys(values: Vec<Option<String>>) -> Vec<Option<String>> {
+    values
+        .iter()
+        .map(|v| v.as_deref().and_then(file::lower_key))
+        .collect()
+}
+
 /// The match keys of states, provinces or regions (see `file::region_key`).
 #[pyfunction]
 fn region_keys(values: Vec<Option<String>>) -> Vec<Option<String>> {
@@ -739,6 +749,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(match_keys_of_cells, m)?)?;
     m.add_function(wrap_pyfunction!(region_keys, m)?)?;
     m.add_function(wrap_pyfunction!(phone_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(lower_keys, m)?)?;
     m.add_function(wrap_pyfunction!(date_keys, m)?)?;
     Ok(())
 }
