@@ -373,3 +373,10 @@ def test_text_keys_are_python_lowercase_with_collapsed_space(values: list[str | 
     expected = [None if v is None else (" ".join(v.lower().split()) or None) for v in values]
     assert _core.lower_keys(values) == expected
     assert match_keys({"city": values})["city"] == expected
+
+
+def test_match_keys_read_numbers_as_their_text() -> None:
+    keys = match_keys(
+        {"postcode": [12345, None, " AB1 "], "phone": ["+1 415 555 0100", 4155550101]}
+    )
+    assert keys == {"postcode": ["12345", None, "ab1"], "phone": ["155550100", "155550101"]}

@@ -234,32 +234,37 @@ def match_keys(columns: Mapping[str, Sequence[Any]]) -> dict[str, list[str | Non
     its whitespace collapsed. Columns that are not match fields are left out.
     """
     out: dict[str, list[str | None]] = {}
+    countries = columns.get("country")
     for f, col in columns.items():
         if f not in MATCH_FIELDS:
             continue
-        vals = [None if v is None else str(v) for v in col]
         if f in ("first_name", "last_name"):
-            out[f] = _core.name_keys(vals)
+            out[f] = _keys(_core.name_keys, col)
         elif f == "email":
-            out[f] = _core.normalize_emails(
-                [v.strip().lower() if v else None for v in vals],
-                strip_plus=True,
-                fold_gmail_dots=True,
-            )
+            out[f] = _keys(_core.normalize_emails, col, strip_plus=True, fold_gmail_dots=True)
         elif f == "phone":
-            out[f] = _core.phone_keys(vals)
+            out[f] = _keys(_core.phone_keys, col)
         elif f == "birth_date":
             # Day and month as numbers are read in the order of the row's country.
-            countries = columns.get("country")
-            out[f] = _core.date_keys(
-                vals,
-                None if countries is None else [None if c is None else str(c) for c in countries],
-            )
+            out[f] = _keys(_core.date_keys, col, None if countries is None else _text(countries))
         elif f == "region":
-            out[f] = _core.region_keys(vals)
+            out[f] = _keys(_core.region_keys, col)
         else:
-            out[f] = _core.lower_keys(vals)
+            out[f] = _keys(_core.lower_keys, col)
     return out
+
+
+def _text(col: Sequence[Any]) -> list[str | None]:
+    return [None if v is None else str(v) for v in col]
+
+
+def _keys(fn: Callable[..., list[str | None]], col: Sequence[Any], *args: Any, **kw: Any) -> Any:
+    """``fn`` over a column of text as it is; a column holding other values
+    (numbers) is read as their text first."""
+    try:
+        return fn(col, *args, **kw)
+    except TypeError:
+        return fn(_text(col), *args, **kw)
 
 
 # -- matching ------------------------------------------------------------------
