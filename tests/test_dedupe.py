@@ -380,3 +380,23 @@ def test_match_keys_read_numbers_as_their_text() -> None:
         {"postcode": [12345, None, " AB1 "], "phone": ["+1 415 555 0100", 4155550101]}
     )
     assert keys == {"postcode": ["12345", None, "ab1"], "phone": ["155550100", "155550101"]}
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(max_size=10),
+            st.from_regex(
+                r"\s*[A-Za-zÄÖÜİΣß.+]{1,6}@[A-Za-zÄ]{1,5}\.[A-Za-z]{2,3}\s*", fullmatch=True
+            ),
+        ),
+        max_size=10,
+    )
+)
+def test_email_keys_need_no_python_strip_or_lower(values: list[str | None]) -> None:
+    """Store dedupe hands emails to the normalizer as stored: it trims and lowercases
+    them as Python's strip() and lower() would."""
+    opts = {"strip_plus": True, "fold_gmail_dots": True}
+    python = [v.strip().lower() if v else None for v in values]
+    assert _core.normalize_emails(values, **opts) == _core.normalize_emails(python, **opts)
