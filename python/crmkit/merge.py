@@ -29,6 +29,7 @@ filled from the merged records where the survivor has none.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -69,8 +70,17 @@ SINGLE_FIELDS: tuple[str, ...] = (
 _DATA_FIELDS = SINGLE_FIELDS + ADDRESS
 
 
+_DATA_VALUES = operator.itemgetter(*_DATA_FIELDS)
+
+
 def _completeness(row: Candidate) -> int:
-    return sum(1 for f in _DATA_FIELDS if row.get(f) not in (None, ""))
+    """How many data fields ``row`` fills (rules call this per field and candidate)."""
+    vals: tuple[Any, ...]
+    try:
+        vals = _DATA_VALUES(row)
+    except KeyError:
+        vals = tuple(row.get(f) for f in _DATA_FIELDS)
+    return len(vals) - vals.count(None) - vals.count("")
 
 
 def most_complete(field: str, candidates: Sequence[Candidate], options: Mapping[str, Any]) -> int:
