@@ -1801,6 +1801,252 @@ pub(crate) struct RowScratch {
     cand: Vec<usize>,
     before: Vec<bool>,
     affected: Vec<usize>,
+    /// Per plan column, its clauses transposed by code (built when first needed).
+    masks: Vec<Option<ColMasks>>,
+    /// The mask clauses' values of the row before and after an update.
+    mask_before: Vec<u64>,
+    mask_after: Vec<u64>,
+    /// Per plan column, its number, boolean and null clauses side by side
+    /// (built when first needed).
+    scalars: Vec<Option<ColScalars>>,
+}
+
+/// One row's value of a number, date or boolean column.
+#[derive(Debug, Clone, Copy)]
+enum Scalar {
+    Null,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// The clauses of one number, date or boolean column compiled for
+/// single-row reading, side by side: an update of the column reads the old
+/// and the new value once and tests every clause on both in one loop.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ColScalars {
+    /// Snapshot column.
+    col: usize,
+    /// The clauses and their compiled records.
+    recs: Vec<(usize, RowLeaf)>,
+    /// The column's other clauses (read one by one).
+    rest: Vec<usize>,
+}
+
+impl ColScalars {
+    /// The compiled clauses of plan column `pc`; None when the column holds
+    /// no numbers, dates or booleans or no clause qualifies.
+    fn build(plan: &Plan, snap: &Snapshot, lc: &LeafCodes, pc: usize) -> Option<ColScalars> {
+        let ci = lc.cols.get(pc).copied().flatten()?;
+        let col = snap.columns.get(ci)?.as_ref()?;
+        let tags: &[u8] = match &col.store {
+            Store::Int(_) | Store::Int32(_) => &[RowLeaf::INT, RowLeaf::WITHIN, RowLeaf::NULL],
+            Store::Float(_) => &[RowLeaf::FLOAT, RowLeaf::NULL],
+            Store::Bool(_) => &[RowLeaf::BOOL, RowLeaf::NULL],
+            _ => return None,
+        };
+        let (mut recs, mut rest) = (Vec::new(), Vec::new());
+        for &l in plan.col_leaves.get(&pc)? {
+            let rl = *lc.prog.get(l)?;
+            if tags.contains(&rl.tag) && rl.col as usize == ci {
+                recs.push((l, rl));
+            } else {
+                rest.push(l);
+            }
+        }
+        (!recs.is_empty()).then_some(ColScalars {
+            col: ci,
+            recs,
+            rest,
+        })
+    }
+
+    /// Row `r`'s value; None when the column is gone or changed kind.
+    fn read(&self, snap: &Snapshot, r: usize) -> Option<Scalar> {
+        let col = snap.columns.get(self.col)?.as_ref()?;
+        if !col.is_valid(r) {
+            return Some(Scalar::Null);
+        }
+        Some(match &col.store {
+            Store::Int(v) => Scalar::Int(v[r]),
+            Store::Int32(v) => Scalar::Int(i64::from(v[r])),
+            Store::Float(v) => Scalar::Float(v[r]),
+            Store::Bool(bits) => Scalar::Bool(bit(bits, r)),
+            _ => return None,
+        })
+    }
+
+    /// The value of a compiled clause on `v` (as [`RowEval::leaf_compiled`]
+    /// reads it).
+    #[inline]
+    fn test(rl: &RowLeaf, v: Scalar, as_of: i64) -> bool {
+        match (rl.tag, v) {
+            (RowLeaf::NULL, v) => matches!(v, Scalar::Null) != (rl.flag & 1 == 1),
+            (_, Scalar::Null) => false,
+            (RowLeaf::INT, Scalar::Int(v)) => rl.a as i64 <= v && v <= rl.b as i64,
+            (RowLeaf::WITHIN, Scalar::Int(v)) => {
+                as_of.saturating_sub(rl.a as i64) <= v && v <= as_of
+            }
+            (RowLeaf::FLOAT, Scalar::Float(v)) => {
+                let (lo, hi) = (f64::from_bits(rl.a), f64::from_bits(rl.b));
+                (if rl.flag & 1 == 1 { v >= lo } else { v > lo })
+                    && (if rl.flag & 2 == 2 { v <= hi } else { v < hi })
+            }
+            (RowLeaf::BOOL, Scalar::Bool(b)) => b == (rl.flag & 1 == 1),
+            _ => false,
+        }
+    }
+}
+
+/// Dictionaries up to this many codes get their clauses transposed by code.
+const MAX_MASK_DICT: usize = 1 << 12;
+
+/// The string or list clauses of one column that answer from code bits,
+/// transposed: for each code of the dictionary, one bit per clause telling
+/// whether the clause accepts it. An update of the column then reads every
+/// such clause's old and new value in a few word operations, instead of
+/// testing each clause twice.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ColMasks {
+    /// Snapshot column.
+    col: usize,
+    /// The clauses, by bit position.
+    leaves: Vec<usize>,
+    /// Words per code.
+    words: usize,
+    /// Codes covered (the dictionary's size when built).
+    n: usize,
+    /// `n × words` bits: the clauses accepting each code.
+    bits: Vec<u64>,
+    /// The bits of the negated list clauses (`not in`).
+    neg: Vec<u64>,
+    /// The column's other clauses (read one by one).
+    rest: Vec<usize>,
+}
+
+impl ColMasks {
+    /// Transpose the clauses of plan column `pc` whose code bits are resolved
+    /// over the whole dictionary; None when the column is not dictionary
+    /// coded, its dictionary is large, or no clause qualifies.
+    fn build(plan: &Plan, snap: &Snapshot, lc: &LeafCodes, pc: usize) -> Option<ColMasks> {
+        let ci = lc.cols.get(pc).copied().flatten()?;
+        let col = snap.columns.get(ci)?.as_ref()?;
+        let (n, list) = match &col.store {
+            Store::Str { dict, .. } => (dict.values.len(), false),
+            Store::List { dict, .. } => (dict.values.len(), true),
+            _ => return None,
+        };
+        if n > MAX_MASK_DICT {
+            return None;
+        }
+        let (mut leaves, mut rest) = (Vec::new(), Vec::new());
+        for &l in plan.col_leaves.get(&pc)? {
+            let rl = lc.prog.get(l)?;
+            let tag = if list { RowLeaf::LIST } else { RowLeaf::STR };
+            if rl.tag == tag && rl.col as usize == ci && rl.n as usize == n {
+                leaves.push(l);
+            } else {
+                rest.push(l);
+            }
+        }
+        if leaves.is_empty() {
+            return None;
+        }
+        let words = leaves.len().div_ceil(64);
+        let mut bits = vec![0u64; n * words];
+        let mut neg = vec![0u64; words];
+        for (j, &l) in leaves.iter().enumerate() {
+            let rl = lc.prog[l];
+            if rl.tag == RowLeaf::LIST && rl.flag & 1 == 1 {
+                neg[j >> 6] |= 1 << (j & 63);
+            }
+            let own = &lc.arena[rl.off as usize..rl.off as usize + n.div_ceil(64)];
+            for c in 0..n {
+                if own[c >> 6] >> (c & 63) & 1 == 1 {
+                    bits[c * words + (j >> 6)] |= 1 << (j & 63);
+                }
+            }
+        }
+        Some(ColMasks {
+            col: ci,
+            leaves,
+            words,
+            n,
+            bits,
+            neg,
+            rest,
+        })
+    }
+
+    /// Take in the codes added to a dictionary of `n` codes since the masks
+    /// were built; false when a clause no longer answers from code bits
+    /// over the whole dictionary (the masks must be built again).
+    fn extend(&mut self, lc: &LeafCodes, n: usize) -> bool {
+        let ok = self.leaves.iter().all(|&l| {
+            lc.prog.get(l).is_some_and(|rl| {
+                matches!(rl.tag, RowLeaf::STR | RowLeaf::LIST) && rl.n as usize == n
+            })
+        });
+        if !ok || n < self.n {
+            return false;
+        }
+        let w = self.words;
+        self.bits.resize(n * w, 0);
+        for (j, &l) in self.leaves.iter().enumerate() {
+            let rl = lc.prog[l];
+            let own = &lc.arena[rl.off as usize..rl.off as usize + n.div_ceil(64)];
+            for c in self.n..n {
+                if own[c >> 6] >> (c & 63) & 1 == 1 {
+                    self.bits[c * w + (j >> 6)] |= 1 << (j & 63);
+                }
+            }
+        }
+        self.n = n;
+        true
+    }
+
+    /// The values of the clauses for row `r` of `snap`, as bits in `out`;
+    /// false when the row holds a code past the transposed ones.
+    fn row(&self, snap: &Snapshot, r: usize, out: &mut Vec<u64>) -> bool {
+        out.clear();
+        out.resize(self.words, 0);
+        let Some(col) = snap.columns.get(self.col).and_then(Option::as_ref) else {
+            return false;
+        };
+        if !col.is_valid(r) {
+            // Every string and list clause is false on a missing value.
+            return true;
+        }
+        let w = self.words;
+        match &col.store {
+            Store::Str { codes, .. } => {
+                let c = codes[r] as usize;
+                if c >= self.n {
+                    return false;
+                }
+                out.copy_from_slice(&self.bits[c * w..(c + 1) * w]);
+            }
+            Store::List {
+                start, len, codes, ..
+            } => {
+                let s = start[r] as usize;
+                for &c in &codes[s..s + len[r] as usize] {
+                    let c = c as usize;
+                    if c >= self.n {
+                        return false;
+                    }
+                    for (o, b) in out.iter_mut().zip(&self.bits[c * w..(c + 1) * w]) {
+                        *o |= b;
+                    }
+                }
+                for (o, x) in out.iter_mut().zip(&self.neg) {
+                    *o ^= x;
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
 }
 
 impl RowScratch {
@@ -2030,6 +2276,27 @@ fn resolve_codes(plan: &Plan, snap: &Snapshot, cache: &mut LeafCodes, l: usize, 
     }
     *done = n;
     sync_arena(cache, l);
+}
+
+/// True when leaf `l` needs no code resolution before a row is read: it is
+/// compiled for a number, boolean or null test, or its code bits cover the
+/// whole dictionary of its column.
+#[inline]
+fn codes_current(lc: &LeafCodes, snap: &Snapshot, l: usize) -> bool {
+    let Some(rl) = lc.prog.get(l) else {
+        return false;
+    };
+    match rl.tag {
+        RowLeaf::GENERIC => false,
+        RowLeaf::STR | RowLeaf::LIST => match snap.columns.get(rl.col as usize) {
+            Some(Some(Column {
+                store: Store::Str { dict, .. } | Store::List { dict, .. },
+                ..
+            })) => dict.values.len() == rl.n as usize,
+            _ => false,
+        },
+        _ => true,
+    }
 }
 
 /// Hint the CPU to load the cache line holding `p` (no effect elsewhere).
@@ -2534,7 +2801,79 @@ pub fn update_contact_journaled(
         cand.dedup();
     }
     for &l in &cand {
-        resolve_codes(plan, snap, &mut leaf_codes, l, false);
+        if !codes_current(&leaf_codes, snap, l) {
+            resolve_codes(plan, snap, &mut leaf_codes, l, false);
+        }
+    }
+    // One field changing: its number, date, boolean and null clauses are
+    // tested side by side on the old and the new value, its string and list
+    // clauses read as transposed words; its other clauses one by one.
+    let mut masks = std::mem::take(&mut sc.masks);
+    let mut mask_col = None;
+    let mut scalars = std::mem::take(&mut sc.scalars);
+    let mut scalar_was = None;
+    if !created && upd.values.len() == 1 && upd.interactions.is_empty() {
+        if let Some((pc, _)) = plan.schema.get(&upd.values[0].0) {
+            if scalars.len() != plan.schema.len() {
+                scalars = (0..plan.schema.len())
+                    .map(|c| ColScalars::build(plan, snap, &leaf_codes, c))
+                    .collect();
+            }
+            if let Some(cs) = &scalars[pc] {
+                if let Some(v) = cs.read(snap, row) {
+                    cand.clear();
+                    cand.extend_from_slice(&cs.rest);
+                    scalar_was = Some((pc, v));
+                }
+            }
+        }
+        if let Some((pc, _)) = plan
+            .schema
+            .get(&upd.values[0].0)
+            .filter(|_| scalar_was.is_none())
+        {
+            if masks.len() != plan.schema.len() {
+                masks = vec![None; plan.schema.len()];
+            }
+            // Codes added to the dictionary since the masks were built are
+            // taken in (the masks are built again past its size limit).
+            let n = match &masks[pc] {
+                Some(m) => match snap
+                    .columns
+                    .get(m.col)
+                    .and_then(Option::as_ref)
+                    .map(|c| &c.store)
+                {
+                    Some(Store::Str { dict, .. } | Store::List { dict, .. }) => {
+                        Some(dict.values.len())
+                    }
+                    _ => None,
+                },
+                None => None,
+            };
+            let fresh = match (&mut masks[pc], n) {
+                (Some(m), Some(n)) => n == m.n || (n <= MAX_MASK_DICT && m.extend(&leaf_codes, n)),
+                _ => false,
+            };
+            if !fresh {
+                masks[pc] = ColMasks::build(plan, snap, &leaf_codes, pc);
+            }
+            if let Some(m) = &masks[pc] {
+                #[cfg(debug_assertions)]
+                if m.row(snap, row, &mut sc.mask_before) {
+                    let mut check = RowEval::new(plan, snap, row, as_of).with_codes(&leaf_codes);
+                    for (j, &l) in m.leaves.iter().enumerate() {
+                        let bit = sc.mask_before[j >> 6] >> (j & 63) & 1 == 1;
+                        debug_assert_eq!(bit, check.leaf(l).0, "transposed clause {l}");
+                    }
+                }
+                if m.row(snap, row, &mut sc.mask_before) {
+                    cand.clear();
+                    cand.extend_from_slice(&m.rest);
+                    mask_col = Some(pc);
+                }
+            }
+        }
     }
     // The row's events are three loads deep (where its list starts, the
     // list, the events): each step is started while other work is done, so
@@ -2568,6 +2907,51 @@ pub fn update_contact_journaled(
             snap.add_event(row, k, *t, *a);
         }
     }
+    if let Some(m) = mask_col.and_then(|pc| masks[pc].as_ref()) {
+        // The transposed clauses that flipped join the others, with their
+        // old values (all of them when the row took a code past the masks).
+        let all = !m.row(snap, row, &mut sc.mask_after);
+        #[cfg(debug_assertions)]
+        if !all {
+            let mut check = RowEval::new(plan, snap, row, as_of).with_codes(&leaf_codes);
+            for (j, &l) in m.leaves.iter().enumerate() {
+                let bit = sc.mask_after[j >> 6] >> (j & 63) & 1 == 1;
+                debug_assert_eq!(bit, check.leaf(l).0, "transposed clause {l}");
+            }
+        }
+        for (j, &l) in m.leaves.iter().enumerate() {
+            let (w, b) = (j >> 6, j & 63);
+            let was = sc.mask_before[w] >> b & 1 == 1;
+            if all || (sc.mask_after[w] >> b & 1 == 1) != was {
+                cand.push(l);
+                before.push(was);
+            }
+        }
+    }
+    sc.masks = masks;
+    if let Some((pc, was)) = scalar_was {
+        let cs = scalars[pc].as_ref().expect("read above");
+        // The clauses that flipped join the others, with their old values
+        // (all of them when the column can no longer be read so).
+        let now = cs.read(snap, row);
+        for (l, rl) in &cs.recs {
+            let old = ColScalars::test(rl, was, as_of);
+            #[cfg(debug_assertions)]
+            if let Some(v) = now {
+                let mut check = RowEval::new(plan, snap, row, as_of).with_codes(&leaf_codes);
+                debug_assert_eq!(
+                    ColScalars::test(rl, v, as_of),
+                    check.leaf(*l).0,
+                    "clause {l}"
+                );
+            }
+            if now.is_none_or(|v| ColScalars::test(rl, v, as_of) != old) {
+                cand.push(*l);
+                before.push(old);
+            }
+        }
+    }
+    sc.scalars = scalars;
     // Values set before a failure stay set: re-evaluate what was read either way.
     let mut affected = std::mem::take(&mut sc.affected);
     affected.clear();

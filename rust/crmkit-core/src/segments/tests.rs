@@ -1562,3 +1562,131 @@ fn journaled_updates_and_clock_moves_match_full_runs() {
     journal.apply(&mut r);
     assert_eq!(r, evaluate(&plan, &s, t).unwrap());
 }
+
+#[test]
+fn updates_over_random_nested_rules_match_full_runs() {
+    // Random nested rules sharing clauses and sub-trees, segments of
+    // segments, segments with the same rule (one root node for several
+    // segments) and segments that only name another, over updates that add
+    // strings to the dictionaries: each update must find exactly the
+    // segments a full run finds moved.
+    let mut x: u64 = 0xD1B5_4A32_D192_ED03;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    for round in 0..12 {
+        let clauses = [
+            "country = 'US'",
+            "country in ('CA', 'FR')",
+            "age >= 30",
+            "age between 20 and 40",
+            "spent > 50",
+            "active = true",
+            "tags contains 'vip'",
+            "tags is null",
+            "email ends_with '.edu'",
+            "last_seen within 30 days",
+            "count(purchase, 90 days) >= 2",
+            "country is null",
+            "tags not in ('vip', 'new')",
+            "country not in ('US')",
+            "tags in ('new', 'DE')",
+        ];
+        let mut rules: Vec<String> = Vec::new();
+        for i in 0..2 + next(14) as usize {
+            let rule = match next(8) {
+                0 if i > 0 => rules[next(i as u64) as usize].clone(),
+                1 if i > 0 => format!("in_segment('s{}')", next(i as u64)),
+                _ => {
+                    fn tree(
+                        next: &mut dyn FnMut(u64) -> u64,
+                        clauses: &[&str],
+                        i: usize,
+                        depth: u32,
+                    ) -> String {
+                        match if depth == 0 { 0 } else { next(5) } {
+                            0 if i > 0 && next(6) == 0 => {
+                                format!("in_segment('s{}')", next(i as u64))
+                            }
+                            0 => clauses[next(clauses.len() as u64) as usize].to_string(),
+                            1 => format!("not ({})", tree(next, clauses, i, depth - 1)),
+                            k => {
+                                let op = if k == 2 { "and" } else { "or" };
+                                let parts: Vec<String> = (0..2 + next(3))
+                                    .map(|_| format!("({})", tree(next, clauses, i, depth - 1)))
+                                    .collect();
+                                parts.join(&format!(" {op} "))
+                            }
+                        }
+                    }
+                    tree(&mut next, &clauses, i, 3)
+                }
+            };
+            rules.push(rule);
+        }
+        let refs: Vec<&str> = rules.iter().map(String::as_str).collect();
+        let plan = numbered_plan(&refs);
+        let mut s = snap();
+        let mut r = evaluate(&plan, &s, T0).unwrap();
+        for step in 0..150 {
+            let mut upd = RowUpdate::default();
+            for _ in 0..1 + next(2) {
+                let (f, v) = match next(8) {
+                    0 => (
+                        "country",
+                        Value::Str(["US", "CA", "FR", "DE"][next(4) as usize].into()),
+                    ),
+                    1 => ("age", Value::Int(next(60) as i64)),
+                    2 => ("spent", Value::Float(next(120) as f64)),
+                    3 => ("active", Value::Bool(next(2) == 1)),
+                    4 => ("last_seen", Value::Int(T0 - next(60) as i64 * DAY)),
+                    5 => (
+                        "tags",
+                        Value::List((0..next(3)).map(|_| "vip".into()).collect()),
+                    ),
+                    6 => (
+                        "email",
+                        Value::Str(["a@b.edu", "c@d.com"][next(2) as usize].into()),
+                    ),
+                    _ => {
+                        upd.interactions.push((
+                            "purchase".into(),
+                            T0 - next(120) as i64 * DAY,
+                            None,
+                        ));
+                        continue;
+                    }
+                };
+                let v = if next(7) == 0 { Value::Null } else { v };
+                upd.values.push((f.into(), v));
+            }
+            let id = if next(12) == 0 {
+                1000 + step as i64
+            } else {
+                [10, 11, 12, 13][next(4) as usize]
+            };
+            let prev = r.clone();
+            let (ent, ext) = update_contact(&plan, &mut s, &mut r, id, &upd).unwrap();
+            let full = evaluate(&plan, &s, T0).unwrap();
+            assert_eq!(r, full, "round {round} step {step}: {rules:?}");
+            let row = s.row_of(id).unwrap() as u32;
+            let moved = |enter: bool| -> Vec<usize> {
+                (0..rules.len())
+                    .filter(|&g| {
+                        let (now, was) =
+                            (full.bitmaps[g].contains(row), prev.bitmaps[g].contains(row));
+                        now != was && now == enter
+                    })
+                    .collect()
+            };
+            assert_eq!(
+                (ent, ext),
+                (moved(true), moved(false)),
+                "round {round} step {step}"
+            );
+        }
+    }
+}
