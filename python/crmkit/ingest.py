@@ -159,6 +159,8 @@ class Ingester:
         self._group_rows = 0
         self._group_started: float | None = None
         self._upserted: tuple[list[int], list[int]] = ([], [])
+        self._known_types: dict[str, AttributeType] | None = None
+        self._erasures: bool | None = None
 
     # -- the loop --------------------------------------------------------------
 
@@ -323,7 +325,11 @@ class Ingester:
     # -- contacts --------------------------------------------------------------
 
     def _types_for(self, batch: Batch, custom: Sequence[str]) -> dict[str, AttributeType]:
-        known = self.store.attribute_types()
+        # Read once per run (a read waits for the bulk writes queued before it);
+        # the types this run declares are added as it declares them.
+        if self._known_types is None:
+            self._known_types = self.store.attribute_types()
+        known = self._known_types
         types: dict[str, AttributeType] = {}
         new: dict[str, AttributeType] = {}
         for c in custom:
@@ -338,6 +344,7 @@ class Ingester:
                 new[c] = types[c]
         if new:
             self.store.declare_attributes(new, source=self.name)
+            known.update(new)
         self.report.attribute_types.update(types)
         return types
 
@@ -367,7 +374,7 @@ class Ingester:
         return cols, issues
 
     def _contacts(self, batch: Batch, prepared: _Prepared) -> tuple[list[int], list[int]]:
-        from crmkit.privacy import erased_rows
+        from crmkit.privacy import ERASED_SCOPE, erased_rows
 
         n = len(batch)
         file = batch.file
@@ -409,9 +416,14 @@ class Ingester:
             )
         keys = cols[self.key]
         none: list[Any] = [None] * n
-        for i, gone in enumerate(
+        if self._erasures is None:  # an import erases nothing: asked once per run
+            self._erasures = self.store.has_suppressions(scopes=[ERASED_SCOPE])
+        gone_rows = (
             erased_rows(self.kernel, cols.get("email", none), cols.get("phone", none))
-        ):
+            if self._erasures
+            else []
+        )
+        for i, gone in enumerate(gone_rows):
             if gone and not bad_row[i]:
                 bad_row[i] = True
                 self.rejects.add(
