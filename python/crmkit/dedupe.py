@@ -220,6 +220,106 @@ class DedupeResult(msgspec.Struct, kw_only=True):
         }
 
 
+# -- labelled pairs ------------------------------------------------------------
+
+
+class LabelledPair(msgspec.Struct, frozen=True):
+    """Two records a person has judged: the same person (``match``) or not.
+
+    Over the store, ``left`` and ``right`` are contact ids; over a file, they
+    are 1-based row numbers (the numbering of ``cluster_id``). Labelled pairs
+    join the unlabelled ones when m and u are estimated, as pairs whose class
+    is known; they change no score directly.
+    """
+
+    left: int
+    right: int
+    match: bool
+    where: str = ""
+    """Where the label was read (``file:line``), for messages."""
+
+
+_LABEL_COLUMNS = {
+    "left": ("left", "a", "id_a", "left_id", "id1", "id_l"),
+    "right": ("right", "b", "id_b", "right_id", "id2", "id_r"),
+    "match": ("match", "is_match", "label", "same", "duplicate"),
+}
+_YES = frozenset({"1", "yes", "y", "true", "t", "match", "same", "duplicate"})
+_NO = frozenset({"0", "no", "n", "false", "f", "distinct", "different", "non-match", "no-match"})
+
+
+def read_labels(path: str | Path) -> list[LabelledPair]:
+    """Read labelled pairs from a CSV file with a header row.
+
+    The columns are ``left``, ``right`` (ids, or row numbers for a file) and
+    ``match`` (``yes``/``no``, ``true``/``false``, ``1``/``0``, ``match``/
+    ``distinct``); other columns (a reviewer, a note) are ignored, as are
+    blank lines. An error names the file, the line and the column.
+    """
+    import csv
+
+    src = Path(path)
+    try:
+        text = src.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SourceError(f"{src}: no such file") from None
+    except UnicodeDecodeError:
+        raise SourceError(f"{src}: not UTF-8 text") from None
+    except OSError as exc:
+        raise SourceError(f"{src}: cannot read ({exc.strerror})") from None
+    rows = csv.reader(text.splitlines())
+    header = [h.strip().lower() for h in next(rows, [])]
+    at: dict[str, int] = {}
+    for col, names in _LABEL_COLUMNS.items():
+        found = [i for i, h in enumerate(header) if h in names]
+        if not found:
+            raise SourceError(f"{src}:1: no '{col}' column (the header needs left, right, match)")
+        at[col] = found[0]
+    out: list[LabelledPair] = []
+    for line, row in enumerate(rows, start=2):
+        if not any(c.strip() for c in row):
+            continue
+        where = f"{src}:{line}"
+        if len(row) <= max(at.values()):
+            raise SourceError(f"{where}: expected {len(header)} fields, found {len(row)}")
+        ids: list[int] = []
+        for col in ("left", "right"):
+            cell = row[at[col]].strip()
+            try:
+                ids.append(int(cell))
+            except ValueError:
+                raise SourceError(f"{where}: {col}: not a whole number") from None
+        verdict = row[at["match"]].strip().lower()
+        if verdict not in _YES and verdict not in _NO:
+            raise SourceError(f"{where}: match: expected yes or no")
+        if ids[0] == ids[1]:
+            raise SourceError(f"{where}: left and right are the same record")
+        out.append(LabelledPair(ids[0], ids[1], verdict in _YES, where))
+    return out
+
+
+def _store_labels(
+    labels: Sequence[LabelledPair], ids: Sequence[int]
+) -> tuple[list[tuple[int, int, bool]], int]:
+    """The labels whose two contacts are both live, and how many were not."""
+    live = set(ids)
+    used = [(p.left, p.right, p.match) for p in labels if p.left in live and p.right in live]
+    return used, len(labels) - len(used)
+
+
+def _file_labels(labels: Sequence[LabelledPair], rows: int) -> list[tuple[int, int, bool]]:
+    """Row-numbered labels as the engine's 0-based row ids; an error names a
+    row past the end."""
+    out = []
+    for i, p in enumerate(labels, start=1):
+        for n in (p.left, p.right):
+            if not 1 <= n <= rows:
+                where = p.where or f"labelled pair {i}"
+                raise ConfigError(f"{where}: row {n} is not among the {rows:,} rows read")
+        out.append((p.left - 1, p.right - 1, p.match))
+    return out
+
+
 # -- match keys ----------------------------------------------------------------
 
 
@@ -276,9 +376,29 @@ def run_matcher(
     config: DedupeConfig | None = None,
     *,
     progress: Progress | None = None,
+    labels: Sequence[LabelledPair] = (),
 ) -> DedupeResult:
-    """Match rows given as normalized columns; ``ids`` name the rows (unique)."""
-    return _run_keys(match_keys(columns), ids, config, progress=progress)
+    """Match rows given as normalized columns; ``ids`` name the rows (unique).
+
+    ``labels`` (pairs of ``ids``) refine the trained model; those naming an
+    id not in ``ids`` are skipped, with a warning.
+    """
+    return _run_keys(match_keys(columns), ids, config, progress=progress, labels=labels)
+
+
+def _skipped_warning(skipped: int) -> list[str]:
+    if not skipped:
+        return []
+    return [
+        f"{skipped} labelled pair(s) name a contact that is no longer live "
+        "(merged or erased): not used"
+    ]
+
+
+def _with_labels(stats: dict[str, float], used: int) -> dict[str, float]:
+    if used:
+        stats["labelled_pairs"] = float(used)
+    return stats
 
 
 def _run_keys(
@@ -288,6 +408,7 @@ def _run_keys(
     *,
     progress: Progress | None = None,
     with_pairs: bool = True,
+    labels: Sequence[LabelledPair] = (),
 ) -> DedupeResult:
     """:func:`run_matcher` on match keys; empties ``keys`` once the engine has
     read them, so their strings are freed before scoring. Without
@@ -305,7 +426,8 @@ def _run_keys(
         raise ConfigError(f"dedupe: {exc}") from None
     if progress:
         progress("matching")
-    matcher.fit(keys, list(ids), consume=True)
+    used, skipped = _store_labels(labels, ids)
+    matcher.fit(keys, list(ids), consume=True, labels=used)
     res = matcher.predict(cfg.threshold)
     assignment = list(res.clusters)
     groups: dict[int, list[int]] = {}
@@ -322,8 +444,8 @@ def _run_keys(
         assignment=assignment,
         clusters=clusters,
         pairs=pairs,
-        warnings=list(res.warnings),
-        stats=dict(res.stats),
+        warnings=list(res.warnings) + _skipped_warning(skipped),
+        stats=_with_labels(dict(res.stats), len(used)),
         matcher=matcher if with_pairs else None,
     )
 
@@ -334,8 +456,13 @@ def find_duplicates(
     config: DedupeConfig | None = None,
     *,
     progress: Progress | None = None,
+    labels: Sequence[LabelledPair] = (),
 ) -> DedupeResult:
-    """Find clusters of duplicates among the store's live contacts."""
+    """Find clusters of duplicates among the store's live contacts.
+
+    ``labels`` (see :func:`read_labels`) refine the trained model; a label
+    naming a contact no longer live (merged, erased) is skipped with a warning.
+    """
     cfg = config or DedupeConfig()
     fields = list(cfg.fields or MATCH_FIELDS)
     if progress:
@@ -343,7 +470,7 @@ def find_duplicates(
     ids, cols = store.contact_columns(fields)
     if not ids:
         return DedupeResult(ids=[], assignment=[], clusters={}, pairs=[], warnings=[], stats={})
-    return run_matcher(cols, ids, cfg, progress=progress)
+    return run_matcher(cols, ids, cfg, progress=progress, labels=labels)
 
 
 def explain(result: DedupeResult, left: int, right: int) -> dict[str, Any]:
@@ -419,6 +546,7 @@ def dedupe_file(
     columns: Mapping[str, str] | None = None,
     default_region: str = "US",
     progress: Progress | None = None,
+    labels: Sequence[LabelledPair] = (),
 ) -> FileDedupeReport:
     """Find duplicates in a CSV or JSONL file of contacts and write it back with ``cluster_id``.
 
@@ -437,6 +565,9 @@ def dedupe_file(
     distinct keys are kept in memory. JSON values are read as text: strings
     as they are, numbers as written, ``true``/``false`` as ``True``/``False``;
     ``null``, objects and arrays count as missing.
+
+    ``labels`` name rows by their 1-based number among the rows read (the
+    numbering of ``cluster_id``) and refine the trained model.
     """
     from crmkit.kernel import guess_format
     from crmkit.mapping import map_headers
@@ -494,9 +625,10 @@ def dedupe_file(
     check(n, where)
     if not keep:
         raise ConfigError(f"nothing to match on: no column holds any of {', '.join(MATCH_FIELDS)}")
+    lab = _file_labels(labels, n)
     if progress:
         progress("matching")
-    matcher.fit_input(rows)
+    matcher.fit_input(rows, labels=lab)
     found = matcher.predict(cfg.threshold)
     del matcher, rows  # frees the keys and candidate pairs before writing
     if progress:
@@ -511,7 +643,7 @@ def dedupe_file(
         rejected=rejected,
         warnings=list(found.warnings),
         out=str(dst),
-        stats=dict(found.stats),
+        stats=_with_labels(dict(found.stats), len(lab)),
     )
 
 
@@ -520,12 +652,14 @@ __all__ = [
     "DedupeConfig",
     "DedupeResult",
     "FileDedupeReport",
+    "LabelledPair",
     "Pair",
     "dedupe_file",
     "explain",
     "find_duplicates",
     "match_keys",
     "parse_config",
+    "read_labels",
     "run_dedupe_step",
     "run_matcher",
 ]
@@ -535,20 +669,30 @@ __all__ = [
 
 
 def run_dedupe_step(
-    kernel: Kernel, section: DedupeSection, *, dry_run: bool = False
+    kernel: Kernel,
+    section: DedupeSection,
+    *,
+    dry_run: bool = False,
+    base_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The workflow's ``[dedupe]`` step: find, plan and (unless ``dry_run`` or
-    ``apply = false``) merge; returns counts for the run summary."""
+    ``apply = false``) merge; returns counts for the run summary.
+
+    ``section.labels`` is read relative to ``base_dir`` (the workflow's folder).
+    """
     from crmkit.merge import apply_plan, build_plan
 
     cfg = DedupeConfig.model_validate({k: getattr(section, k) for k in DedupeConfig.model_fields})
-    res = find_duplicates(kernel.store, cfg)
+    labels = read_labels((base_dir or Path(".")) / section.labels) if section.labels else []
+    res = find_duplicates(kernel.store, cfg, labels=labels)
     out: dict[str, Any] = {
         "contacts": len(res.ids),
         "clusters": len(res.clusters),
         "duplicates": res.duplicates,
         "warnings": len(res.warnings),
     }
+    if labels:
+        out["labelled_pairs"] = int(res.stats.get("labelled_pairs", 0))
     if not res.clusters or dry_run or not section.apply:
         out["merged"] = 0
         return out

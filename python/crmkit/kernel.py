@@ -28,7 +28,7 @@ from crmkit.settings import Settings, load_settings
 from crmkit.store.base import ContactQuery, Store
 
 if TYPE_CHECKING:
-    from crmkit.dedupe import DedupeResult
+    from crmkit.dedupe import DedupeResult, LabelledPair
     from crmkit.merge import MergePlan
     from crmkit.privacy import EraseResult
     from crmkit.records import MergeEvent
@@ -262,11 +262,21 @@ class Kernel:
 
         return {**RULES, **{n: r for n, (r, _) in self.registry.survivorship.items()}}
 
-    def dedupe(self, config: Mapping[str, Any] | None = None) -> DedupeResult:
-        """Find duplicate clusters among live contacts (nothing is changed)."""
-        from crmkit.dedupe import find_duplicates, parse_config
+    def dedupe(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        labels: Sequence[LabelledPair] | str | Path = (),
+    ) -> DedupeResult:
+        """Find duplicate clusters among live contacts (nothing is changed).
 
-        return find_duplicates(self.store, parse_config(dict(config or {})))
+        ``labels``: reviewed pairs of contact ids that refine the model, or
+        the path of a CSV of them (see :func:`crmkit.dedupe.read_labels`).
+        """
+        from crmkit.dedupe import find_duplicates, parse_config, read_labels
+
+        pairs = read_labels(labels) if isinstance(labels, str | Path) else labels
+        return find_duplicates(self.store, parse_config(dict(config or {})), labels=pairs)
 
     def plan_merges(
         self,

@@ -114,9 +114,12 @@ class DedupeSection(DedupeConfig):
 
     Takes the matching settings of :class:`crmkit.dedupe.DedupeConfig`
     (``threshold``, ``fields``, ``blocking`` …); ``apply = false`` only counts
-    the clusters; ``rule``, ``survivor`` and ``sources`` choose the merged values.
+    the clusters; ``rule``, ``survivor`` and ``sources`` choose the merged values;
+    ``labels`` names a CSV of reviewed pairs (``left,right,match``, contact ids)
+    that refine the model, relative to the workflow file.
     """
 
+    labels: str | None = None
     apply: bool = True
     rule: str = "most_complete"
     survivor: Literal["oldest", "most_complete"] = "oldest"
@@ -188,6 +191,14 @@ def load_workflow(path: Path, registry: Registry) -> Workflow:
                 errors.append(f"segments[{i}].rule: " + str(exc).replace("\n", "\n    "))
     for i, r in enumerate(wf.reports):
         check("reporter", r.use, r.plugin_config(), f"reports[{i}]")
+    if wf.dedupe is not None and wf.dedupe.labels:
+        from crmkit.dedupe import read_labels
+        from crmkit.errors import SourceError
+
+        try:
+            read_labels(wf.base_dir / wf.dedupe.labels)
+        except SourceError as exc:
+            errors.append(f"dedupe.labels: {exc}")
     names = [
         s.name or f"{s.use}:{s.plugin_config().get('path', i)}" for i, s in enumerate(wf.sources)
     ]
@@ -276,7 +287,10 @@ def run_workflow(
         from crmkit.dedupe import run_dedupe_step
 
         section = wf.dedupe
-        step("dedupe", lambda: run_dedupe_step(kernel, section, dry_run=dry_run))
+        step(
+            "dedupe",
+            lambda: run_dedupe_step(kernel, section, dry_run=dry_run, base_dir=base),
+        )
     if not dry_run:
         for c in wf.categorize:
             step(

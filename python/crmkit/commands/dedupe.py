@@ -74,6 +74,12 @@ def register(cli: click.Group) -> None:
         metavar="PART[,PART]",
         help="A blocking rule, e.g. 'last_name:phonetic,postcode'; repeat for more.",
     )
+    @click.option(
+        "--labels",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="CSV of reviewed pairs (left,right,match) that refine the model: "
+        "contact ids, or row numbers with FILE.",
+    )
     @click.option("--show", type=int, default=0, metavar="N", help="Show N clusters.")
     @click.option("--explain", nargs=2, type=int, metavar="A B", help="Explain contacts A and B.")
     @click.option("--dry-run", is_flag=True, help="Show the merge plan as a diff; write nothing.")
@@ -103,6 +109,7 @@ def register(cli: click.Group) -> None:
         threshold: float | None,
         fields: str | None,
         blocking: tuple[str, ...],
+        labels: Path | None,
         show: int,
         explain: tuple[int, int] | None,
         dry_run: bool,
@@ -124,6 +131,7 @@ def register(cli: click.Group) -> None:
         from crmkit.errors import ConfigError
 
         cfg = _config(threshold, fields, blocking)
+        pairs = dd.read_labels(labels) if labels is not None else []
         step, stop = _status(as_json)
         if file is not None:
             if out is None:
@@ -138,6 +146,7 @@ def register(cli: click.Group) -> None:
                     format=fmt,
                     columns=_overrides(maps) or None,
                     progress=step,
+                    labels=pairs,
                 )
             finally:
                 stop()
@@ -164,7 +173,7 @@ def register(cli: click.Group) -> None:
             raise ConfigError("choose one of --apply and --dry-run")
         kernel = obj.kernel()
         try:
-            res = dd.find_duplicates(kernel.store, cfg, progress=step)
+            res = dd.find_duplicates(kernel.store, cfg, progress=step, labels=pairs)
             plan = None
             if dry_run or do_apply:
                 from crmkit.merge import build_plan

@@ -1,0 +1,164 @@
+"""Labelled pairs: read from a file, used in training, over the store, files and workflows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crmkit.cli import build_cli
+from crmkit.dedupe import LabelledPair, dedupe_file, explain, read_labels
+from crmkit.errors import ConfigError, SourceError
+from crmkit.kernel import Kernel
+from crmkit.plugins import make_plugin_manager
+from crmkit.sample import SampleInfo, generate
+from crmkit.settings import Settings
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> SampleInfo:
+    return generate(tmp_path, contacts=800, with_interactions=False, with_companies=False)
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, sample: SampleInfo) -> Iterator[Kernel]:
+    k = Kernel.open(tmp_path / "crm.db", disable_plugin_autoload=True)
+    k.import_file(sample.contacts_path, key="external_id")
+    yield k
+    k.close()
+
+
+def _write(path: Path, rows: list[tuple[int, int, str]], header: str = "left,right,match") -> Path:
+    path.write_text(header + "\n" + "".join(f"{a},{b},{m}\n" for a, b, m in rows))
+    return path
+
+
+def test_labels_are_read_with_their_line_and_any_common_spelling(tmp_path: Path) -> None:
+    f = tmp_path / "pairs.csv"
+    f.write_text(
+        "\ufeffReviewer,A,B,Is_Match\n"
+        "ann,1,2,yes\n"
+        "\n"
+        "bob, 3 ,4, No \n"
+        "ann,5,6,TRUE\n"
+        "ann,7,8,distinct\n"
+        "ann,9,10,0\n"
+    )
+    got = read_labels(f)
+    assert [(p.left, p.right, p.match) for p in got] == [
+        (1, 2, True),
+        (3, 4, False),
+        (5, 6, True),
+        (7, 8, False),
+        (9, 10, False),
+    ]
+    assert [p.where for p in got] == [f"{f}:{n}" for n in (2, 4, 5, 6, 7)]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "what"),
+    [
+        ("left,match\n1,yes\n", ":1:", "no 'right' column"),
+        ("left,right,match\n1,2,yes\n1,x,no\n", ":3:", "right: not a whole number"),
+        ("left,right,match\n1,2,perhaps\n", ":2:", "match: expected yes or no"),
+        ("left,right,match\n4,4,yes\n", ":2:", "the same record"),
+        ("left,right,match\n1,2\n", ":2:", "expected 3 fields, found 2"),
+    ],
+)
+def test_a_bad_labels_file_is_named_with_line_and_column(
+    tmp_path: Path, text: str, where: str, what: str
+) -> None:
+    f = tmp_path / "pairs.csv"
+    f.write_text(text)
+    with pytest.raises(SourceError) as e:
+        read_labels(f)
+    assert str(e.value).startswith(f"{f}{where}") and what in str(e.value), str(e.value)
+
+
+def test_missing_or_binary_labels_file(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no such file"):
+        read_labels(tmp_path / "nope.csv")
+    bad = tmp_path / "bin.csv"
+    bad.write_bytes(b"left,right,match\n\xff\xfe,1,yes\n")
+    with pytest.raises(SourceError, match="not UTF-8"):
+        read_labels(bad)
+
+
+def test_labels_move_the_model_towards_what_they_say(kernel: Kernel) -> None:
+    base = kernel.dedupe()
+    assert "labelled_pairs" not in base.stats
+    sure = sorted(base.pairs, key=lambda p: -p.probability)[:40]
+    said_no = [LabelledPair(p.left, p.right, False) for p in sure]
+    doubted = kernel.dedupe(labels=said_no)
+    assert doubted.stats["labelled_pairs"] == 40
+    assert doubted.matcher.model() != base.matcher.model()
+
+    def weight(res: object, pairs: list[LabelledPair]) -> float:
+        return sum(explain(res, p.left, p.right)["total_weight"] for p in pairs)  # type: ignore[arg-type]
+
+    # Pairs a reviewer rejected weigh less once the model has heard it.
+    assert weight(doubted, said_no) < weight(base, said_no)
+    said_yes = [LabelledPair(p.left, p.right, True) for p in sure]
+    assert weight(kernel.dedupe(labels=said_yes), said_yes) > weight(doubted, said_no)
+
+
+def test_labels_naming_contacts_merged_away_are_skipped_with_a_warning(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    res = kernel.dedupe()
+    cid, ids = next(iter(res.clusters.items()))
+    kernel.merge(kernel.plan_merges(res))
+    gone = next(i for i in ids if i != cid)
+    other = next(i for i in res.ids if i not in ids)
+    f = _write(tmp_path / "pairs.csv", [(cid, gone, "yes"), (cid, other, "no")])
+    again = kernel.dedupe(labels=f)
+    assert again.stats["labelled_pairs"] == 1
+    assert any("1 labelled pair(s)" in w and "no longer live" in w for w in again.warnings)
+
+
+def test_file_labels_are_row_numbers(tmp_path: Path, sample: SampleInfo) -> None:
+    out = tmp_path / "out.csv"
+    rep = dedupe_file(
+        sample.contacts_path,
+        out,
+        labels=[LabelledPair(1, 2, False), LabelledPair(3, 800, True)],
+    )
+    assert rep.stats["labelled_pairs"] == 2
+    past = _write(tmp_path / "pairs.csv", [(1, 2, "no"), (5, 801, "yes")])
+    with pytest.raises(ConfigError) as e:
+        dedupe_file(sample.contacts_path, out, labels=read_labels(past))
+    assert str(e.value).startswith(f"{past}:3: row 801 is not among the 800 rows read")
+
+
+def test_cli_and_workflow_take_a_labels_file(tmp_path: Path, sample: SampleInfo) -> None:
+    cli = build_cli(make_plugin_manager(Settings(disable_plugin_autoload=True)))
+    db = str(tmp_path / "crm.db")
+    r = CliRunner()
+    assert r.invoke(cli, ["--db", db, "import", str(sample.contacts_path), "--key", "external_id"])
+    pairs = _write(tmp_path / "pairs.csv", [(1, 2, "no"), (3, 4, "no")])
+    res = r.invoke(cli, ["--db", db, "dedupe", "--json", "--labels", str(pairs)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["summary"]["stats"]["labelled_pairs"] == 2
+    out = str(tmp_path / "o.csv")
+    argv = ["dedupe", str(sample.contacts_path), "--out", out, "--json", "--labels", str(pairs)]
+    res = r.invoke(cli, argv)
+    assert res.exit_code == 0 and json.loads(res.stdout)["stats"]["labelled_pairs"] == 2
+
+    wf = tmp_path / "workflow.toml"
+    wf.write_text(
+        f'[[sources]]\nuse = "csv"\npath = "{sample.contacts_path.name}"\nkey = "external_id"\n\n'
+        '[dedupe]\nlabels = "pairs.csv"\n'
+    )
+    k = Kernel.open(tmp_path / "wf.db", disable_plugin_autoload=True)
+    try:
+        step = next(s for s in k.run_workflow(wf)["steps"] if s["step"] == "dedupe")
+        assert step["labelled_pairs"] == 2 and step["merged"] > 0
+        pairs.write_text("left,right,match\n1,2,maybe\n")
+        with pytest.raises(ConfigError) as e:
+            k.run_workflow(wf)
+        assert "dedupe.labels: " in str(e.value) and "pairs.csv:2: match" in str(e.value)
+    finally:
+        k.close()
