@@ -162,3 +162,53 @@ def test_cli_and_workflow_take_a_labels_file(tmp_path: Path, sample: SampleInfo)
         assert "dedupe.labels: " in str(e.value) and "pairs.csv:2: match" in str(e.value)
     finally:
         k.close()
+
+
+def test_a_pair_labelled_distinct_never_shares_a_cluster(kernel: Kernel) -> None:
+    base = kernel.dedupe()
+    cid, ids = next((c, v) for c, v in base.clusters.items() if len(v) >= 2)
+    a, b = ids[0], ids[-1]
+    res = kernel.dedupe(labels=[LabelledPair(a, b, False)])
+    where = dict(zip(res.ids, res.assignment, strict=True))
+    assert where[a] != where[b]
+    assert res.stats["links_kept_apart"] >= 1
+    # Every other cluster is as it was.
+    others = {c: v for c, v in base.clusters.items() if c != cid}
+    assert {c: v for c, v in res.clusters.items() if a not in v and b not in v} == others
+
+
+def test_an_undone_merge_is_not_proposed_again(kernel: Kernel) -> None:
+    from crmkit.dedupe import DedupeConfig, find_duplicates
+
+    res = kernel.dedupe()
+    events = kernel.merge(kernel.plan_merges(res))
+    undone = events[0]
+    kernel.undo_merge(undone.id)
+    group = {undone.survivor_id, *undone.merged_ids}
+    again = kernel.dedupe()
+    together = [v for v in again.clusters.values() if len(group & set(v)) > 1]
+    assert together == [] and again.stats["links_kept_apart"] >= 1
+    allowed = find_duplicates(kernel.store, DedupeConfig(keep_undone_apart=False))
+    assert any(group <= set(v) for v in allowed.clusters.values())
+
+
+def test_file_rows_labelled_distinct_get_different_cluster_ids(
+    tmp_path: Path, sample: SampleInfo
+) -> None:
+    import csv
+
+    out = tmp_path / "out.csv"
+    dedupe_file(sample.contacts_path, out)
+
+    def cluster_ids() -> list[str]:
+        with out.open(newline="", encoding="utf-8") as f:
+            return [r[-1] for r in list(csv.reader(f))[1:]]
+
+    before = cluster_ids()
+    first = next(i for i, c in enumerate(before) if before.count(c) > 1)
+    second = next(i for i, c in enumerate(before) if c == before[first] and i != first)
+    rep = dedupe_file(
+        sample.contacts_path, out, labels=[LabelledPair(first + 1, second + 1, False)]
+    )
+    after = cluster_ids()
+    assert after[first] != after[second] and rep.stats["links_kept_apart"] >= 1

@@ -266,7 +266,10 @@ class Matcher:
         self, input: MatchInput, *, labels: list[tuple[int, int, bool]] | None = None
     ) -> None:
         """:meth:`fit` over rows from :func:`read_match_csv` (moved in: an input fits once)."""
-    def predict(self, threshold: float | None = None) -> MatchResult: ...
+    def predict(
+        self, threshold: float | None = None, *, apart: list[tuple[int, int]] | None = None
+    ) -> MatchResult:
+        """Score and cluster; no cluster holds both ids of a pair in ``apart``."""
     def candidate_pairs(self) -> tuple[list[int], list[int]]: ...
     def explain(self, left: int, right: int) -> dict[str, Any]:
         """Per field: level, weight (log2 Bayes factor), tf_adjustment; total and probability."""

@@ -18,6 +18,7 @@ Messages and warnings name fields and row numbers, never values.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -105,6 +106,9 @@ class DedupeConfig(BaseModel):
     need this share of their pairs matched."""
     seed: int | None = None
     """Random seed of the training sample."""
+    keep_undone_apart: bool = True
+    """Over the store: the contacts of a merge that was undone never share a
+    cluster again (a person split them); ``false`` lets them."""
 
     @field_validator("blocking")
     @classmethod
@@ -229,7 +233,7 @@ class LabelledPair(msgspec.Struct, frozen=True):
     Over the store, ``left`` and ``right`` are contact ids; over a file, they
     are 1-based row numbers (the numbering of ``cluster_id``). Labelled pairs
     join the unlabelled ones when m and u are estimated, as pairs whose class
-    is known; they change no score directly.
+    is known, and a pair labelled distinct never shares a cluster.
     """
 
     left: int
@@ -377,13 +381,17 @@ def run_matcher(
     *,
     progress: Progress | None = None,
     labels: Sequence[LabelledPair] = (),
+    apart: Sequence[tuple[int, int]] = (),
 ) -> DedupeResult:
     """Match rows given as normalized columns; ``ids`` name the rows (unique).
 
-    ``labels`` (pairs of ``ids``) refine the trained model; those naming an
-    id not in ``ids`` are skipped, with a warning.
+    ``labels`` (pairs of ``ids``) refine the trained model, and the pairs
+    they call distinct never share a cluster, nor do the pairs in ``apart``;
+    labels naming an id not in ``ids`` are skipped, with a warning.
     """
-    return _run_keys(match_keys(columns), ids, config, progress=progress, labels=labels)
+    return _run_keys(
+        match_keys(columns), ids, config, progress=progress, labels=labels, apart=apart
+    )
 
 
 def _skipped_warning(skipped: int) -> list[str]:
@@ -393,6 +401,11 @@ def _skipped_warning(skipped: int) -> list[str]:
         f"{skipped} labelled pair(s) name a contact that is no longer live "
         "(merged or erased): not used"
     ]
+
+
+def _distinct(labels: Sequence[LabelledPair]) -> list[tuple[int, int]]:
+    """The pairs ``labels`` call distinct people (kept apart when clustering)."""
+    return [(p.left, p.right) for p in labels if not p.match]
 
 
 def _with_labels(stats: dict[str, float], used: int) -> dict[str, float]:
@@ -409,11 +422,13 @@ def _run_keys(
     progress: Progress | None = None,
     with_pairs: bool = True,
     labels: Sequence[LabelledPair] = (),
+    apart: Sequence[tuple[int, int]] = (),
 ) -> DedupeResult:
     """:func:`run_matcher` on match keys; empties ``keys`` once the engine has
     read them, so their strings are freed before scoring. Without
     ``with_pairs`` the result lists no scored pairs and keeps no matcher
-    (clusters only), which frees the engine's memory early."""
+    (clusters only), which frees the engine's memory early. No cluster holds
+    both ids of a pair in ``apart``, nor of a pair ``labels`` call distinct."""
     cfg = config or DedupeConfig()
     if cfg.fields:
         for f in [f for f in keys if f not in cfg.fields]:
@@ -428,7 +443,7 @@ def _run_keys(
         progress("matching")
     used, skipped = _store_labels(labels, ids)
     matcher.fit(keys, list(ids), consume=True, labels=used)
-    res = matcher.predict(cfg.threshold)
+    res = matcher.predict(cfg.threshold, apart=[*apart, *_distinct(labels)])
     assignment = list(res.clusters)
     groups: dict[int, list[int]] = {}
     for i, c in zip(ids, assignment, strict=True):
@@ -460,8 +475,11 @@ def find_duplicates(
 ) -> DedupeResult:
     """Find clusters of duplicates among the store's live contacts.
 
-    ``labels`` (see :func:`read_labels`) refine the trained model; a label
-    naming a contact no longer live (merged, erased) is skipped with a warning.
+    ``labels`` (see :func:`read_labels`) refine the trained model, and two
+    contacts labelled distinct never share a cluster; a label naming a
+    contact no longer live (merged, erased) is skipped with a warning. The
+    contacts of an undone merge stay apart too, unless
+    ``config.keep_undone_apart`` is off.
     """
     cfg = config or DedupeConfig()
     fields = list(cfg.fields or MATCH_FIELDS)
@@ -470,7 +488,11 @@ def find_duplicates(
     ids, cols = store.contact_columns(fields)
     if not ids:
         return DedupeResult(ids=[], assignment=[], clusters={}, pairs=[], warnings=[], stats={})
-    return run_matcher(cols, ids, cfg, progress=progress, labels=labels)
+    apart: list[tuple[int, int]] = []
+    if cfg.keep_undone_apart:
+        for group in store.undone_merges():
+            apart.extend(itertools.combinations(group, 2))
+    return run_matcher(cols, ids, cfg, progress=progress, labels=labels, apart=apart)
 
 
 def explain(result: DedupeResult, left: int, right: int) -> dict[str, Any]:
@@ -567,7 +589,8 @@ def dedupe_file(
     ``null``, objects and arrays count as missing.
 
     ``labels`` name rows by their 1-based number among the rows read (the
-    numbering of ``cluster_id``) and refine the trained model.
+    numbering of ``cluster_id``); they refine the trained model, and two rows
+    labelled distinct never share a cluster.
     """
     from crmkit.kernel import guess_format
     from crmkit.mapping import map_headers
@@ -629,7 +652,7 @@ def dedupe_file(
     if progress:
         progress("matching")
     matcher.fit_input(rows, labels=lab)
-    found = matcher.predict(cfg.threshold)
+    found = matcher.predict(cfg.threshold, apart=[(a, b) for a, b, same in lab if not same])
     del matcher, rows  # frees the keys and candidate pairs before writing
     if progress:
         progress("writing")

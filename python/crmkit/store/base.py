@@ -354,6 +354,10 @@ class MergeStore(Protocol):
     def get_merge(self, merge_id: int) -> MergeEvent:
         """One merge event; :class:`~crmkit.errors.NotFoundError` when unknown."""
 
+    def undone_merges(self) -> list[tuple[int, ...]]:
+        """The contacts of every undone merge (survivor first), oldest merge
+        first: groups a person has split again, which dedupe keeps apart."""
+
     def merge_before(self, merge_id: int) -> dict[str, Any]:
         """The before image of a merge: ``{"contacts": [row, …], "links":
         {table: {row id: contact id}}}``; :class:`~crmkit.errors.NotFoundError`

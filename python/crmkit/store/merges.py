@@ -272,6 +272,14 @@ def get_merge(store: SQLiteStore, merge_id: int) -> MergeEvent:
     return _event(row)
 
 
+def undone_merges(store: SQLiteStore) -> list[tuple[int, ...]]:
+    """The contacts of every undone merge, survivor first, oldest merge first."""
+    rows = store.conn.execute(
+        "SELECT survivor_id, merged_ids FROM merges WHERE undone_at IS NOT NULL ORDER BY id"
+    ).fetchall()
+    return [(r[0], *_decode(r[1])) for r in rows]
+
+
 def merge_before(store: SQLiteStore, merge_id: int) -> dict[str, Any]:
     """The ``before`` image of a merge: ``{"contacts": [row, …], "links": {table: {id: contact_id}}}``."""
     row = store.conn.execute("SELECT before FROM merges WHERE id = ?", (merge_id,)).fetchone()

@@ -1580,6 +1580,11 @@ class SQLiteStore(ReportQueriesMixin):
 
         return merges.get_merge(self, merge_id)
 
+    def undone_merges(self) -> list[tuple[int, ...]]:
+        from crmkit.store import merges
+
+        return merges.undone_merges(self)
+
     def merge_before(self, merge_id: int) -> dict[str, Any]:
         from crmkit.store import merges
 

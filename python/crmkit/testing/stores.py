@@ -542,6 +542,7 @@ class StoreConformance:
         from crmkit.store.base import MergeSpec
 
         a, b, c, d = self._merge_setup(store)
+        assert store.undone_merges() == []
         progress: list[int] = []
         events = store.apply_merges(
             [
@@ -582,6 +583,7 @@ class StoreConformance:
         assert back["first_name"] == "Ann" and back["attrs"] == {"plan": "pro"}
         assert store.undo_check(events[0].id)["ok"] is False
         assert [e.id for e in store.list_merges(include_undone=False)] == [events[1].id]
+        assert store.undone_merges() == [(a, b)]
         with pytest.raises(MergeConflictError):
             store.undo_merge(events[0].id)
         actions = [e.action for e in store.audit_log()]

@@ -259,13 +259,20 @@ impl Matcher {
         Ok(())
     }
 
-    /// Score the candidate pairs and cluster those at or above `threshold`.
-    #[pyo3(signature = (threshold = None))]
-    fn predict(&self, py: Python<'_>, threshold: Option<f64>) -> PyResult<MatchResult> {
+    /// Score the candidate pairs and cluster those at or above `threshold`;
+    /// no cluster holds both ids of a pair in `apart`.
+    #[pyo3(signature = (threshold = None, *, apart = None))]
+    fn predict(
+        &self,
+        py: Python<'_>,
+        threshold: Option<f64>,
+        apart: Option<Vec<(i64, i64)>>,
+    ) -> PyResult<MatchResult> {
         let m = self.fitted(py)?;
         let split = self.split;
+        let apart = apart.unwrap_or_default();
         let p = detach(py, move || {
-            let p = m.predict(threshold)?;
+            let p = m.predict_apart(threshold, &apart)?;
             let ids = &m.dataset().ids;
             let (left, right, prob) = p
                 .pairs

@@ -17,6 +17,10 @@
 //!
 //! With `guard = 0` this is plain connected components. The cluster id of a
 //! row is the smallest caller id in its cluster, so ids are stable across runs.
+//!
+//! Pairs kept apart (a reviewer's "not the same person", an undone merge)
+//! are never put in one cluster, by any chain of edges: a join that would
+//! is refused, whatever the guard.
 
 /// The result of clustering.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +31,16 @@ pub struct Clusters {
     pub multi: usize,
     /// Joins refused by the chaining guard.
     pub refused: usize,
+    /// Joins refused because they would have put a pair kept apart together.
+    pub kept_apart: usize,
 }
 
 struct Dsu {
     parent: Vec<u32>,
     size: Vec<u32>,
     next: Vec<u32>,
+    /// Per root: whether a member of the component has a pair kept apart.
+    apart: Vec<bool>,
 }
 
 impl Dsu {
@@ -43,6 +51,61 @@ impl Dsu {
             x = p;
         }
         x
+    }
+
+    /// The root of `x`, without shortening paths.
+    fn root(&self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            x = self.parent[x as usize];
+        }
+        x
+    }
+}
+
+/// Pairs of rows kept apart, as adjacency lists (CSR).
+struct Apart {
+    start: Vec<u32>,
+    other: Vec<u32>,
+}
+
+impl Apart {
+    fn new(n: usize, pairs: &[(u32, u32)]) -> Apart {
+        let mut start = vec![0u32; n + 1];
+        for &(i, j) in pairs {
+            start[i as usize + 1] += 1;
+            start[j as usize + 1] += 1;
+        }
+        for k in 1..=n {
+            start[k] += start[k - 1];
+        }
+        let mut fill = start.clone();
+        let mut other = vec![0u32; start[n] as usize];
+        for &(i, j) in pairs {
+            for (x, y) in [(i, j), (j, i)] {
+                other[fill[x as usize] as usize] = y;
+                fill[x as usize] += 1;
+            }
+        }
+        Apart { start, other }
+    }
+
+    /// Whether joining components `a` and `b` (roots) would put a pair kept
+    /// apart into one cluster.
+    fn forbids(&self, d: &Dsu, a: u32, b: u32) -> bool {
+        if !(d.apart[a as usize] && d.apart[b as usize]) {
+            return false;
+        }
+        let (small, other) = if d.size[a as usize] <= d.size[b as usize] {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        members(d, small).into_iter().any(|x| {
+            let (lo, hi) = (self.start[x as usize], self.start[x as usize + 1]);
+            self.other[lo as usize..hi as usize]
+                .iter()
+                .any(|&y| d.root(y) == other)
+        })
     }
 }
 
@@ -58,28 +121,31 @@ fn join(d: &mut Dsu, a: u32, b: u32) {
     };
     d.parent[small as usize] = big;
     d.size[big as usize] += d.size[small as usize];
+    d.apart[big as usize] |= d.apart[small as usize];
     d.next.swap(big as usize, small as usize);
 }
 
 /// Cluster `n` rows given edges `(i, j, probability)` at or above the threshold.
 pub fn cluster(n: usize, ids: &[i64], edges: &[(u32, u32, f64)], guard: f64) -> Clusters {
-    cluster_with(n, ids, edges, guard, None::<fn(u32, u32) -> f64>)
+    cluster_with(n, ids, edges, guard, &[], None::<fn(u32, u32) -> f64>)
 }
 
 /// [`cluster`] where two components join when the match weights `weight(i, j)`
 /// (log2 odds) of all pairs between them sum to more than 0 (see the module
-/// documentation); `guard` = 0 still gives plain connected components.
+/// documentation); `guard` = 0 still gives plain connected components. No
+/// cluster holds both rows of a pair in `apart`.
 pub fn cluster_weighted<W>(
     n: usize,
     ids: &[i64],
     edges: &[(u32, u32, f64)],
     guard: f64,
+    apart: &[(u32, u32)],
     weight: W,
 ) -> Clusters
 where
     W: Fn(u32, u32) -> f64,
 {
-    cluster_with(n, ids, edges, guard, Some(weight))
+    cluster_with(n, ids, edges, guard, apart, Some(weight))
 }
 
 fn members(d: &Dsu, root: u32) -> Vec<u32> {
@@ -97,11 +163,13 @@ fn cluster_with<W>(
     ids: &[i64],
     edges: &[(u32, u32, f64)],
     guard: f64,
+    apart: &[(u32, u32)],
     weight: Option<W>,
 ) -> Clusters
 where
     W: Fn(u32, u32) -> f64,
 {
+    let kept = Apart::new(n, apart);
     // Adjacency (CSR) of the edges, to count links between components.
     let mut deg = vec![0u32; n + 1];
     for &(i, j, _) in edges {
@@ -134,8 +202,10 @@ where
         parent: (0..n as u32).collect(),
         size: vec![1; n],
         next: (0..n as u32).collect(), // circular member lists
+        apart: (0..n).map(|r| kept.start[r] < kept.start[r + 1]).collect(),
     };
     let mut refused = 0;
+    let mut kept_apart = 0;
     // Weighted joins refused, by (root, size) of both sides: the same two
     // clusters are not weighed again for each further edge between them.
     let mut weighed_out: ahash::AHashSet<(u32, u32, u32, u32)> = ahash::AHashSet::new();
@@ -182,7 +252,11 @@ where
                     refused += 1;
                     continue;
                 }
-                join(&mut d, a, b);
+                if kept.forbids(&d, a, b) {
+                    kept_apart += 1;
+                } else {
+                    join(&mut d, a, b);
+                }
                 continue;
             }
         }
@@ -208,6 +282,11 @@ where
                 continue;
             }
         }
+        // Checked last, so that the count is of joins the guard allowed.
+        if kept.forbids(&d, a, b) {
+            kept_apart += 1;
+            continue;
+        }
         join(&mut d, a, b);
     }
     let mut min_id: Vec<i64> = vec![i64::MAX; n];
@@ -224,6 +303,7 @@ where
         ids: roots.iter().map(|&root| min_id[root as usize]).collect(),
         multi,
         refused,
+        kept_apart,
     }
 }
 
@@ -291,6 +371,7 @@ mod tests {
             &ids,
             &edges,
             0.5,
+            &[],
             weight([9.0, -6.0, 2.0, 0.0, 0.0, 0.0]),
         );
         assert_eq!((c.ids.clone(), c.refused), (vec![0, 0, 2, 3], 1));
@@ -300,13 +381,14 @@ mod tests {
             &ids,
             &edges,
             0.5,
+            &[],
             weight([9.0, -1.0, 2.0, 0.0, 0.0, 0.0]),
         );
         assert_eq!(c.ids, vec![0, 0, 0, 3]);
         // The link-count guard would have joined the first case (1 link of 2).
         assert_eq!(cluster(4, &ids, &edges, 0.5).ids, vec![0, 0, 0, 3]);
         // With the guard off, the weights are not consulted.
-        let c = cluster_weighted(4, &ids, &edges, 0.0, |_, _| -100.0);
+        let c = cluster_weighted(4, &ids, &edges, 0.0, &[], |_, _| -100.0);
         assert_eq!(c.ids, vec![0, 0, 0, 3]);
     }
 
@@ -320,5 +402,63 @@ mod tests {
         // Joining a pair needs one link of two.
         let c = cluster(3, &ids[..3], &[(0, 1, 0.99), (1, 2, 0.9)], 0.5);
         assert_eq!(c.ids, vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn a_pair_kept_apart_is_never_chained_together() {
+        let ids: Vec<i64> = (0..5).collect();
+        // 0-1-2 is a chain of strong edges; 3-4 a pair.
+        let edges = vec![(0, 1, 0.99), (1, 2, 0.98), (3, 4, 0.97)];
+        let c = cluster_weighted(5, &ids, &edges, 0.0, &[(2, 0)], |_, _| 0.0);
+        assert_eq!(c.ids, vec![0, 0, 2, 3, 3]);
+        assert_eq!((c.kept_apart, c.refused), (1, 0));
+        // A pair kept apart that no edge joins changes nothing.
+        let c = cluster_weighted(5, &ids, &edges, 0.0, &[(0, 3)], |_, _| 0.0);
+        assert_eq!((c.ids, c.kept_apart), (vec![0, 0, 0, 3, 3], 0));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn clusters_never_hold_a_pair_kept_apart(
+            n in 2usize..24,
+            raw in proptest::collection::vec((0u32..24, 0u32..24, 0.5f64..1.0), 0..60),
+            apart_raw in proptest::collection::vec((0u32..24, 0u32..24), 0..6),
+            guard in proptest::sample::select(vec![0.0, 0.5]),
+        ) {
+            let n32 = n as u32;
+            let edges: Vec<(u32, u32, f64)> = raw
+                .into_iter()
+                .map(|(i, j, p)| (i % n32, j % n32, p))
+                .filter(|(i, j, _)| i < j)
+                .collect();
+            let apart: Vec<(u32, u32)> = apart_raw
+                .into_iter()
+                .map(|(i, j)| (i % n32, j % n32))
+                .filter(|(i, j)| i != j)
+                .collect();
+            let ids: Vec<i64> = (0..n as i64).collect();
+            let w = |i: u32, j: u32| f64::from((i * 7 + j * 3) % 5) - 2.0;
+            let free = cluster_weighted(n, &ids, &edges, guard, &[], w);
+            let kept = cluster_weighted(n, &ids, &edges, guard, &apart, w);
+            for &(i, j) in &apart {
+                proptest::prop_assert_ne!(kept.ids[i as usize], kept.ids[j as usize]);
+            }
+            // Constraints the free clustering already meets change nothing.
+            if apart.iter().all(|&(i, j)| free.ids[i as usize] != free.ids[j as usize]) {
+                proptest::prop_assert_eq!(&kept.ids, &free.ids);
+                proptest::prop_assert_eq!(kept.kept_apart, 0);
+            }
+            // Every cluster is still joined by its edges: no member is alone.
+            for r in 0..n {
+                let c = kept.ids[r];
+                if kept.ids.iter().filter(|&&x| x == c).count() > 1 {
+                    let linked = edges.iter().any(|&(i, j, _)| {
+                        (i as usize == r && kept.ids[j as usize] == c)
+                            || (j as usize == r && kept.ids[i as usize] == c)
+                    });
+                    proptest::prop_assert!(linked);
+                }
+            }
+        }
     }
 }

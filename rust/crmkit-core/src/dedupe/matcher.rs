@@ -341,6 +341,17 @@ impl Matcher {
 
     /// Score every candidate pair and cluster those at or above the threshold.
     pub fn predict(&self, threshold: Option<f64>) -> CoreResult<Prediction> {
+        self.predict_apart(threshold, &[])
+    }
+
+    /// [`Matcher::predict`] with pairs of ids that must not share a cluster
+    /// (a reviewer's "not the same person", an undone merge). Pairs naming
+    /// an id not among the rows are ignored.
+    pub fn predict_apart(
+        &self,
+        threshold: Option<f64>,
+        apart: &[(i64, i64)],
+    ) -> CoreResult<Prediction> {
         let t = threshold.unwrap_or(self.config.threshold);
         if !(0.0..=1.0).contains(&t) || t.is_nan() {
             return Err(CoreError::Config(
@@ -407,11 +418,22 @@ impl Matcher {
                 out
             })
             .collect();
+        let apart: Vec<(u32, u32)> = if apart.is_empty() {
+            Vec::new()
+        } else {
+            let by_id = self.row_of.get_or_init(|| rows_by_id(&self.ds.ids));
+            apart
+                .iter()
+                .filter_map(|(a, b)| Some((*by_id.get(a)?, *by_id.get(b)?)))
+                .filter(|(i, j)| i != j)
+                .collect()
+        };
         let clusters = cluster_weighted(
             self.ds.len(),
             &self.ds.ids,
             &pairs,
             self.config.guard,
+            &apart,
             |i, j| self.weight(i as usize, j as usize),
         );
         let n = self.ds.len().max(1) as f64;
@@ -432,6 +454,7 @@ impl Matcher {
             ("matched_pairs", pairs.len() as f64),
             ("clusters", clusters.multi as f64),
             ("links_refused", clusters.refused as f64),
+            ("links_kept_apart", clusters.kept_apart as f64),
         ];
         Ok(Prediction {
             pairs,
