@@ -241,6 +241,13 @@ class MatchIndex:
         self, record: dict[str, str | None], threshold: float | None = None
     ) -> list[tuple[int, float]]:
         """``(row id, probability)`` of matching rows, best first."""
+    def match_many(
+        self,
+        columns: dict[str, list[str | None]],
+        threshold: float | None = None,
+        limit: int = 1,
+    ) -> list[list[tuple[int, float]]]:
+        """The ``limit`` best matches of each record given as columns of match keys."""
     def __len__(self) -> int: ...
 
 @final

@@ -414,6 +414,25 @@ def _with_labels(stats: dict[str, float], used: int) -> dict[str, float]:
     return stats
 
 
+def _fit(
+    keys: dict[str, list[str | None]],
+    ids: Sequence[int],
+    cfg: DedupeConfig,
+    labels: Sequence[LabelledPair],
+) -> tuple[_core.Matcher, list[tuple[int, int, bool]], int]:
+    """A matcher fitted on ``keys`` (emptied once read), the labels it used
+    and how many it skipped."""
+    if cfg.fields:
+        for f in [f for f in keys if f not in cfg.fields]:
+            del keys[f]
+    if not keys:
+        raise ConfigError(f"nothing to match on: no column holds any of {', '.join(MATCH_FIELDS)}")
+    matcher = _new_matcher(cfg)
+    used, skipped = _store_labels(labels, ids)
+    matcher.fit(keys, list(ids), consume=True, labels=used)
+    return matcher, used, skipped
+
+
 def _run_keys(
     keys: dict[str, list[str | None]],
     ids: Sequence[int],
@@ -430,19 +449,9 @@ def _run_keys(
     (clusters only), which frees the engine's memory early. No cluster holds
     both ids of a pair in ``apart``, nor of a pair ``labels`` call distinct."""
     cfg = config or DedupeConfig()
-    if cfg.fields:
-        for f in [f for f in keys if f not in cfg.fields]:
-            del keys[f]
-    if not keys:
-        raise ConfigError(f"nothing to match on: no column holds any of {', '.join(MATCH_FIELDS)}")
-    try:
-        matcher = _core.Matcher(cfg.engine_config())
-    except _core.ConfigError as exc:
-        raise ConfigError(f"dedupe: {exc}") from None
     if progress:
         progress("matching")
-    used, skipped = _store_labels(labels, ids)
-    matcher.fit(keys, list(ids), consume=True, labels=used)
+    matcher, used, skipped = _fit(keys, ids, cfg, labels)
     res = matcher.predict(cfg.threshold, apart=[*apart, *_distinct(labels)])
     assignment = list(res.clusters)
     groups: dict[int, list[int]] = {}
@@ -509,6 +518,178 @@ def explain(result: DedupeResult, left: int, right: int) -> dict[str, Any]:
             raise ConfigError(f"contact {i} is not among the live contacts matched")
     out: dict[str, Any] = result.matcher.explain(left, right)
     return out
+
+
+# -- matching new records against the store -------------------------------------
+
+
+class Match(msgspec.Struct, frozen=True):
+    """A live contact that a new record matches, with the match probability."""
+
+    contact_id: int
+    probability: float
+
+
+class ContactIndex:
+    """The store's live contacts, fitted and indexed once, to match new
+    records against them without refitting (see :func:`build_index`).
+
+    A record holds contact fields as an import reads them (``first_name``,
+    ``email``, ``phone``, ``postcode``, ``country`` …): emails, phones and
+    names are normalized here, phones read with the record's ``country``.
+    Other keys are ignored. The index is a snapshot of the contacts when it
+    was built; build it again to take in later ones.
+    """
+
+    def __init__(self, index: _core.MatchIndex, *, default_region: str = "US") -> None:
+        self._index = index
+        self._region = default_region
+
+    def __len__(self) -> int:
+        """The number of contacts indexed."""
+        return len(self._index)
+
+    def match(
+        self, record: Mapping[str, Any], *, threshold: float | None = None, limit: int = 5
+    ) -> list[Match]:
+        """The ``limit`` contacts ``record`` most likely is, best first, at or
+        above ``threshold`` (default: the dedupe threshold)."""
+        return self.match_many([record], threshold=threshold, limit=limit)[0]
+
+    def match_many(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        threshold: float | None = None,
+        limit: int = 1,
+    ) -> list[list[Match]]:
+        """:meth:`match` for many records at once (in Rust, in parallel)."""
+        columns: dict[str, list[Any]] = {f: [] for f in MATCH_FIELDS}
+        for rec in records:
+            for f, col in columns.items():
+                col.append(rec.get(f))
+        return self.match_columns(columns, threshold=threshold, limit=limit)
+
+    def match_columns(
+        self,
+        columns: Mapping[str, Sequence[Any]],
+        *,
+        threshold: float | None = None,
+        limit: int = 1,
+    ) -> list[list[Match]]:
+        """:meth:`match_many` for records given as columns (field → values)."""
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ConfigError("threshold must be between 0 and 1")
+        cells = {
+            f: [None if v is None else str(v) for v in col]
+            for f, col in columns.items()
+            if f in MATCH_FIELDS
+        }
+        keys = _core.match_keys_of_cells(cells, default_region=self._region)
+        hits = self._index.match_many(keys, threshold, limit)
+        return [[Match(i, p) for i, p in row] for row in hits]
+
+
+@collector_paused()
+def build_index(
+    store: Store,
+    config: DedupeConfig | None = None,
+    *,
+    labels: Sequence[LabelledPair] = (),
+    default_region: str = "US",
+    progress: Progress | None = None,
+) -> ContactIndex:
+    """Fit the matcher on the store's live contacts and index them, so that
+    new records (a sign-up, a lead list) are matched against them in
+    microseconds each, without refitting. Training is as in
+    :func:`find_duplicates`, ``labels`` included."""
+    cfg = config or DedupeConfig()
+    if progress:
+        progress("reading")
+    ids, cols = store.contact_columns(list(cfg.fields or MATCH_FIELDS))
+    if not ids:
+        raise ConfigError("no live contacts to match against")
+    if progress:
+        progress("indexing")
+    matcher, _used, _skipped = _fit(match_keys(cols), ids, cfg, labels)
+    return ContactIndex(matcher.index(), default_region=default_region)
+
+
+class MatchFileReport(msgspec.Struct, kw_only=True):
+    """What :func:`match_file` did (counts only)."""
+
+    rows: int
+    matched: int
+    rejected: int
+    out: str
+
+
+def match_file(
+    index: ContactIndex,
+    path: str | Path,
+    out: str | Path,
+    *,
+    threshold: float | None = None,
+    preset: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> MatchFileReport:
+    """Match each row of a CSV file against ``index`` and write the rows to
+    ``out`` (UTF-8, cells trimmed) with ``match_id`` (the best matching
+    contact, blank when none) and ``match_probability``.
+
+    Headers are mapped to fields as imports map them (``preset``, ``columns``
+    overrides); the file is read chunk by chunk, so memory stays flat. Rows
+    the CSV reader rejects are left out and counted.
+    """
+    import csv
+
+    from crmkit.mapping import map_headers
+
+    src, dst = Path(path), Path(out)
+    if not src.is_file():
+        raise SourceError(f"{src}: no such file")
+    try:
+        reader = _core.CsvReader(src)
+    except _core.InvalidInputError as exc:
+        raise _csv_error(src, exc) from None
+    headers = list(reader.headers)
+    fields = map_headers(headers, "contacts", preset=preset, overrides=columns)
+    at = {f: j for j, f in reversed(list(enumerate(fields))) if f in MATCH_FIELDS}
+    if not at:
+        raise ConfigError(
+            f"{src}: no column maps to a field to match on ({', '.join(MATCH_FIELDS)}); "
+            "map one with --map HEADER=FIELD"
+        )
+    counts = {"rows": 0, "matched": 0, "rejected": 0}
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow([*headers, "match_id", "match_probability"])
+            try:
+                for cols, _lines, _ends, rejects in reader:
+                    if progress:
+                        progress(f"matching rows {counts['rows'] + 1:,}…")
+                    counts["rejected"] += len(rejects)
+                    hits = index.match_columns(
+                        {f: cols[j] for f, j in at.items()}, threshold=threshold
+                    )
+                    rows = zip(*cols, strict=True) if cols else iter(())
+                    for row, best in zip(rows, hits, strict=True):
+                        tail = (
+                            [best[0].contact_id, round(best[0].probability, 4)]
+                            if best
+                            else ["", ""]
+                        )
+                        w.writerow([*("" if c is None else c for c in row), *tail])
+                        counts["matched"] += bool(best)
+                    counts["rows"] += len(hits)
+            except _core.InvalidInputError as exc:
+                raise _csv_error(src, exc) from None
+
+    _write_out(dst, write)
+    return MatchFileReport(**counts, out=str(dst))
 
 
 # -- files (no store) ----------------------------------------------------------
@@ -672,14 +853,19 @@ def dedupe_file(
 
 __all__ = [
     "MATCH_FIELDS",
+    "ContactIndex",
     "DedupeConfig",
     "DedupeResult",
     "FileDedupeReport",
     "LabelledPair",
+    "Match",
+    "MatchFileReport",
     "Pair",
+    "build_index",
     "dedupe_file",
     "explain",
     "find_duplicates",
+    "match_file",
     "match_keys",
     "parse_config",
     "read_labels",

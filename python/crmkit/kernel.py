@@ -28,7 +28,7 @@ from crmkit.settings import Settings, load_settings
 from crmkit.store.base import ContactQuery, Store
 
 if TYPE_CHECKING:
-    from crmkit.dedupe import DedupeResult, LabelledPair
+    from crmkit.dedupe import ContactIndex, DedupeResult, LabelledPair
     from crmkit.merge import MergePlan
     from crmkit.privacy import EraseResult
     from crmkit.records import MergeEvent
@@ -277,6 +277,24 @@ class Kernel:
 
         pairs = read_labels(labels) if isinstance(labels, str | Path) else labels
         return find_duplicates(self.store, parse_config(dict(config or {})), labels=pairs)
+
+    def match_index(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        labels: Sequence[LabelledPair] | str | Path = (),
+    ) -> ContactIndex:
+        """Live contacts fitted and indexed for matching new records against
+        them: ``k.match_index().match({"email": ..., "first_name": ...})``.
+
+        Build it once (it trains like :meth:`dedupe`) and keep it: each match
+        then takes microseconds. It is a snapshot; build it again to take in
+        contacts added since.
+        """
+        from crmkit.dedupe import build_index, parse_config, read_labels
+
+        pairs = read_labels(labels) if isinstance(labels, str | Path) else labels
+        return build_index(self.store, parse_config(dict(config or {})), labels=pairs)
 
     def plan_merges(
         self,

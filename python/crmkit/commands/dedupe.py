@@ -59,6 +59,74 @@ def _fmt(v: Any) -> str:
 def register(cli: click.Group) -> None:
     """Add the dedupe commands to ``cli``."""
 
+    @cli.command("match")
+    @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option(
+        "--out",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write FILE's rows here with match_id and match_probability.",
+    )
+    @click.option("--threshold", type=float, help="Match probability, 0-1 (default 0.5).")
+    @click.option("--fields", help="Comma-separated fields to compare (default: all present).")
+    @click.option(
+        "--labels",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="CSV of reviewed pairs of contact ids (left,right,match) for training.",
+    )
+    @click.option("--preset", help="Column preset of FILE: hubspot or salesforce.")
+    @click.option("--map", "maps", multiple=True, metavar="HEADER=FIELD")
+    @click.option("--json", "as_json", is_flag=True)
+    @click.pass_obj
+    def match(
+        obj: Ctx,
+        file: Path,
+        out: Path,
+        threshold: float | None,
+        fields: str | None,
+        labels: Path | None,
+        preset: str | None,
+        maps: tuple[str, ...],
+        as_json: bool,
+    ) -> None:
+        """Match each row of the CSV FILE against the contacts in the store.
+
+        Writes every row to --out with the id of the contact it most likely is
+        (match_id, blank when none reaches the threshold) and the probability:
+        which of these leads are already customers. Nothing is imported.
+        """
+        from crmkit import dedupe as dd
+
+        cfg = _config(threshold, fields, ())
+        pairs = dd.read_labels(labels) if labels is not None else []
+        kernel = obj.kernel()
+        step, stop = _status(as_json)
+        try:
+            index = dd.build_index(kernel.store, cfg, labels=pairs, progress=step)
+            rep = dd.match_file(
+                index,
+                file,
+                out,
+                threshold=threshold,
+                preset=preset,
+                columns=_overrides(maps) or None,
+                progress=step,
+            )
+        finally:
+            stop()
+        if rep.rejected:
+            click.echo(
+                f"warning: {rep.rejected} unreadable rows were left out of {rep.out}", err=True
+            )
+        if as_json:
+            import msgspec
+
+            click.echo(json.dumps(msgspec.to_builtins(rep), indent=2))
+        else:
+            click.echo(
+                f"{rep.rows:,} rows: {rep.matched:,} match a contact in the store; wrote {rep.out}"
+            )
+
     @cli.command()
     @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
     @click.option(

@@ -738,6 +738,27 @@ impl MatchIndex {
             .match_one(&rec, threshold)
             .map_err(|e| crate::to_py_err(py, e))
     }
+
+    /// The `limit` best `(row id, probability)` matches of each record given
+    /// as columns of match keys (all of one length), in record order;
+    /// matched in parallel without the GIL.
+    #[pyo3(signature = (columns, threshold = None, limit = 1))]
+    fn match_many(
+        &self,
+        py: Python<'_>,
+        columns: &Bound<'_, PyDict>,
+        threshold: Option<f64>,
+        limit: usize,
+    ) -> PyResult<Vec<Vec<(i64, f64)>>> {
+        let mut cols = Vec::new();
+        for (k, v) in columns.iter() {
+            let name: String = k.extract()?;
+            cols.push((parse_field(py, &name)?, v.extract::<Vec<Option<String>>>()?));
+        }
+        let inner = self.inner.clone();
+        detach(py, move || inner.match_many(&cols, threshold, limit))
+    }
+
     fn __len__(&self) -> usize {
         self.inner.len()
     }

@@ -193,4 +193,31 @@ impl Index {
         out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         Ok(out)
     }
+
+    /// [`Index::match_one`] over many records given as columns of match
+    /// keys (all of one length), in parallel: the `limit` best matches of
+    /// each record, in record order.
+    pub fn match_many(
+        &self,
+        columns: &[(Field, Vec<Option<String>>)],
+        threshold: Option<f64>,
+        limit: usize,
+    ) -> CoreResult<Vec<Vec<(i64, f64)>>> {
+        let n = columns.first().map_or(0, |c| c.1.len());
+        if columns.iter().any(|c| c.1.len() != n) {
+            return Err(CoreError::InvalidInput(
+                "match_many: columns of different lengths".into(),
+            ));
+        }
+        (0..n)
+            .into_par_iter()
+            .map(|r| {
+                let rec: Vec<(Field, Option<String>)> =
+                    columns.iter().map(|(f, v)| (*f, v[r].clone())).collect();
+                let mut hits = self.match_one(&rec, threshold)?;
+                hits.truncate(limit);
+                Ok(hits)
+            })
+            .collect()
+    }
 }

@@ -942,4 +942,39 @@ mod tests {
         assert!(hits.iter().any(|h| h.0 == ds.ids[10]));
         assert!(hits.windows(2).all(|w| w[0].1 >= w[1].1));
     }
+
+    #[test]
+    fn matching_many_records_equals_matching_each() {
+        let m = Matcher::fit(Config::default(), dataset(300), vec![], None, &[]).unwrap();
+        let idx = super::super::Index::new(&m);
+        let ds = m.dataset();
+        let rows = [0usize, 7, 42, 150, 299];
+        let cols: Vec<(Field, Vec<Option<String>>)> = ds
+            .fields()
+            .into_iter()
+            .map(|f| {
+                let c = ds.column(f).unwrap();
+                (
+                    f,
+                    rows.iter()
+                        .map(|&r| c.get(r).map(|v| v.text.to_string()))
+                        .collect(),
+                )
+            })
+            .collect();
+        for limit in [1, 3, usize::MAX] {
+            let many = idx.match_many(&cols, Some(0.3), limit).unwrap();
+            assert_eq!(many.len(), rows.len());
+            for (k, hits) in many.iter().enumerate() {
+                let rec: Vec<(Field, Option<String>)> =
+                    cols.iter().map(|(f, v)| (*f, v[k].clone())).collect();
+                let mut one = idx.match_one(&rec, Some(0.3)).unwrap();
+                one.truncate(limit);
+                assert_eq!(hits, &one);
+            }
+        }
+        assert!(idx.match_many(&cols, Some(1.5), 1).is_err());
+        let ragged = vec![(Field::Email, vec![None]), (Field::LastName, vec![])];
+        assert!(idx.match_many(&ragged, None, 1).is_err());
+    }
 }
