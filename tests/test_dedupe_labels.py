@@ -212,3 +212,39 @@ def test_file_rows_labelled_distinct_get_different_cluster_ids(
     )
     after = cluster_ids()
     assert after[first] != after[second] and rep.stats["links_kept_apart"] >= 1
+
+
+def test_pairs_reviewed_in_the_store_hold_for_every_later_run(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    base = kernel.dedupe()
+    a, b = next(v for v in base.clusters.values() if len(v) >= 2)[:2]
+    assert kernel.label_pairs([LabelledPair(b, a, False)]) == 1
+    for res in (kernel.dedupe(), kernel.dedupe(labels=[LabelledPair(1, 2, True)])):
+        where = dict(zip(res.ids, res.assignment, strict=True))
+        assert where[a] != where[b] and res.stats["labelled_pairs"] >= 1
+    # The index of new records trains on them too (no error, same contacts).
+    assert len(kernel.match_index()) == len(base.ids)
+    # Changing one's mind: the latest verdict counts.
+    f = _write(tmp_path / "again.csv", [(a, b, "yes")])
+    kernel.label_pairs(f)
+    res = kernel.dedupe()
+    where = dict(zip(res.ids, res.assignment, strict=True))
+    assert where[a] == where[b] and res.stats.get("links_kept_apart", 0) == 0
+
+
+def test_cli_records_same_and_distinct(tmp_path: Path, sample: SampleInfo) -> None:
+    cli = build_cli(make_plugin_manager(Settings(disable_plugin_autoload=True)))
+    db = str(tmp_path / "crm.db")
+    r = CliRunner()
+    assert r.invoke(cli, ["--db", db, "import", str(sample.contacts_path), "--key", "external_id"])
+    shown = json.loads(r.invoke(cli, ["--db", db, "dedupe", "--json", "--show", "1"]).stdout)
+    a, b = shown["clusters"][0]["ids"][:2]
+    res = r.invoke(cli, ["--db", db, "dedupe", "--distinct", str(a), str(b)])
+    assert res.exit_code == 0 and f"{a} and {b} are different people" in res.stdout
+    after = json.loads(r.invoke(cli, ["--db", db, "dedupe", "--json", "--show", "1000"]).stdout)
+    assert not any({a, b} <= set(c["ids"]) for c in after["clusters"])
+    res = r.invoke(cli, ["--db", db, "dedupe", "--json", "--same", str(a), "999999"])
+    assert res.exit_code == 1 and "no contact with id 999999" in str(res.exception)
+    res = r.invoke(cli, ["dedupe", str(sample.contacts_path), "--out", "o.csv", "--same", "1", "2"])
+    assert res.exit_code == 1 and "work on the store" in str(res.exception)

@@ -302,6 +302,11 @@ def read_labels(path: str | Path) -> list[LabelledPair]:
     return out
 
 
+def _stored_labels(store: Store) -> list[LabelledPair]:
+    """The pairs reviewed in the store (:meth:`Store.label_pairs`)."""
+    return [LabelledPair(a, b, same) for a, b, same in store.labelled_pairs()]
+
+
 def _store_labels(
     labels: Sequence[LabelledPair], ids: Sequence[int]
 ) -> tuple[list[tuple[int, int, bool]], int]:
@@ -484,6 +489,7 @@ def find_duplicates(
 ) -> DedupeResult:
     """Find clusters of duplicates among the store's live contacts.
 
+    The pairs reviewed in the store (:meth:`Store.label_pairs`) and
     ``labels`` (see :func:`read_labels`) refine the trained model, and two
     contacts labelled distinct never share a cluster; a label naming a
     contact no longer live (merged, erased) is skipped with a warning. The
@@ -497,6 +503,7 @@ def find_duplicates(
     ids, cols = store.contact_columns(fields)
     if not ids:
         return DedupeResult(ids=[], assignment=[], clusters={}, pairs=[], warnings=[], stats={})
+    labels = [*_stored_labels(store), *labels]
     apart: list[tuple[int, int]] = []
     if cfg.keep_undone_apart:
         for group in store.undone_merges():
@@ -602,7 +609,7 @@ def build_index(
     """Fit the matcher on the store's live contacts and index them, so that
     new records (a sign-up, a lead list) are matched against them in
     microseconds each, without refitting. Training is as in
-    :func:`find_duplicates`, ``labels`` included."""
+    :func:`find_duplicates`, reviewed pairs included."""
     cfg = config or DedupeConfig()
     if progress:
         progress("reading")
@@ -611,6 +618,7 @@ def build_index(
         raise ConfigError("no live contacts to match against")
     if progress:
         progress("indexing")
+    labels = [*_stored_labels(store), *labels]
     matcher, _used, _skipped = _fit(match_keys(cols), ids, cfg, labels)
     return ContactIndex(matcher.index(), default_region=default_region)
 

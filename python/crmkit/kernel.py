@@ -278,6 +278,16 @@ class Kernel:
         pairs = read_labels(labels) if isinstance(labels, str | Path) else labels
         return find_duplicates(self.store, parse_config(dict(config or {})), labels=pairs)
 
+    def label_pairs(self, pairs: Sequence[LabelledPair] | str | Path, *, actor: str = "api") -> int:
+        """Record reviewed pairs of contacts in the store (the same person or
+        not), or a CSV of them (:func:`crmkit.dedupe.read_labels`): every
+        later dedupe trains on them and keeps a "not the same" pair apart.
+        A pair labelled again takes the new verdict. Returns the pairs recorded."""
+        from crmkit.dedupe import read_labels
+
+        given = read_labels(pairs) if isinstance(pairs, str | Path) else pairs
+        return self.store.label_pairs([(p.left, p.right, p.match) for p in given], actor=actor)
+
     def match_index(
         self,
         config: Mapping[str, Any] | None = None,

@@ -148,6 +148,16 @@ def register(cli: click.Group) -> None:
         help="CSV of reviewed pairs (left,right,match) that refine the model: "
         "contact ids, or row numbers with FILE.",
     )
+    @click.option(
+        "--distinct",
+        nargs=2,
+        type=int,
+        metavar="A B",
+        help="Record that contacts A and B are different people: never merged together.",
+    )
+    @click.option(
+        "--same", nargs=2, type=int, metavar="A B", help="Record that A and B are one person."
+    )
     @click.option("--show", type=int, default=0, metavar="N", help="Show N clusters.")
     @click.option("--explain", nargs=2, type=int, metavar="A B", help="Explain contacts A and B.")
     @click.option("--dry-run", is_flag=True, help="Show the merge plan as a diff; write nothing.")
@@ -178,6 +188,8 @@ def register(cli: click.Group) -> None:
         fields: str | None,
         blocking: tuple[str, ...],
         labels: Path | None,
+        distinct: tuple[int, int] | None,
+        same: tuple[int, int] | None,
         show: int,
         explain: tuple[int, int] | None,
         dry_run: bool,
@@ -204,8 +216,11 @@ def register(cli: click.Group) -> None:
         if file is not None:
             if out is None:
                 raise ConfigError("dedupe FILE needs --out FILE for the rows with cluster_id")
-            if do_apply or dry_run or explain:
-                raise ConfigError("--apply, --dry-run and --explain work on the store, not a FILE")
+            if do_apply or dry_run or explain or distinct or same:
+                raise ConfigError(
+                    "--apply, --dry-run, --explain, --same and --distinct work on the store, "
+                    "not a FILE"
+                )
             try:
                 rep = dd.dedupe_file(
                     file,
@@ -237,6 +252,18 @@ def register(cli: click.Group) -> None:
             return
         if out is not None:
             raise ConfigError("--out needs a FILE to read")
+        if distinct or same:
+            reviewed = [(*p, p is same) for p in (distinct, same) if p]
+            n = obj.kernel().label_pairs(
+                [dd.LabelledPair(a, b, m) for a, b, m in reviewed], actor="cli"
+            )
+            if as_json:
+                click.echo(json.dumps({"labelled": n}))
+            else:
+                for a, b, m in reviewed:
+                    verdict = "one person" if m else "different people: never merged together"
+                    click.echo(f"recorded: {a} and {b} are {verdict}")
+            return
         if do_apply and dry_run:
             raise ConfigError("choose one of --apply and --dry-run")
         kernel = obj.kernel()

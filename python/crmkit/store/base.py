@@ -358,6 +358,17 @@ class MergeStore(Protocol):
         """The contacts of every undone merge (survivor first), oldest merge
         first: groups a person has split again, which dedupe keeps apart."""
 
+    def label_pairs(self, pairs: Sequence[tuple[int, int, bool]], *, actor: str) -> int:
+        """Record reviewed pairs of contacts ``(a, b, same person?)``; a pair
+        already labelled takes the new verdict (either order of ids). Every id
+        must be a contact (live or merged), else
+        :class:`~crmkit.errors.NotFoundError` names it and nothing is written
+        (:class:`~crmkit.errors.ConfigError` for a pair of one contact).
+        Audited; returns the number of pairs recorded."""
+
+    def labelled_pairs(self) -> list[tuple[int, int, bool]]:
+        """Every reviewed pair ``(smaller id, larger id, same person?)``, by ids."""
+
     def merge_before(self, merge_id: int) -> dict[str, Any]:
         """The before image of a merge: ``{"contacts": [row, …], "links":
         {table: {row id: contact id}}}``; :class:`~crmkit.errors.NotFoundError`
@@ -376,7 +387,7 @@ class ErasureStore(Protocol):
 
     def erase_contacts(self, ids: Sequence[int]) -> ErasureCounts:
         """Delete these contacts with their identities, interactions, consents,
-        memberships and the merge events they survived; remove the rendered
+        memberships, reviewed pairs and the merge events they survived; remove the rendered
         message of their outbox rows (the rows and keys stay, and queued or
         unknown ones become ``failed``). Atomic; joins the caller's transaction.
         Does not follow merges: pass :meth:`merged_family`."""

@@ -208,6 +208,19 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TRIGGER memberships_removed AFTER DELETE ON memberships
             BEGIN UPDATE meta SET value = value + 1 WHERE key = 'memberships'; END""",
     ],
+    # 4: pairs of contacts a person has reviewed (the same person or not),
+    # which dedupe trains on and, for "not", keeps apart.
+    [
+        """CREATE TABLE match_labels (
+            left_id INTEGER NOT NULL,
+            right_id INTEGER NOT NULL,
+            same INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            PRIMARY KEY (left_id, right_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX match_labels_right ON match_labels(right_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from crmkit.bulk import collector_paused
-from crmkit.errors import ConfigError, StoreError
+from crmkit.errors import ConfigError, NotFoundError, StoreError
 from crmkit.records import (
     CONTACT_FIELDS,
     AttributeType,
@@ -1585,6 +1585,42 @@ class SQLiteStore(ReportQueriesMixin):
 
         return merges.undone_merges(self)
 
+    def label_pairs(self, pairs: Sequence[tuple[int, int, bool]], *, actor: str) -> int:
+        rows = {(min(a, b), max(a, b)): bool(same) for a, b, same in pairs}
+        if any(a == b for a, b in rows):
+            raise ConfigError("a reviewed pair needs two different contacts")
+        ids = sorted({i for pair in rows for i in pair})
+        known: set[int] = set()
+        for chunk in in_lists(ids):
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                r[0]
+                for r in self.conn.execute(f"SELECT id FROM contacts WHERE id IN ({marks})", chunk)
+            )
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise NotFoundError(f"no contact with id {missing[0]}")
+        now = int(time.time())
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO match_labels(left_id, right_id, same, actor, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(a, b, int(same), actor, now) for (a, b), same in rows.items()],
+            )
+            conn.execute(
+                AUDIT_INSERT,
+                audit_values("dedupe.label", actor, ids, {"pairs": len(rows)}),
+            )
+        return len(rows)
+
+    def labelled_pairs(self) -> list[tuple[int, int, bool]]:
+        return [
+            (a, b, bool(same))
+            for a, b, same in self.conn.execute(
+                "SELECT left_id, right_id, same FROM match_labels ORDER BY left_id, right_id"
+            )
+        ]
+
     def merge_before(self, merge_id: int) -> dict[str, Any]:
         from crmkit.store import merges
 
@@ -1633,6 +1669,8 @@ class SQLiteStore(ReportQueriesMixin):
                 out.memberships += delete("memberships", "contact_id", chunk)
                 out.merges += delete("merges", "survivor_id", chunk)
                 delete("identities", "contact_id", chunk)
+                delete("match_labels", "left_id", chunk)
+                delete("match_labels", "right_id", chunk)
                 out.deliveries_scrubbed += conn.execute(
                     "UPDATE deliveries SET payload = NULL, error = CASE WHEN status IN "
                     "('queued', 'unknown') THEN 'contact erased' ELSE error END, "

@@ -627,6 +627,23 @@ class StoreConformance:
         assert store.count_contacts() == 4
         assert store.apply_merges([]) == []
 
+    def test_reviewed_pairs(self, store: Store) -> None:
+        a, b, c, d = self._merge_setup(store)
+        assert store.labelled_pairs() == []
+        assert store.label_pairs([(b, a, False), (c, d, True)], actor="test") == 2
+        assert store.labelled_pairs() == [(a, b, False), (c, d, True)]
+        # The latest verdict on a pair wins, whichever way round it is given.
+        store.label_pairs([(a, b, True)], actor="test")
+        assert store.labelled_pairs() == [(a, b, True), (c, d, True)]
+        with pytest.raises(NotFoundError, match="999999"):
+            store.label_pairs([(a, c, False), (a, 999_999, False)], actor="test")
+        with pytest.raises(ConfigError):
+            store.label_pairs([(a, a, False)], actor="test")
+        assert len(store.labelled_pairs()) == 2
+        assert "dedupe.label" in [e.action for e in store.audit_log()]
+        store.erase_contacts([d])
+        assert store.labelled_pairs() == [(a, b, True)]
+
     def test_unknown_merge_is_not_found(self, store: Store) -> None:
         for call in (store.get_merge, store.merge_before, store.undo_check, store.undo_merge):
             with pytest.raises(NotFoundError):
