@@ -56,6 +56,10 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+_THRESHOLD = click.option("--threshold", type=float, help="Match probability, 0-1 (default 0.5).")
+_FIELDS = click.option("--fields", help="Comma-separated fields to compare (default: all present).")
+
+
 def register(cli: click.Group) -> None:
     """Add the dedupe commands to ``cli``."""
 
@@ -67,8 +71,8 @@ def register(cli: click.Group) -> None:
         type=click.Path(dir_okay=False, path_type=Path),
         help="Write FILE's rows here with match_id and match_probability.",
     )
-    @click.option("--threshold", type=float, help="Match probability, 0-1 (default 0.5).")
-    @click.option("--fields", help="Comma-separated fields to compare (default: all present).")
+    @_THRESHOLD
+    @_FIELDS
     @click.option(
         "--labels",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -134,8 +138,8 @@ def register(cli: click.Group) -> None:
         type=click.Path(dir_okay=False, path_type=Path),
         help="With FILE: write its rows here with a cluster_id column.",
     )
-    @click.option("--threshold", type=float, help="Match probability, 0-1 (default 0.5).")
-    @click.option("--fields", help="Comma-separated fields to compare (default: all present).")
+    @_THRESHOLD
+    @_FIELDS
     @click.option(
         "--blocking",
         multiple=True,

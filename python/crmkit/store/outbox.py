@@ -23,7 +23,7 @@ import msgspec
 
 from crmkit.errors import StoreError
 from crmkit.store.base import CLAIM_PREFIX, OutboxRow, owner_alive, owner_token
-from crmkit.store.sqlite import SQLiteStore, in_lists
+from crmkit.store.sqlite import SQLiteStore, found_in, in_lists
 
 _payload_dec = msgspec.json.Decoder(dict[str, Any])
 _COLS = (
@@ -69,14 +69,7 @@ def enqueue(store: SQLiteStore, rows: Iterable[tuple[Any, ...]]) -> int:
 
 def existing_keys(store: SQLiteStore, keys: Sequence[str]) -> set[str]:
     """The subset of ``keys`` already in the outbox."""
-    out: set[str] = set()
-    for chunk in in_lists(keys):
-        marks = ",".join("?" * len(chunk))
-        out.update(
-            r[0]
-            for r in store.conn.execute(f"SELECT key FROM deliveries WHERE key IN ({marks})", chunk)
-        )
-    return out
+    return found_in(store.conn, "deliveries", "key", keys)
 
 
 def claim(

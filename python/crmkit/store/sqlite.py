@@ -123,6 +123,16 @@ def in_lists(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
         yield _padded(seq[i : i + size])
 
 
+def found_in(conn: sqlite3.Connection, table: str, column: str, values: Sequence[Any]) -> set[Any]:
+    """The subset of ``values`` present in ``table.column``, looked up in chunks."""
+    out: set[Any] = set()
+    for chunk in in_lists(values):
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT {column} FROM {table} WHERE {column} IN ({marks})"
+        out.update(r[0] for r in conn.execute(sql, chunk))
+    return out
+
+
 class _Checkpointer:
     """Copies the WAL into the database file from a thread and a connection
     of its own while a bulk load goes on, so that the load's commits do not
@@ -1590,13 +1600,7 @@ class SQLiteStore(ReportQueriesMixin):
         if any(a == b for a, b in rows):
             raise ConfigError("a reviewed pair needs two different contacts")
         ids = sorted({i for pair in rows for i in pair})
-        known: set[int] = set()
-        for chunk in in_lists(ids):
-            marks = ",".join("?" * len(chunk))
-            known.update(
-                r[0]
-                for r in self.conn.execute(f"SELECT id FROM contacts WHERE id IN ({marks})", chunk)
-            )
+        known = found_in(self.conn, "contacts", "id", ids)
         missing = [i for i in ids if i not in known]
         if missing:
             raise NotFoundError(f"no contact with id {missing[0]}")

@@ -68,24 +68,38 @@ struct Apart {
     other: Vec<u32>,
 }
 
+/// Adjacency lists (CSR) of `n` rows over undirected pairs: the neighbours
+/// of row `x` are `other[start[x]..start[x + 1]]`, and `pair[k]` is the index
+/// in `pairs` of the pair that put `other[k]` there.
+fn csr(
+    n: usize,
+    pairs: impl Iterator<Item = (u32, u32)> + Clone,
+) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+    let mut start = vec![0u32; n + 1];
+    for (i, j) in pairs.clone() {
+        start[i as usize + 1] += 1;
+        start[j as usize + 1] += 1;
+    }
+    for k in 1..=n {
+        start[k] += start[k - 1];
+    }
+    let mut fill = start.clone();
+    let mut other = vec![0u32; start[n] as usize];
+    let mut pair = vec![0u32; other.len()];
+    for (e, (i, j)) in pairs.enumerate() {
+        for (x, y) in [(i, j), (j, i)] {
+            let k = fill[x as usize] as usize;
+            other[k] = y;
+            pair[k] = e as u32;
+            fill[x as usize] += 1;
+        }
+    }
+    (start, other, pair)
+}
+
 impl Apart {
     fn new(n: usize, pairs: &[(u32, u32)]) -> Apart {
-        let mut start = vec![0u32; n + 1];
-        for &(i, j) in pairs {
-            start[i as usize + 1] += 1;
-            start[j as usize + 1] += 1;
-        }
-        for k in 1..=n {
-            start[k] += start[k - 1];
-        }
-        let mut fill = start.clone();
-        let mut other = vec![0u32; start[n] as usize];
-        for &(i, j) in pairs {
-            for (x, y) in [(i, j), (j, i)] {
-                other[fill[x as usize] as usize] = y;
-                fill[x as usize] += 1;
-            }
-        }
+        let (start, other, _) = csr(n, pairs.iter().copied());
         Apart { start, other }
     }
 
@@ -171,28 +185,14 @@ where
 {
     let kept = Apart::new(n, apart);
     // Adjacency (CSR) of the edges, to count links between components.
-    let mut deg = vec![0u32; n + 1];
-    for &(i, j, _) in edges {
-        deg[i as usize + 1] += 1;
-        deg[j as usize + 1] += 1;
-    }
-    for k in 1..=n {
-        deg[k] += deg[k - 1];
-    }
-    let mut fill = deg.clone();
-    let mut adj = vec![0u32; deg[n] as usize];
+    let (deg, adj, edge_of) = csr(n, edges.iter().map(|&(i, j, _)| (i, j)));
     // The edges' probabilities, beside `adj`, for the weighted guard.
-    let mut adj_p = vec![0f64; if weight.is_some() { adj.len() } else { 0 }];
-    for &(i, j, p) in edges {
-        for (x, y) in [(i, j), (j, i)] {
-            let k = fill[x as usize] as usize;
-            adj[k] = y;
-            if let Some(q) = adj_p.get_mut(k) {
-                *q = p;
-            }
-            fill[x as usize] += 1;
-        }
-    }
+    let adj_p: Vec<f64> = if weight.is_some() {
+        edge_of.iter().map(|&e| edges[e as usize].2).collect()
+    } else {
+        Vec::new()
+    };
+    drop(edge_of);
     let mut order: Vec<usize> = (0..edges.len()).collect();
     order.sort_unstable_by(|&a, &b| {
         let (ea, eb) = (&edges[a], &edges[b]);
