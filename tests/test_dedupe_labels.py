@@ -105,18 +105,30 @@ def test_labels_move_the_model_towards_what_they_say(kernel: Kernel) -> None:
     assert weight(kernel.dedupe(labels=said_yes), said_yes) > weight(doubted, said_no)
 
 
-def test_labels_naming_contacts_merged_away_are_skipped_with_a_warning(
+def test_labels_follow_merges_and_unknown_contacts_are_warned_of(
     kernel: Kernel, tmp_path: Path
 ) -> None:
+    from crmkit.store.base import MergeSpec
+
     res = kernel.dedupe()
-    cid, ids = next(iter(res.clusters.items()))
-    kernel.merge(kernel.plan_merges(res))
-    gone = next(i for i in ids if i != cid)
-    other = next(i for i in res.ids if i not in ids)
-    f = _write(tmp_path / "pairs.csv", [(cid, gone, "yes"), (cid, other, "no")])
+    p, q = next(v for v in res.clusters.values() if len(v) == 2)
+    clustered = {i for v in res.clusters.values() for i in v}
+    x = next(i for i in res.ids if i not in clustered)
+    # "x is not q"; then x is merged into p: p now carries x's verdict.
+    kernel.label_pairs([LabelledPair(x, q, False)])
+    before = kernel.dedupe()
+    assert before.assignment[before.ids.index(p)] == before.assignment[before.ids.index(q)]
+    kernel.store.apply_merges([MergeSpec(survivor_id=p, merged_ids=(x,))], actor="test")
+    after = kernel.dedupe()
+    where = dict(zip(after.ids, after.assignment, strict=True))
+    assert where[p] != where[q] and after.stats["links_kept_apart"] >= 1
+    # A pair now inside one contact is dropped quietly; an unknown id is warned of.
+    f = _write(tmp_path / "pairs.csv", [(p, x, "yes"), (p, 999_999, "no")])
     again = kernel.dedupe(labels=f)
-    assert again.stats["labelled_pairs"] == 1
-    assert any("1 labelled pair(s)" in w and "no longer live" in w for w in again.warnings)
+    assert again.stats["labelled_pairs"] == 1  # the stored x/q pair, as p/q
+    assert [w for w in again.warnings if "labelled pair" in w] == [
+        "1 labelled pair(s) name a contact that does not exist (erased?): not used"
+    ]
 
 
 def test_file_labels_are_row_numbers(tmp_path: Path, sample: SampleInfo) -> None:

@@ -302,9 +302,32 @@ def read_labels(path: str | Path) -> list[LabelledPair]:
     return out
 
 
-def _stored_labels(store: Store) -> list[LabelledPair]:
-    """The pairs reviewed in the store (:meth:`Store.label_pairs`)."""
-    return [LabelledPair(a, b, same) for a, b, same in store.labelled_pairs()]
+def _reviewed(
+    store: Store, labels: Sequence[LabelledPair], *, undone: bool
+) -> tuple[list[LabelledPair], list[tuple[int, int]], int]:
+    """The pairs reviewed in the store (:meth:`Store.label_pairs`) then
+    ``labels``, and (with ``undone``) the pairs of undone merges to keep
+    apart, each id replaced by the live contact it was merged into since.
+    Pairs now inside one contact are dropped; the labels naming a contact
+    that no longer exists (erased, or an unknown id) are counted."""
+    every = [*(LabelledPair(a, b, same) for a, b, same in store.labelled_pairs()), *labels]
+    apart = [
+        pair
+        for group in (store.undone_merges() if undone else [])
+        for pair in itertools.combinations(group, 2)
+    ]
+    ids = {i for p in every for i in (p.left, p.right)} | {i for pair in apart for i in pair}
+    to = store.resolve_ids(sorted(ids)) if ids else {}
+    kept: list[LabelledPair] = []
+    gone = 0
+    for p in every:
+        a, b = to.get(p.left), to.get(p.right)
+        if a is None or b is None:
+            gone += 1
+        elif a != b:
+            kept.append(LabelledPair(a, b, p.match, p.where))
+    moved = [(to[a], to[b]) for a, b in apart if a in to and b in to and to[a] != to[b]]
+    return kept, moved, gone
 
 
 def _store_labels(
@@ -402,10 +425,7 @@ def run_matcher(
 def _skipped_warning(skipped: int) -> list[str]:
     if not skipped:
         return []
-    return [
-        f"{skipped} labelled pair(s) name a contact that is no longer live "
-        "(merged or erased): not used"
-    ]
+    return [f"{skipped} labelled pair(s) name a contact that does not exist (erased?): not used"]
 
 
 def _distinct(labels: Sequence[LabelledPair]) -> list[tuple[int, int]]:
@@ -491,10 +511,11 @@ def find_duplicates(
 
     The pairs reviewed in the store (:meth:`Store.label_pairs`) and
     ``labels`` (see :func:`read_labels`) refine the trained model, and two
-    contacts labelled distinct never share a cluster; a label naming a
-    contact no longer live (merged, erased) is skipped with a warning. The
-    contacts of an undone merge stay apart too, unless
-    ``config.keep_undone_apart`` is off.
+    contacts labelled distinct never share a cluster. A label naming a
+    contact merged since applies to the contact it was merged into (and is
+    dropped once both are one); one naming a contact that does not exist is
+    skipped with a warning. The contacts of an undone merge stay apart too,
+    unless ``config.keep_undone_apart`` is off.
     """
     cfg = config or DedupeConfig()
     fields = list(cfg.fields or MATCH_FIELDS)
@@ -503,12 +524,10 @@ def find_duplicates(
     ids, cols = store.contact_columns(fields)
     if not ids:
         return DedupeResult(ids=[], assignment=[], clusters={}, pairs=[], warnings=[], stats={})
-    labels = [*_stored_labels(store), *labels]
-    apart: list[tuple[int, int]] = []
-    if cfg.keep_undone_apart:
-        for group in store.undone_merges():
-            apart.extend(itertools.combinations(group, 2))
-    return run_matcher(cols, ids, cfg, progress=progress, labels=labels, apart=apart)
+    labels, apart, gone = _reviewed(store, labels, undone=cfg.keep_undone_apart)
+    res = run_matcher(cols, ids, cfg, progress=progress, labels=labels, apart=apart)
+    res.warnings.extend(_skipped_warning(gone))
+    return res
 
 
 def explain(result: DedupeResult, left: int, right: int) -> dict[str, Any]:
@@ -618,7 +637,7 @@ def build_index(
         raise ConfigError("no live contacts to match against")
     if progress:
         progress("indexing")
-    labels = [*_stored_labels(store), *labels]
+    labels, _apart, _gone = _reviewed(store, labels, undone=False)
     matcher, _used, _skipped = _fit(match_keys(cols), ids, cfg, labels)
     return ContactIndex(matcher.index(), default_region=default_region)
 
