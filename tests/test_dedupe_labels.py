@@ -256,6 +256,8 @@ def test_cli_records_same_and_distinct(tmp_path: Path, sample: SampleInfo) -> No
     assert res.exit_code == 0 and f"{a} and {b} are different people" in res.stdout
     after = json.loads(r.invoke(cli, ["--db", db, "dedupe", "--json", "--show", "1000"]).stdout)
     assert not any({a, b} <= set(c["ids"]) for c in after["clusters"])
+    text = r.invoke(cli, ["--db", db, "dedupe"]).stdout
+    assert "reviewed pairs used: 1; matches kept apart (reviewed as different people" in text
     res = r.invoke(cli, ["--db", db, "dedupe", "--json", "--same", str(a), "999999"])
     assert res.exit_code == 1 and "no contact with id 999999" in str(res.exception)
     res = r.invoke(cli, ["dedupe", str(sample.contacts_path), "--out", "o.csv", "--same", "1", "2"])

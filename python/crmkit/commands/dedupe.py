@@ -317,6 +317,14 @@ def register(cli: click.Group) -> None:
             f"{s['records']:,} contacts: {s['clusters']:,} clusters of duplicates, "
             f"{s['duplicates']:,} duplicates"
         )
+        labelled, apart = (
+            int(s["stats"].get(k, 0)) for k in ("labelled_pairs", "links_kept_apart")
+        )
+        if labelled or apart:
+            click.echo(
+                f"reviewed pairs used: {labelled:,}; matches kept apart "
+                f"(reviewed as different people, or an undone merge): {apart:,}"
+            )
         if show:
             rows = (
                 kernel.store.get_contacts([i for c in data["clusters"] for i in c["ids"]])
