@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from crmkit.cli import build_cli
-from crmkit.dedupe import ContactIndex, Match, build_index, match_file
+from crmkit.dedupe import Match, build_index, match_file
 from crmkit.errors import ConfigError
 from crmkit.kernel import Kernel
 from crmkit.plugins import make_plugin_manager
@@ -127,6 +127,10 @@ def test_one_record_and_many_agree_and_a_contact_finds_itself(kernel: Kernel) ->
         if c.email:  # an exact email and name: the contact itself comes first
             assert hits[0].contact_id == c.id and hits[0].probability > 0.9, c.id
         assert all(a.probability >= b.probability for a, b in itertools.pairwise(hits))
+    # Values other than text are read as their text.
+    rec = next(r for r in records if r["email"])
+    assert index.match({**rec, "postcode": 90210}) == index.match({**rec, "postcode": "90210"})
+    assert all(isinstance(m, Match) for m in many[0])
     assert index.match({"email": "nobody-like-this@example.invalid"}) == []
     assert index.match({}) == []
     with pytest.raises(ConfigError, match="between 0 and 1"):
@@ -171,7 +175,3 @@ def test_cli_match(kernel: Kernel, split: Split, tmp_path: Path) -> None:
     nothing = _write(tmp_path / "n.csv", ["Plan", "Tags"], [["Pro", "vip"]])
     bad = CliRunner().invoke(cli, ["--db", db, "match", str(nothing), "--out", str(out)])
     assert bad.exit_code == 1 and "no column maps to a field" in str(bad.exception)
-
-
-def test_match_is_a_public_record() -> None:
-    assert Match(3, 0.9).contact_id == 3 and ContactIndex.__doc__

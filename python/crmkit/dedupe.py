@@ -302,6 +302,14 @@ def read_labels(path: str | Path) -> list[LabelledPair]:
     return out
 
 
+def labels_from(given: Sequence[LabelledPair] | str | Path | None) -> Sequence[LabelledPair]:
+    """Labelled pairs as given, or read from the CSV at that path
+    (:func:`read_labels`); none for None."""
+    if given is None:
+        return []
+    return read_labels(given) if isinstance(given, str | Path) else given
+
+
 def _reviewed(
     store: Store, labels: Sequence[LabelledPair], *, undone: bool
 ) -> tuple[list[LabelledPair], list[tuple[int, int]], int]:
@@ -428,9 +436,10 @@ def _skipped_warning(skipped: int) -> list[str]:
     return [f"{skipped} labelled pair(s) name a contact that does not exist (erased?): not used"]
 
 
-def _distinct(labels: Sequence[LabelledPair]) -> list[tuple[int, int]]:
-    """The pairs ``labels`` call distinct people (kept apart when clustering)."""
-    return [(p.left, p.right) for p in labels if not p.match]
+def _distinct(labels: Sequence[tuple[int, int, bool]]) -> list[tuple[int, int]]:
+    """The pairs ``(a, b, same)`` labels call different people (kept apart
+    when clustering)."""
+    return [(a, b) for a, b, same in labels if not same]
 
 
 def _with_labels(stats: dict[str, float], used: int) -> dict[str, float]:
@@ -477,7 +486,7 @@ def _run_keys(
     if progress:
         progress("matching")
     matcher, used, skipped = _fit(keys, ids, cfg, labels)
-    res = matcher.predict(cfg.threshold, apart=[*apart, *_distinct(labels)])
+    res = matcher.predict(cfg.threshold, apart=[*apart, *_distinct(used)])
     assignment = list(res.clusters)
     groups: dict[int, list[int]] = {}
     for i, c in zip(ids, assignment, strict=True):
@@ -604,16 +613,22 @@ class ContactIndex:
         limit: int = 1,
     ) -> list[list[Match]]:
         """:meth:`match_many` for records given as columns (field → values)."""
+        hits = self._hits(columns, threshold, limit)
+        return [[Match(i, p) for i, p in row] for row in hits]
+
+    def _hits(
+        self, columns: Mapping[str, Sequence[Any]], threshold: float | None, limit: int
+    ) -> list[list[tuple[int, float]]]:
+        """The engine's ``(contact id, probability)`` matches of each record."""
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ConfigError("threshold must be between 0 and 1")
-        cells = {
-            f: [None if v is None else str(v) for v in col]
-            for f, col in columns.items()
-            if f in MATCH_FIELDS
-        }
-        keys = _core.match_keys_of_cells(cells, default_region=self._region)
-        hits = self._index.match_many(keys, threshold, limit)
-        return [[Match(i, p) for i, p in row] for row in hits]
+        cells: dict[str, Any] = {f: col for f, col in columns.items() if f in MATCH_FIELDS}
+        try:
+            keys = _core.match_keys_of_cells(cells, default_region=self._region)
+        except TypeError:  # values other than text (numbers, dates): read as their text
+            cells = {f: _text(col) for f, col in cells.items()}
+            keys = _core.match_keys_of_cells(cells, default_region=self._region)
+        return self._index.match_many(keys, threshold, limit)
 
 
 @collector_paused()
@@ -699,19 +714,13 @@ def match_file(
                     if progress:
                         progress(f"matching rows {counts['rows'] + 1:,}…")
                     counts["rejected"] += len(rejects)
-                    hits = index.match_columns(
-                        {f: cols[j] for f, j in at.items()}, threshold=threshold
-                    )
-                    rows = zip(*cols, strict=True) if cols else iter(())
-                    for row, best in zip(rows, hits, strict=True):
-                        tail = (
-                            [best[0].contact_id, round(best[0].probability, 4)]
-                            if best
-                            else ["", ""]
-                        )
-                        w.writerow([*("" if c is None else c for c in row), *tail])
-                        counts["matched"] += bool(best)
-                    counts["rows"] += len(hits)
+                    hits = index._hits({f: cols[j] for f, j in at.items()}, threshold, 1)
+                    ids = [h[0][0] if h else None for h in hits]
+                    probs = [round(h[0][1], 4) if h else None for h in hits]
+                    # The csv module writes None as an empty cell.
+                    w.writerows(zip(*cols, ids, probs, strict=True))
+                    counts["matched"] += len(ids) - ids.count(None)
+                    counts["rows"] += len(ids)
             except _core.InvalidInputError as exc:
                 raise _csv_error(src, exc) from None
 
@@ -860,7 +869,7 @@ def dedupe_file(
     if progress:
         progress("matching")
     matcher.fit_input(rows, labels=lab)
-    found = matcher.predict(cfg.threshold, apart=[(a, b) for a, b, same in lab if not same])
+    found = matcher.predict(cfg.threshold, apart=_distinct(lab))
     del matcher, rows  # frees the keys and candidate pairs before writing
     if progress:
         progress("writing")
@@ -892,6 +901,7 @@ __all__ = [
     "dedupe_file",
     "explain",
     "find_duplicates",
+    "labels_from",
     "match_file",
     "match_keys",
     "parse_config",

@@ -273,9 +273,9 @@ class Kernel:
         ``labels``: reviewed pairs of contact ids that refine the model, or
         the path of a CSV of them (see :func:`crmkit.dedupe.read_labels`).
         """
-        from crmkit.dedupe import find_duplicates, parse_config, read_labels
+        from crmkit.dedupe import find_duplicates, labels_from, parse_config
 
-        pairs = read_labels(labels) if isinstance(labels, str | Path) else labels
+        pairs = labels_from(labels)
         return find_duplicates(self.store, parse_config(dict(config or {})), labels=pairs)
 
     def label_pairs(self, pairs: Sequence[LabelledPair] | str | Path, *, actor: str = "api") -> int:
@@ -283,9 +283,9 @@ class Kernel:
         not), or a CSV of them (:func:`crmkit.dedupe.read_labels`): every
         later dedupe trains on them and keeps a "not the same" pair apart.
         A pair labelled again takes the new verdict. Returns the pairs recorded."""
-        from crmkit.dedupe import read_labels
+        from crmkit.dedupe import labels_from
 
-        given = read_labels(pairs) if isinstance(pairs, str | Path) else pairs
+        given = labels_from(pairs)
         return self.store.label_pairs([(p.left, p.right, p.match) for p in given], actor=actor)
 
     def match_index(
@@ -301,10 +301,9 @@ class Kernel:
         then takes microseconds. It is a snapshot; build it again to take in
         contacts added since.
         """
-        from crmkit.dedupe import build_index, parse_config, read_labels
+        from crmkit.dedupe import build_index, labels_from, parse_config
 
-        pairs = read_labels(labels) if isinstance(labels, str | Path) else labels
-        return build_index(self.store, parse_config(dict(config or {})), labels=pairs)
+        return build_index(self.store, parse_config(dict(config or {})), labels=labels_from(labels))
 
     def plan_merges(
         self,

@@ -102,7 +102,7 @@ def register(cli: click.Group) -> None:
         from crmkit import dedupe as dd
 
         cfg = _config(threshold, fields, ())
-        pairs = dd.read_labels(labels) if labels is not None else []
+        pairs = dd.labels_from(labels)
         kernel = obj.kernel()
         step, stop = _status(as_json)
         try:
@@ -215,7 +215,7 @@ def register(cli: click.Group) -> None:
         from crmkit.errors import ConfigError
 
         cfg = _config(threshold, fields, blocking)
-        pairs = dd.read_labels(labels) if labels is not None else []
+        pairs = dd.labels_from(labels)
         step, stop = _status(as_json)
         if file is not None:
             if out is None:
