@@ -718,7 +718,9 @@ class Store(DeliveryStore, SuppressionStore, MergeStore, ErasureStore, ReportQue
     def segment_history(
         self, name: str, *, since: int | None = None, limit: int = 1000
     ) -> list[tuple[int, int, int | None]]:
-        """(contact id, entered at, exited at or None), newest change first."""
+        """(contact id, entered at, exited at or None), newest change first;
+        the changes of one time in contact id order (whatever order they were
+        recorded in)."""
 
     def segment_entries(self, name: str, *, since: int = 0) -> list[tuple[int, int]]:
         """``(contact id, entered at)`` of the current members of segment ``name``

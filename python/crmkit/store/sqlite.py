@@ -1341,7 +1341,7 @@ class SQLiteStore(ReportQueriesMixin):
         if since is not None:
             sql += " AND (entered_at >= ? OR exited_at >= ?)"
             args += [since, since]
-        sql += " ORDER BY COALESCE(exited_at, entered_at) DESC, id DESC LIMIT ?"
+        sql += " ORDER BY COALESCE(exited_at, entered_at) DESC, contact_id, id DESC LIMIT ?"
         args.append(limit)
         return [(r[0], r[1], r[2]) for r in self.conn.execute(sql, args)]
 

@@ -474,6 +474,19 @@ class StoreConformance:
         assert store.segment_entries("vip", since=150) == [(ids[3], 200)]
         assert store.segment_entries("nope") == []
 
+    def test_segment_history_orders_changes_of_one_time_by_contact(self, store: Store) -> None:
+        r = store.upsert_contacts(_contacts(4), key="email", source="t")
+        a, b, c, d = (i for i in r.ids if i is not None)
+        # Recorded out of id order: the history does not depend on it.
+        store.record_segment_run(100, {"vip": ([c, a, d], [])})
+        store.record_segment_run(200, {"vip": ([b], [d, a])})
+        assert store.segment_history("vip") == [
+            (a, 100, 200),
+            (b, 200, None),
+            (d, 100, 200),
+            (c, 100, None),
+        ]
+
     def test_first_interactions_and_reactions(self, store: Store) -> None:
         r = store.upsert_contacts(_contacts(3), key="email", source="t")
         a, b, c = (i for i in r.ids if i is not None)

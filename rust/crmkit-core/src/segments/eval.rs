@@ -1953,29 +1953,41 @@ impl ColMasks {
             return None;
         }
         let words = leaves.len().div_ceil(64);
-        let mut bits = vec![0u64; n * words];
         let mut neg = vec![0u64; words];
         for (j, &l) in leaves.iter().enumerate() {
             let rl = lc.prog[l];
             if rl.tag == RowLeaf::LIST && rl.flag & 1 == 1 {
                 neg[j >> 6] |= 1 << (j & 63);
             }
-            let own = &lc.arena[rl.off as usize..rl.off as usize + n.div_ceil(64)];
-            for c in 0..n {
-                if own[c >> 6] >> (c & 63) & 1 == 1 {
-                    bits[c * words + (j >> 6)] |= 1 << (j & 63);
-                }
-            }
         }
-        Some(ColMasks {
+        let mut m = ColMasks {
             col: ci,
             leaves,
             words,
-            n,
-            bits,
+            n: 0,
+            bits: Vec::new(),
             neg,
             rest,
-        })
+        };
+        m.transpose(lc, n);
+        Some(m)
+    }
+
+    /// Transpose the clauses' bits of codes `self.n..n` (a dictionary grown
+    /// to `n` codes).
+    fn transpose(&mut self, lc: &LeafCodes, n: usize) {
+        let w = self.words;
+        self.bits.resize(n * w, 0);
+        for (j, &l) in self.leaves.iter().enumerate() {
+            let rl = lc.prog[l];
+            let own = &lc.arena[rl.off as usize..rl.off as usize + n.div_ceil(64)];
+            for c in self.n..n {
+                if own[c >> 6] >> (c & 63) & 1 == 1 {
+                    self.bits[c * w + (j >> 6)] |= 1 << (j & 63);
+                }
+            }
+        }
+        self.n = n;
     }
 
     /// Take in the codes added to a dictionary of `n` codes since the masks
@@ -1990,19 +2002,27 @@ impl ColMasks {
         if !ok || n < self.n {
             return false;
         }
-        let w = self.words;
-        self.bits.resize(n * w, 0);
-        for (j, &l) in self.leaves.iter().enumerate() {
-            let rl = lc.prog[l];
-            let own = &lc.arena[rl.off as usize..rl.off as usize + n.div_ceil(64)];
-            for c in self.n..n {
-                if own[c >> 6] >> (c & 63) & 1 == 1 {
-                    self.bits[c * w + (j >> 6)] |= 1 << (j & 63);
-                }
-            }
-        }
-        self.n = n;
+        self.transpose(lc, n);
         true
+    }
+
+    /// Debug builds: each of `bits` (from [`ColMasks::row`] for `row`)
+    /// equals its clause's own row test.
+    #[cfg(debug_assertions)]
+    fn check(
+        &self,
+        plan: &Plan,
+        snap: &Snapshot,
+        row: usize,
+        as_of: i64,
+        lc: &LeafCodes,
+        bits: &[u64],
+    ) {
+        let mut check = RowEval::new(plan, snap, row, as_of).with_codes(lc);
+        for (j, &l) in self.leaves.iter().enumerate() {
+            let bit = bits[j >> 6] >> (j & 63) & 1 == 1;
+            debug_assert_eq!(bit, check.leaf(l).0, "transposed clause {l}");
+        }
     }
 
     /// The values of the clauses for row `r` of `snap`, as bits in `out`;
@@ -2859,15 +2879,9 @@ pub fn update_contact_journaled(
                 masks[pc] = ColMasks::build(plan, snap, &leaf_codes, pc);
             }
             if let Some(m) = &masks[pc] {
-                #[cfg(debug_assertions)]
                 if m.row(snap, row, &mut sc.mask_before) {
-                    let mut check = RowEval::new(plan, snap, row, as_of).with_codes(&leaf_codes);
-                    for (j, &l) in m.leaves.iter().enumerate() {
-                        let bit = sc.mask_before[j >> 6] >> (j & 63) & 1 == 1;
-                        debug_assert_eq!(bit, check.leaf(l).0, "transposed clause {l}");
-                    }
-                }
-                if m.row(snap, row, &mut sc.mask_before) {
+                    #[cfg(debug_assertions)]
+                    m.check(plan, snap, row, as_of, &leaf_codes, &sc.mask_before);
                     cand.clear();
                     cand.extend_from_slice(&m.rest);
                     mask_col = Some(pc);
@@ -2913,11 +2927,7 @@ pub fn update_contact_journaled(
         let all = !m.row(snap, row, &mut sc.mask_after);
         #[cfg(debug_assertions)]
         if !all {
-            let mut check = RowEval::new(plan, snap, row, as_of).with_codes(&leaf_codes);
-            for (j, &l) in m.leaves.iter().enumerate() {
-                let bit = sc.mask_after[j >> 6] >> (j & 63) & 1 == 1;
-                debug_assert_eq!(bit, check.leaf(l).0, "transposed clause {l}");
-            }
+            m.check(plan, snap, row, as_of, &leaf_codes, &sc.mask_after);
         }
         for (j, &l) in m.leaves.iter().enumerate() {
             let (w, b) = (j >> 6, j & 63);
