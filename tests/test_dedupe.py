@@ -25,7 +25,7 @@ from crmkit.dedupe import (
     match_keys,
     parse_config,
 )
-from crmkit.errors import ConfigError, SourceError
+from crmkit.errors import ConfigError, InvalidInputError, SourceError
 from crmkit.kernel import Kernel
 from crmkit.merge import apply_plan, build_plan
 from crmkit.plugins import make_plugin_manager
@@ -377,9 +377,27 @@ def test_text_keys_are_python_lowercase_with_collapsed_space(values: list[str | 
 
 def test_match_keys_read_numbers_as_their_text() -> None:
     keys = match_keys(
-        {"postcode": [12345, None, " AB1 "], "phone": ["+1 415 555 0100", 4155550101]}
+        {"postcode": [12345, None, " AB1 "], "phone": ["+1 415 555 0100", 4155550101, None]}
     )
-    assert keys == {"postcode": ["12345", None, "ab1"], "phone": ["155550100", "155550101"]}
+    assert keys == {
+        "postcode": ["12345", None, "ab1"],
+        "phone": ["155550100", "155550101", None],
+    }
+
+
+def test_match_keys_split_a_whole_name_in_one_field() -> None:
+    keys = match_keys(
+        {
+            "first_name": [None, "Baker, James", "Dorothy Ann Smith", "Ann", " "],
+            "last_name": ["Lockinglow, Dan", "", None, "Lee, Jr.", "van der Berg"],
+        }
+    )
+    assert keys == {
+        "first_name": ["dan", "james", "dorothy ann", "ann", None],
+        "last_name": ["lockinglow", "baker", "smith", "lee", "van der berg"],
+    }
+    with pytest.raises(InvalidInputError, match="differ in length"):
+        match_keys({"first_name": ["a"], "last_name": []})
 
 
 @given(

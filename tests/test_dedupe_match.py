@@ -164,6 +164,47 @@ def test_a_file_is_written_back_with_the_best_match_of_each_row(
         assert got[-2:] == want
 
 
+def test_a_json_lines_file_gets_the_same_matches_as_its_csv(
+    kernel: Kernel, split: Split, tmp_path: Path
+) -> None:
+    index = kernel.match_index()
+    want = tmp_path / "want.csv"
+    match_file(index, split.new, want)
+    _, csv_rows = _rows(want)
+    src = tmp_path / "new.jsonl"
+    lines = []
+    for k, row in enumerate(split.new_rows):
+        obj: dict[str, object] = {h: v for h, v in zip(split.header, row, strict=True) if v}
+        if k == 0:
+            obj["match_id"] = "stale"  # replaced in place
+        lines.append(json.dumps(obj, ensure_ascii=k % 2 == 0))
+    # A blank line is skipped; a line that is not an object is left out.
+    src.write_text("\n".join([lines[0], "", "[1, 2]", *lines[1:]]) + "\n", encoding="utf-8")
+    out = tmp_path / "matched.jsonl"
+    rep = match_file(index, src, out)
+    got = out.read_text(encoding="utf-8").splitlines()
+    assert (rep.rows, rep.rejected) == (len(split.new_rows), 1)
+    assert len(got) == rep.rows
+    objs = [json.loads(line) for line in got]
+    for k, (line, before, obj, row) in enumerate(zip(got, lines, objs, csv_rows, strict=True)):
+        want_id = int(row[-2]) if row[-2] else None
+        assert obj["match_id"] == want_id
+        if want_id is None:
+            assert obj["match_probability"] is None
+        else:
+            assert obj["match_probability"] == pytest.approx(float(row[-1]), abs=1e-4)
+        # Each line as it was, the members set in place or added at the end.
+        assert obj == {
+            **json.loads(before),
+            "match_id": want_id,
+            "match_probability": obj["match_probability"],
+        }
+        if k > 0:
+            assert line.startswith(before[:-1] + ',"match_id":')
+    assert rep.matched == sum(1 for o in objs if o["match_id"] is not None) > 0
+    assert got[0].startswith('{"Record ID"') and '"match_id": ' in got[0]
+
+
 def test_cli_match(kernel: Kernel, split: Split, tmp_path: Path) -> None:
     cli = build_cli(make_plugin_manager(Settings(disable_plugin_autoload=True)))
     db = str(kernel.store.path)  # type: ignore[attr-defined]
@@ -172,6 +213,20 @@ def test_cli_match(kernel: Kernel, split: Split, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["rows"] == len(split.new_rows) and 0 < rep["matched"] < rep["rows"]
+    leads = tmp_path / "leads.txt"
+    leads.write_text(
+        "".join(
+            json.dumps(dict(zip(split.header, r, strict=True))) + "\n" for r in split.new_rows[:20]
+        ),
+        encoding="utf-8",
+    )
+    jl = CliRunner().invoke(
+        cli,
+        ["--db", db, "match", str(leads), "--format", "jsonl", "--out", str(out), "--json"],
+    )
+    assert jl.exit_code == 0, jl.output
+    assert json.loads(jl.stdout)["rows"] == 20
+    assert all("match_probability" in json.loads(x) for x in out.read_text().splitlines())
     nothing = _write(tmp_path / "n.csv", ["Plan", "Tags"], [["Pro", "vip"]])
     bad = CliRunner().invoke(cli, ["--db", db, "match", str(nothing), "--out", str(out)])
     assert bad.exit_code == 1 and "no column maps to a field" in str(bad.exception)

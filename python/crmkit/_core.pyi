@@ -1,6 +1,7 @@
 """Type stubs for the Rust extension ``crmkit._core``."""
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, final
 
 from crmkit._base import CrmkitError
@@ -229,9 +230,10 @@ def region_keys(values: list[str | None]) -> list[str | None]:
     Canadian province named in full turned into its two-letter code."""
 
 def match_keys_of_cells(
-    columns: dict[str, list[str | None]], *, default_region: str = "US"
+    columns: Mapping[str, Sequence[str | None]], *, default_region: str = "US"
 ) -> dict[str, list[str | None]]:
-    """The match keys :func:`read_match_csv` makes of raw cells (``country`` read and keyed)."""
+    """The match keys :func:`read_match_csv` makes of raw cells (``country`` read and
+    keyed); columns of equal length."""
 
 @final
 class MatchIndex:
@@ -248,6 +250,19 @@ class MatchIndex:
         limit: int = 1,
     ) -> list[list[tuple[int, float]]]:
         """The ``limit`` best matches of each record given as columns of match keys."""
+    def match_jsonl(
+        self,
+        src: str | os.PathLike[str],
+        dst: str | os.PathLike[str],
+        names: list[str],
+        columns: list[tuple[str, int]],
+        *,
+        country: int | None = None,
+        default_region: str = "US",
+        threshold: float | None = None,
+    ) -> tuple[int, int, int]:
+        """Write each object line of ``src`` to ``dst`` with ``match_id`` and
+        ``match_probability`` set; ``(rows, matched, rejected)``."""
     def __len__(self) -> int: ...
 
 @final
@@ -291,8 +306,6 @@ class Matcher:
 # Dates and datetimes are epoch seconds (UTC). NULL rule: any predicate on a missing value is
 # false except `is null` / `is not null`; `not x` negates the evaluated clause.
 # `t within N days` means as_of - N*86400 <= t <= as_of.
-
-from collections.abc import Iterable, Sequence  # noqa: E402
 
 def parse_rule(rule: str | dict[str, Any], schema: dict[str, str] | None = None) -> dict[str, Any]:
     """The JSON condition tree of a rule; with a schema, fields and types are checked too."""

@@ -363,48 +363,36 @@ def _file_labels(labels: Sequence[LabelledPair], rows: int) -> list[tuple[int, i
 # -- match keys ----------------------------------------------------------------
 
 
-def match_keys(columns: Mapping[str, Sequence[Any]]) -> dict[str, list[str | None]]:
-    """Match keys for the matcher from normalized contact columns.
+def match_keys(
+    columns: Mapping[str, Sequence[Any]], *, default_region: str = "US"
+) -> dict[str, list[str | None]]:
+    """Match keys for the matcher from contact columns (field → values).
 
-    Names become ASCII-folded lowercase keys, emails drop ``+tags`` and Gmail
-    dots, phones keep their last nine digits (so national and international
-    forms agree), dates become ``YYYY-MM-DD`` (``d/m/yyyy`` read as ``m/d/yyyy``
-    for the US or no country, ``d.m.yyyy``), US states and Canadian provinces
-    named in full become their two-letter codes, other text is lowercased with
-    its whitespace collapsed. Columns that are not match fields are left out.
+    Names become ASCII-folded lowercase keys (a whole name in one name field
+    with the other empty, ``"Baker, James"`` or ``"James Baker"``, is split
+    into the two first), emails drop ``+tags`` and Gmail dots, phones keep
+    their last nine digits (so national and international forms agree, read
+    in the row's ``country`` or ``default_region``), dates become
+    ``YYYY-MM-DD`` (``d/m/yyyy`` read as ``m/d/yyyy`` for the US or no
+    country, ``d.m.yyyy``), US states and Canadian provinces named in full
+    become their two-letter codes, other text is lowercased with its
+    whitespace collapsed. Columns that are not match fields are left out.
+    Values other than text (numbers) are read as their text. The same keys as
+    :func:`dedupe_file` makes of a file's cells.
     """
-    out: dict[str, list[str | None]] = {}
-    countries = columns.get("country")
-    for f, col in columns.items():
-        if f not in MATCH_FIELDS:
-            continue
-        if f in ("first_name", "last_name"):
-            out[f] = _keys(_core.name_keys, col)
-        elif f == "email":
-            out[f] = _keys(_core.normalize_emails, col, strip_plus=True, fold_gmail_dots=True)
-        elif f == "phone":
-            out[f] = _keys(_core.phone_keys, col)
-        elif f == "birth_date":
-            # Day and month as numbers are read in the order of the row's country.
-            out[f] = _keys(_core.date_keys, col, None if countries is None else _text(countries))
-        elif f == "region":
-            out[f] = _keys(_core.region_keys, col)
-        else:
-            out[f] = _keys(_core.lower_keys, col)
-    return out
+    cells = {f: col for f, col in columns.items() if f in MATCH_FIELDS}
+    if not cells:
+        return {}
+    try:
+        return _core.match_keys_of_cells(cells, default_region=default_region)
+    except TypeError:
+        return _core.match_keys_of_cells(
+            {f: _text(col) for f, col in cells.items()}, default_region=default_region
+        )
 
 
 def _text(col: Sequence[Any]) -> list[str | None]:
     return [None if v is None else str(v) for v in col]
-
-
-def _keys(fn: Callable[..., list[str | None]], col: Sequence[Any], *args: Any, **kw: Any) -> Any:
-    """``fn`` over a column of text as it is; a column holding other values
-    (numbers) is read as their text first."""
-    try:
-        return fn(col, *args, **kw)
-    except TypeError:
-        return fn(_text(col), *args, **kw)
 
 
 # -- matching ------------------------------------------------------------------
@@ -620,15 +608,14 @@ class ContactIndex:
         self, columns: Mapping[str, Sequence[Any]], threshold: float | None, limit: int
     ) -> list[list[tuple[int, float]]]:
         """The engine's ``(contact id, probability)`` matches of each record."""
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise ConfigError("threshold must be between 0 and 1")
-        cells: dict[str, Any] = {f: col for f, col in columns.items() if f in MATCH_FIELDS}
-        try:
-            keys = _core.match_keys_of_cells(cells, default_region=self._region)
-        except TypeError:  # values other than text (numbers, dates): read as their text
-            cells = {f: _text(col) for f, col in cells.items()}
-            keys = _core.match_keys_of_cells(cells, default_region=self._region)
+        _check_threshold(threshold)
+        keys = match_keys(columns, default_region=self._region)
         return self._index.match_many(keys, threshold, limit)
+
+
+def _check_threshold(threshold: float | None) -> None:
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ConfigError("threshold must be between 0 and 1")
 
 
 @collector_paused()
@@ -672,40 +659,51 @@ def match_file(
     out: str | Path,
     *,
     threshold: float | None = None,
+    format: str | None = None,
     preset: str | None = None,
     columns: Mapping[str, str] | None = None,
     progress: Progress | None = None,
 ) -> MatchFileReport:
-    """Match each row of a CSV file against ``index`` and write the rows to
-    ``out`` (UTF-8, cells trimmed) with ``match_id`` (the best matching
-    contact, blank when none) and ``match_probability``.
+    """Match each row of a CSV or JSON Lines file against ``index`` and write
+    the rows to ``out`` with ``match_id`` (the best matching contact, blank or
+    ``null`` when none) and ``match_probability``.
 
-    Headers are mapped to fields as imports map them (``preset``, ``columns``
-    overrides); the file is read chunk by chunk, so memory stays flat. Rows
-    the CSV reader rejects are left out and counted.
+    ``format`` is ``csv`` or ``jsonl`` (default: guessed from the file). A CSV
+    is written back as UTF-8 with its cells trimmed and the two columns
+    added; a JSON Lines file line by line as it was, with the two members set
+    or added. Headers and member keys are mapped to fields as imports map
+    them (``preset``, ``columns`` overrides); the file is read chunk by chunk,
+    so memory stays flat. Rows the reader rejects (JSON Lines: lines holding
+    anything but an object) are left out and counted.
     """
     import csv
 
-    from crmkit.mapping import map_headers
-
-    src, dst = Path(path), Path(out)
-    if not src.is_file():
-        raise SourceError(f"{src}: no such file")
-    try:
-        reader = _core.CsvReader(src)
-    except _core.InvalidInputError as exc:
-        raise _csv_error(src, exc) from None
-    headers = list(reader.headers)
-    fields = map_headers(headers, "contacts", preset=preset, overrides=columns)
-    at = {f: j for j, f in reversed(list(enumerate(fields))) if f in MATCH_FIELDS}
+    _check_threshold(threshold)
+    src, fmt, reader, headers, at = _open_file(path, format, preset, columns)
+    dst = Path(out)
     if not at:
-        raise ConfigError(
-            f"{src}: no column maps to a field to match on ({', '.join(MATCH_FIELDS)}); "
-            "map one with --map HEADER=FIELD"
-        )
+        raise _unmapped(src)
     counts = {"rows": 0, "matched": 0, "rejected": 0}
 
-    def write(tmp: Path) -> None:
+    def write_jsonl(tmp: Path) -> None:
+        if progress:
+            progress("matching rows…")
+        try:
+            got = index._index.match_jsonl(
+                src,
+                tmp,
+                headers,
+                list(at.items()),
+                country=at.get("country"),
+                default_region=index._region,
+                threshold=threshold,
+            )
+        except _core.InvalidInputError as exc:
+            raise _csv_error(src, exc) from None
+        counts.update(zip(("rows", "matched", "rejected"), got, strict=True))
+
+    def write_csv(tmp: Path) -> None:
+        assert reader is not None
         with tmp.open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow([*headers, "match_id", "match_probability"])
@@ -724,7 +722,7 @@ def match_file(
             except _core.InvalidInputError as exc:
                 raise _csv_error(src, exc) from None
 
-    _write_out(dst, write)
+    _write_out(dst, write_csv if fmt == "csv" else write_jsonl)
     return MatchFileReport(**counts, out=str(dst))
 
 
@@ -743,6 +741,45 @@ class FileDedupeReport(msgspec.Struct, kw_only=True):
     out: str
     stats: dict[str, float] = msgspec.field(default_factory=dict)
     """The matcher's counters (candidate pairs, pairs scored, EM iterations, ...)."""
+
+
+def _open_file(
+    path: str | Path,
+    format: str | None,
+    preset: str | None,
+    columns: Mapping[str, str] | None,
+) -> tuple[Path, str, Any, list[str], dict[str, int]]:
+    """A contacts file to match: its path, format (``format``, else guessed),
+    CSV reader (None for JSON Lines), headers (CSV) or member keys (JSON
+    Lines), and the first column of each match field they map to
+    (``preset``, ``columns`` overrides, as imports map them)."""
+    from crmkit.kernel import guess_format
+    from crmkit.mapping import map_headers
+
+    src = Path(path)
+    if not src.is_file():
+        raise SourceError(f"{src}: no such file")
+    fmt = format or guess_format(src)
+    if fmt not in ("csv", "jsonl"):
+        raise ConfigError(f"unknown format {fmt!r} (csv or jsonl)")
+    try:
+        reader = _core.CsvReader(src) if fmt == "csv" else None
+        headers = list(reader.headers) if reader else _core.jsonl_keys(src)[0]
+    except _core.InvalidInputError as exc:
+        raise _csv_error(src, exc) from None
+    where: dict[str, int] = {}
+    for j, f in enumerate(map_headers(headers, "contacts", preset=preset, overrides=columns)):
+        if f in MATCH_FIELDS and f not in where:
+            where[f] = j
+    return src, fmt, reader, headers, where
+
+
+def _unmapped(src: Path) -> ConfigError:
+    """The error for a file none of whose columns maps to a match field."""
+    return ConfigError(
+        f"{src}: no column maps to a field to match on ({', '.join(MATCH_FIELDS)}); "
+        "map one with --map HEADER=FIELD"
+    )
 
 
 def _csv_error(path: Path, exc: Exception) -> SourceError:
@@ -809,46 +846,12 @@ def dedupe_file(
     numbering of ``cluster_id``); they refine the trained model, and two rows
     labelled distinct never share a cluster.
     """
-    from crmkit.kernel import guess_format
-    from crmkit.mapping import map_headers
-
-    src, dst = Path(path), Path(out)
-    if not src.is_file():
-        raise SourceError(f"{src}: no such file")
-    fmt = format or guess_format(src)
-    if fmt not in ("csv", "jsonl"):
-        raise ConfigError(f"unknown format {fmt!r} (csv or jsonl)")
     cfg = config or DedupeConfig()
     if progress:
         progress("reading")
-
-    def wanted(fields: Sequence[str | None]) -> dict[str, int]:
-        """The first column of each field the matcher reads."""
-        out: dict[str, int] = {}
-        for j, f in enumerate(fields):
-            if f is not None and f not in out and (f in MATCH_FIELDS or f == "country"):
-                out[f] = j
-        return out
-
-    def check(n: int, where: Mapping[str, object]) -> None:
-        if n == 0:
-            raise SourceError(f"{src}: no rows to deduplicate")
-        if not any(f in where for f in MATCH_FIELDS):
-            raise ConfigError(
-                f"{src}: no column maps to a field to match on ({', '.join(MATCH_FIELDS)}); "
-                "map one with --map HEADER=FIELD"
-            )
-
-    try:
-        headers = list(_core.CsvReader(src).headers) if fmt == "csv" else _core.jsonl_keys(src)[0]
-    except _core.InvalidInputError as exc:
-        raise _csv_error(src, exc) from None
-    where = wanted(map_headers(headers, "contacts", preset=preset, overrides=columns))
-    keep = [
-        (f, j)
-        for f, j in where.items()
-        if f in MATCH_FIELDS and (not cfg.fields or f in cfg.fields)
-    ]
+    src, fmt, _reader, headers, where = _open_file(path, format, preset, columns)
+    dst = Path(out)
+    keep = [(f, j) for f, j in where.items() if not cfg.fields or f in cfg.fields]
     matcher = _new_matcher(cfg)
     try:
         if fmt == "csv":
@@ -862,7 +865,10 @@ def dedupe_file(
     except _core.InvalidInputError as exc:
         raise _csv_error(src, exc) from None
     n, rejected = len(rows), rows.rejected
-    check(n, where)
+    if n == 0:
+        raise SourceError(f"{src}: no rows to deduplicate")
+    if not where:
+        raise _unmapped(src)
     if not keep:
         raise ConfigError(f"nothing to match on: no column holds any of {', '.join(MATCH_FIELDS)}")
     lab = _file_labels(labels, n)
@@ -929,7 +935,7 @@ def run_dedupe_step(
     from crmkit.merge import apply_plan, build_plan
 
     cfg = DedupeConfig.model_validate({k: getattr(section, k) for k in DedupeConfig.model_fields})
-    labels = read_labels((base_dir or Path(".")) / section.labels) if section.labels else []
+    labels = labels_from((base_dir or Path(".")) / section.labels if section.labels else None)
     res = find_duplicates(kernel.store, cfg, labels=labels)
     out: dict[str, Any] = {
         "contacts": len(res.ids),

@@ -78,6 +78,9 @@ def register(cli: click.Group) -> None:
         type=click.Path(dir_okay=False, path_type=Path),
         help="CSV of reviewed pairs of contact ids (left,right,match) for training.",
     )
+    @click.option(
+        "--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Guessed when omitted."
+    )
     @click.option("--preset", help="Column preset of FILE: hubspot or salesforce.")
     @click.option("--map", "maps", multiple=True, metavar="HEADER=FIELD")
     @click.option("--json", "as_json", is_flag=True)
@@ -89,11 +92,12 @@ def register(cli: click.Group) -> None:
         threshold: float | None,
         fields: str | None,
         labels: Path | None,
+        fmt: str | None,
         preset: str | None,
         maps: tuple[str, ...],
         as_json: bool,
     ) -> None:
-        """Match each row of the CSV FILE against the contacts in the store.
+        """Match each row of FILE (CSV or JSON Lines) against the contacts in the store.
 
         Writes every row to --out with the id of the contact it most likely is
         (match_id, blank when none reaches the threshold) and the probability:
@@ -112,6 +116,7 @@ def register(cli: click.Group) -> None:
                 file,
                 out,
                 threshold=threshold,
+                format=fmt,
                 preset=preset,
                 columns=_overrides(maps) or None,
                 progress=step,

@@ -659,7 +659,7 @@ fn region_keys(values: Vec<Option<String>>) -> Vec<Option<String>> {
         .collect()
 }
 
-/// The match keys `read_match_csv` makes of raw cells (for tests): `columns`
+/// The match keys `read_match_csv` makes of raw cells (`crmkit.dedupe.match_keys`): `columns`
 /// maps field names to cells (`country` also reads phones and postcodes);
 /// returns one key column per field.
 #[pyfunction]
@@ -734,6 +734,7 @@ impl MatchIndex {
             let name: String = k.extract()?;
             rec.push((parse_field(py, &name)?, v.extract::<Option<String>>()?));
         }
+        let rec: Vec<(Field, Option<&str>)> = rec.iter().map(|(f, v)| (*f, v.as_deref())).collect();
         self.inner
             .match_one(&rec, threshold)
             .map_err(|e| crate::to_py_err(py, e))
@@ -756,7 +757,38 @@ impl MatchIndex {
             cols.push((parse_field(py, &name)?, v.extract::<Vec<Option<String>>>()?));
         }
         let inner = self.inner.clone();
-        detach(py, move || inner.match_many(&cols, threshold, limit))
+        detach(py, move || {
+            let view: Vec<(Field, Vec<Option<&str>>)> = cols
+                .iter()
+                .map(|(f, v)| (*f, v.iter().map(Option::as_deref).collect()))
+                .collect();
+            inner.match_many(&view, threshold, limit)
+        })
+    }
+
+    /// Match every object line of JSON Lines file `src` (members `names`,
+    /// mapped to fields by `columns` as in `read_match_jsonl`) and write it
+    /// to `dst` with `match_id` and `match_probability` set; returns
+    /// `(rows, matched, rejected)`.
+    #[pyo3(signature = (src, dst, names, columns, *, country = None, default_region = "US", threshold = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn match_jsonl(
+        &self,
+        py: Python<'_>,
+        src: PathBuf,
+        dst: PathBuf,
+        names: Vec<String>,
+        columns: Vec<(String, usize)>,
+        country: Option<usize>,
+        default_region: &str,
+        threshold: Option<f64>,
+    ) -> PyResult<(usize, usize, usize)> {
+        let spec = file_spec(py, columns, country, default_region)?;
+        let inner = self.inner.clone();
+        let got = run_file(py, "matching", move || {
+            jsonl::write_matches(&inner, &src, &dst, &names, &spec, threshold)
+        })?;
+        Ok((got.rows, got.matched, got.rejected))
     }
 
     fn __len__(&self) -> usize {

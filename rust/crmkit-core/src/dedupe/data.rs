@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use rphonetic::DoubleMetaphone;
 
 use super::nicknames;
+use crate::normalize::name;
 use crate::{CoreError, CoreResult};
 
 /// The code of a missing value.
@@ -189,35 +190,41 @@ pub fn parse_date(s: &str) -> u32 {
     n
 }
 
-/// A full name typed into the first-name field with no last name
-/// (`"dorothy smith"`, last name missing) is split: its last word becomes the
-/// last name. The `(given, family)` parts of such a first name, if any.
-fn split_full_name(full: &str) -> Option<(&str, &str)> {
-    let (given, family) = full.trim().rsplit_once(' ')?;
-    let given = given.trim();
-    (!given.is_empty()).then_some((given, family))
-}
-
-/// Whether a last-name cell counts as blank for [`split_full_name`].
+/// Whether a name cell counts as blank for [`split_name`].
 fn blank(l: Option<&str>) -> bool {
-    l.is_none_or(|s| s.trim().is_empty())
+    l.is_none_or(name::is_blank)
 }
 
-/// Split full names (see [`split_full_name`]); `first` and `last` are the
-/// same rows of both columns.
+/// A whole name typed into one name field while the other is empty is
+/// split: `"dorothy smith"` or `"Smith, Dorothy"` in the first-name field
+/// with no last name, or `"Smith, Dorothy"` in the last-name field with no
+/// first name (see [`name::split_full_name`]). The `(given, family)` parts of
+/// such a row, if any.
+pub(crate) fn split_name<'a>(
+    first: Option<&'a str>,
+    last: Option<&'a str>,
+) -> Option<(&'a str, &'a str)> {
+    match (first, last) {
+        (Some(f), l) if blank(l) => name::split_full_name(f),
+        (f, Some(l)) if blank(f) => name::split_family_first(l),
+        _ => None,
+    }
+}
+
+/// Split whole names (see [`split_name`]); `first` and `last` are the same
+/// rows of both columns.
 fn repair_names<'a>(first: &mut [Option<&'a str>], last: &mut [Option<&'a str>]) {
     for (f, l) in first.iter_mut().zip(last.iter_mut()) {
-        if let (true, Some(full)) = (blank(*l), *f) {
-            if let Some((given, family)) = split_full_name(full) {
-                *l = Some(family);
-                *f = Some(given);
-            }
+        if let Some((given, family)) = split_name(*f, *l) {
+            *f = Some(given);
+            *l = Some(family);
         }
     }
 }
 
 /// [`repair_names`] over columns given as distinct cells (see
-/// [`BatchColumn::Cells`]): the split parts are added as new cells.
+/// [`BatchColumn::Cells`]): the split parts are added as new cells, once per
+/// distinct pair of cells that needs a split.
 fn repair_cells<'a>(
     n: usize,
     first: (Vec<Option<&'a str>>, Vec<u32>),
@@ -228,24 +235,28 @@ fn repair_cells<'a>(
 ) {
     let (mut fk, mut fr) = first;
     let (mut lk, mut lr) = last.unwrap_or_else(|| (Vec::new(), vec![NO_CELL; n]));
-    // The (first, last) cells of each distinct first name's split, made on
-    // first use.
-    let mut split: Vec<Option<(u32, u32)>> = vec![None; fk.len()];
-    let mut tried = vec![false; fk.len()];
+    // Only a row with a blank side can need a split: memoize its other side.
+    // The (first, last) cells of each distinct first name (blank last) and
+    // each distinct last name (blank first), made on first use.
+    let mut by_first: Vec<Option<Option<(u32, u32)>>> = vec![None; fk.len()];
+    let mut by_last: Vec<Option<Option<(u32, u32)>>> = vec![None; lk.len()];
     for (f, l) in fr.iter_mut().zip(lr.iter_mut()) {
-        if *f == NO_CELL || !blank(cell_at(&lk, *l)) {
+        let (fv, lv) = (cell_at(&fk, *f), cell_at(&lk, *l));
+        let memo = if blank(lv) && *f != NO_CELL {
+            &mut by_first[*f as usize]
+        } else if blank(fv) && *l != NO_CELL {
+            &mut by_last[*l as usize]
+        } else {
             continue;
-        }
-        let k = *f as usize;
-        if !tried[k] {
-            tried[k] = true;
-            if let Some((given, family)) = fk[k].and_then(split_full_name) {
+        };
+        let cells = *memo.get_or_insert_with(|| {
+            split_name(fv, lv).map(|(given, family)| {
                 fk.push(Some(given));
                 lk.push(Some(family));
-                split[k] = Some(((fk.len() - 1) as u32, (lk.len() - 1) as u32));
-            }
-        }
-        if let Some((a, b)) = split[k] {
+                ((fk.len() - 1) as u32, (lk.len() - 1) as u32)
+            })
+        });
+        if let Some((a, b)) = cells {
             *f = a;
             *l = b;
         }
@@ -767,6 +778,58 @@ mod tests {
     }
 
     #[test]
+    fn a_name_of_control_characters_counts_as_blank() {
+        // The import turns such a cell into no name: the other field's whole
+        // name is split as if the cell were empty.
+        let (ds, _) = Dataset::from_columns(
+            vec![1],
+            vec![
+                (Field::FirstName, col(&[Some("dorothy ann smith")])),
+                (Field::LastName, col(&[Some("\u{1c}\t")])),
+            ],
+        )
+        .unwrap();
+        let f = ds.column(Field::FirstName).unwrap();
+        let l = ds.column(Field::LastName).unwrap();
+        assert_eq!(&*f.get(0).unwrap().text, "dorothy ann");
+        assert_eq!(&*l.get(0).unwrap().text, "smith");
+    }
+
+    #[test]
+    fn family_first_names_in_either_field_are_split() {
+        let (ds, _) = Dataset::from_columns(
+            vec![1, 2, 3, 4],
+            vec![
+                (
+                    Field::FirstName,
+                    col(&[None, Some("baker, james"), Some(" "), Some("ann")]),
+                ),
+                (
+                    Field::LastName,
+                    col(&[
+                        Some("lockinglow, dan"),
+                        None,
+                        Some("van der berg"),
+                        Some("lee, jr"),
+                    ]),
+                ),
+            ],
+        )
+        .unwrap();
+        let f = ds.column(Field::FirstName).unwrap();
+        let l = ds.column(Field::LastName).unwrap();
+        let text = |c: &Column, r: usize| c.get(r).map(|v| v.text.to_string());
+        assert_eq!(text(f, 0).as_deref(), Some("dan"));
+        assert_eq!(text(l, 0).as_deref(), Some("lockinglow"));
+        assert_eq!(text(f, 1).as_deref(), Some("james"));
+        assert_eq!(text(l, 1).as_deref(), Some("baker"));
+        // A family name with spaces and no comma stays whole; both fields given: kept.
+        assert!(f.get(2).is_none());
+        assert_eq!(text(l, 2).as_deref(), Some("van der berg"));
+        assert_eq!(text(f, 3).as_deref(), Some("ann"));
+    }
+
+    #[test]
     fn cells_and_rows_give_the_same_columns() {
         let pool = [
             None,
@@ -778,6 +841,9 @@ mod tests {
             Some("lee"),
             Some("a b c"),
             Some(" x"),
+            Some("lee, ann"),
+            Some("lee,"),
+            Some("lee, jr."),
         ];
         let mut state = 5u64;
         let mut next = |k: usize| {

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::data::{Dataset, DatasetBuilder, Field};
+use super::data::{split_name, Dataset, DatasetBuilder, Field};
 use crate::csvread::{Chunk, CsvError, CsvOptions, CsvReader};
 use crate::normalize::{
     clean_name, name_key, normalize_country, normalize_email, normalize_phone, normalize_postcode,
@@ -360,6 +360,27 @@ where
     C: Fn(usize, usize) -> Option<&'a str> + Sync,
 {
     let country = |r: usize| countries.get(r).copied().flatten();
+    // A whole name in one name field with the other empty ("Baker, James"
+    // as the last name) is split before keying, while its comma is still
+    // there (see `split_name`): the rows that split, in order.
+    let column = |f: Field| spec.columns.iter().find(|p| p.0 == f).map(|p| p.1);
+    let (first, last) = (column(Field::FirstName), column(Field::LastName));
+    let splits: Vec<(usize, (&'a str, &'a str))> = match (first, last) {
+        (Some(fc), Some(lc)) => (0..rows)
+            .into_par_iter()
+            .filter_map(|r| split_name(cell(r, fc), cell(r, lc)).map(|s| (r, s)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let cell = |r: usize, c: usize| -> Option<&'a str> {
+        if !splits.is_empty() && (Some(c) == first || Some(c) == last) {
+            if let Ok(k) = splits.binary_search_by_key(&r, |s| s.0) {
+                let (given, family) = splits[k].1;
+                return Some(if Some(c) == first { given } else { family });
+            }
+        }
+        cell(r, c)
+    };
     let display = EmailOptions {
         strip_plus: false,
         fold_gmail_dots: false,
@@ -1074,9 +1095,10 @@ mod tests {
         // The country is keyed by its ISO code, whatever its spelling.
         assert_eq!(text(Field::Country, 0).as_deref(), Some("gb"));
         assert_eq!(text(Field::Country, 2), None);
-        // A full name in the first-name field is split.
-        assert_eq!(text(Field::FirstName, 1).as_deref(), Some("lee"));
-        assert_eq!(text(Field::LastName, 1).as_deref(), Some("ann"));
+        // A full name in the first-name field is split, family name first
+        // before a comma.
+        assert_eq!(text(Field::FirstName, 1).as_deref(), Some("ann"));
+        assert_eq!(text(Field::LastName, 1).as_deref(), Some("lee"));
         let dst = dir.join("out.csv");
         let n = write_csv_with_column(&src, &dst, "cluster_id", &[1, 1, 3]).unwrap();
         assert_eq!(n, 3);

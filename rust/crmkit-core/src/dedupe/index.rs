@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::block::{blocks_of, key_of, ranks, sort_key, KeyTables, Rule};
 use super::compare::{compare_sides, email_restates_name, Side};
-use super::data::{Dataset, Field, Value, NULL, N_FIELDS, UNSEEN};
+use super::data::{split_name, Dataset, Field, Value, NULL, N_FIELDS, UNSEEN};
 use super::matcher::Matcher;
 use super::score::{probability, Weights};
 use crate::{CoreError, CoreResult};
@@ -114,7 +114,7 @@ impl Index {
     /// rows at or above `threshold` (default: the matcher's), best first.
     pub fn match_one(
         &self,
-        record: &[(Field, Option<String>)],
+        record: &[(Field, Option<&str>)],
         threshold: Option<f64>,
     ) -> CoreResult<Vec<(i64, f64)>> {
         let t = threshold.unwrap_or(self.threshold);
@@ -123,11 +123,18 @@ impl Index {
                 "threshold must be between 0 and 1".into(),
             ));
         }
+        // Whole names in one field are split as the index's rows were.
+        let mut items = record.to_vec();
+        let named = |f: Field| record.iter().find(|(g, _)| *g == f).and_then(|(_, v)| *v);
+        if let Some((g, l)) = split_name(named(Field::FirstName), named(Field::LastName)) {
+            items.retain(|(f, _)| !matches!(f, Field::FirstName | Field::LastName));
+            items.extend([(Field::FirstName, Some(g)), (Field::LastName, Some(l))]);
+        }
         let mut owned: Vec<Option<(u32, Value)>> = vec![None; N_FIELDS];
-        for (f, v) in record {
+        for (f, v) in &items {
             let k = f.index();
             let (Some(text), Some(col)) = (
-                v.as_deref().map(str::trim).filter(|s| !s.is_empty()),
+                v.map(str::trim).filter(|s| !s.is_empty()),
                 self.ds.columns[k].as_ref(),
             ) else {
                 continue;
@@ -199,7 +206,7 @@ impl Index {
     /// each record, in record order.
     pub fn match_many(
         &self,
-        columns: &[(Field, Vec<Option<String>>)],
+        columns: &[(Field, Vec<Option<&str>>)],
         threshold: Option<f64>,
         limit: usize,
     ) -> CoreResult<Vec<Vec<(i64, f64)>>> {
@@ -212,8 +219,8 @@ impl Index {
         (0..n)
             .into_par_iter()
             .map(|r| {
-                let rec: Vec<(Field, Option<String>)> =
-                    columns.iter().map(|(f, v)| (*f, v[r].clone())).collect();
+                let rec: Vec<(Field, Option<&str>)> =
+                    columns.iter().map(|(f, v)| (*f, v[r])).collect();
                 let mut hits = self.match_one(&rec, threshold)?;
                 hits.truncate(limit);
                 Ok(hits)

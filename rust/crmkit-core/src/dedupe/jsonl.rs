@@ -7,9 +7,10 @@
 //! fields and count as missing. Duplicate keys: the last one wins.
 //!
 //! [`keys`] lists the members' keys (so the caller can map them to fields),
-//! [`read`] reads the match keys of the mapped members, and
+//! [`read`] reads the match keys of the mapped members,
 //! [`write_with_member`] writes each row back with one more member, keeping
-//! the line's own bytes.
+//! the line's own bytes, and [`write_matches`] writes each row back with its
+//! best match in an index.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -22,9 +23,15 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use std::collections::HashMap;
+
+use super::data::Field;
 use super::file::{
-    build, check_columns, finish_written, more_rows_than, Cells, FileError, FileRows, FileSpec,
+    build, check_columns, countries_of, finish_written, keys_of, more_rows_than, Cells, FileError,
+    FileRows, FileSpec,
 };
+use super::index::Index;
+use crate::normalize::phone::PhoneRegion;
 use crate::CoreError;
 
 /// Lines per chunk read and parsed at once.
@@ -248,28 +255,12 @@ impl Cells for Table {
 /// columns of `spec` (and its country) index.
 pub fn read(path: &Path, names: &[String], spec: &FileSpec) -> Result<FileRows, FileError> {
     check_columns(spec, names.len())?;
-    if spec.country.is_some_and(|c| c >= names.len()) {
-        return Err(
-            CoreError::InvalidInput("the country column is not among the keys".into()).into(),
-        );
-    }
+    check_country(spec, names.len())?;
     let ncols = names.len();
-    let index: ahash::AHashMap<&str, usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
+    let index = member_index(names);
     let tables = chunks(path)?.map(|chunk| {
         let chunk = chunk?;
-        let (rows, rejected) = per_object(&chunk, |_, m| {
-            let mut row = vec![None; ncols];
-            for (k, v) in m {
-                if let Some(&c) = index.get(k.as_ref()) {
-                    row[c] = text_of(v).map(Cow::into_owned);
-                }
-            }
-            row
-        });
+        let (rows, rejected) = per_object(&chunk, |_, m| row_of(&m, &index, ncols));
         let table = Table {
             ncols,
             cells: rows.into_iter().flatten().collect(),
@@ -280,19 +271,75 @@ pub fn read(path: &Path, names: &[String], spec: &FileSpec) -> Result<FileRows, 
     build(spec, tables)
 }
 
-/// Object line `line`, whose members are `ms`, with member `name` (JSON
-/// text `name_json`) set to `value`: replaced in place when the object has
-/// it, else appended.
-fn with_member(line: &str, ms: &MemberList<'_>, name: &str, name_json: &str, value: i64) -> String {
-    if let Some((_, raw)) = ms.iter().rev().find(|(k, _)| k.as_ref() == name) {
-        let start = raw.get().as_ptr() as usize - line.as_ptr() as usize;
-        let end = start + raw.get().len();
-        return format!("{}{value}{}", &line[..start], &line[end..]);
+/// An error when the country column of `spec` is not among `ncols` keys.
+fn check_country(spec: &FileSpec, ncols: usize) -> Result<(), FileError> {
+    if spec.country.is_some_and(|c| c >= ncols) {
+        return Err(
+            CoreError::InvalidInput("the country column is not among the keys".into()).into(),
+        );
     }
+    Ok(())
+}
+
+/// The column of each member key in `names`.
+fn member_index(names: &[String]) -> ahash::AHashMap<&str, usize> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect()
+}
+
+/// The text of the members of `m` that `index` names, by column.
+fn row_of(
+    m: &MemberList<'_>,
+    index: &ahash::AHashMap<&str, usize>,
+    ncols: usize,
+) -> Vec<Option<String>> {
+    let mut row = vec![None; ncols];
+    for (k, v) in m {
+        if let Some(&c) = index.get(k.as_ref()) {
+            row[c] = text_of(v).map(Cow::into_owned);
+        }
+    }
+    row
+}
+
+/// Object line `line`, whose members are `ms`, with each member of `set`
+/// (`(name, name as JSON text, value as JSON text)`) set: replaced in place
+/// when the object has it, else appended, in order.
+fn with_members(line: &str, ms: &MemberList<'_>, set: &[(&str, &str, &str)]) -> String {
+    let mut replaced: Vec<(usize, usize, &str)> = Vec::new();
+    let mut appended = String::new();
+    let mut any = !ms.is_empty();
+    for &(name, name_json, value) in set {
+        if let Some((_, raw)) = ms.iter().rev().find(|(k, _)| k.as_ref() == name) {
+            let start = raw.get().as_ptr() as usize - line.as_ptr() as usize;
+            replaced.push((start, start + raw.get().len(), value));
+        } else {
+            if any {
+                appended.push(',');
+            }
+            any = true;
+            appended.push_str(name_json);
+            appended.push(':');
+            appended.push_str(value);
+        }
+    }
+    replaced.sort_unstable();
     // A parsed object ends with its closing brace.
     let close = line.len() - 1;
-    let sep = if ms.is_empty() { "" } else { "," };
-    format!("{}{sep}{name_json}:{value}}}", &line[..close])
+    let mut out = String::with_capacity(line.len() + appended.len() + 24);
+    let mut at = 0;
+    for (start, end, value) in replaced {
+        out.push_str(&line[at..start]);
+        out.push_str(value);
+        at = end;
+    }
+    out.push_str(&line[at..close]);
+    out.push_str(&appended);
+    out.push('}');
+    out
 }
 
 /// Write every row of JSON Lines file `src` to `dst` with member `name` set
@@ -319,7 +366,9 @@ pub fn write_with_member(
         let out: Vec<String> = objects
             .par_iter()
             .enumerate()
-            .map(|(i, (s, m))| with_member(s, m, name, &name_json, values[row + i]))
+            .map(|(i, (s, m))| {
+                with_members(s, m, &[(name, &name_json, &values[row + i].to_string())])
+            })
             .collect();
         for line in out {
             w.write_all(line.as_bytes()).map_err(FileError::Write)?;
@@ -328,6 +377,102 @@ pub fn write_with_member(
         row += n;
     }
     finish_written(w, row, values.len())
+}
+
+/// What [`write_matches`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatchedRows {
+    /// Rows written (object lines).
+    pub rows: usize,
+    /// Rows with a match at or above the threshold.
+    pub matched: usize,
+    /// Lines that hold something other than an object (left out).
+    pub rejected: usize,
+}
+
+/// Match every object line of JSON Lines file `src` against `index` and
+/// write it to `dst` as it was, with members `match_id` (the best match's
+/// row id, `null` when none reaches `threshold`) and `match_probability`
+/// (rounded to four places) set; `names` are the member keys the columns of
+/// `spec` (and its country) index. One chunk of lines is held at a time.
+pub fn write_matches(
+    index: &Index,
+    src: &Path,
+    dst: &Path,
+    names: &[String],
+    spec: &FileSpec,
+    threshold: Option<f64>,
+) -> Result<MatchedRows, FileError> {
+    check_columns(spec, names.len())?;
+    check_country(spec, names.len())?;
+    let default_region = PhoneRegion::new(&spec.default_region)?;
+    let mut regions: HashMap<&'static str, Option<PhoneRegion>> = HashMap::new();
+    let ncols = names.len();
+    let at = member_index(names);
+    let (id_json, p_json) = (r#""match_id""#, r#""match_probability""#);
+    let file = File::create(dst).map_err(FileError::Write)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut out = MatchedRows::default();
+    for chunk in chunks(src)? {
+        let chunk = chunk?;
+        let (objects, rejected) = per_object(&chunk, |s, m| {
+            let row = row_of(&m, &at, ncols);
+            (s, m, row)
+        });
+        let rows = objects.len();
+        let mut cells = Vec::with_capacity(rows * ncols);
+        let lines: Vec<(&str, MemberList<'_>)> = objects
+            .into_iter()
+            .map(|(s, m, row)| {
+                cells.extend(row);
+                (s, m)
+            })
+            .collect();
+        let cell = |r: usize, c: usize| cells[r * ncols + c].as_deref();
+        let countries = countries_of(rows, &cell, spec.country, &mut regions);
+        let keys = keys_of(rows, &cell, spec, &countries, &regions, &default_region);
+        let cols: Vec<(Field, Vec<Option<&str>>)> = keys
+            .iter()
+            .map(|k| (k.field, (0..rows).map(|r| k.get(r)).collect()))
+            .collect();
+        let hits = index.match_many(&cols, threshold, 1)?;
+        let text: Vec<String> = lines
+            .par_iter()
+            .zip(&hits)
+            .map(|((s, m), hit)| {
+                let (id, p) = match hit.first() {
+                    Some(&(id, p)) => (id.to_string(), probability_json(p)),
+                    None => ("null".to_string(), "null".to_string()),
+                };
+                with_members(
+                    s,
+                    m,
+                    &[
+                        ("match_id", id_json, &id),
+                        ("match_probability", p_json, &p),
+                    ],
+                )
+            })
+            .collect();
+        for line in text {
+            w.write_all(line.as_bytes()).map_err(FileError::Write)?;
+            w.write_all(b"\n").map_err(FileError::Write)?;
+        }
+        out.rows += rows;
+        out.matched += hits.iter().filter(|h| !h.is_empty()).count();
+        out.rejected += rejected;
+    }
+    w.flush().map_err(FileError::Write)?;
+    Ok(out)
+}
+
+/// A probability as JSON, rounded to four places (`0.9731`, `1.0`).
+fn probability_json(p: f64) -> String {
+    let mut s = format!("{}", (p * 1e4).round() / 1e4);
+    if !s.contains(['.', 'e']) {
+        s.push_str(".0");
+    }
+    s
 }
 
 #[cfg(test)]
@@ -376,7 +521,7 @@ mod tests {
         let n = serde_json::to_string("cluster_id").unwrap();
         let set = |line: &str, v: i64| -> Option<String> {
             let (s, m) = parse_line(line.as_bytes())??;
-            Some(with_member(s, &m, "cluster_id", &n, v))
+            Some(with_members(s, &m, &[("cluster_id", &n, &v.to_string())]))
         };
         assert_eq!(set("{}", 3).unwrap(), r#"{"cluster_id":3}"#);
         assert_eq!(
@@ -388,6 +533,16 @@ mod tests {
             r#"{"cluster_id": 7, "b": [1, {"cluster_id": 2}]}"#
         );
         assert!(set("not json", 1).is_none());
+        let (s, m) = parse_line(br#"{"b": 1, "a": "x"}"#).unwrap().unwrap();
+        let two = [
+            ("a", r#""a""#, "2"),
+            ("c", r#""c""#, "null"),
+            ("b", r#""b""#, "0.5"),
+        ];
+        assert_eq!(with_members(s, &m, &two), r#"{"b": 0.5, "a": 2,"c":null}"#);
+        assert_eq!(probability_json(1.0), "1.0");
+        assert_eq!(probability_json(0.973_149), "0.9731");
+        assert_eq!(probability_json(0.000_04), "0.0");
     }
 
     #[test]

@@ -938,9 +938,60 @@ mod tests {
             .into_iter()
             .map(|f| (f, ds.column(f).unwrap().get(10).map(|v| v.text.to_string())))
             .collect();
+        let rec: Vec<(Field, Option<&str>)> = rec.iter().map(|(f, v)| (*f, v.as_deref())).collect();
         let hits = idx.match_one(&rec, Some(0.5)).unwrap();
         assert!(hits.iter().any(|h| h.0 == ds.ids[10]));
         assert!(hits.windows(2).all(|w| w[0].1 >= w[1].1));
+    }
+
+    #[test]
+    fn a_whole_name_in_one_field_matches_as_the_split_name() {
+        let m = Matcher::fit(Config::default(), dataset(200), vec![], None, &[]).unwrap();
+        let idx = super::super::Index::new(&m);
+        let ds = m.dataset();
+        let text = |f: Field, r: usize| ds.column(f).unwrap().get(r).map(|v| v.text.to_string());
+        let row = (0..ds.len())
+            .find(|&r| text(Field::FirstName, r).is_some() && text(Field::LastName, r).is_some())
+            .unwrap();
+        let (first, last) = (
+            text(Field::FirstName, row).unwrap(),
+            text(Field::LastName, row).unwrap(),
+        );
+        let rest: Vec<(Field, Option<String>)> = ds
+            .fields()
+            .into_iter()
+            .filter(|f| !matches!(f, Field::FirstName | Field::LastName))
+            .map(|f| (f, text(f, row)))
+            .collect();
+        let with = |names: [(Field, Option<String>); 2]| {
+            let rec: Vec<(Field, Option<&str>)> = rest
+                .iter()
+                .chain(&names)
+                .map(|(f, v)| (*f, v.as_deref()))
+                .collect();
+            idx.match_one(&rec, Some(0.0)).unwrap()
+        };
+        let plain = with([
+            (Field::FirstName, Some(first.clone())),
+            (Field::LastName, Some(last.clone())),
+        ]);
+        assert!(plain.iter().any(|h| h.0 == ds.ids[row]));
+        for names in [
+            [
+                (Field::FirstName, None),
+                (Field::LastName, Some(format!("{last}, {first}"))),
+            ],
+            [
+                (Field::FirstName, Some(format!("{last}, {first}"))),
+                (Field::LastName, None),
+            ],
+            [
+                (Field::FirstName, Some(format!("{first} {last}"))),
+                (Field::LastName, Some(" ".into())),
+            ],
+        ] {
+            assert_eq!(with(names), plain);
+        }
     }
 
     #[test]
@@ -962,18 +1013,22 @@ mod tests {
                 )
             })
             .collect();
+        let view: Vec<(Field, Vec<Option<&str>>)> = cols
+            .iter()
+            .map(|(f, v)| (*f, v.iter().map(Option::as_deref).collect()))
+            .collect();
         for limit in [1, 3, usize::MAX] {
-            let many = idx.match_many(&cols, Some(0.3), limit).unwrap();
+            let many = idx.match_many(&view, Some(0.3), limit).unwrap();
             assert_eq!(many.len(), rows.len());
             for (k, hits) in many.iter().enumerate() {
-                let rec: Vec<(Field, Option<String>)> =
-                    cols.iter().map(|(f, v)| (*f, v[k].clone())).collect();
+                let rec: Vec<(Field, Option<&str>)> =
+                    cols.iter().map(|(f, v)| (*f, v[k].as_deref())).collect();
                 let mut one = idx.match_one(&rec, Some(0.3)).unwrap();
                 one.truncate(limit);
                 assert_eq!(hits, &one);
             }
         }
-        assert!(idx.match_many(&cols, Some(1.5), 1).is_err());
+        assert!(idx.match_many(&view, Some(1.5), 1).is_err());
         let ragged = vec![(Field::Email, vec![None]), (Field::LastName, vec![])];
         assert!(idx.match_many(&ragged, None, 1).is_err());
     }

@@ -28,10 +28,7 @@ pub fn clean_name(raw: &str) -> Option<String> {
         raw.nfc().collect::<String>().into()
     };
     let mut out = String::with_capacity(nfc.len());
-    for word in nfc
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-    {
+    for word in nfc.split(gap).filter(|w| !w.is_empty()) {
         if !out.is_empty() {
             out.push(' ');
         }
@@ -115,6 +112,63 @@ fn push_key_char(c: char, out: &mut String) {
     }
 }
 
+/// Whether `c` separates words, as [`clean_name`] splits them.
+fn gap(c: char) -> bool {
+    c.is_whitespace() || c.is_control()
+}
+
+/// Whether a name cell holds nothing but whitespace and control characters:
+/// what [`clean_name`] turns into `None`.
+pub fn is_blank(raw: &str) -> bool {
+    raw.chars().all(gap)
+}
+
+/// Whether a word (any case, trailing dot allowed) is a name suffix ("Jr.").
+fn is_suffix(word: &str) -> bool {
+    let w = word
+        .trim_matches(gap)
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    SUFFIXES.contains(&w.as_str())
+}
+
+/// The `(given, family)` parts of a whole name typed into one field:
+/// `"Baker, James"` (family name first, before a comma) or `"James Baker"`
+/// (family name last). A comma before a suffix (`"James Baker, Jr."`) is not
+/// read as the family-first form, and a trailing suffix stays with the
+/// family name (`"James Baker Jr"` -> `("James", "Baker Jr")`). `None` for a
+/// single word.
+pub fn split_full_name(full: &str) -> Option<(&str, &str)> {
+    let full = full.trim_matches(gap);
+    if let Some(parts) = family_first(full) {
+        return Some(parts);
+    }
+    let mut cut = full.rfind(gap)?;
+    if is_suffix(&full[cut..]) {
+        cut = full[..cut].trim_end_matches(gap).rfind(gap)?;
+    }
+    let given = full[..cut]
+        .trim_matches(gap)
+        .trim_end_matches(',')
+        .trim_end_matches(gap);
+    (!given.is_empty()).then(|| (given, full[cut..].trim_matches(gap)))
+}
+
+/// `(given, family)` of `"Family, Given"`; `None` for any other form.
+fn family_first(full: &str) -> Option<(&str, &str)> {
+    let (family, given) = full.split_once(',')?;
+    let (family, given) = (family.trim_matches(gap), given.trim_matches(gap));
+    (!family.is_empty() && !given.is_empty() && !is_suffix(given)).then_some((given, family))
+}
+
+/// The `(given, family)` parts of a last-name field holding a whole name in
+/// the family-first form (`"Baker, James"`), for a row whose first-name
+/// field is empty; `None` for any other form (`"van der Berg"` is one family
+/// name).
+pub fn split_family_first(last: &str) -> Option<(&str, &str)> {
+    family_first(last.trim())
+}
+
 /// A match key for a name: ASCII-folded, lowercase, apostrophes and dots
 /// removed, other punctuation turned into spaces, leading titles (Mr, Mrs,
 /// Ms, Dr, Prof, ...) and trailing suffixes (Jr, Sr, II, III, PhD, MD, ...)
@@ -150,6 +204,37 @@ pub fn name_key(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_names_split_into_given_and_family() {
+        assert_eq!(
+            split_full_name("dorothy ann smith"),
+            Some(("dorothy ann", "smith"))
+        );
+        assert_eq!(split_full_name(" Baker,  James "), Some(("James", "Baker")));
+        assert_eq!(
+            split_full_name("Baker, James T."),
+            Some(("James T.", "Baker"))
+        );
+        assert_eq!(
+            split_full_name("James Baker, Jr."),
+            Some(("James", "Baker, Jr."))
+        );
+        assert_eq!(
+            split_full_name("James Baker Jr"),
+            Some(("James", "Baker Jr"))
+        );
+        assert_eq!(split_full_name("bob"), None);
+        assert_eq!(split_full_name("Baker,"), None);
+        assert_eq!(split_full_name(", James"), None);
+        assert_eq!(split_full_name("Jr."), None);
+        assert_eq!(
+            split_family_first("Lockinglow, Dan"),
+            Some(("Dan", "Lockinglow"))
+        );
+        assert_eq!(split_family_first("van der Berg"), None);
+        assert_eq!(split_family_first("Baker, Jr."), None);
+    }
 
     #[test]
     fn cleans_whitespace_and_keeps_mixed_case() {
