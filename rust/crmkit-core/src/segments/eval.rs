@@ -15,7 +15,7 @@ use super::compile::{FlatGraph, Node, Plan};
 use super::events::{TimeSlice, EVENT_BLOCK};
 use super::simd::{self, portable as fill};
 use super::snapshot::{
-    bit, AggAcc, AggIndex, AggValue, Column, LeafCodes, Snapshot, Store, Strs, Value,
+    bit, AggAcc, AggIndex, AggValue, Column, Dict, LeafCodes, Snapshot, Store, Value,
 };
 use super::strindex;
 use super::typecheck::{FPred, IPred, Leaf, Src, StrPred, TExpr};
@@ -185,24 +185,47 @@ pub(crate) fn literal_prefix(pattern: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
+/// The key a string or list leaf's code test is kept under in its
+/// dictionary (see [`Dict::tested`]): the same key, the same test.
+fn test_key(leaf: &Leaf) -> Option<String> {
+    match leaf {
+        Leaf::Str { pred, .. } => Some(format!("{pred:?}")),
+        Leaf::List { values, .. } => Some(format!("list {values:?}")),
+        _ => None,
+    }
+}
+
 /// The codes of `dict` that pass the test `make` makes, as bits. Over a
 /// dictionary much larger than the column's rows only the codes the rows use
 /// are tested. Each worker makes its own test (a regex clone keeps its own
-/// match cache instead of contending for a shared one).
+/// match cache instead of contending for a shared one). Bits the dictionary
+/// keeps for `key` are read instead of testing again; a test over the whole
+/// dictionary is kept there.
 fn code_bits<F: Fn(&str) -> bool>(
     col: &Column,
-    dict: &Strs,
+    dict: &Dict,
+    key: Option<&str>,
     rows: usize,
     make: impl Fn() -> F + Sync,
 ) -> Vec<u64> {
-    let mut bits = vec![0u64; dict.len().div_ceil(64).max(1)];
-    if sparse_dict(dict.len(), rows) {
+    let n = dict.values.len();
+    let mut bits = vec![0u64; n.div_ceil(64).max(1)];
+    // Codes below `done` are known from the kept bits.
+    let mut done = 0;
+    if let Some(kept) = key.and_then(|k| dict.tested(k)) {
+        bits[..kept.bits.len()].copy_from_slice(&kept.bits);
+        done = kept.n;
+        if done == n {
+            return bits;
+        }
+    }
+    if sparse_dict(n - done, rows) {
         let test = make();
         let mut seen = vec![0u64; bits.len()];
         let mut visit = |c: usize| {
-            if seen[c >> 6] >> (c & 63) & 1 == 0 {
+            if c >= done && seen[c >> 6] >> (c & 63) & 1 == 0 {
                 seen[c >> 6] |= 1 << (c & 63);
-                if test(&dict[c]) {
+                if test(&dict.values[c]) {
                     bits[c >> 6] |= 1 << (c & 63);
                 }
             }
@@ -223,20 +246,26 @@ fn code_bits<F: Fn(&str) -> bool>(
         }
         return bits;
     }
-    // Large dictionaries are tested in parallel, 64 codes per word.
+    // Large dictionaries are tested in parallel, 64 codes per word (from
+    // the word holding the first code not yet known).
     const WORDS: usize = 1024;
-    bits.par_chunks_mut(WORDS)
+    let w0 = done / 64;
+    bits[w0..]
+        .par_chunks_mut(WORDS)
         .enumerate()
         .for_each_init(&make, |test, (ci, out)| {
-            let base = ci * WORDS * 64;
-            let end = (base + out.len() * 64).min(dict.len());
-            for c in base.min(end)..end {
-                if test(&dict[c]) {
+            let base = (w0 + ci * WORDS) * 64;
+            let end = (base + out.len() * 64).min(n);
+            for c in base.max(done).min(end)..end {
+                if test(&dict.values[c]) {
                     let i = c - base;
                     out[i >> 6] |= 1 << (i & 63);
                 }
             }
         });
+    if let Some(k) = key {
+        dict.keep_tested(k, n, &bits);
+    }
     bits
 }
 
@@ -287,6 +316,25 @@ fn regex_set_bits(plan: &Plan, snap: &Snapshot, leaf_ids: &[usize]) -> HashMap<u
         let Store::Str { dict, .. } = &col.store else {
             continue;
         };
+        // Bits the dictionary kept from an earlier run over all of it.
+        let keys: Vec<Option<String>> = leaves
+            .iter()
+            .map(|&(l, _)| test_key(&plan.leaves[l]))
+            .collect();
+        let kept: Option<Vec<_>> = keys
+            .iter()
+            .map(|k| {
+                k.as_deref()
+                    .and_then(|k| dict.tested(k))
+                    .filter(|t| t.n == dict.values.len())
+            })
+            .collect();
+        if let Some(kept) = kept {
+            for ((l, _), t) in leaves.iter().zip(kept) {
+                out.insert(*l, t.bits.clone());
+            }
+            continue;
+        }
         let Ok(set) = regex::RegexSet::new(leaves.iter().map(|(_, p)| *p)) else {
             continue;
         };
@@ -378,7 +426,10 @@ fn regex_set_bits(plan: &Plan, snap: &Snapshot, leaf_ids: &[usize]) -> HashMap<u
                 dst[base..base + cw].copy_from_slice(&part[p * cw..(p + 1) * cw]);
             }
         }
-        for ((l, _), bits) in leaves.into_iter().zip(per_leaf) {
+        for (((l, _), bits), key) in leaves.into_iter().zip(per_leaf).zip(&keys) {
+            if let Some(k) = key {
+                dict.keep_tested(k, nv, &bits);
+            }
             out.insert(l, bits);
         }
     }
@@ -423,25 +474,32 @@ fn bind<'a>(
                 col: c,
                 codes,
                 valid: &c.valid,
-                bits: match pre.get(&li) {
-                    Some(bits) => bits.clone(),
-                    None if dict.values.len() >= strindex::MIN_INDEXED
-                        && !sparse_dict(dict.values.len(), snap.len())
-                        && strindex::plan_lookup(pred).is_some_and(|(rev, _)| {
-                            index_strings || dict.sorted_if_built(rev).is_some()
-                        }) =>
+                bits: match (pre.get(&li), test_key(leaf)) {
+                    (Some(bits), _) => bits.clone(),
+                    (None, key)
+                        if dict.values.len() >= strindex::MIN_INDEXED
+                            && !sparse_dict(dict.values.len(), snap.len())
+                            && key.as_deref().and_then(|k| dict.tested(k)).is_none()
+                            && strindex::plan_lookup(pred).is_some_and(|(rev, _)| {
+                                index_strings || dict.sorted_if_built(rev).is_some()
+                            }) =>
                     {
                         // A large dictionary: prefixes, suffixes, values and
                         // ranges are runs of its sorted orders.
                         let (rev, lookup) = strindex::plan_lookup(pred).expect("checked");
-                        strindex::indexed_bits(pred, &lookup, &dict.values, dict.sorted(rev))
+                        let bits =
+                            strindex::indexed_bits(pred, &lookup, &dict.values, dict.sorted(rev));
+                        if let Some(k) = &key {
+                            dict.keep_tested(k, dict.values.len(), &bits);
+                        }
+                        bits
                     }
-                    None => match pred {
+                    (None, key) => match pred {
                         StrPred::Matches(re) => {
                             // A literal every match starts with rules most
                             // strings out before the regex runs.
                             let prefix = literal_prefix(re.as_str());
-                            code_bits(c, &dict.values, snap.len(), || {
+                            code_bits(c, dict, key.as_deref(), snap.len(), || {
                                 let re = re.clone();
                                 let prefix = prefix.clone();
                                 move |s: &str| {
@@ -450,7 +508,9 @@ fn bind<'a>(
                                 }
                             })
                         }
-                        _ => code_bits(c, &dict.values, snap.len(), || |s: &str| pred.test(s)),
+                        _ => code_bits(c, dict, key.as_deref(), snap.len(), || {
+                            |s: &str| pred.test(s)
+                        }),
                     },
                 },
             },
@@ -466,7 +526,7 @@ fn bind<'a>(
             Store::List { dict, .. } => {
                 let bits = match pre.get(&li) {
                     Some(bits) => bits.clone(),
-                    None => code_bits(c, &dict.values, snap.len(), || {
+                    None => code_bits(c, dict, test_key(leaf).as_deref(), snap.len(), || {
                         |s: &str| values.binary_search_by(|v| v.as_str().cmp(s)).is_ok()
                     }),
                 };

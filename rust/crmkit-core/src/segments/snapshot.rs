@@ -169,7 +169,46 @@ pub struct Dict {
     /// The codes in byte order of their strings (0) and of their reversed
     /// bytes (1), each built on first use.
     sorted: [std::sync::OnceLock<SortedCodes>; 2],
+    /// Code bits of string tests already run over the whole dictionary.
+    tested: TestedBits,
 }
+
+/// The code bits of string tests run over a whole dictionary, by the test's
+/// key (see [`Dict::tested`]): each entry holds how many codes it covers (a
+/// dictionary only grows) and one bit per code. Cloned with its dictionary.
+#[derive(Default)]
+struct TestedBits(std::sync::Mutex<HashMap<String, Arc<TestedCodes>>>);
+
+impl Clone for TestedBits {
+    fn clone(&self) -> Self {
+        TestedBits(std::sync::Mutex::new(self.lock().clone()))
+    }
+}
+
+impl TestedBits {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TestedCodes>>> {
+        // A panic while the map was held leaves a map that is still whole.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One test's bits over the first `n` codes of a dictionary.
+#[derive(Debug)]
+pub struct TestedCodes {
+    /// Codes covered: those below `n`.
+    pub n: usize,
+    /// One bit per code (code `c` is bit `c & 63` of word `c >> 6`).
+    pub bits: Vec<u64>,
+}
+
+/// What the kept test bits of one dictionary may take, in 64-bit words
+/// (64 MiB): past it, further tests are run again when needed.
+const MAX_TESTED_WORDS: usize = 1 << 23;
+
+/// Dictionaries smaller than this are tested again rather than kept.
+pub const MIN_TESTED_DICT: usize = 1 << 14;
 
 impl std::fmt::Debug for Dict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -208,6 +247,42 @@ impl Dict {
     /// [`Dict::sorted`] when it has been built.
     pub fn sorted_if_built(&self, reversed: bool) -> Option<&SortedCodes> {
         self.sorted[reversed as usize].get()
+    }
+
+    /// The bits a test (named by `key`: the same key, the same test) gave
+    /// when last run over this dictionary, if kept. They cover the codes
+    /// below their `n`; codes added since are for the caller to test.
+    pub fn tested(&self, key: &str) -> Option<Arc<TestedCodes>> {
+        self.tested.lock().get(key).cloned()
+    }
+
+    /// Drop every kept test's bits (tests read the other paths again).
+    #[cfg(test)]
+    pub(crate) fn forget_tested(&self) {
+        self.tested.lock().clear();
+    }
+
+    /// Keep the bits of test `key` over the codes below `n` (see
+    /// [`Dict::tested`]), unless the dictionary is small (cheap to test
+    /// again) or its kept bits would pass their bound.
+    pub fn keep_tested(&self, key: &str, n: usize, bits: &[u64]) {
+        if self.values.len() < MIN_TESTED_DICT || n > self.values.len() {
+            return;
+        }
+        let mut map = self.tested.lock();
+        let held: usize = map.values().map(|t| t.bits.len()).sum();
+        let replaced = map.get(key).map_or(0, |t| t.bits.len());
+        if held - replaced + bits.len() > MAX_TESTED_WORDS {
+            return;
+        }
+        let words = n.div_ceil(64).min(bits.len());
+        map.insert(
+            key.to_owned(),
+            Arc::new(TestedCodes {
+                n,
+                bits: bits[..words].to_vec(),
+            }),
+        );
     }
 
     /// The code of `s`, adding it when new.

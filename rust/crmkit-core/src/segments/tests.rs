@@ -631,14 +631,15 @@ fn clock_moves_match_full_runs() {
         "last_seen within 7 days",
         "last_seen within 30 days and country = 'US'",
         "count(purchase, 30 days) >= 2 or signed_up within 90 days",
-        "sum(purchase.amount, 60 days) > 100 and not (email matches '^u1')",
+        "sum(purchase.amount, 60 days) > 100 and not (email matches '^u1' or email matches '7@')",
         "last(email_open) within 14 days",
         "first(purchase) before '2025-12-01' and count(email_open) >= 1",
         "avg(purchase.amount, 90 days) < 30",
         "in_segment('a') and not in_segment('c')",
         "country = 'CA'",
+        "email ends_with '3@x.io' and last_seen within 30 days",
     ];
-    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
     let plan = Plan::compile(
         names
             .iter()
@@ -674,6 +675,22 @@ fn clock_moves_match_full_runs() {
         };
         update_contact(&plan, &mut s, &mut r, id, &upd).unwrap();
     }
+    // New emails grow the dictionary past the codes whose test bits the
+    // first evaluation kept: they are tested when read.
+    for (id, email) in [
+        (3, "new13@x.io"),
+        (70_001, "u17@y"),
+        (n as i64 - 1, "zz3@x.io"),
+    ] {
+        let upd = RowUpdate {
+            values: vec![
+                ("email".into(), Value::Str(email.into())),
+                ("last_seen".into(), Value::Int(T0 - 29 * DAY - 5)),
+            ],
+            interactions: vec![],
+        };
+        update_contact(&plan, &mut s, &mut r, id, &upd).unwrap();
+    }
     assert_eq!(r, evaluate(&plan, &s, T0).unwrap());
     let mut t = T0;
     for step in [1, DAY, DAY, -DAY, 3 * DAY + 7, 45 * DAY, 0] {
@@ -695,6 +712,15 @@ fn clock_moves_match_full_runs() {
         }
         r = next;
         t += step;
+    }
+    for row in (0..s.len()).step_by(97).chain([3, 70_001, n - 1]) {
+        for seg in 0..names.len() {
+            assert_eq!(
+                r.bitmaps[seg].contains(row as u32),
+                row_member(&plan, &s, row, seg, t),
+                "row {row} segment {seg} after the moves"
+            );
+        }
     }
 }
 
@@ -1319,18 +1345,22 @@ fn large_dictionaries_answer_through_sorted_orders_as_a_scan_does() {
             }
         }
     };
-    // A full evaluation scans; a preview builds the sorted orders; later
-    // evaluations read them.
+    // A full evaluation scans (and the dictionary keeps each test's bits);
+    // a preview builds the sorted orders; later evaluations read them.
     let scanned = evaluate(&plan, &s, T0).unwrap();
     check(&s, &scanned);
-    let names: Vec<String> = plan.names.clone();
-    let previewed = super::eval::evaluate_named(&plan, &s, T0, &names).unwrap();
-    assert_eq!(previewed.bitmaps, scanned.bitmaps);
     let dict = match &s.columns[7].as_ref().unwrap().store {
         super::snapshot::Store::Str { dict, .. } => dict.clone(),
         _ => unreachable!(),
     };
+    assert!(dict.tested("EndsWith(\".edu\")").is_some());
+    assert_eq!(evaluate(&plan, &s, T0).unwrap(), scanned);
+    dict.forget_tested();
+    let names: Vec<String> = plan.names.clone();
+    let previewed = super::eval::evaluate_named(&plan, &s, T0, &names).unwrap();
+    assert_eq!(previewed.bitmaps, scanned.bitmaps);
     assert!(dict.sorted_if_built(false).is_some() && dict.sorted_if_built(true).is_some());
+    dict.forget_tested();
     let mut res = evaluate(&plan, &s, T0).unwrap();
     assert_eq!(res, scanned);
     // Each rule alone (a lone regex is not part of a shared regex set).
@@ -1343,7 +1373,8 @@ fn large_dictionaries_answer_through_sorted_orders_as_a_scan_does() {
         let got = super::eval::evaluate_named(&one, &s, T0, &["x".to_string()]).unwrap();
         assert_eq!(got.bitmaps[0], res.bitmaps[seg], "{r}");
     }
-    // Strings interned after the orders were built are tested one by one.
+    // Strings interned after the orders were built, and after the bits were
+    // kept, are tested one by one.
     for (i, v) in ["zz@x.edu", "user4x@", "", "user12@日本.jp"]
         .iter()
         .enumerate()
