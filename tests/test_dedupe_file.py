@@ -249,6 +249,11 @@ def test_write_errors_are_clear_and_leave_no_file(tmp_path: Path) -> None:
         "a@x.org,1",
         "b@x.org,3",
     ]
+    # The rows kept from the read are written only while the file is as it
+    # was: changed in place, it is read again (and found to have changed).
+    _write_csv(src, [["Email"], ["a@x.org"], ["a@x.org"], ["b@x.org"], ["d@x.org"]])
+    with pytest.raises(_core.InvalidInputError, match="did it change"):
+        _core.write_clusters_csv(src, out, res)
     with pytest.raises(SourceError, match="cannot write"):
         dedupe_file(src, tmp_path / "missing" / "out.csv")
     assert not list((tmp_path).glob("**/*.tmp"))

@@ -153,6 +153,8 @@ pub struct Matcher {
     fitted: Option<Arc<core::Matcher>>,
     /// Where the file read by `read_match_csv` can be split for writing.
     split: Option<file::Split>,
+    /// The rows of that file as the writer formats them, when kept.
+    formatted: Option<Arc<file::Formatted>>,
 }
 
 impl Matcher {
@@ -181,6 +183,7 @@ impl Matcher {
             loaded: model.map(|m| model_from_dict(py, m)).transpose()?,
             fitted: None,
             split: None,
+            formatted: None,
         })
     }
 
@@ -227,6 +230,7 @@ impl Matcher {
         })?;
         self.fitted = Some(Arc::new(m));
         self.split = None;
+        self.formatted = None;
         Ok(())
     }
 
@@ -241,7 +245,13 @@ impl Matcher {
         labels: Option<Vec<(i64, i64, bool)>>,
     ) -> PyResult<()> {
         let taken = input.rows.lock().ok().and_then(|mut g| g.take());
-        let Some((ds, warnings)) = taken else {
+        let Some(file::FileRows {
+            dataset: ds,
+            warnings,
+            formatted,
+            ..
+        }) = taken
+        else {
             return Err(py_err(
                 py,
                 Kind::InvalidInput,
@@ -256,6 +266,7 @@ impl Matcher {
         })?;
         self.fitted = Some(Arc::new(m));
         self.split = input.split;
+        self.formatted = formatted.map(Arc::new);
         Ok(())
     }
 
@@ -270,6 +281,7 @@ impl Matcher {
     ) -> PyResult<MatchResult> {
         let m = self.fitted(py)?;
         let split = self.split;
+        let formatted = self.formatted.clone();
         let apart = apart.unwrap_or_default();
         let p = detach(py, move || {
             let p = m.predict_apart(threshold, &apart)?;
@@ -300,6 +312,7 @@ impl Matcher {
                 warnings: p.warnings,
                 stats: p.stats,
                 split,
+                formatted,
             })
         })?;
         Ok(p)
@@ -373,6 +386,8 @@ pub struct MatchResult {
     stats: Vec<(&'static str, f64)>,
     /// Where the file the rows came from can be split for writing.
     split: Option<file::Split>,
+    /// The rows of that file as the writer formats them, when kept.
+    formatted: Option<Arc<file::Formatted>>,
 }
 
 #[pymethods]
@@ -432,7 +447,7 @@ fn file_err(py: Python<'_>, e: FileError) -> PyErr {
 /// Contact rows read from a file as match keys, ready for `Matcher.fit_input`.
 #[pyclass(module = "crmkit._core", frozen)]
 pub struct MatchInput {
-    rows: Mutex<Option<(Dataset, Vec<String>)>>,
+    rows: Mutex<Option<file::FileRows>>,
     len: usize,
     rejected: usize,
     split: Option<file::Split>,
@@ -491,7 +506,7 @@ fn match_input(got: file::FileRows) -> MatchInput {
         len: got.dataset.len(),
         rejected: got.rejected,
         split: got.split,
-        rows: Mutex::new(Some((got.dataset, got.warnings))),
+        rows: Mutex::new(Some(got)),
     }
 }
 
@@ -524,9 +539,15 @@ fn write_clusters_csv(
     offset: i64,
 ) -> PyResult<usize> {
     let split = result.split;
+    // The rows kept from the read are written as they are, unless `src` is
+    // another file, or changed since: it is then read again.
+    let formatted = result.formatted.clone();
     write_clusters(
         py,
-        move |s, d, name, values| file::write_csv_with_column_split(s, d, name, values, split),
+        move |s, d, name, values| match formatted.filter(|f| f.is_of(s)) {
+            Some(f) => file::write_formatted(&f, d, name, values),
+            None => file::write_csv_with_column_split(s, d, name, values, split),
+        },
         src,
         dst,
         result,

@@ -51,6 +51,69 @@ pub struct FileRows {
     /// A record boundary near the middle of the file (CSV only), where
     /// [`write_csv_with_column_split`] starts a second writer.
     pub split: Option<Split>,
+    /// The rows as [`write_csv_with_column`] writes them, kept from the read
+    /// (CSV only, files up to [`MAX_KEPT_TEXT`] bytes of cells): writing
+    /// them back then parses nothing.
+    pub formatted: Option<Formatted>,
+}
+
+/// Cell text kept from a read for the write, at most (larger files are
+/// parsed again when written).
+pub const MAX_KEPT_TEXT: usize = 512 << 20;
+
+/// A CSV file's accepted rows as the writer formats them (cells trimmed,
+/// quoted only when needed, each followed by a comma), kept from the read
+/// with what the file was then.
+#[derive(Debug)]
+pub struct Formatted {
+    headers: Vec<String>,
+    /// Per chunk: its rows' text and the end of each row in it.
+    chunks: Vec<(Vec<u8>, Vec<u32>)>,
+    rows: usize,
+    stamp: FileStamp,
+}
+
+/// A file's path, length and modification time: when all three are the
+/// same, the file is taken to hold what it held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    path: std::path::PathBuf,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            path: std::fs::canonicalize(path).ok()?,
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+impl Formatted {
+    /// Whether these rows are those of `src` as it is now.
+    pub fn is_of(&self, src: &Path) -> bool {
+        FileStamp::of(src).is_some_and(|s| s == self.stamp)
+    }
+
+    /// Rows kept.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// The rows of `chunk` formatted for the writer, with each row's end.
+fn format_chunk(chunk: &Chunk) -> (Vec<u8>, Vec<u32>) {
+    let mut text = Vec::with_capacity(chunk.data.len() + chunk.spans.len() + 64);
+    let mut ends = Vec::with_capacity(chunk.rows());
+    for r in 0..chunk.rows() {
+        format_cells(&mut text, chunk, r);
+        ends.push(text.len() as u32);
+    }
+    (text, ends)
 }
 
 /// A record boundary of a file: the byte offset just after an accepted
@@ -493,13 +556,25 @@ where
 /// the consumer (which stops it by dropping the receiver).
 fn read_ahead<'scope>(
     s: &'scope std::thread::Scope<'scope, '_>,
+    reader: CsvReader,
+) -> impl Iterator<Item = Result<Chunk, CsvError>> + 'scope {
+    read_ahead_with(s, reader, |_| ())
+        .into_iter()
+        .map(|c| c.map(|(chunk, ())| chunk))
+}
+
+/// [`read_ahead`], with `also` run on each chunk on the reading thread.
+fn read_ahead_with<'scope, T: Send + 'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
     mut reader: CsvReader,
-) -> std::sync::mpsc::Receiver<Result<Chunk, CsvError>> {
+    also: impl Fn(&Chunk) -> T + Send + 'scope,
+) -> std::sync::mpsc::Receiver<Result<(Chunk, T), CsvError>> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     s.spawn(move || loop {
         match reader.next_chunk() {
             Ok(Some(c)) => {
-                if tx.send(Ok(c)).is_err() {
+                let t = also(&c);
+                if tx.send(Ok((c, t))).is_err() {
                     break;
                 }
             }
@@ -544,30 +619,43 @@ impl Cells for Chunk {
 /// does) into match keys. Chunks are read on a second thread while the
 /// previous one is normalized and interned.
 pub fn read_csv(path: &Path, spec: &FileSpec) -> Result<FileRows, FileError> {
+    let stamp = FileStamp::of(path);
     let reader = CsvReader::open(path, &CsvOptions::default())?;
-    let ncols = reader.headers().len();
+    let headers = reader.headers().to_vec();
+    let ncols = headers.len();
     check_columns(spec, ncols)?;
-    let half = std::fs::metadata(path).map_or(0, |m| m.len()) / 2;
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    // The rows are formatted for the writer on the reading thread, while
+    // the file is small enough for their text to be kept.
+    let keep = stamp.is_some() && size <= MAX_KEPT_TEXT as u64;
     // The chunk ends: (byte after the chunk's last accepted record, rows so far).
     let mut ends: Vec<Split> = Vec::new();
+    let mut kept: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
     let mut rows = 0;
     let mut got = std::thread::scope(|s| {
-        let rx = read_ahead(s, reader);
-        let chunks = rx.into_iter().inspect(|c| {
-            if let Ok(c) = c {
-                rows += c.rows();
-                if let Some(&byte) = c.byte_ends.last() {
-                    ends.push(Split { byte, rows });
-                }
+        let rx = read_ahead_with(s, reader, move |c| keep.then(|| format_chunk(c)));
+        let chunks = rx.into_iter().map(|c| {
+            let (c, text) = c?;
+            rows += c.rows();
+            if let Some(&byte) = c.byte_ends.last() {
+                ends.push(Split { byte, rows });
             }
+            kept.extend(text);
+            Ok(c)
         });
-        build(spec, chunks.map(|c| c.map_err(FileError::from)))
+        build(spec, chunks)
     })?;
     let total = got.dataset.len();
     got.split = ends
         .into_iter()
         .filter(|e| e.rows > 0 && e.rows < total)
-        .min_by_key(|e| e.byte.abs_diff(half));
+        .min_by_key(|e| e.byte.abs_diff(size / 2));
+    got.formatted = stamp.filter(|_| keep).map(|stamp| Formatted {
+        headers,
+        chunks: kept,
+        rows: total,
+        stamp,
+    });
     Ok(got)
 }
 
@@ -627,6 +715,7 @@ pub(crate) fn build<C: Cells>(
         warnings,
         rejected,
         split: None,
+        formatted: None,
     })
 }
 
@@ -670,15 +759,59 @@ fn header_line(headers: &[String], name: &str) -> Vec<u8> {
 fn format_rows(line: &mut Vec<u8>, chunk: &Chunk, rows: std::ops::Range<usize>, values: &[i64]) {
     let mut num = itoa_buf();
     for (r, &v) in rows.zip(values) {
-        for c in 0..chunk.ncols {
-            if let Some(s) = trimmed(chunk, r, c) {
-                push_field(line, s);
-            }
-            line.push(b',');
-        }
+        format_cells(line, chunk, r);
         line.extend_from_slice(fmt_int(&mut num, v));
         line.push(b'\n');
     }
+}
+
+/// Append the cells of row `r` of `chunk` to `line`, each followed by a comma.
+fn format_cells(line: &mut Vec<u8>, chunk: &Chunk, r: usize) {
+    for c in 0..chunk.ncols {
+        if let Some(s) = trimmed(chunk, r, c) {
+            push_field(line, s);
+        }
+        line.push(b',');
+    }
+}
+
+/// Write `rows` (kept from the read of a CSV file, see [`Formatted`]) to
+/// `dst` as [`write_csv_with_column`] writes that file, with one more
+/// column, `name`, holding `values[row]`; returns the rows written.
+pub fn write_formatted(
+    rows: &Formatted,
+    dst: &Path,
+    name: &str,
+    values: &[i64],
+) -> Result<usize, FileError> {
+    if rows.rows != values.len() {
+        return Err(CoreError::InvalidInput(format!(
+            "{} rows were read for {} values",
+            rows.rows,
+            values.len()
+        ))
+        .into());
+    }
+    let file = File::create(dst).map_err(FileError::Write)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    w.write_all(&header_line(&rows.headers, name))
+        .map_err(FileError::Write)?;
+    let mut num = itoa_buf();
+    let mut line = Vec::with_capacity(1 << 16);
+    let mut values = values.iter();
+    for (text, ends) in &rows.chunks {
+        let mut start = 0;
+        line.clear();
+        for (&end, &v) in ends.iter().zip(values.by_ref()) {
+            line.extend_from_slice(&text[start..end as usize]);
+            line.extend_from_slice(fmt_int(&mut num, v));
+            line.push(b'\n');
+            start = end as usize;
+        }
+        w.write_all(&line).map_err(FileError::Write)?;
+    }
+    w.flush().map_err(FileError::Write)?;
+    Ok(rows.rows)
 }
 
 /// Write every row the CSV reader accepts from `src` to `dst` (UTF-8,
@@ -948,6 +1081,45 @@ mod tests {
         let mut out = Vec::new();
         push_field(&mut out, "a \"b\", c");
         assert_eq!(out, b"\"a \"\"b\"\", c\"");
+    }
+
+    #[test]
+    fn rows_kept_from_the_read_write_what_the_reader_writes() {
+        let dir = std::env::temp_dir().join(format!("crmkit-dedupe-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("in.csv");
+        let mut text = String::from("\u{feff}Email, Name ,\"x,y\"\n");
+        for r in 0..70_000 {
+            match r % 11 {
+                0 => text.push_str(&format!("\"a{r}@x.org\n\",  {r} ,\"q,\"\"\"\n")),
+                4 => text.push_str("bad,row\n"),
+                _ => text.push_str(&format!(" b{r}@y.org ,,{}\r\n", r * 3)),
+            }
+        }
+        std::fs::write(&src, &text).unwrap();
+        let spec = FileSpec {
+            columns: vec![(Field::Email, 0)],
+            country: None,
+            default_region: "US".into(),
+        };
+        let got = read_csv(&src, &spec).unwrap();
+        let kept = got.formatted.expect("a small file's rows are kept");
+        let n = got.dataset.len();
+        assert!(n > 60_000 && kept.rows() == n && kept.chunks.len() > 1);
+        assert!(kept.is_of(&src));
+        let values: Vec<i64> = (0..n as i64).map(|v| v * 5 - 2).collect();
+        let (one, two) = (dir.join("one.csv"), dir.join("two.csv"));
+        assert_eq!(write_csv_with_column(&src, &one, "id", &values).unwrap(), n);
+        assert_eq!(write_formatted(&kept, &two, "id", &values).unwrap(), n);
+        assert_eq!(std::fs::read(&one).unwrap(), std::fs::read(&two).unwrap());
+        assert!(write_formatted(&kept, &two, "id", &values[1..]).is_err());
+        // Another file, or the same file changed, is not what was kept.
+        std::fs::copy(&src, dir.join("copy.csv")).unwrap();
+        assert!(!kept.is_of(&dir.join("copy.csv")));
+        text.push_str("c@z.org,,\n");
+        std::fs::write(&src, &text).unwrap();
+        assert!(!kept.is_of(&src));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
