@@ -107,11 +107,17 @@ impl Formatted {
 
 /// The rows of `chunk` formatted for the writer, with each row's end.
 fn format_chunk(chunk: &Chunk) -> (Vec<u8>, Vec<u32>) {
-    let mut text = Vec::with_capacity(chunk.data.len() + chunk.spans.len() + 64);
+    // The cells and a comma each, with room for some quoting: the text is
+    // kept, so it should not sit in a buffer grown to twice its size.
+    let size = chunk.data.len() + chunk.spans.len();
+    let mut text = Vec::with_capacity(size + size / 16 + 64);
     let mut ends = Vec::with_capacity(chunk.rows());
     for r in 0..chunk.rows() {
         format_cells(&mut text, chunk, r);
         ends.push(text.len() as u32);
+    }
+    if text.capacity() > text.len() + text.len() / 8 {
+        text.shrink_to_fit();
     }
     (text, ends)
 }
