@@ -1024,6 +1024,7 @@ fn fmt_int(buf: &mut [u8; 24], v: i64) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn keys_follow_the_python_rules() {
@@ -1089,20 +1090,30 @@ mod tests {
         assert_eq!(out, b"\"a \"\"b\"\", c\"");
     }
 
-    #[test]
-    fn rows_kept_from_the_read_write_what_the_reader_writes() {
-        let dir = std::env::temp_dir().join(format!("crmkit-dedupe-kept-{}", std::process::id()));
+    /// A CSV file `in.csv` in a fresh folder named for `tag`: `header`, then
+    /// `rows` records of three cells (every `every`th with a quoted line break
+    /// and a doubled quote, the third after it too short to be accepted, the
+    /// others with padded and empty cells and CRLF ends). Returns the
+    /// folder, the file and its text.
+    fn messy_csv(tag: &str, header: &str, rows: usize, every: usize) -> (PathBuf, PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("crmkit-dedupe-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let src = dir.join("in.csv");
-        let mut text = String::from("\u{feff}Email, Name ,\"x,y\"\n");
-        for r in 0..70_000 {
-            match r % 11 {
-                0 => text.push_str(&format!("\"a{r}@x.org\n\",  {r} ,\"q,\"\"\"\n")),
-                4 => text.push_str("bad,row\n"),
-                _ => text.push_str(&format!(" b{r}@y.org ,,{}\r\n", r * 3)),
+        let mut text = format!("{header}\n");
+        for r in 0..rows {
+            match r % every {
+                0 => text.push_str(&format!("\"x{r}\ny\",  {r} ,\"q,\"\"\"\n")),
+                3 => text.push_str("bad,row\n"),
+                _ => text.push_str(&format!(" n{r}@y.org ,,{}\r\n", r * 3)),
             }
         }
         std::fs::write(&src, &text).unwrap();
+        (dir, src, text)
+    }
+
+    #[test]
+    fn rows_kept_from_the_read_write_what_the_reader_writes() {
+        let (dir, src, mut text) = messy_csv("kept", "\u{feff}Email, Name ,\"x,y\"", 70_000, 11);
         let spec = FileSpec {
             columns: vec![(Field::Email, 0)],
             country: None,
@@ -1130,18 +1141,7 @@ mod tests {
 
     #[test]
     fn two_writers_write_what_one_writes() {
-        let dir = std::env::temp_dir().join(format!("crmkit-dedupe-split-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let src = dir.join("in.csv");
-        let mut text = String::from("a,b,c\n");
-        for r in 0..300 {
-            match r % 7 {
-                0 => text.push_str(&format!("\"x{r}\ny\",  {r} ,\"q,\"\"\"\n")),
-                3 => text.push_str("bad,row\n"),
-                _ => text.push_str(&format!("n{r},,{}\r\n", r * 3)),
-            }
-        }
-        std::fs::write(&src, &text).unwrap();
+        let (dir, src, _) = messy_csv("split", "a,b,c", 300, 7);
         // Every record boundary, from a reader.
         let mut reader = CsvReader::open(&src, &CsvOptions::default()).unwrap();
         let mut ends = Vec::new();
