@@ -7,6 +7,10 @@ smoke test. For real figures::
         --benchmark-enable
     BENCH_SEGMENTS_SIZES=1000000 .venv/bin/python benches/bench_segments_engine.py  # table with CPU-s
 
+(the table ends with the peak RSS of a process that loads the snapshot from a
+file, evaluates the 1000 segments and moves the clock: the memory the engine
+needs, without the generator's Python lists.)
+
 (``CRMKIT_BENCH_ROWS`` is read too when ``BENCH_SEGMENTS_SIZES`` is not set.)
 
 The contact table has ~20 typed columns (numbers, dates, skewed categoricals of
@@ -675,6 +679,53 @@ def report(label: str, wall: float, cpu: float, note: str = "") -> None:
     print(f"{label:44} {wall:9.4f} {cpu:9.4f}  {note}", flush=True)
 
 
+def memory_child(path: str) -> None:
+    """In a process of its own: load the snapshot saved at ``path``, evaluate
+    the 1000 segments and move the clock one day; print the peak RSS (bytes)
+    after each step, as JSON."""
+    import json
+
+    def peak() -> int:
+        # VmHWM, not ru_maxrss: the latter starts from the parent's peak
+        # (it is kept through fork and exec on Linux).
+        with open("/proc/self/status", encoding="ascii") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        return kib * 1024
+
+    out = {"start": peak()}
+    snap, _ = Snapshot.load(path)
+    out["loaded"] = peak()
+    p = plan(1000)
+    res = p.evaluate(snap, AS_OF)
+    out["evaluated"] = peak()
+    p.advance(snap, res, AS_OF + DAY)
+    out["advanced"] = peak()
+    print(json.dumps(out))
+
+
+def memory_report(n: int, snap: Snapshot) -> None:
+    """Peak RSS of a process that holds only the snapshot (loaded from a
+    file), the plan and the results: what the engine's memory target counts."""
+    import json
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory() as d:
+        path = str(Path(d) / "snap.bin")
+        snap.save(path, "")
+        got = subprocess.run(
+            [sys.executable, __file__, "--memory", path], capture_output=True, text=True, check=True
+        )
+    m = json.loads(got.stdout)
+    gb = {k: v / 1e9 for k, v in m.items()}
+    print(
+        f"memory n={n} k=1000 (peak RSS, GB): interpreter {gb['start']:.2f}, "
+        f"snapshot loaded {gb['loaded']:.2f}, evaluated {gb['evaluated']:.2f}, "
+        f"clock moved {gb['advanced']:.2f}",
+        flush=True,
+    )
+
+
 def main() -> None:
     print(f"{'what':44} {'wall s':>9} {'CPU s':>9}")
     for k in RULE_COUNTS:
@@ -730,7 +781,13 @@ def main() -> None:
         lat.sort()
         med, p99 = statistics.median(lat) / 1000, lat[int(len(lat) * 0.99)] / 1000
         print(f"update one contact n={n} k=1000: median {med:.1f} us, p99 {p99:.1f} us")
+        memory_report(n, snap)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:2] == ["--memory"]:
+        memory_child(sys.argv[2])
+    else:
+        main()
