@@ -151,9 +151,16 @@ pub struct Matcher {
     config: Config,
     loaded: Option<Model>,
     fitted: Option<Arc<core::Matcher>>,
-    /// Where the file read by `read_match_csv` can be split for writing.
+    /// What the writer needs of the file `read_match_csv` read.
+    origin: Origin,
+}
+
+/// What writing back the CSV file the rows were read from needs: where it
+/// can be split between two writers, and its rows as the writer formats
+/// them, when the read kept them.
+#[derive(Clone, Default)]
+struct Origin {
     split: Option<file::Split>,
-    /// The rows of that file as the writer formats them, when kept.
     formatted: Option<Arc<file::Formatted>>,
 }
 
@@ -182,8 +189,7 @@ impl Matcher {
             config: parse_config(py, config)?,
             loaded: model.map(|m| model_from_dict(py, m)).transpose()?,
             fitted: None,
-            split: None,
-            formatted: None,
+            origin: Origin::default(),
         })
     }
 
@@ -229,8 +235,7 @@ impl Matcher {
             core::Matcher::fit(config, ds, warnings, model, &labels)
         })?;
         self.fitted = Some(Arc::new(m));
-        self.split = None;
-        self.formatted = None;
+        self.origin = Origin::default();
         Ok(())
     }
 
@@ -248,6 +253,7 @@ impl Matcher {
         let Some(file::FileRows {
             dataset: ds,
             warnings,
+            split,
             formatted,
             ..
         }) = taken
@@ -265,8 +271,10 @@ impl Matcher {
             core::Matcher::fit(config, ds, warnings, model, &labels)
         })?;
         self.fitted = Some(Arc::new(m));
-        self.split = input.split;
-        self.formatted = formatted.map(Arc::new);
+        self.origin = Origin {
+            split,
+            formatted: formatted.map(Arc::new),
+        };
         Ok(())
     }
 
@@ -280,8 +288,7 @@ impl Matcher {
         apart: Option<Vec<(i64, i64)>>,
     ) -> PyResult<MatchResult> {
         let m = self.fitted(py)?;
-        let split = self.split;
-        let formatted = self.formatted.clone();
+        let origin = self.origin.clone();
         let apart = apart.unwrap_or_default();
         let p = detach(py, move || {
             let p = m.predict_apart(threshold, &apart)?;
@@ -311,8 +318,7 @@ impl Matcher {
                 clusters: p.clusters.ids,
                 warnings: p.warnings,
                 stats: p.stats,
-                split,
-                formatted,
+                origin,
             })
         })?;
         Ok(p)
@@ -384,10 +390,8 @@ pub struct MatchResult {
     clusters: Vec<i64>,
     warnings: Vec<String>,
     stats: Vec<(&'static str, f64)>,
-    /// Where the file the rows came from can be split for writing.
-    split: Option<file::Split>,
-    /// The rows of that file as the writer formats them, when kept.
-    formatted: Option<Arc<file::Formatted>>,
+    /// What writing back the file the rows came from needs.
+    origin: Origin,
 }
 
 #[pymethods]
@@ -450,7 +454,6 @@ pub struct MatchInput {
     rows: Mutex<Option<file::FileRows>>,
     len: usize,
     rejected: usize,
-    split: Option<file::Split>,
 }
 
 #[pymethods]
@@ -505,7 +508,6 @@ fn match_input(got: file::FileRows) -> MatchInput {
     MatchInput {
         len: got.dataset.len(),
         rejected: got.rejected,
-        split: got.split,
         rows: Mutex::new(Some(got)),
     }
 }
@@ -538,10 +540,9 @@ fn write_clusters_csv(
     column: &str,
     offset: i64,
 ) -> PyResult<usize> {
-    let split = result.split;
     // The rows kept from the read are written as they are, unless `src` is
     // another file, or changed since: it is then read again.
-    let formatted = result.formatted.clone();
+    let Origin { split, formatted } = result.origin.clone();
     write_clusters(
         py,
         move |s, d, name, values| match formatted.filter(|f| f.is_of(s)) {

@@ -637,9 +637,8 @@ pub fn read_csv(path: &Path, spec: &FileSpec) -> Result<FileRows, FileError> {
     let stamp = FileStamp::of(path);
     let reader = CsvReader::open(path, &CsvOptions::default())?;
     let headers = reader.headers().to_vec();
-    let ncols = headers.len();
-    check_columns(spec, ncols)?;
-    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    check_columns(spec, headers.len())?;
+    let size = stamp.as_ref().map_or(0, |s| s.len);
     // The rows are formatted for the writer on the reading thread, while
     // the file is small enough for their text to be kept.
     let keep = stamp.is_some() && size <= MAX_KEPT_TEXT as u64;

@@ -166,7 +166,7 @@ fn family_first(full: &str) -> Option<(&str, &str)> {
 /// field is empty; `None` for any other form (`"van der Berg"` is one family
 /// name).
 pub fn split_family_first(last: &str) -> Option<(&str, &str)> {
-    family_first(last.trim())
+    family_first(last)
 }
 
 /// A match key for a name: ASCII-folded, lowercase, apostrophes and dots
