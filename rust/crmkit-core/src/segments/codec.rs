@@ -10,7 +10,7 @@ use std::path::Path;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::snapshot::Strs;
+use super::snapshot::{Ends, Strs};
 use crate::{CoreError, CoreResult};
 
 /// Marker written after the magic: read back differently on a machine of
@@ -81,10 +81,20 @@ impl<'p> Writer<'p> {
         self.slice(s.as_bytes())
     }
 
-    /// Strings: their end offsets, then their bytes in one run.
+    /// Strings: the width of their end offsets (4 or 8 bytes), the offsets,
+    /// then their bytes in one run.
     pub fn strs(&mut self, xs: &Strs) -> CoreResult<()> {
         let (ends, bytes) = xs.parts();
-        self.slice(ends)?;
+        match ends {
+            Ends::W32(v) => {
+                self.u8(4)?;
+                self.slice(v)?;
+            }
+            Ends::W64(v) => {
+                self.u8(8)?;
+                self.slice(v)?;
+            }
+        }
         self.u64(bytes.len() as u64)?;
         self.raw(bytes)
     }
@@ -212,7 +222,11 @@ impl<'p> Reader<'p> {
 
     /// Strings written by [`Writer::strs`].
     pub fn strs(&mut self) -> CoreResult<Strs> {
-        let ends: Vec<u64> = self.vec()?;
+        let ends = match self.u8()? {
+            4 => Ends::W32(self.vec()?),
+            8 => Ends::W64(self.vec()?),
+            _ => return Err(damaged(self.path, "string offsets")),
+        };
         let total = self.u64()?;
         if total > self.left {
             return Err(damaged(self.path, "truncated"));

@@ -13,9 +13,10 @@ use crate::{CoreError, CoreResult};
 use super::ast::{AggFunc, Expr, Operand};
 use super::compile::{FlatGraph, Node, Plan};
 use super::events::{TimeSlice, EVENT_BLOCK};
+use super::packed::{each, wide, PackedSlice};
 use super::simd::{self, portable as fill};
 use super::snapshot::{
-    bit, AggAcc, AggIndex, AggValue, Column, Dict, LeafCodes, Snapshot, Store, Value,
+    bit, list_items, AggAcc, AggIndex, AggValue, Column, Dict, LeafCodes, Snapshot, Store, Value,
 };
 use super::strindex;
 use super::typecheck::{FPred, IPred, Leaf, Src, StrPred, TExpr};
@@ -100,7 +101,7 @@ pub struct Explain {
 enum Bound<'a> {
     Codes {
         col: &'a Column,
-        codes: &'a [u32],
+        codes: PackedSlice<'a>,
         valid: &'a [u64],
         bits: Vec<u64>,
     },
@@ -232,15 +233,12 @@ fn code_bits<F: Fn(&str) -> bool>(
         };
         for r in (0..rows).filter(|&r| col.is_valid(r)) {
             match &col.store {
-                Store::Str { codes, .. } => visit(codes[r] as usize),
+                Store::Str { codes, .. } => visit(codes.get(r) as usize),
                 Store::List {
                     start, len, codes, ..
-                } => {
-                    let a = start[r] as usize;
-                    codes[a..a + len[r] as usize]
-                        .iter()
-                        .for_each(|&c| visit(c as usize));
-                }
+                } => list_items(start, len, codes, r)
+                    .iter()
+                    .for_each(|c| visit(c as usize)),
                 _ => {}
             }
         }
@@ -358,7 +356,7 @@ fn regex_set_bits(plan: &Plan, snap: &Snapshot, leaf_ids: &[usize]) -> HashMap<u
             let mut seen = vec![0u64; words];
             let mut used = Vec::new();
             for r in (0..snap.len()).filter(|&r| col.is_valid(r)) {
-                let c = codes[r] as usize;
+                let c = codes.get(r) as usize;
                 if seen[c >> 6] >> (c & 63) & 1 == 0 {
                     seen[c >> 6] |= 1 << (c & 63);
                     used.push(c as u32);
@@ -472,7 +470,7 @@ fn bind<'a>(
         (Leaf::Str { pred, .. }, None, Some(c)) => match &c.store {
             Store::Str { codes, dict } => Bound::Codes {
                 col: c,
-                codes,
+                codes: codes.as_slice(),
                 valid: &c.valid,
                 bits: match (pre.get(&li), test_key(leaf)) {
                     (Some(bits), _) => bits.clone(),
@@ -688,7 +686,7 @@ fn transpose(t: &Transposed<'_>, buf: &mut [u64], sub: usize, nw: usize) {
             let r = sub + w * 64 + j;
             match &c.store {
                 Store::Str { codes, .. } => {
-                    let s = slot[codes[r] as usize];
+                    let s = slot[codes.get(r) as usize];
                     if s != NO_SLOT {
                         buf[s as usize * SW + w] |= 1 << j;
                     }
@@ -696,8 +694,7 @@ fn transpose(t: &Transposed<'_>, buf: &mut [u64], sub: usize, nw: usize) {
                 Store::List {
                     start, len, codes, ..
                 } => {
-                    let s0 = start[r] as usize;
-                    for &code in &codes[s0..s0 + len[r] as usize] {
+                    for code in list_items(start, len, codes, r).iter() {
                         let s = slot[code as usize];
                         if s != NO_SLOT {
                             buf[s as usize * SW + w] |= 1 << j;
@@ -958,6 +955,53 @@ fn block_aggs(
     }
 }
 
+/// A list leaf over rows whose starts, lengths and validity words begin
+/// the slices given: a row is in when one of its items' codes has its bit
+/// set in `bits` (`negated`: a valid row with none).
+#[inline(always)]
+fn list_leaf<L: Copy + Into<u32>, C: Copy + Into<u32>>(
+    out: &mut [u64],
+    start: &[u32],
+    len: &[L],
+    codes: &[C],
+    valid: &[u64],
+    bits: &[u64],
+    negated: bool,
+) {
+    // Null and padding rows hold empty lists: no branch on validity.
+    // The first few items of every row are read without a branch on
+    // the list's length (masked past it); longer lists loop.
+    const HEAD: usize = 4;
+    let last = codes.len().saturating_sub(1);
+    let hit = |c: C| {
+        let c: u32 = c.into();
+        bits[(c >> 6) as usize] >> (c & 63) & 1
+    };
+    for (w, o) in out.iter_mut().enumerate() {
+        let vw = valid[w];
+        let (st, ln) = (&start[w * 64..w * 64 + 64], &len[w * 64..w * 64 + 64]);
+        let mut m = 0u64;
+        if codes.is_empty() {
+            *o = if negated { vw } else { 0 };
+            continue;
+        }
+        for (j, (&s, &l)) in st.iter().zip(ln).enumerate() {
+            let (s, l) = (s as usize, l.into() as usize);
+            let mut any = 0u64;
+            for k in 0..HEAD {
+                any |= hit(codes[(s + k).min(last)]) & u64::from(k < l);
+            }
+            if l > HEAD {
+                for &c in &codes[s + HEAD..s + l] {
+                    any |= hit(c);
+                }
+            }
+            m |= any << j;
+        }
+        *o = if negated { vw & !m } else { vw & m };
+    }
+}
+
 /// Evaluate a leaf for rows `sub..sub + 64*out.len()` (`sub` relative to
 /// the snapshot; `bstart` is the block start for aggregate columns).
 #[inline(never)]
@@ -968,9 +1012,10 @@ fn eval_leaf(b: &Bound<'_>, out: &mut [u64], sub: usize, bstart: usize, aggs: &B
     match b {
         Bound::Codes {
             codes, valid, bits, ..
-        } => fill(out, &codes[sub..], &valid[w0..], |c| {
+        } => each!(PackedSlice, codes.from(sub), cs => fill(out, cs, &valid[w0..], |c| {
+            let c = wide(c);
             bits[(c >> 6) as usize] >> (c & 63) & 1 == 1
-        }),
+        })),
         Bound::List { col, bits, negated } => {
             let Store::List {
                 start, len, codes, ..
@@ -978,36 +1023,13 @@ fn eval_leaf(b: &Bound<'_>, out: &mut [u64], sub: usize, bstart: usize, aggs: &B
             else {
                 return;
             };
-            // Null and padding rows hold empty lists: no branch on validity.
-            // The first few items of every row are read without a branch on
-            // the list's length (masked past it); longer lists loop.
-            const HEAD: usize = 4;
-            let last = codes.len().saturating_sub(1);
-            let hit = |c: u32| bits[(c >> 6) as usize] >> (c & 63) & 1;
-            for (w, o) in out.iter_mut().enumerate() {
-                let vw = col.valid[w0 + w];
-                let r0 = sub + w * 64;
-                let (st, ln) = (&start[r0..r0 + 64], &len[r0..r0 + 64]);
-                let mut m = 0u64;
-                if codes.is_empty() {
-                    *o = if *negated { vw } else { 0 };
-                    continue;
-                }
-                for (j, (&s, &l)) in st.iter().zip(ln).enumerate() {
-                    let (s, l) = (s as usize, l as usize);
-                    let mut any = 0u64;
-                    for k in 0..HEAD {
-                        any |= hit(codes[(s + k).min(last)]) & u64::from(k < l);
-                    }
-                    if l > HEAD {
-                        for &c in &codes[s + HEAD..s + l] {
-                            any |= hit(c);
-                        }
-                    }
-                    m |= any << j;
-                }
-                *o = if *negated { vw & !m } else { vw & m };
-            }
+            let valid = &col.valid[w0..];
+            let start = &start[sub..];
+            each!(PackedSlice, codes.as_slice(), cs => {
+                each!(PackedSlice, len.as_slice().from(sub), ls => {
+                    list_leaf(out, start, ls, cs, valid, bits, *negated)
+                })
+            })
         }
         Bound::Rows {
             rows,
@@ -2100,7 +2122,7 @@ impl ColMasks {
         let w = self.words;
         match &col.store {
             Store::Str { codes, .. } => {
-                let c = codes[r] as usize;
+                let c = codes.get(r) as usize;
                 if c >= self.n {
                     return false;
                 }
@@ -2109,8 +2131,7 @@ impl ColMasks {
             Store::List {
                 start, len, codes, ..
             } => {
-                let s = start[r] as usize;
-                for &c in &codes[s..s + len[r] as usize] {
+                for c in list_items(start, len, codes, r).iter() {
                     let c = c as usize;
                     if c >= self.n {
                         return false;
@@ -2348,8 +2369,9 @@ fn resolve_codes(plan: &Plan, snap: &Snapshot, cache: &mut LeafCodes, l: usize, 
             }
         });
     } else {
-        for (c, v) in dict.values.iter().enumerate().skip(*done) {
-            if test(v) {
+        // Only the codes added since the last resolution.
+        for c in *done..n {
+            if test(&dict.values[c]) {
                 bits[c >> 6] |= 1 << (c & 63);
             }
         }
@@ -2406,14 +2428,14 @@ fn prefetch_row(snap: &Snapshot, cols: &[Option<usize>], r: usize) {
         };
         at(&col.valid, r >> 6);
         match &col.store {
-            Store::Str { codes, .. } => at(codes, r),
+            Store::Str { codes, .. } => codes.prefetch(r),
             Store::Int(v) => at(v, r),
             Store::Int32(v) => at(v, r),
             Store::Float(v) => at(v, r),
             Store::Bool(v) => at(v, r >> 6),
             Store::List { start, len, .. } => {
                 at(start, r);
-                at(len, r);
+                len.prefetch(r);
             }
         }
     }
@@ -2428,8 +2450,8 @@ fn prefetch_list_items(snap: &Snapshot, cols: &[Option<usize>], r: usize) {
             ..
         }) = snap.columns[*c].as_ref()
         {
-            if let Some(x) = start.get(r).and_then(|&s| codes.get(s as usize)) {
-                prefetch(x);
+            if let Some(&s) = start.get(r) {
+                codes.prefetch(s as usize);
             }
         }
     }
@@ -2538,13 +2560,12 @@ impl<'a> RowEval<'a> {
             _ => None,
         };
         let v = match &col.store {
-            Store::Str { codes, .. } if rl.tag == RowLeaf::STR => hit(codes[r])?,
+            Store::Str { codes, .. } if rl.tag == RowLeaf::STR => hit(codes.get(r))?,
             Store::List {
                 start, len, codes, ..
             } if rl.tag == RowLeaf::LIST => {
-                let s = start[r] as usize;
                 let mut any = false;
-                for &c in &codes[s..s + len[r] as usize] {
+                for c in list_items(start, len, codes, r).iter() {
                     any |= hit(c)?;
                 }
                 any != (rl.flag & 1 == 1)
@@ -2616,7 +2637,7 @@ impl<'a> RowEval<'a> {
         }
         let v = match (leaf, &col.store) {
             (Leaf::Str { pred, .. }, Store::Str { codes, dict }) => {
-                let c = codes[r] as usize;
+                let c = codes.get(r) as usize;
                 match self.code_bits(li) {
                     Some((n, bits)) if c < n => bits[c >> 6] >> (c & 63) & 1 == 1,
                     _ => pred.test(&dict.values[c]),
@@ -2633,10 +2654,9 @@ impl<'a> RowEval<'a> {
                     dict,
                 },
             ) => {
-                let s = start[r] as usize;
-                let items = &codes[s..s + len[r] as usize];
+                let items = list_items(start, len, codes, r);
                 let resolved = self.code_bits(li);
-                let any = items.iter().any(|&c| {
+                let any = items.iter().any(|c| {
                     let c = c as usize;
                     match resolved {
                         Some((n, bits)) if c < n => bits[c >> 6] >> (c & 63) & 1 == 1,

@@ -84,6 +84,7 @@ pub mod eval;
 pub mod events;
 pub mod lexer;
 pub mod members;
+pub mod packed;
 pub mod parser;
 pub mod simd;
 pub mod snapshot;

@@ -15,6 +15,7 @@ use roaring::RoaringBitmap;
 use super::ast::AggFunc;
 use super::codec::{Reader, Writer};
 pub use super::events::{Event, Events};
+use super::packed::{Packed, PackedSlice};
 pub use super::strindex::SortedCodes;
 use super::typecheck::AggKey;
 use super::{FieldType, Schema, DAY};
@@ -76,12 +77,67 @@ pub enum Value {
     List(Vec<String>),
 }
 
+/// End offsets of strings stored end to end: in 32 bits while the text is
+/// under 4 GiB, else in 64.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ends {
+    /// Offsets below 2^32.
+    W32(Vec<u32>),
+    /// Any offsets.
+    W64(Vec<u64>),
+}
+
+impl Default for Ends {
+    fn default() -> Ends {
+        Ends::W32(Vec::new())
+    }
+}
+
+impl Ends {
+    /// Number of offsets.
+    pub fn len(&self) -> usize {
+        match self {
+            Ends::W32(v) => v.len(),
+            Ends::W64(v) => v.len(),
+        }
+    }
+
+    /// True when there is no offset.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Offset `i` (in range).
+    #[inline]
+    pub fn get(&self, i: usize) -> u64 {
+        match self {
+            Ends::W32(v) => v[i] as u64,
+            Ends::W64(v) => v[i],
+        }
+    }
+
+    /// Append an offset, widening every offset first if it needs 64 bits.
+    pub fn push(&mut self, e: u64) {
+        match self {
+            Ends::W32(v) => match u32::try_from(e) {
+                Ok(e) => v.push(e),
+                Err(_) => {
+                    let mut w: Vec<u64> = v.iter().map(|&x| x as u64).collect();
+                    w.push(e);
+                    *self = Ends::W64(w);
+                }
+            },
+            Ends::W64(v) => v.push(e),
+        }
+    }
+}
+
 /// Strings stored end to end in one buffer: a dictionary of millions of
 /// values costs their bytes and one offset each, not an allocation each.
 #[derive(Clone, Default)]
 pub struct Strs {
     /// End offset of each string in `bytes`.
-    ends: Vec<u64>,
+    ends: Ends,
     /// UTF-8 text of every string, in order.
     bytes: Vec<u8>,
 }
@@ -100,8 +156,12 @@ impl Strs {
     /// String `i` (panics when out of range, like a slice).
     #[inline]
     pub fn get(&self, i: usize) -> &str {
-        let a = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        let b = self.ends[i] as usize;
+        let a = if i == 0 {
+            0
+        } else {
+            self.ends.get(i - 1) as usize
+        };
+        let b = self.ends.get(i) as usize;
         // SAFETY: `bytes` only ever receives whole `&str`s (push) or text
         // checked to be UTF-8 with every end on a character boundary
         // (from_parts), so each range is valid UTF-8.
@@ -120,16 +180,17 @@ impl Strs {
     }
 
     /// The end offsets and the text (the file layout).
-    pub fn parts(&self) -> (&[u64], &[u8]) {
+    pub fn parts(&self) -> (&Ends, &[u8]) {
         (&self.ends, &self.bytes)
     }
 
     /// From end offsets and text; None unless the text is UTF-8 and the ends
     /// ascend to its length on character boundaries.
-    pub fn from_parts(ends: Vec<u64>, bytes: Vec<u8>) -> Option<Strs> {
+    pub fn from_parts(ends: Ends, bytes: Vec<u8>) -> Option<Strs> {
         let text = std::str::from_utf8(&bytes).ok()?;
         let mut prev = 0u64;
-        for &e in &ends {
+        for i in 0..ends.len() {
+            let e = ends.get(i);
             if e < prev || !text.is_char_boundary(usize::try_from(e).ok()?) {
                 return None;
             }
@@ -328,8 +389,8 @@ impl Dict {
 pub enum Store {
     /// Dictionary codes (0 on null rows).
     Str {
-        /// Codes.
-        codes: Vec<u32>,
+        /// Codes, in the narrowest width that holds the dictionary's.
+        codes: Packed,
         /// Dictionary (shared with snapshots gathered from this one).
         dict: Arc<Dict>,
     },
@@ -348,12 +409,24 @@ pub enum Store {
         /// Start of each row's codes.
         start: Vec<u32>,
         /// Length of each row's list.
-        len: Vec<u32>,
+        len: Packed,
         /// Element codes.
-        codes: Vec<u32>,
+        codes: Packed,
         /// Dictionary (shared with snapshots gathered from this one).
         dict: Arc<Dict>,
     },
+}
+
+/// Row `r`'s items in a list column's storage (none on null rows).
+#[inline]
+pub(crate) fn list_items<'a>(
+    start: &[u32],
+    len: &Packed,
+    codes: &'a Packed,
+    r: usize,
+) -> PackedSlice<'a> {
+    let a = start[r] as usize;
+    codes.slice(a, a + len.get(r) as usize)
 }
 
 /// A column: storage plus a validity bitmap (bit set = value present).
@@ -427,7 +500,7 @@ impl Column {
                     }
                 }
                 Store::Str {
-                    codes,
+                    codes: Packed::from_u32(codes),
                     dict: Arc::new(dict),
                 }
             }
@@ -502,8 +575,8 @@ impl Column {
                 }
                 Store::List {
                     start,
-                    len,
-                    codes,
+                    len: Packed::from_u32(len),
+                    codes: Packed::from_u32(codes),
                     dict: Arc::new(dict),
                 }
             }
@@ -515,14 +588,14 @@ impl Column {
     fn grow(&mut self, np: usize) {
         self.valid.resize(np / 64, 0);
         match &mut self.store {
-            Store::Str { codes, .. } => codes.resize(np, 0),
+            Store::Str { codes, .. } => codes.resize(np),
             Store::Int(v) => v.resize(np, 0),
             Store::Int32(v) => v.resize(np, 0),
             Store::Float(v) => v.resize(np, 0.0),
             Store::Bool(v) => v.resize(np / 64, 0),
             Store::List { start, len, .. } => {
                 start.resize(np, 0);
-                len.resize(np, 0);
+                len.resize(np);
             }
         }
     }
@@ -538,15 +611,12 @@ impl Column {
     }
 
     /// The codes of row `r`'s list (empty for other columns and null rows).
-    fn list_codes(&self, r: usize) -> &[u32] {
+    fn list_codes(&self, r: usize) -> PackedSlice<'_> {
         match &self.store {
             Store::List {
                 start, len, codes, ..
-            } if self.is_valid(r) => {
-                let a = start[r] as usize;
-                &codes[a..a + len[r] as usize]
-            }
-            _ => &[],
+            } if self.is_valid(r) => list_items(start, len, codes, r),
+            _ => PackedSlice::W8(&[]),
         }
     }
 
@@ -575,7 +645,7 @@ impl Column {
             .map(|ci| {
                 let mut out = vec![RoaringBitmap::new(); k];
                 for r in ci * CHUNK..((ci + 1) * CHUNK).min(n) {
-                    for &c in self.list_codes(r) {
+                    for c in self.list_codes(r).iter() {
                         // Rows ascend: a repeated item of one list is refused.
                         let _ = out[c as usize].try_push(r as u32);
                     }
@@ -596,7 +666,7 @@ impl Column {
     pub fn set(&mut self, row: usize, v: &Value, name: &str) -> CoreResult<()> {
         // Postings of a list column follow the row out of its old items ...
         if let Some(mut p) = self.postings.take() {
-            for &c in self.list_codes(row) {
+            for c in self.list_codes(row).iter() {
                 p[c as usize].remove(row as u32);
             }
             let r = self.set_value(row, v, name);
@@ -604,7 +674,7 @@ impl Column {
             if let Store::List { dict, .. } = &self.store {
                 p.resize(dict.values.len(), RoaringBitmap::new());
             }
-            for &c in self.list_codes(row) {
+            for c in self.list_codes(row).iter() {
                 p[c as usize].insert(row as u32);
             }
             let _ = self.postings.set(p);
@@ -625,7 +695,7 @@ impl Column {
         match (&mut self.store, v) {
             (_, Value::Null) => {}
             (Store::Str { codes, dict }, Value::Str(s)) => {
-                codes[row] = Arc::make_mut(dict).intern(s)
+                codes.set(row, Arc::make_mut(dict).intern(s))
             }
             (Store::Int(vals), Value::Int(x)) => vals[row] = *x,
             (Store::Int32(vals), Value::Int(x)) => vals[row] = *x as i32,
@@ -641,8 +711,11 @@ impl Column {
                 },
                 Value::List(items),
             ) => {
-                start[row] = codes.len() as u32;
-                len[row] = items.len() as u32;
+                let at = u32::try_from(codes.len() + items.len()).map_err(|_| {
+                    CoreError::InvalidInput(format!("list column '{name}' is too large"))
+                })?;
+                start[row] = at - items.len() as u32;
+                len.set(row, items.len() as u32);
                 let dict = Arc::make_mut(dict);
                 for s in items {
                     let c = dict.intern(s);
@@ -1054,7 +1127,7 @@ impl Snapshot {
                 let c = c.as_ref()?;
                 let store = match &c.store {
                     Store::Str { codes, dict } => Store::Str {
-                        codes: pick(codes, rows, np),
+                        codes: codes.gather(rows, np),
                         dict: Arc::clone(dict),
                     },
                     Store::Int(v) => Store::Int(pick(v, rows, np)),
@@ -1068,17 +1141,15 @@ impl Snapshot {
                         dict,
                     } => {
                         let mut s2 = vec![0u32; np];
-                        let mut l2 = vec![0u32; np];
-                        let mut c2 = Vec::new();
+                        let mut c2 = Packed::empty_for(dict.values.len() as u32);
                         for (i, &r) in rows.iter().enumerate() {
-                            let (a, n) = (start[r as usize] as usize, len[r as usize] as usize);
+                            let (a, n) = (start[r as usize] as usize, len.get(r as usize) as usize);
                             s2[i] = c2.len() as u32;
-                            l2[i] = n as u32;
-                            c2.extend_from_slice(&codes[a..a + n]);
+                            c2.extend(codes.slice(a, a + n));
                         }
                         Store::List {
                             start: s2,
-                            len: l2,
+                            len: len.gather(rows, np),
                             codes: c2,
                             dict: Arc::clone(dict),
                         }
@@ -1219,8 +1290,10 @@ impl Snapshot {
     }
 }
 
-/// The first bytes of a snapshot file (the number is the format version).
-const MAGIC: &[u8; 8] = b"CRMKSNP1";
+/// The first bytes of a snapshot file (the number is the format version; 2:
+/// codes and list lengths in 8, 16 or 32 bits). A file of another version is
+/// refused, and the caller rebuilds it.
+const MAGIC: &[u8; 8] = b"CRMKSNP2";
 
 fn type_code(ty: FieldType) -> u8 {
     match ty {
@@ -1265,7 +1338,7 @@ impl Column {
             Store::Str { codes, dict } => {
                 w.u8(0)?;
                 w.strs(&dict.values)?;
-                w.slice(codes)
+                codes.encode(w)
             }
             Store::Int(v) => {
                 w.u8(1)?;
@@ -1292,8 +1365,8 @@ impl Column {
                 w.u8(4)?;
                 w.strs(&dict.values)?;
                 w.slice(start)?;
-                w.slice(len)?;
-                w.slice(codes)
+                len.encode(w)?;
+                codes.encode(w)
             }
         }
     }
@@ -1305,12 +1378,15 @@ impl Column {
         }
         let valid: Vec<u64> = r.vec()?;
         let dict = |r: &mut Reader<'_>| -> CoreResult<Dict> { Ok(Dict::from_strs(r.strs()?)) };
-        let in_dict =
-            |codes: &[u32], d: &Dict| codes.iter().all(|&c| (c as usize) < d.values.len().max(1));
+        let in_dict = |codes: &Packed, d: &Dict| {
+            codes
+                .as_slice()
+                .all_below(d.values.len().max(1).try_into().unwrap_or(u32::MAX))
+        };
         let store = match (r.u8()?, ty) {
             (0, FieldType::String) => {
                 let d = dict(r)?;
-                let codes: Vec<u32> = r.vec()?;
+                let codes = Packed::decode(r)?;
                 if codes.len() != np || !in_dict(&codes, &d) {
                     return Err(r.damaged("string column"));
                 }
@@ -1330,15 +1406,14 @@ impl Column {
             (4, FieldType::List) => {
                 let d = dict(r)?;
                 let start: Vec<u32> = r.vec()?;
-                let len: Vec<u32> = r.vec()?;
-                let codes: Vec<u32> = r.vec()?;
+                let (len, codes) = (Packed::decode(r)?, Packed::decode(r)?);
                 let ok = start.len() == np
                     && len.len() == np
                     && in_dict(&codes, &d)
                     && start
                         .iter()
-                        .zip(&len)
-                        .all(|(&a, &l)| a as usize + l as usize <= codes.len());
+                        .zip(len.as_slice().iter())
+                        .all(|(&a, l)| a as usize + l as usize <= codes.len());
                 if !ok {
                     return Err(r.damaged("list column"));
                 }

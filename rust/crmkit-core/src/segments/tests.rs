@@ -1721,3 +1721,82 @@ fn updates_over_random_nested_rules_match_full_runs() {
         }
     }
 }
+
+#[test]
+fn codes_widen_as_dictionaries_grow_past_a_byte_and_two() {
+    // Codes start in a byte per row; updates that add the 257th and the
+    // 65,537th string, and a list longer than 255 items, widen the column
+    // in place. Updates, full runs and a file round trip agree throughout.
+    use super::snapshot::Store;
+    let rules = [
+        "country = 'c69999'",
+        "country starts_with 'c1' and not (country = 'US')",
+        "country in ('US', 'c300', 'c65600')",
+        "tags contains 't298'",
+        "tags in ('t5', 't399') or tags is null",
+    ];
+    let plan = numbered_plan(&rules);
+    let widths = |s: &Snapshot| {
+        let w = |c: usize| match &s.columns[c].as_ref().unwrap().store {
+            Store::Str { codes, .. } => (codes.width(), 0),
+            Store::List { len, codes, .. } => (codes.width(), len.width()),
+            _ => unreachable!(),
+        };
+        (w(0), w(6))
+    };
+    let mut s = snap();
+    assert_eq!(widths(&s), ((1, 0), (1, 1)));
+    let mut r = evaluate(&plan, &s, T0).unwrap();
+    let ids = [10, 11, 12, 13];
+    for step in 0..70_000usize {
+        let mut values = vec![("country".into(), Value::Str(format!("c{step}")))];
+        if step < 400 {
+            let n = if step == 399 { 300 } else { 3 };
+            let tags = (0..n).map(|k| format!("t{}", (step + k) % 400)).collect();
+            values.push(("tags".into(), Value::List(tags)));
+        }
+        let upd = RowUpdate {
+            values,
+            interactions: vec![],
+        };
+        update_contact(&plan, &mut s, &mut r, ids[step % 4], &upd).unwrap();
+        if [255, 256, 300, 399, 65_535, 65_536, 65_600, 69_999].contains(&step) {
+            assert_eq!(r, evaluate(&plan, &s, T0).unwrap(), "step {step}");
+        }
+    }
+    assert_eq!(widths(&s), ((4, 0), (2, 2)));
+    let members: Vec<Vec<u32>> = r.bitmaps.iter().map(|b| b.iter().collect()).collect();
+    assert_eq!(members[0], [3]);
+    assert_eq!(members[3], [3]);
+    let path = temp_file("widened.snap");
+    s.save(&path, "").unwrap();
+    let (back, _) = Snapshot::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(widths(&back), widths(&s));
+    assert_eq!(evaluate(&plan, &back, T0).unwrap(), r);
+    // A gathered snapshot keeps each column's width.
+    let g = s.gather(&[3, 1]);
+    assert_eq!(widths(&g), widths(&s));
+    let rg = evaluate(&plan, &g, T0).unwrap();
+    for (a, b) in rg.bitmaps.iter().zip(&r.bitmaps) {
+        assert_eq!(
+            (a.contains(0), a.contains(1)),
+            (b.contains(3), b.contains(1))
+        );
+    }
+}
+
+#[test]
+fn string_offsets_take_64_bits_only_past_4_gib() {
+    use super::snapshot::{Ends, Strs};
+    let mut e = Ends::default();
+    e.push(7);
+    assert_eq!(e, Ends::W32(vec![7]));
+    e.push(u32::MAX as u64 + 5);
+    assert_eq!(e, Ends::W64(vec![7, u32::MAX as u64 + 5]));
+    for ends in [Ends::W32(vec![1, 3]), Ends::W64(vec![1, 3])] {
+        let s = Strs::from_parts(ends, b"abc".to_vec()).unwrap();
+        assert_eq!((s.get(0), s.get(1)), ("a", "bc"));
+    }
+    assert!(Strs::from_parts(Ends::W64(vec![3, 1]), b"abc".to_vec()).is_none());
+}
