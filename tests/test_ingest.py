@@ -92,6 +92,37 @@ def test_import_normalizes_maps_and_types(kernel: Kernel, tmp_path: Path) -> Non
     assert c.external_ids == {"file:c.csv": "R1"}
 
 
+def test_text_attributes_are_trimmed_and_blanks_dropped_from_csv_and_jsonl(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    # The CSV reader trims cells itself (its batches say so); JSON Lines
+    # values are cleaned by the host. Both store the same attributes.
+    got = {}
+    for fmt in ("csv", "jsonl"):
+        plans = ["  gold\u00a0", " \t ", "", "pro"]
+        if fmt == "csv":
+            f = write_csv(
+                tmp_path / "t.csv",
+                [[f"email{i}@{fmt}.test", p] for i, p in enumerate(plans)],
+                header=["Email", "Plan"],
+            )
+        else:
+            f = tmp_path / "t.jsonl"
+            f.write_text(
+                "".join(
+                    json.dumps({"email": f"email{i}@{fmt}.test", "plan": p}) + "\n"
+                    for i, p in enumerate(plans)
+                ),
+                encoding="utf-8",
+            )
+        kernel.import_file(f, kind="contacts")
+        got[fmt] = [
+            kernel.find_contacts(email=f"email{i}@{fmt}.test")[0].attributes.get("plan")
+            for i in range(len(plans))
+        ]
+    assert got["csv"] == got["jsonl"] == ["gold", None, None, "pro"]
+
+
 def test_rejects_name_line_and_field_and_keep_the_rest(kernel: Kernel, tmp_path: Path) -> None:
     data = rows(3)
     data[1][3] = "not-an-email"  # line 3: bad key -> row skipped

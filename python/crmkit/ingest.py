@@ -403,6 +403,10 @@ class Ingester:
         custom = [c for c in batch.columns if c not in CONTACT_FIELDS]
         types = self._types_for(batch, custom)
         for c in custom:
+            if types[c] == "string" and batch.trimmed:
+                # Already what converting to text gives: trimmed, blanks None.
+                cols[c] = batch.columns[c]
+                continue
             cols[c], errors = convert_column(
                 batch.columns[c], types[c], list_separator=self.list_separator
             )
