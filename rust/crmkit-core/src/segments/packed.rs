@@ -78,11 +78,6 @@ impl Packed {
         }
     }
 
-    /// An empty vector in the width that holds values up to `max`.
-    pub fn empty_for(max: u32) -> Packed {
-        Packed::zeros(0, max)
-    }
-
     /// `v` in the narrowest width that holds its largest value.
     pub fn from_u32(v: Vec<u32>) -> Packed {
         let max = v.iter().copied().max().unwrap_or(0);
@@ -218,11 +213,6 @@ impl Packed {
         each!(Packed, self, v => if let Some(x) = v.get(i) {
             super::eval::prefetch(x)
         })
-    }
-
-    /// Heap bytes held.
-    pub fn bytes(&self) -> usize {
-        self.len() * self.width() as usize
     }
 
     /// Write the width and the values.

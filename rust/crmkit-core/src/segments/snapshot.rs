@@ -711,10 +711,12 @@ impl Column {
                 },
                 Value::List(items),
             ) => {
-                let at = u32::try_from(codes.len() + items.len()).map_err(|_| {
-                    CoreError::InvalidInput(format!("list column '{name}' is too large"))
-                })?;
-                start[row] = at - items.len() as u32;
+                if codes.len() + items.len() > u32::MAX as usize {
+                    return Err(CoreError::InvalidInput(format!(
+                        "list column '{name}' is too large"
+                    )));
+                }
+                start[row] = codes.len() as u32;
                 len.set(row, items.len() as u32);
                 let dict = Arc::make_mut(dict);
                 for s in items {
@@ -1141,7 +1143,7 @@ impl Snapshot {
                         dict,
                     } => {
                         let mut s2 = vec![0u32; np];
-                        let mut c2 = Packed::empty_for(dict.values.len() as u32);
+                        let mut c2 = Packed::zeros(0, dict.values.len() as u32);
                         for (i, &r) in rows.iter().enumerate() {
                             let (a, n) = (start[r as usize] as usize, len.get(r as usize) as usize);
                             s2[i] = c2.len() as u32;
