@@ -60,7 +60,9 @@ def _messy_rows(
     return out
 
 
-def _dump(db: Path) -> tuple[list[dict[str, object]], list[tuple[object, ...]]]:
+def _dump(
+    db: Path,
+) -> tuple[list[dict[str, object]], list[tuple[object, ...]], list[tuple[object, ...]]]:
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     # JSON columns hold text or the same text as a blob (both read alike).
@@ -73,8 +75,10 @@ def _dump(db: Path) -> tuple[list[dict[str, object]], list[tuple[object, ...]]]:
         for r in conn.execute("SELECT * FROM contacts ORDER BY id")
     ]
     identities = [tuple(r) for r in conn.execute("SELECT * FROM identities ORDER BY 1, 2")]
+    # The change-log counter a bulk load keeps in memory lands as SQL leaves it.
+    meta = [tuple(r) for r in conn.execute("SELECT * FROM meta WHERE key = 'rev'")]
     conn.close()
-    return contacts, identities
+    return contacts, identities, meta
 
 
 def _indexes(db: Path) -> set[str]:

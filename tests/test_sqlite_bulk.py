@@ -299,6 +299,25 @@ def test_writer_runs_queued_statements_in_order(conn: sqlite3.Connection) -> Non
     bulk.close()
 
 
+def test_writer_holds_a_bounded_queue_and_keeps_every_value(conn: sqlite3.Connection) -> None:
+    # Far more rows than the writer lets wait: submit blocks for the thread
+    # now and then, and lets go of the values of what has run. Every value
+    # must still land as given (freed too early, the text would be garbage).
+    bulk = _core.BulkWriter(conn)
+    conn.execute("BEGIN")
+    per, batches = 20_000, 30
+    for b in range(batches):
+        ids = list(range(b * per, (b + 1) * per))
+        bulk.submit("INSERT INTO t(a, b) VALUES (?, ?)", [ids, [f"v{i}-é" for i in ids]], per)
+    assert bulk.drain() == per * batches
+    conn.execute("COMMIT")
+    got = conn.execute("SELECT count(*), sum(a), count(DISTINCT b) FROM t").fetchone()
+    assert got == (per * batches, sum(range(per * batches)), per * batches)
+    bad = conn.execute("SELECT count(*) FROM t WHERE b != 'v' || a || '-é'").fetchone()[0]
+    assert bad == 0
+    bulk.close()
+
+
 def test_writer_raises_the_first_error_at_drain_and_skips_the_rest(
     conn: sqlite3.Connection,
 ) -> None:

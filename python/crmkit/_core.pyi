@@ -513,7 +513,8 @@ class BulkWriter:
         index: list[int] | None = None,
         many: tuple[str, int] | None = None,
     ) -> None:
-        """Queue ``sql`` for every row, as :func:`sqlite_execute_columns` takes them."""
+        """Queue ``sql`` for every row, as :func:`sqlite_execute_columns` takes them;
+        waits for the thread first while more than about two batches of rows are queued."""
 
     def drain(self) -> int:
         """Wait for every queued statement; the rows changed, or the first error."""

@@ -189,6 +189,11 @@ class SQLiteStore(ReportQueriesMixin):
         self._keys_kind = "email"
         self._keys_source: str | None = None
         self._keys_allowed = False
+        # While the map is live, the change-log stamp and the next contact id
+        # are counted here, so that an upsert needs nothing from the connection
+        # and is queued while the previous one is still being written.
+        self._rev: int | None = None
+        self._next_id: int | None = None
         self._lock = threading.RLock()
         # During a bulk load: the writer whose thread runs the bulk statements,
         # whether any are queued, and the thread that checkpoints the WAL.
@@ -351,7 +356,7 @@ class SQLiteStore(ReportQueriesMixin):
                 self._stop_writer()
                 self._bulk = False
                 self._keys_allowed = False
-                self._keys = None
+                self._drop_keys()
                 self._restore_indexes()
             finally:
                 if self._checkpointer is not None:
@@ -460,7 +465,7 @@ class SQLiteStore(ReportQueriesMixin):
         self._drain()
         self._keys_allowed = False
         if self._keys is not None:
-            self._keys = None
+            self._drop_keys()
             for sql in KEY_INDEXES.values():
                 conn.execute(sql)
 
@@ -475,14 +480,36 @@ class SQLiteStore(ReportQueriesMixin):
         """A rollback undoes what the map recorded: drop it for the rest of
         the block (the rollback restores an index dropped in the same
         transaction; :meth:`_restore_indexes` rebuilds one dropped earlier)."""
-        self._keys = None
+        self._drop_keys()
         self._keys_allowed = False
 
+    def _drop_keys(self) -> None:
+        """Forget the key map and the counters kept with it."""
+        self._keys = None
+        self._rev = None
+        self._next_id = None
+
+    def _live_keys(self, key: str, source: str) -> Any:
+        """The bulk load's key map if it is live for ``key`` (and, keyed by
+        record id, for ``source``), so that an upsert can use it and the
+        counters without touching the connection; else None."""
+        km = self._keys
+        if km is None or not (self._bulk and self._keys_allowed) or self._keys_kind != key:
+            return None
+        if key == "external_id" and self._keys_source != source:
+            return None
+        if self._rev is None or self._next_id is None:
+            return None
+        return km
+
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, drain: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction (joining the open one, if any) and the
+        connection; with ``drain=False`` the bulk statements queued so far may
+        still be running, and the caller must only queue more."""
         try:
             with self.transaction():
-                yield self.conn
+                yield self.conn if drain else self._conn
         except sqlite3.DatabaseError as exc:
             raise StoreError(_explain(exc, self.path)) from None
 
@@ -541,12 +568,20 @@ class SQLiteStore(ReportQueriesMixin):
         tags = columns.get("tags")
         line_col: Sequence[int | None] = lines if lines is not None else [None] * n
 
-        with self._write() as conn:
+        with self._write(drain=False) as conn:
+            keymap = self._live_keys(key, source)
+            if keymap is not None and self._next_id is not None:
+                # Nothing read from the store: the previous batch's writes may
+                # still be running on the writer's thread.
+                next_id = self._next_id
+            else:
+                conn = self.conn
+                keymap = self._bulk_keys(conn, key, source)
+                if keymap is None:
+                    keymap = self._batch_keys(conn, key, keys, emails, source)
+                next_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM contacts").fetchone()[0]
+                next_id += 1
             rev = self._stamp(conn)
-            keymap = self._bulk_keys(conn, key, source)
-            if keymap is None:
-                keymap = self._batch_keys(conn, key, keys, emails, source)
-            next_id = (conn.execute("SELECT COALESCE(MAX(id), 0) FROM contacts").fetchone()[0]) + 1
             ids: list[int | None]
             new_idx: list[int]
             conflicts: list[int] = []
@@ -673,6 +708,9 @@ class SQLiteStore(ReportQueriesMixin):
                     n,
                     None if len(known) == n else known,
                 )
+            if keymap is self._keys:
+                self._rev = rev
+                self._next_id = max(next_id, max(created, default=0) + 1)
             if self._keys is not None and len(self._keys) > self.BULK_KEYS_MAX:
                 self._end_keys(conn)
         return UpsertResult(created=created, updated=updated, ids=ids, conflicts=conflicts)
@@ -846,7 +884,15 @@ class SQLiteStore(ReportQueriesMixin):
         return int(self.conn.execute(sql).fetchone()[0])
 
     def _stamp(self, conn: sqlite3.Connection) -> int:
-        """A new change-log stamp for the contact rows this write touches."""
+        """A new change-log stamp for the contact rows this write touches.
+
+        While a bulk load's key map is live the counter is kept in memory and
+        its new value queued behind the load's writes (every stamp comes from
+        here, so the two agree)."""
+        if self._rev is not None:
+            self._rev += 1
+            self._exec(conn, "UPDATE meta SET value = ? WHERE key = 'rev'", [self._rev], 1)
+            return self._rev
         (rev,) = conn.execute(
             "UPDATE meta SET value = value + 1 WHERE key = 'rev' RETURNING value"
         ).fetchone()

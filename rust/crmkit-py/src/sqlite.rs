@@ -16,6 +16,7 @@
 //! statically linked SQLite, a failed check) makes [`available`] false, and
 //! callers keep to `executemany`.
 
+use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
@@ -603,6 +604,10 @@ fn sqlite_execute_columns(
 struct Progress {
     /// Statements queued and not yet run (or skipped).
     pending: usize,
+    /// Rows of the statements queued and not yet run.
+    pending_rows: usize,
+    /// Statements run (or skipped) since the writer was made.
+    done: u64,
     changed: u64,
     /// The first failure; the statements queued after it are skipped.
     error: Option<Fail>,
@@ -626,7 +631,11 @@ impl Shared {
 /// The caller must not use the connection between [`BulkWriter::submit`]
 /// and [`BulkWriter::drain`] (SQLite would serialize the calls, but a read
 /// could see half a batch, and a COMMIT would end the transaction under the
-/// writer); the values given stay pinned until the drain.
+/// writer); the values given stay pinned until their statement has run.
+///
+/// At most [`MAX_PENDING_ROWS`] rows wait at a time: past it, `submit` waits
+/// for the thread, so that a caller faster than SQLite holds a bounded number
+/// of batches in memory.
 #[pyclass(module = "crmkit._core")]
 pub struct BulkWriter {
     /// The connection, kept open while statements of it are queued.
@@ -635,8 +644,25 @@ pub struct BulkWriter {
     /// Statements to run, each with the handle it runs on.
     queue: Option<mpsc::Sender<(usize, Rows)>>,
     worker: Option<std::thread::JoinHandle<()>>,
-    /// The objects the queued cells point into.
-    pins: Vec<Py<PyAny>>,
+    /// Statements queued since the writer was made.
+    sent: u64,
+    /// The objects the queued cells point into, by the number of the
+    /// statement that reads them (counted from 1).
+    pins: VecDeque<(u64, Vec<Py<PyAny>>)>,
+}
+
+/// Rows queued on a [`BulkWriter`] before `submit` waits for its thread:
+/// about two batches of an import.
+const MAX_PENDING_ROWS: usize = 131_072;
+
+impl BulkWriter {
+    /// Let go of the objects of the statements that have run.
+    fn release_done(&mut self) {
+        let done = self.shared.lock().done;
+        while self.pins.front().is_some_and(|(seq, _)| *seq <= done) {
+            self.pins.pop_front();
+        }
+    }
 }
 
 #[pymethods]
@@ -665,6 +691,7 @@ impl BulkWriter {
                                 Err(Fail::Value("internal error in the bulk writer".into()))
                             })
                     };
+                    let count = rows.count;
                     drop(rows);
                     let mut p = on_thread.lock();
                     match out {
@@ -674,9 +701,9 @@ impl BulkWriter {
                         }
                     }
                     p.pending -= 1;
-                    if p.pending == 0 {
-                        on_thread.idle.notify_all();
-                    }
+                    p.pending_rows -= count;
+                    p.done += 1;
+                    on_thread.idle.notify_all();
                 }
             })
             .map_err(|e| PyValueError::new_err(format!("cannot start the bulk writer: {e}")))?;
@@ -685,7 +712,8 @@ impl BulkWriter {
             shared,
             queue: Some(queue),
             worker: Some(worker),
-            pins: Vec::new(),
+            sent: 0,
+            pins: VecDeque::new(),
         })
     }
 
@@ -704,9 +732,20 @@ impl BulkWriter {
         many: Option<(String, usize)>,
     ) -> PyResult<()> {
         let api = api(py).ok_or_else(unavailable)?;
-        let Some(queue) = self.queue.as_ref() else {
+        if self.queue.is_none() {
             return Err(PyValueError::new_err("the bulk writer is closed"));
-        };
+        }
+        self.release_done();
+        if self.shared.lock().pending_rows >= MAX_PENDING_ROWS {
+            let shared = Arc::clone(&self.shared);
+            py.detach(move || {
+                let mut p = shared.lock();
+                while p.pending_rows >= MAX_PENDING_ROWS {
+                    p = shared.idle.wait(p).unwrap_or_else(|e| e.into_inner());
+                }
+            });
+            self.release_done();
+        }
         // The transaction check reads the handle's state: only while the
         // thread is idle.
         let idle = self.shared.lock().pending == 0;
@@ -721,12 +760,26 @@ impl BulkWriter {
             }
             db as usize
         };
-        let todo = read_rows(py, sql, columns, rows, index, many, &mut self.pins)?;
-        self.shared.lock().pending += 1;
-        if queue.send((db, todo)).is_err() {
-            self.shared.lock().pending -= 1;
+        let mut pins = Vec::new();
+        let todo = read_rows(py, sql, columns, rows, index, many, &mut pins)?;
+        let count = todo.count;
+        {
+            let mut p = self.shared.lock();
+            p.pending += 1;
+            p.pending_rows += count;
+        }
+        let sent = self
+            .queue
+            .as_ref()
+            .is_some_and(|q| q.send((db, todo)).is_ok());
+        if !sent {
+            let mut p = self.shared.lock();
+            p.pending -= 1;
+            p.pending_rows -= count;
             return Err(PyValueError::new_err("the bulk writer has stopped"));
         }
+        self.sent += 1;
+        self.pins.push_back((self.sent, pins));
         Ok(())
     }
 
