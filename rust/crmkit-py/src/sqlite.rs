@@ -445,11 +445,38 @@ fn prepare<'a>(api: &'a Api, db: *mut Db, sql: &CStr, params: usize) -> Result<P
     Ok(prepared)
 }
 
+impl Cell {
+    /// Whether binding `self` binds what `other` bound: the same variant and
+    /// value, text and blobs at the same address (so constants, repeated
+    /// nulls and interned strings are bound once).
+    fn same(&self, other: &Cell) -> bool {
+        match (self, other) {
+            (Cell::Null, Cell::Null) => true,
+            (Cell::Int(a), Cell::Int(b)) => a == b,
+            (Cell::Real(a), Cell::Real(b)) => a.to_bits() == b.to_bits(),
+            (Cell::Text(a, n), Cell::Text(b, m)) => a == b && n == m,
+            (Cell::Blob(a, n), Cell::Blob(b, m)) => a == b && n == m,
+            _ => false,
+        }
+    }
+}
+
 /// Bind `cells` (parameters `1..`) and step the statement once; returns the
-/// rows it changed.
-fn step(api: &Api, db: *mut Db, stmt: &Prepared<'_>, cells: &[Cell]) -> Result<u64, Fail> {
+/// rows it changed. `before` holds the cells the statement's last step bound
+/// (a reset keeps bindings): a parameter bound to the same cell is not bound
+/// again.
+fn step(
+    api: &Api,
+    db: *mut Db,
+    stmt: &Prepared<'_>,
+    cells: &[Cell],
+    before: Option<&[Cell]>,
+) -> Result<u64, Fail> {
     let stmt = stmt.stmt;
     for (i, &c) in cells.iter().enumerate() {
+        if before.is_some_and(|b| b[i].same(&c)) {
+            continue;
+        }
         let k = (i + 1) as c_int;
         // SAFETY: `stmt` is live; text and blobs point into pinned objects
         // and are bound without a copy (SQLITE_STATIC, a null destructor)
@@ -506,16 +533,20 @@ fn execute(api: &Api, db: *mut Db, rows: &Rows) -> Result<u64, Fail> {
     {
         let grouped = prepare(api, db, many_sql, w * per)?;
         done = rows.count / per * per;
+        let mut before = None;
         for group in rows.cells[..done * w].chunks_exact(w * per) {
-            changed += step(api, db, &grouped, group)?;
+            changed += step(api, db, &grouped, group, before)?;
+            before = Some(group);
         }
     }
+    let mut before = None;
     for row in rows.cells[done * w..].chunks_exact(w.max(1)) {
-        changed += step(api, db, &single, row)?;
+        changed += step(api, db, &single, row, before)?;
+        before = Some(row);
     }
     if w == 0 {
         for _ in done..rows.count {
-            changed += step(api, db, &single, &[])?;
+            changed += step(api, db, &single, &[], None)?;
         }
     }
     Ok(changed)
