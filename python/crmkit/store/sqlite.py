@@ -489,18 +489,19 @@ class SQLiteStore(ReportQueriesMixin):
         self._rev = None
         self._next_id = None
 
-    def _live_keys(self, key: str, source: str) -> Any:
-        """The bulk load's key map if it is live for ``key`` (and, keyed by
-        record id, for ``source``), so that an upsert can use it and the
-        counters without touching the connection; else None."""
-        km = self._keys
-        if km is None or not (self._bulk and self._keys_allowed) or self._keys_kind != key:
+    def _live_keys(self, key: str, source: str) -> tuple[Any, int] | None:
+        """The bulk load's key map and the next contact id, if the map is live
+        for ``key`` (and, keyed by record id, for ``source``) with its
+        counters, so that an upsert needs nothing from the connection; else
+        None."""
+        km, next_id = self._keys, self._next_id
+        if km is None or next_id is None or self._rev is None:
+            return None
+        if not (self._bulk and self._keys_allowed) or self._keys_kind != key:
             return None
         if key == "external_id" and self._keys_source != source:
             return None
-        if self._rev is None or self._next_id is None:
-            return None
-        return km
+        return km, next_id
 
     @contextmanager
     def _write(self, *, drain: bool = True) -> Iterator[sqlite3.Connection]:
@@ -569,11 +570,11 @@ class SQLiteStore(ReportQueriesMixin):
         line_col: Sequence[int | None] = lines if lines is not None else [None] * n
 
         with self._write(drain=False) as conn:
-            keymap = self._live_keys(key, source)
-            if keymap is not None and self._next_id is not None:
+            live = self._live_keys(key, source)
+            if live is not None:
                 # Nothing read from the store: the previous batch's writes may
                 # still be running on the writer's thread.
-                next_id = self._next_id
+                keymap, next_id = live
             else:
                 conn = self.conn
                 keymap = self._bulk_keys(conn, key, source)

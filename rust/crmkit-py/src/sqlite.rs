@@ -633,15 +633,22 @@ fn sqlite_execute_columns(
 /// What the writer's thread has done since the last drain.
 #[derive(Default)]
 struct Progress {
-    /// Statements queued and not yet run (or skipped).
-    pending: usize,
-    /// Rows of the statements queued and not yet run.
-    pending_rows: usize,
+    /// Statements queued since the writer was made.
+    sent: u64,
     /// Statements run (or skipped) since the writer was made.
     done: u64,
+    /// Rows of the statements queued and not yet run.
+    pending_rows: usize,
     changed: u64,
     /// The first failure; the statements queued after it are skipped.
     error: Option<Fail>,
+}
+
+impl Progress {
+    /// Whether every statement queued has run (or been skipped).
+    fn idle(&self) -> bool {
+        self.done == self.sent
+    }
 }
 
 struct Shared {
@@ -675,8 +682,6 @@ pub struct BulkWriter {
     /// Statements to run, each with the handle it runs on.
     queue: Option<mpsc::Sender<(usize, Rows)>>,
     worker: Option<std::thread::JoinHandle<()>>,
-    /// Statements queued since the writer was made.
-    sent: u64,
     /// The objects the queued cells point into, by the number of the
     /// statement that reads them (counted from 1).
     pins: VecDeque<(u64, Vec<Py<PyAny>>)>,
@@ -731,7 +736,6 @@ impl BulkWriter {
                             p.error.get_or_insert(f);
                         }
                     }
-                    p.pending -= 1;
                     p.pending_rows -= count;
                     p.done += 1;
                     on_thread.idle.notify_all();
@@ -743,7 +747,6 @@ impl BulkWriter {
             shared,
             queue: Some(queue),
             worker: Some(worker),
-            sent: 0,
             pins: VecDeque::new(),
         })
     }
@@ -779,7 +782,7 @@ impl BulkWriter {
         }
         // The transaction check reads the handle's state: only while the
         // thread is idle.
-        let idle = self.shared.lock().pending == 0;
+        let idle = self.shared.lock().idle();
         let conn = self.conn.bind(py);
         let db = if idle {
             open_handle(py, api, conn)?
@@ -794,23 +797,23 @@ impl BulkWriter {
         let mut pins = Vec::new();
         let todo = read_rows(py, sql, columns, rows, index, many, &mut pins)?;
         let count = todo.count;
-        {
+        let seq = {
             let mut p = self.shared.lock();
-            p.pending += 1;
+            p.sent += 1;
             p.pending_rows += count;
-        }
+            p.sent
+        };
         let sent = self
             .queue
             .as_ref()
             .is_some_and(|q| q.send((db, todo)).is_ok());
         if !sent {
             let mut p = self.shared.lock();
-            p.pending -= 1;
+            p.sent -= 1;
             p.pending_rows -= count;
             return Err(PyValueError::new_err("the bulk writer has stopped"));
         }
-        self.sent += 1;
-        self.pins.push_back((self.sent, pins));
+        self.pins.push_back((seq, pins));
         Ok(())
     }
 
@@ -821,7 +824,7 @@ impl BulkWriter {
         let shared = Arc::clone(&self.shared);
         let (changed, error) = py.detach(move || {
             let mut p = shared.lock();
-            while p.pending > 0 {
+            while !p.idle() {
                 p = shared.idle.wait(p).unwrap_or_else(|e| e.into_inner());
             }
             (std::mem::take(&mut p.changed), p.error.take())
